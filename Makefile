@@ -1,0 +1,183 @@
+# crossrec - Makefile
+#
+# Targets:
+#   all      build/crossrec, build/libcrossrec.a, build/libcrossrec.so (default)
+#   test     build and run every test in tests/ (cmocka); needs no Python
+#   demo     run the bundled MovieLens job end to end
+#   bench    side-by-side benchmarks against the PyTorch twins (bench/)
+#   install  copy the binary, libraries and header under PREFIX (/usr/local)
+#   clean    remove build/
+#   deps     check (and as root, install) the Debian packages the build needs
+#
+# Toggles:
+#   OMP=0        build without OpenMP (one thread)
+#   BLAS=0       portable GEMM only; BLAS=openblas (default) or BLAS=blis
+#   SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer (builds in build/san)
+#   DEBUG=1      -O0 -g (builds in build/debug)
+#   AVX2=1       target AVX2 instead of the host (for valgrind, which cannot run AVX-512)
+#   CC=clang     any C17 compiler
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+OMP     ?= 1
+BLAS    ?= openblas
+SAN     ?= 0
+DEBUG   ?= 0
+AVX2    ?= 0
+
+BUILD := build
+ifeq ($(SAN),1)
+BUILD := build/san
+endif
+ifeq ($(DEBUG),1)
+BUILD := build/debug
+endif
+ifneq ($(BLAS),openblas)
+BUILD := $(BUILD)/blas-$(BLAS)
+endif
+ifeq ($(OMP),0)
+BUILD := $(BUILD)/noomp
+endif
+ifeq ($(AVX2),1)
+BUILD := $(BUILD)/avx2
+endif
+
+ARCH := -march=native
+ifeq ($(AVX2),1)
+ARCH := -mavx2 -mfma
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter -Wvla
+CFLAGS  := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(ARCH) $(WARN) -fPIC \
+           -Iinclude -I/usr/include/cjson $(EXTRA_CFLAGS)
+LDLIBS  := -lyaml -lcjson -lmicrohttpd -lm -lpthread
+
+ifeq ($(DEBUG),1)
+CFLAGS  += -O0 -g
+else
+CFLAGS  += -O2 -g
+endif
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(OMP),1)
+CFLAGS  += -fopenmp
+LDFLAGS += -fopenmp
+endif
+
+OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+BLIS_DIR     := /usr/lib/x86_64-linux-gnu/blis-openmp
+ifeq ($(BLAS),openblas)
+CFLAGS  += -DCR_BLAS_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-openmp
+LDLIBS  += -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
+else ifeq ($(BLAS),blis)
+CFLAGS  += -DCR_BLAS_BLIS -I/usr/include/x86_64-linux-gnu/blis-openmp
+LDLIBS  += -L$(BLIS_DIR) -Wl,-rpath,$(BLIS_DIR) -lblis
+else ifneq ($(BLAS),0)
+$(error BLAS must be openblas, blis or 0, not '$(BLAS)')
+endif
+
+# Layers, bottom to top; each may include only the ones before it.
+LAYERS   := core kernels nn data train rank ilm serve
+LIB_SRC  := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL:= $(wildcard tests/util/*.c)
+TEST_UOBJ:= $(TEST_UTIL:%.c=$(BUILD)/%.o)
+BENCH_SRC:= $(wildcard bench/*.c)
+BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+DEPS_OK  := build/.deps-ok
+
+.PHONY: all test demo bench install clean deps check-layers
+.SECONDARY:
+all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
+
+# ---- Debian packages -------------------------------------------------------
+# Checked once (stamp file); installed automatically when run as root.
+PKGS := libopenblas-openmp-dev libblis-openmp-dev libyaml-dev libcjson-dev \
+        libmicrohttpd-dev libcmocka-dev pkg-config
+deps: $(DEPS_OK)
+$(DEPS_OK):
+	@mkdir -p build
+	@missing=""; for p in $(PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || exit 1; \
+	  else \
+	    echo "crossrec needs these Debian packages; run as root:"; \
+	    echo "  apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+	@touch $@
+
+# ---- build ---------------------------------------------------------------------
+$(BUILD)/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libcrossrec.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libcrossrec.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/crossrec: $(CLI_OBJ) $(BUILD)/libcrossrec.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libcrossrec.a $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UOBJ) $(BUILD)/libcrossrec.a
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_UOBJ) $(BUILD)/libcrossrec.a $(LDLIBS) -lcmocka
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcrossrec.a
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libcrossrec.a $(LDLIBS)
+
+# ---- test ---------------------------------------------------------------------------
+# Every test binary runs from the repository root (fixtures are relative).
+test: $(TEST_BIN) $(BUILD)/crossrec check-layers
+	@fail=0; pass=0; \
+	for t in $(TEST_BIN); do \
+	  if CR_BUILD=$(BUILD) $$t > $$t.log 2>&1; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: $$t (log: $$t.log)"; tail -n 30 $$t.log; fi; \
+	done; \
+	if [ -x tests/cli.sh ]; then \
+	  if CR_BUILD=$(BUILD) tests/cli.sh > $(BUILD)/tests/cli.log 2>&1; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: tests/cli.sh"; tail -n 30 $(BUILD)/tests/cli.log; fi; \
+	fi; \
+	echo "$$pass passed, $$fail failed"; [ $$fail = 0 ]
+
+# A layer may include only layers below it (see LAYERS).
+check-layers:
+	@bad=0; i=0; for l in $(LAYERS); do \
+	  j=0; for u in $(LAYERS); do \
+	    if [ $$j -gt $$i ] && grep -l "\.\./$$u/" src/$$l/*.[ch] 2>/dev/null | grep -q .; then \
+	      echo "layering: src/$$l includes src/$$u"; bad=1; fi; j=$$((j+1)); \
+	  done; i=$$((i+1)); \
+	done; [ $$bad = 0 ]
+
+# ---- demo and bench -------------------------------------------------------------
+demo: $(BUILD)/crossrec
+	./scripts/demo.sh $(BUILD)
+
+bench: $(BUILD)/crossrec $(BENCH_BIN)
+	./scripts/bench.sh $(BUILD)
+
+# ---- install / clean ------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/crossrec $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libcrossrec.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libcrossrec.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/crossrec.h $(DESTDIR)$(PREFIX)/include/
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,207 @@
+/*
+ * core.h - the bottom layer: status and error messages, aligned memory,
+ * parameter slabs, random numbers, checked file I/O, safetensors, threads.
+ * Nothing here knows about machine learning models; nothing here exits.
+ */
+#ifndef CR_CORE_H
+#define CR_CORE_H
+
+#include "crossrec.h"
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Set e (if not NULL) to status s with a printf-style message; returns s so
+ * callers write `return cr_err(e, CR_ERR_IO, "%s: %s", path, strerror(errno));` */
+cr_status cr_err(cr_error *e, cr_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefix an existing message: "while loading model.st: <old message>". */
+cr_status cr_err_prefix(cr_error *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cr_err_clear(cr_error *e);
+
+/* Invariant check: a failure is a bug, so it aborts with file:line. */
+#define CR_ASSERT(cond)                                                       \
+    do {                                                                      \
+        if (!(cond)) cr_assert_fail(#cond, __FILE__, __LINE__);               \
+    } while (0)
+void cr_assert_fail(const char *expr, const char *file, int line)
+    __attribute__((noreturn));
+
+/* Propagate a failure: `CR_TRY(cr_foo(..., e));` inside a function whose
+ * cleanup needs no goto. */
+#define CR_TRY(x)                                                             \
+    do {                                                                      \
+        cr_status cr_try_s_ = (x);                                            \
+        if (cr_try_s_ != CR_OK) return cr_try_s_;                             \
+    } while (0)
+
+/* ---- memory -------------------------------------------------------------- */
+
+/* 64-byte aligned, zeroed; NULL on failure (or size 0). Free with cr_free. */
+void *cr_alloc(size_t bytes);
+void  cr_free(void *p);
+/* Like cr_alloc but reports failure through e. */
+void *cr_alloc_e(size_t bytes, cr_error *e, const char *what);
+/* Growable array helper: ensure *cap >= need elements of size elt. */
+cr_status cr_grow(void **p, size_t *cap, size_t need, size_t elt, cr_error *e);
+
+/* ---- parameter tables ----------------------------------------------------
+ * One slab per role (llm.c): every float parameter of a model lives in one
+ * block, and a table of names, shapes and offsets describes it. Gradients,
+ * Adam's m and v are further slabs with the same offsets. A checkpoint is
+ * this table written as safetensors. Register all tensors first, then call
+ * cr_ptable_alloc once; offsets are 16-float aligned so each tensor starts
+ * on a cache line. */
+#define CR_MAX_NAME 96
+#define CR_MAX_DIMS 4
+
+typedef struct cr_tensor_info {
+    char    name[CR_MAX_NAME];
+    int     ndim;
+    int64_t shape[CR_MAX_DIMS];
+    size_t  numel;
+    size_t  offset;   /* in floats from the start of the slab */
+    int     flags;    /* CR_PARAM_* */
+} cr_tensor_info;
+
+enum {
+    CR_PARAM_NO_DECAY = 1, /* biases, norms: AdamW skips weight decay */
+    CR_PARAM_FROZEN   = 2, /* not updated by the optimizer */
+    CR_PARAM_SPARSE   = 4, /* embedding table: row-sparse gradients */
+};
+
+typedef struct cr_ptable {
+    cr_tensor_info *t;
+    int     n, cap;
+    size_t  total;    /* floats */
+    float  *data;     /* the parameter slab (NULL until allocated) */
+} cr_ptable;
+
+void      cr_ptable_init(cr_ptable *pt);
+/* Register a tensor; returns its index, or -1 on allocation failure. */
+int       cr_ptable_add(cr_ptable *pt, const char *name, int ndim,
+                        const int64_t *shape, int flags);
+cr_status cr_ptable_alloc(cr_ptable *pt, cr_error *e);
+float    *cr_ptable_ptr(const cr_ptable *pt, float *slab, int idx);
+int       cr_ptable_find(const cr_ptable *pt, const char *name);
+void      cr_ptable_free(cr_ptable *pt);
+
+/* ---- random numbers -------------------------------------------------------
+ * Mersenne Twister mt19937 (the generator PyTorch's CPU generator uses),
+ * with explicit state: no hidden globals. */
+typedef struct cr_rng {
+    uint32_t mt[624];
+    int      idx;
+    int      has_spare;
+    double   spare;
+} cr_rng;
+
+void     cr_rng_seed(cr_rng *r, uint64_t seed);
+uint32_t cr_rng_u32(cr_rng *r);
+uint64_t cr_rng_u64(cr_rng *r);
+double   cr_rng_uniform(cr_rng *r);            /* [0, 1) with 53 bits */
+double   cr_rng_normal(cr_rng *r);             /* N(0, 1) */
+uint64_t cr_rng_below(cr_rng *r, uint64_t n);  /* uniform in [0, n), unbiased */
+void     cr_rng_shuffle_u32(cr_rng *r, uint32_t *a, size_t n);
+/* Fill w with U(-a, a); Kaiming/Xavier callers pick a. */
+void     cr_rng_fill_uniform(cr_rng *r, float *w, size_t n, float a);
+void     cr_rng_fill_normal(cr_rng *r, float *w, size_t n, float std);
+
+/* ---- files ------------------------------------------------------------- */
+
+/* Read a whole file into a NUL-terminated buffer (free with cr_free). */
+cr_status cr_read_file(const char *path, char **out, size_t *len, cr_error *e);
+
+/* Read-only memory map of a whole file. */
+typedef struct cr_mmap {
+    const uint8_t *data;
+    size_t         size;
+} cr_mmap;
+cr_status cr_mmap_open(cr_mmap *m, const char *path, cr_error *e);
+void      cr_mmap_close(cr_mmap *m);
+
+/* Atomic file writer: writes to "<path>.tmp.<pid>", and cr_atomic_commit
+ * flushes, fsyncs and renames over path. cr_atomic_abort removes the
+ * temporary. A kill at any point leaves either the old file or the new
+ * one, never half of one. */
+typedef struct cr_atomic_file {
+    FILE *f;
+    char  path[4096];
+    char  tmp[4200];
+} cr_atomic_file;
+cr_status cr_atomic_open(cr_atomic_file *a, const char *path, cr_error *e);
+cr_status cr_atomic_write(cr_atomic_file *a, const void *buf, size_t n, cr_error *e);
+cr_status cr_atomic_commit(cr_atomic_file *a, cr_error *e);
+void      cr_atomic_abort(cr_atomic_file *a);
+/* Write a whole buffer atomically. */
+cr_status cr_write_file_atomic(const char *path, const void *buf, size_t n, cr_error *e);
+/* mkdir -p */
+cr_status cr_mkdirs(const char *path, cr_error *e);
+bool      cr_file_exists(const char *path);
+
+/* ---- time ---------------------------------------------------------------- */
+double cr_now(void); /* monotonic seconds */
+
+/* ---- safetensors ----------------------------------------------------------
+ * The checkpoint format: an 8-byte little-endian header length, a JSON
+ * header {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}},
+ * then the raw tensor bytes. The reader maps the file and checks every
+ * offset, size and shape against the file before trusting it. The writer
+ * goes through cr_atomic_file. Tensor data is borrowed: the writer copies
+ * nothing until cr_st_save, so keep the buffers alive until then. */
+typedef enum cr_dtype {
+    CR_DT_F32, CR_DT_F16, CR_DT_BF16, CR_DT_F64,
+    CR_DT_I8, CR_DT_U8, CR_DT_I32, CR_DT_I64
+} cr_dtype;
+
+size_t      cr_dtype_size(cr_dtype dt);
+const char *cr_dtype_name(cr_dtype dt); /* "F32", "BF16", ... as in safetensors */
+
+typedef struct cr_st_tensor {
+    char        name[CR_MAX_NAME];
+    cr_dtype    dtype;
+    int         ndim;
+    int64_t     shape[CR_MAX_DIMS];
+    size_t      numel;
+    const void *data;    /* into the map; 8-byte aligned is not guaranteed */
+    size_t      nbytes;
+} cr_st_tensor;
+
+typedef struct cr_st_file {
+    char          path[1024];
+    cr_mmap       map;
+    int           n;
+    cr_st_tensor *t;
+    int           n_meta;
+    char        **meta_key; /* __metadata__ entries, in file order */
+    char        **meta_val;
+} cr_st_file;
+
+cr_status           cr_st_open(cr_st_file *f, const char *path, cr_error *e);
+const cr_st_tensor *cr_st_find(const cr_st_file *f, const char *name);
+const char         *cr_st_meta(const cr_st_file *f, const char *key); /* NULL if absent */
+/* Find a tensor that must exist with this dtype and shape; a clear error
+ * names the file, the tensor and what was expected otherwise. */
+cr_status cr_st_expect(const cr_st_file *f, const char *name, cr_dtype dt, int ndim,
+                       const int64_t *shape, const cr_st_tensor **out, cr_error *e);
+void      cr_st_close(cr_st_file *f);
+
+typedef struct cr_st_writer {
+    int           n, cap;
+    cr_st_tensor *t;
+    int           n_meta, cap_meta;
+    char        **meta_key;
+    char        **meta_val;
+} cr_st_writer;
+
+void      cr_st_writer_init(cr_st_writer *w);
+cr_status cr_st_add(cr_st_writer *w, const char *name, cr_dtype dt, int ndim,
+                    const int64_t *shape, const void *data, cr_error *e);
+cr_status cr_st_add_meta(cr_st_writer *w, const char *key, const char *value, cr_error *e);
+cr_status cr_st_save(const cr_st_writer *w, const char *path, cr_error *e);
+void      cr_st_writer_free(cr_st_writer *w);
+
+#endif /* CR_CORE_H */

@@ -1,0 +1,164 @@
+/*
+ * io.c - checked file I/O: whole-file reads, read-only maps, atomic writes.
+ * Every writer goes through a temporary name and a rename, so a crash or a
+ * kill never leaves half a file where a good one was. Messages name the path.
+ */
+#define _GNU_SOURCE
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+cr_status cr_read_file(const char *path, char **out, size_t *len, cr_error *e) {
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return cr_err(e, CR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        fclose(f);
+        return cr_err(e, CR_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = cr_alloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return cr_err(e, CR_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    if (n && fread(buf, 1, n, f) != n) {
+        int err = errno;
+        fclose(f);
+        cr_free(buf);
+        return cr_err(e, CR_ERR_IO, "%s: read failed: %s", path,
+                      err ? strerror(err) : "short read");
+    }
+    fclose(f);
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return CR_OK;
+}
+
+cr_status cr_mmap_open(cr_mmap *m, const char *path, cr_error *e) {
+    m->data = NULL;
+    m->size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return cr_err(e, CR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return cr_err(e, CR_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return cr_err(e, CR_ERR_IO, "%s: not a regular file", path);
+    }
+    m->size = (size_t)st.st_size;
+    if (m->size == 0) {
+        close(fd);
+        return CR_OK; /* callers check sizes; an empty map has data == NULL */
+    }
+    void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        m->size = 0;
+        return cr_err(e, CR_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+    }
+    m->data = p;
+    return CR_OK;
+}
+
+void cr_mmap_close(cr_mmap *m) {
+    if (m->data) munmap((void *)m->data, m->size);
+    m->data = NULL;
+    m->size = 0;
+}
+
+cr_status cr_atomic_open(cr_atomic_file *a, const char *path, cr_error *e) {
+    memset(a, 0, sizeof *a);
+    if (strlen(path) >= sizeof a->path)
+        return cr_err(e, CR_ERR_ARG, "%s: path too long", path);
+    snprintf(a->path, sizeof a->path, "%s", path);
+    snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f)
+        return cr_err(e, CR_ERR_IO, "%s: cannot create: %s", a->tmp, strerror(errno));
+    return CR_OK;
+}
+
+cr_status cr_atomic_write(cr_atomic_file *a, const void *buf, size_t n, cr_error *e) {
+    if (!a->f) return cr_err(e, CR_ERR_ARG, "%s: write after close", a->path);
+    if (n && fwrite(buf, 1, n, a->f) != n)
+        return cr_err(e, CR_ERR_IO, "%s: write failed: %s", a->tmp, strerror(errno));
+    return CR_OK;
+}
+
+cr_status cr_atomic_commit(cr_atomic_file *a, cr_error *e) {
+    if (!a->f) return cr_err(e, CR_ERR_ARG, "%s: commit after close", a->path);
+    int bad = fflush(a->f) != 0 || fsync(fileno(a->f)) != 0;
+    int err = errno;
+    bad |= fclose(a->f) != 0;
+    a->f = NULL;
+    if (bad) {
+        unlink(a->tmp);
+        return cr_err(e, CR_ERR_IO, "%s: write failed: %s", a->tmp, strerror(err));
+    }
+    if (rename(a->tmp, a->path) != 0) {
+        err = errno;
+        unlink(a->tmp);
+        return cr_err(e, CR_ERR_IO, "%s: rename failed: %s", a->path, strerror(err));
+    }
+    return CR_OK;
+}
+
+void cr_atomic_abort(cr_atomic_file *a) {
+    if (a->f) {
+        fclose(a->f);
+        a->f = NULL;
+        unlink(a->tmp);
+    }
+}
+
+cr_status cr_write_file_atomic(const char *path, const void *buf, size_t n, cr_error *e) {
+    cr_atomic_file a;
+    CR_TRY(cr_atomic_open(&a, path, e));
+    cr_status s = cr_atomic_write(&a, buf, n, e);
+    if (s != CR_OK) {
+        cr_atomic_abort(&a);
+        return s;
+    }
+    return cr_atomic_commit(&a, e);
+}
+
+cr_status cr_mkdirs(const char *path, cr_error *e) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf) return cr_err(e, CR_ERR_ARG, "%s: path too long", path);
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return cr_err(e, CR_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return cr_err(e, CR_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return CR_OK;
+}
+
+bool cr_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+double cr_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,129 @@
+/*
+ * kernels.h - pure forward/backward functions. No allocation, no state, no
+ * I/O: callers pass every buffer. Signature order: outputs, cached values,
+ * inputs, weights, dimensions. Backward functions ADD into gradients, and a
+ * NULL gradient pointer means "skip it" (a frozen weight costs nothing).
+ * All matrices are row-major float32.
+ *
+ * Dimension legend: B batch rows, C input channels, OC output channels,
+ * N row length, D embedding dim, V table rows, E experts, S selected
+ * experts, H expert output width, NNZ ids in a bag batch.
+ */
+#ifndef CR_KERNELS_H
+#define CR_KERNELS_H
+
+#include "../core/core.h"
+
+/* ---- GEMM seam -------------------------------------------------------------
+ * C = alpha * op(A) @ op(B) + beta * C, row-major, op(X) = X or X^T.
+ * op(A) is (M, K), op(B) is (K, N), C is (M, N). beta == 0 overwrites C
+ * (NaNs in C are not propagated). Every matrix product in crossrec goes
+ * through cr_sgemm; the backend is chosen at build time (BLAS=openblas,
+ * blis or 0) and can be forced at run time for testing. */
+void cr_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta,
+              float *C, int ldc);
+
+typedef enum { CR_GEMM_AUTO = 0, CR_GEMM_NAIVE, CR_GEMM_PORTABLE, CR_GEMM_BLAS } cr_gemm_backend;
+void        cr_sgemm_set_backend(cr_gemm_backend b); /* AUTO = BLAS if built, else PORTABLE */
+const char *cr_sgemm_backend_name(void);             /* e.g. "openblas", "blis", "portable" */
+/* The reference and the portable versions, callable directly (kernel lab). */
+void cr_sgemm_naive(int transA, int transB, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta,
+                    float *C, int ldc);
+void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta,
+                       float *C, int ldc);
+
+/* ---- linear: out = inp @ w^T + b  (PyTorch's nn.Linear layout) ---------- */
+void cr_linear_forward(float *out,          /* (B, OC), row stride ldo */
+                       const float *inp,    /* (B, C),  row stride ldi */
+                       const float *w,      /* (OC, C) */
+                       const float *b,      /* (OC) or NULL */
+                       int B, int C, int OC, int ldi, int ldo);
+void cr_linear_backward(float *dinp,        /* (B, C) stride ldi, or NULL */
+                        float *dw,          /* (OC, C) or NULL */
+                        float *db,          /* (OC) or NULL */
+                        const float *dout,  /* (B, OC) stride ldo */
+                        const float *inp,   /* (B, C) stride ldi */
+                        const float *w,     /* (OC, C) */
+                        int B, int C, int OC, int ldi, int ldo);
+
+/* ---- activations (elementwise over n values; in-place allowed) ------------ */
+void cr_relu_forward(float *out, const float *inp, size_t n);
+void cr_relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+/* GELU, tanh approximation (GPT-2's gelu_new; PyTorch approximate="tanh"). */
+void cr_gelu_forward(float *out, const float *inp, size_t n);
+void cr_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+void cr_sigmoid_forward(float *out, const float *inp, size_t n);
+void cr_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* ---- softmax over each row of N ------------------------------------------- */
+void cr_softmax_forward(float *out, const float *inp, int B, int N);
+void cr_softmax_backward(float *dinp, const float *dout, const float *out, int B, int N);
+
+/* ---- layer norm over each row of C ---------------------------------------- */
+void cr_layernorm_forward(float *out,       /* (B, C) */
+                          float *mean,      /* (B) cached */
+                          float *rstd,      /* (B) cached */
+                          const float *inp, /* (B, C) */
+                          const float *w, const float *b, /* (C), either may be NULL */
+                          int B, int C, float eps);
+void cr_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                           const float *inp, const float *w, const float *mean,
+                           const float *rstd, int B, int C);
+
+/* ---- embeddings ---------------------------------------------------------------
+ * Lookup writes row ids[b] of table into out[b*ldo : b*ldo + D], so features
+ * land directly in the concatenated input of the first layer. Backward is
+ * row-sparse: it produces the unique touched rows in ascending order and
+ * their summed gradients; n_rows receives how many. scratch must hold
+ * 2*B (lookup) or 2*NNZ (bags) int32 values. Deterministic. */
+void cr_embedding_forward(float *out, const int32_t *ids, const float *table,
+                          int B, int D, int ldo);
+void cr_embedding_backward(int32_t *rows,       /* (<= B) unique rows, ascending */
+                           float *drows,        /* (<= B, D) their gradients */
+                           int *n_rows,
+                           const int32_t *ids,  /* (B) */
+                           const float *dout,   /* (B, D) stride ldo */
+                           int B, int D, int ldo, int32_t *scratch);
+
+typedef enum { CR_POOL_SUM = 0, CR_POOL_MEAN = 1 } cr_pooling;
+/* Bags: example b uses ids[off[b] .. off[b+1]); an empty bag gives zeros. */
+void cr_bag_forward(float *out, const int64_t *off, const int32_t *ids,
+                    const float *table, int B, int D, int ldo, cr_pooling mode);
+void cr_bag_backward(int32_t *rows, float *drows, int *n_rows,
+                     const int64_t *off, const int32_t *ids, const float *dout,
+                     int B, int D, int ldo, cr_pooling mode, int32_t *scratch);
+
+/* ---- mixture of experts -------------------------------------------------------
+ * out[b] = sum_s gate[b, s] * experts[b, sel[s], :], experts laid out
+ * (B, E, H) so all experts' layers can run as wide GEMMs. sel lists which
+ * of the E experts this gate mixes (PLE); NULL means 0..S-1 (MMoE, S = E).
+ * The gate itself is cr_linear + cr_softmax. */
+void cr_moe_mix_forward(float *out,           /* (B, H) */
+                        const float *gate,    /* (B, S) */
+                        const float *experts, /* (B, E, H) */
+                        const int *sel,       /* (S) or NULL */
+                        int B, int S, int E, int H);
+void cr_moe_mix_backward(float *dgate,         /* (B, S) or NULL */
+                         float *dexperts,      /* (B, E, H) or NULL */
+                         const float *dout,    /* (B, H) */
+                         const float *gate, const float *experts, const int *sel,
+                         int B, int S, int E, int H);
+
+/* ---- losses -------------------------------------------------------------------
+ * Per-example weight w (NULL = 1) and mask m (NULL = 1; 0 drops the example).
+ * Forward returns sum_b w*m*loss_b in double; the caller divides by its
+ * normaliser (usually sum w*m) and passes scale = 1/normaliser to backward,
+ * which adds scale*w*m*dloss/dpred into dpred. */
+double cr_bce_logits_forward(const float *logit, const float *label, const float *mask,
+                             const float *weight, int B);
+void   cr_bce_logits_backward(float *dlogit, const float *logit, const float *label,
+                              const float *mask, const float *weight, int B, float scale);
+double cr_mse_forward(const float *pred, const float *label, const float *mask,
+                      const float *weight, int B);
+void   cr_mse_backward(float *dpred, const float *pred, const float *label,
+                       const float *mask, const float *weight, int B, float scale);
+
+#endif /* CR_KERNELS_H */

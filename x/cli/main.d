@@ -1,0 +1,3 @@
+x/cli/main.o: cli/main.c include/crossrec.h
+
+include/crossrec.h:
