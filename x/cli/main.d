@@ -1,3 +1,0 @@
-x/cli/main.o: cli/main.c include/crossrec.h
-
-include/crossrec.h:
