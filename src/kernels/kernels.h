@@ -27,6 +27,12 @@ void cr_sgemm(int transA, int transB, int M, int N, int K, float alpha,
 typedef enum { CR_GEMM_AUTO = 0, CR_GEMM_NAIVE, CR_GEMM_PORTABLE, CR_GEMM_BLAS } cr_gemm_backend;
 void        cr_sgemm_set_backend(cr_gemm_backend b); /* AUTO = BLAS if built, else PORTABLE */
 const char *cr_sgemm_backend_name(void);             /* e.g. "openblas", "blis", "portable" */
+/* Notes on the seam (gemm.c): the forced backend is one process-wide atomic
+ * (a testing knob, not a tuning one). Forcing BLAS in a build without BLAS
+ * gives PORTABLE. AUTO with BLIS keeps products under 40^3 multiply-adds
+ * on PORTABLE (BLIS's call overhead). BLAS threads follow cr_get_threads()
+ * on every call. Results do not depend on the thread count for NAIVE and
+ * PORTABLE; for BLAS that is up to the library. */
 /* The reference and the portable versions, callable directly (kernel lab). */
 void cr_sgemm_naive(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta,
@@ -34,6 +40,15 @@ void cr_sgemm_naive(int transA, int transB, int M, int N, int K, float alpha,
 void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
                        const float *A, int lda, const float *B, int ldb, float beta,
                        float *C, int ldc);
+/* Few rows or few columns (serving a handful of candidates, a 1-wide output
+ * layer): no packing, A and B read in place. Correct for any shape; the
+ * portable backend routes small M or N here (gemm_small.c). */
+void cr_sgemm_small(int transA, int transB, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta,
+                    float *C, int ldc);
+/* The portable kernel's instruction set in this build: "avx512", "avx2" or
+ * "generic" (chosen at compile time from -march). */
+const char *cr_sgemm_portable_isa(void);
 
 /* ---- linear: out = inp @ w^T + b  (PyTorch's nn.Linear layout) ---------- */
 void cr_linear_forward(float *out,          /* (B, OC), row stride ldo */
@@ -125,5 +140,19 @@ double cr_mse_forward(const float *pred, const float *label, const float *mask,
                       const float *weight, int B);
 void   cr_mse_backward(float *dpred, const float *pred, const float *label,
                        const float *mask, const float *weight, int B, float scale);
+
+/* ---- shared by kernel implementations --------------------------------------
+ * CR_PARALLEL_FOR(cond) is `#pragma omp parallel for if(cond)` when built with
+ * OpenMP and nothing otherwise (so OMP=0 builds stay warning-free). Use it on
+ * loops whose iterations write disjoint memory; cond keeps small calls serial,
+ * where forking threads costs more than the work. */
+#define CR_PRAGMA_(x) _Pragma(#x)
+#ifdef _OPENMP
+#define CR_PARALLEL_FOR(cond) CR_PRAGMA_(omp parallel for schedule(static) if(cond))
+#else
+#define CR_PARALLEL_FOR(cond)
+#endif
+/* Work (roughly, in multiply-adds) below which a kernel stays on one thread. */
+#define CR_PAR_MIN_WORK 32768
 
 #endif /* CR_KERNELS_H */

@@ -1,0 +1,179 @@
+/*
+ * gemm.c - the GEMM seam: every matrix product in crossrec enters here.
+ * It validates shapes, handles the degenerate cases once, and routes to the
+ * naive reference, the portable blocked kernel (gemm_portable.c) or BLAS.
+ * No other file may include a BLAS header or call a BLAS routine.
+ */
+#include "kernels.h"
+
+#include <stdatomic.h>
+
+#if defined(CR_BLAS_OPENBLAS) && defined(CR_BLAS_BLIS)
+#error "define at most one of CR_BLAS_OPENBLAS and CR_BLAS_BLIS"
+#endif
+
+#if defined(CR_BLAS_OPENBLAS)
+#include <cblas.h>
+#define CR_HAVE_BLAS 1
+#define CR_BLAS_NAME "openblas"
+#elif defined(CR_BLAS_BLIS)
+/* blis.h is included with -I, not as a system header, so its own static
+ * inline helpers trip our warnings (unused under clang, always-true range
+ * checks under gcc). Silence those two for the header only. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#include <blis.h>
+#pragma GCC diagnostic pop
+#define CR_HAVE_BLAS 1
+#define CR_BLAS_NAME "blis"
+#else
+#define CR_HAVE_BLAS 0
+#endif
+
+/* Below this many multiply-adds (M*N*K) the AUTO backend uses the portable
+ * kernel even when BLAS is built in, because the call overhead of BLAS
+ * dominates tiny products (gates, narrow towers). Measured with
+ * bench/kernels.c (docs/kernels.md): BLIS takes ~1 us even for 8x8x8 and
+ * loses to the portable kernel up to about 40^3; OpenBLAS has a fast
+ * small-matrix path and wins at every size on one thread, so it gets
+ * everything. */
+#if defined(CR_BLAS_BLIS)
+#define CR_GEMM_BLAS_MIN_WORK (40 * 40 * 40)
+#else
+#define CR_GEMM_BLAS_MIN_WORK 0
+#endif
+
+/* The forced backend is the one process-wide knob in this layer. It exists
+ * for tests and the kernel lab (run the same model on every backend), not
+ * for production tuning, so an atomic int is enough: relaxed loads cost
+ * nothing next to a GEMM, and a change races with nothing but itself. */
+static _Atomic int cr_gemm_forced = CR_GEMM_AUTO;
+
+void cr_sgemm_set_backend(cr_gemm_backend b) {
+    CR_ASSERT(b >= CR_GEMM_AUTO && b <= CR_GEMM_BLAS);
+    atomic_store_explicit(&cr_gemm_forced, (int)b, memory_order_relaxed);
+}
+
+/* Which backend an AUTO call of this size takes. Forcing BLAS in a build
+ * without BLAS falls back to the portable kernel (documented in kernels.h). */
+static cr_gemm_backend cr_gemm_pick(int M, int N, int K) {
+    int f = atomic_load_explicit(&cr_gemm_forced, memory_order_relaxed);
+    if (f == CR_GEMM_NAIVE) return CR_GEMM_NAIVE;
+    if (f == CR_GEMM_PORTABLE) return CR_GEMM_PORTABLE;
+    if (!CR_HAVE_BLAS) return CR_GEMM_PORTABLE;
+    if (f == CR_GEMM_BLAS) return CR_GEMM_BLAS;
+    if ((double)M * N * K < CR_GEMM_BLAS_MIN_WORK) return CR_GEMM_PORTABLE;
+    return CR_GEMM_BLAS;
+}
+
+const char *cr_sgemm_backend_name(void) {
+    int f = atomic_load_explicit(&cr_gemm_forced, memory_order_relaxed);
+    if (f == CR_GEMM_NAIVE) return "naive";
+    if (f == CR_GEMM_PORTABLE || !CR_HAVE_BLAS) return "portable";
+#if CR_HAVE_BLAS
+    return CR_BLAS_NAME;
+#else
+    return "portable";
+#endif
+}
+
+/* Shape checks shared by every entry point. A bad leading dimension is a
+ * caller bug (shapes come from the model, not from input files). */
+static void cr_gemm_check(int transA, int transB, int M, int N, int K, int lda, int ldb,
+                          int ldc) {
+    CR_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    /* BLAS also demands ld >= 1; an empty product returns before any
+     * backend sees it, so zero-width operands may pass ld = 0. */
+    CR_ASSERT(ldc >= N);
+    CR_ASSERT(lda >= (transA ? M : K));
+    CR_ASSERT(ldb >= (transB ? K : N));
+}
+
+/* C = beta * C, where beta == 0 writes zeros (so NaN or garbage in an
+ * uninitialised C never leaks through). */
+static void cr_gemm_scale_c(int M, int N, float beta, float *C, int ldc) {
+    if (beta == 1.0f) return;
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f)
+            for (int j = 0; j < N; j++) c[j] = 0.0f;
+        else
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+/* The reference: one dot product per output, accumulated in double, in the
+ * plain order k = 0..K-1. Slow on purpose; everything else is checked
+ * against it. */
+void cr_sgemm_naive(int transA, int transB, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta,
+                    float *C, int ldc) {
+    cr_gemm_check(transA, transB, M, N, K, lda, ldb, ldc);
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (int p = 0; p < K; p++) {
+                float a = transA ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p];
+                float b = transB ? B[(size_t)j * ldb + p] : B[(size_t)p * ldb + j];
+                acc += (double)a * (double)b;
+            }
+            float *c = C + (size_t)i * ldc + j;
+            double prev = beta == 0.0f ? 0.0 : (double)beta * (double)*c;
+            *c = (float)((double)alpha * acc + prev);
+        }
+    }
+}
+
+#if CR_HAVE_BLAS
+static void cr_sgemm_blas(int transA, int transB, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta,
+                          float *C, int ldc) {
+#if defined(CR_BLAS_OPENBLAS)
+    /* OpenBLAS's OpenMP build reads omp_get_max_threads() on every call
+     * (num_cpu_avail), which is exactly cr_get_threads(); inside an
+     * enclosing parallel region it runs on one thread. Nothing to tell it. */
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                ldc);
+#else
+    /* BLIS's global thread count comes from the environment, not from
+     * OpenMP, so pass cr_get_threads() in a per-call runtime object instead
+     * of mutating BLIS's global (bli_thread_set_num_threads) from library
+     * code. The typed API takes row and column strides, so row-major and
+     * transposes are just stride choices. */
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(cr_get_threads(), &rntm);
+    float a = alpha, b = beta;
+    inc_t rsa = transA ? 1 : lda, csa = transA ? lda : 1;
+    inc_t rsb = transB ? 1 : ldb, csb = transB ? ldb : 1;
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, M, N, K, &a, (float *)A, rsa, csa,
+                 (float *)B, rsb, csb, &b, C, ldc, 1, NULL, &rntm);
+#endif
+}
+#endif
+
+void cr_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta,
+              float *C, int ldc) {
+    cr_gemm_check(transA, transB, M, N, K, lda, ldb, ldc);
+    if (M == 0 || N == 0) return;
+    /* Nothing to multiply: C = beta * C, identically on every backend. */
+    if (K == 0 || alpha == 0.0f) {
+        cr_gemm_scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    switch (cr_gemm_pick(M, N, K)) {
+    case CR_GEMM_NAIVE:
+        cr_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+#if CR_HAVE_BLAS
+    case CR_GEMM_BLAS:
+        cr_sgemm_blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+#endif
+    default:
+        cr_sgemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+}

@@ -1,0 +1,330 @@
+/*
+ * gemm_portable.c - the fast portable GEMM: blocked and packed (the BLIS
+ * loop structure) around one register-tiled micro-kernel, written with
+ * AVX-512 or AVX2/FMA intrinsics when the compiler targets them and in plain
+ * C otherwise. It must never depend on BLAS, allocate, or split the K loop
+ * between threads (that would make results depend on the thread count).
+ *
+ * Legend: op(A) is (M, K), op(B) is (K, N), C is (M, N), all row-major.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+/* Register tile MR x NR: MR rows of op(A) times NR columns of op(B) kept in
+ * accumulators for a whole KC-long dot product.
+ *   AVX-512: 12 x 32 = 24 zmm accumulators + 2 for B + 1 broadcast (of 32).
+ *   AVX2:     6 x 16 = 12 ymm accumulators + 2 for B + 1 broadcast (of 16).
+ *   plain C:  4 x 16, left to the auto-vectoriser. */
+#if defined(__AVX512F__)
+#define CR_MR 12
+#define CR_NR 32
+#define CR_GEMM_ISA "avx512"
+#elif defined(__AVX2__) && defined(__FMA__)
+#define CR_MR 6
+#define CR_NR 16
+#define CR_GEMM_ISA "avx2"
+#else
+#define CR_MR 4
+#define CR_NR 16
+#define CR_GEMM_ISA "generic"
+#endif
+
+/* Cache blocking. A KC x NR sliver of packed B (32 KB with AVX-512) stays
+ * in L1 while the MC/MR slivers of A stream past it from L2, where the
+ * MC x KC block of A (<= 144 KB) and the KC x NC block of B (128 KB) live.
+ * Both buffers are on each thread's stack (the kernel layer never
+ * allocates): about 280 KB, far below any default thread stack. */
+#ifndef CR_KC
+#define CR_KC 256
+#endif
+#ifndef CR_NC_MAX
+#define CR_NC_MAX 256
+#endif
+#ifndef CR_MC_MAX
+#define CR_MC_MAX (12 * CR_MR)
+#endif
+
+/* Below this many multiply-adds one thread is faster than forking two. */
+#define CR_GEMM_PAR_MIN_WORK (1 << 20)
+
+/* ---- packing ----------------------------------------------------------------
+ * Packed A: for each MR-row sliver, kc groups of MR values (column k of the
+ * sliver). Packed B: for each NR-column sliver, kc rows of NR values. Rows
+ * or columns past the matrix edge are zero, so the micro-kernel always
+ * runs full tiles and only the store looks at the edge. */
+static void cr_pack_a(float *restrict dst, int transA, const float *A, int lda, int i0, int mc,
+                      int p0, int kc) {
+    for (int r = 0; r < mc; r += CR_MR) {
+        int mr = mc - r < CR_MR ? mc - r : CR_MR;
+        for (int k = 0; k < kc; k++) {
+            float *d = dst + (size_t)k * CR_MR;
+            if (transA) { /* op(A)[i][k] = A[k][i]: the MR values are contiguous */
+                const float *s = A + (size_t)(p0 + k) * lda + i0 + r;
+                for (int i = 0; i < mr; i++) d[i] = s[i];
+            } else {
+                const float *s = A + (size_t)(i0 + r) * lda + p0 + k;
+                for (int i = 0; i < mr; i++) d[i] = s[(size_t)i * lda];
+            }
+            for (int i = mr; i < CR_MR; i++) d[i] = 0.0f;
+        }
+        dst += (size_t)kc * CR_MR;
+    }
+}
+
+static void cr_pack_b_sliver(float *restrict dst, int transB, const float *B, int ldb, int p0,
+                             int kc, int j0, int nr) {
+    for (int k = 0; k < kc; k++) {
+        float *d = dst + (size_t)k * CR_NR;
+        if (transB) { /* op(B)[k][j] = B[j][k] */
+            const float *s = B + (size_t)j0 * ldb + p0 + k;
+            for (int j = 0; j < nr; j++) d[j] = s[(size_t)j * ldb];
+        } else {
+            const float *s = B + (size_t)(p0 + k) * ldb + j0;
+            for (int j = 0; j < nr; j++) d[j] = s[j];
+        }
+        for (int j = nr; j < CR_NR; j++) d[j] = 0.0f;
+    }
+}
+
+/* ---- micro-kernels -----------------------------------------------------------
+ * acc = sum_k a[k, :]^T b[k, :] over a full MR x NR tile, then
+ * C = alpha*acc + beta*C where beta == 0 never reads C (it may hold NaN).
+ * Edge tiles go to a scratch tile and through cr_store_edge, which uses
+ * the same fused multiply-add per element, so a value does not depend on
+ * where the tile grid falls. */
+static void cr_store_edge(float *C, int ldc, int mr, int nr, const float *tile, float alpha,
+                          float beta) {
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *c = C + (size_t)i * ldc + j;
+            float t = tile[i * CR_NR + j];
+#if defined(__FMA__)
+            *c = beta == 0.0f ? alpha * t : fmaf(alpha, t, beta * *c);
+#else
+            *c = beta == 0.0f ? alpha * t : alpha * t + beta * *c;
+#endif
+        }
+}
+
+#if defined(__AVX512F__)
+static void cr_ukernel(int kc, const float *restrict a, const float *restrict b, float *C,
+                       int ldc, float alpha, float beta) {
+    __m512 c0[CR_MR], c1[CR_MR];
+#pragma GCC unroll 12
+    for (int i = 0; i < CR_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b + (size_t)k * CR_NR);
+        __m512 b1 = _mm512_load_ps(b + (size_t)k * CR_NR + 16);
+        const float *ak = a + (size_t)k * CR_MR;
+#pragma GCC unroll 12
+        for (int i = 0; i < CR_MR; i++) {
+            __m512 ai = _mm512_set1_ps(ak[i]);
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+    for (int i = 0; i < CR_MR; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) {
+            _mm512_storeu_ps(c, _mm512_mul_ps(va, c0[i]));
+            _mm512_storeu_ps(c + 16, _mm512_mul_ps(va, c1[i]));
+        } else {
+            _mm512_storeu_ps(c, _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c))));
+            _mm512_storeu_ps(c + 16, _mm512_fmadd_ps(va, c1[i],
+                                                     _mm512_mul_ps(vb, _mm512_loadu_ps(c + 16))));
+        }
+    }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+static void cr_ukernel(int kc, const float *restrict a, const float *restrict b, float *C,
+                       int ldc, float alpha, float beta) {
+    __m256 c0[CR_MR], c1[CR_MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < CR_MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b + (size_t)k * CR_NR);
+        __m256 b1 = _mm256_load_ps(b + (size_t)k * CR_NR + 8);
+        const float *ak = a + (size_t)k * CR_MR;
+#pragma GCC unroll 6
+        for (int i = 0; i < CR_MR; i++) {
+            __m256 ai = _mm256_broadcast_ss(ak + i);
+            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int i = 0; i < CR_MR; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) {
+            _mm256_storeu_ps(c, _mm256_mul_ps(va, c0[i]));
+            _mm256_storeu_ps(c + 8, _mm256_mul_ps(va, c1[i]));
+        } else {
+            _mm256_storeu_ps(c, _mm256_fmadd_ps(va, c0[i], _mm256_mul_ps(vb, _mm256_loadu_ps(c))));
+            _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(va, c1[i],
+                                                    _mm256_mul_ps(vb, _mm256_loadu_ps(c + 8))));
+        }
+    }
+}
+#else
+static void cr_ukernel(int kc, const float *restrict a, const float *restrict b, float *C,
+                       int ldc, float alpha, float beta) {
+    float acc[CR_MR][CR_NR];
+    memset(acc, 0, sizeof acc);
+    for (int k = 0; k < kc; k++) {
+        const float *ak = a + (size_t)k * CR_MR, *bk = b + (size_t)k * CR_NR;
+        for (int i = 0; i < CR_MR; i++)
+            for (int j = 0; j < CR_NR; j++) acc[i][j] += ak[i] * bk[j];
+    }
+    for (int i = 0; i < CR_MR; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int j = 0; j < CR_NR; j++)
+            c[j] = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[j];
+    }
+}
+#endif
+
+/* The micro-kernel on a tile that may be cut by the matrix edge. */
+static void cr_tile(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                    float alpha, float beta) {
+    if (mr == CR_MR && nr == CR_NR) {
+        cr_ukernel(kc, a, b, C, ldc, alpha, beta);
+        return;
+    }
+    _Alignas(64) float tile[CR_MR * CR_NR];
+    cr_ukernel(kc, a, b, tile, CR_NR, 1.0f, 0.0f);
+    cr_store_edge(C, ldc, mr, nr, tile, alpha, beta);
+}
+
+/* The output is cut into independent MC x NC blocks ("tasks"); a task
+ * packs its own slices of A and B and runs the whole K loop, so threads
+ * never wait for each other until the end of the call. Repacking B once per
+ * row block costs (K*N)*(M/MC) copies against M*N*K multiply-adds, under
+ * 1% for MC >= 100. That trade matters on a shared machine: with a
+ * shared B panel every K block needs two barriers, and one descheduled
+ * thread stalls all of them (measured: 16 barriers per call made a
+ * 512x1024x429 product 10x slower under load). Tasks are handed out
+ * dynamically for the same reason.
+ *
+ * Block sizes are multiples of MR and NR, so the tile grid (and with it
+ * every rounding) is the same whatever the split; the split only decides
+ * which thread runs which tile. Results are identical for any thread count. */
+typedef struct {
+    int mc, nc, nic, njc;
+} cr_gemm_plan;
+
+static cr_gemm_plan cr_gemm_plan_for(int M, int N, int nt) {
+    int nic = (M + CR_MC_MAX - 1) / CR_MC_MAX, njc = (N + CR_NC_MAX - 1) / CR_NC_MAX;
+    /* Enough tasks for every thread, and a multiple of the thread count
+     * when tasks are few (so the last round is not half idle). */
+    while (nt > 1 && (nic * njc < nt || (nic * njc < 4 * nt && (nic * njc) % nt))) {
+        int mcur = (M + nic - 1) / nic, ncur = (N + njc - 1) / njc;
+        if (mcur > CR_MR && (mcur >= ncur || ncur <= CR_NR)) nic++;
+        else if (ncur > CR_NR) njc++;
+        else break;
+    }
+    cr_gemm_plan p;
+    p.mc = ((M + nic - 1) / nic + CR_MR - 1) / CR_MR * CR_MR;
+    p.nc = ((N + njc - 1) / njc + CR_NR - 1) / CR_NR * CR_NR;
+    p.nic = (M + p.mc - 1) / p.mc;
+    p.njc = (N + p.nc - 1) / p.nc;
+    return p;
+}
+
+/* One task: C[ic : ic+mc, jc : jc+nc] over the whole K range. The first K
+ * block applies beta; later ones accumulate onto it. */
+static void cr_gemm_task(int transA, int transB, int mc, int nc, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta,
+                         float *C, int ldc, int ic, int jc, float *apack, float *bpack) {
+    int nsl = (nc + CR_NR - 1) / CR_NR;
+    for (int pc = 0; pc < K; pc += CR_KC) {
+        int kc = K - pc < CR_KC ? K - pc : CR_KC;
+        float cbeta = pc == 0 ? beta : 1.0f;
+        cr_pack_a(apack, transA, A, lda, ic, mc, pc, kc);
+        for (int s = 0; s < nsl; s++) {
+            int j0 = s * CR_NR;
+            int nr = nc - j0 < CR_NR ? nc - j0 : CR_NR;
+            cr_pack_b_sliver(bpack + (size_t)s * kc * CR_NR, transB, B, ldb, pc, kc, jc + j0,
+                             nr);
+        }
+        for (int s = 0; s < nsl; s++) {
+            int j0 = s * CR_NR;
+            int nr = nc - j0 < CR_NR ? nc - j0 : CR_NR;
+            const float *bs = bpack + (size_t)s * kc * CR_NR;
+            for (int r = 0; r < mc; r += CR_MR) {
+                int mr = mc - r < CR_MR ? mc - r : CR_MR;
+                cr_tile(kc, apack + (size_t)r * kc, bs, C + (size_t)(ic + r) * ldc + jc + j0,
+                        ldc, mr, nr, alpha, cbeta);
+            }
+        }
+    }
+}
+
+void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta,
+                       float *C, int ldc) {
+    CR_ASSERT(M >= 0 && N >= 0 && K >= 0 && ldc >= N);
+    CR_ASSERT(lda >= (transA ? M : K) && ldb >= (transB ? K : N));
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == 0.0f) { /* C = beta * C; beta 0 overwrites */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float *c = C + (size_t)i * ldc + j;
+                *c = beta == 0.0f ? 0.0f : beta * *c;
+            }
+        return;
+    }
+    /* Few rows (serving a handful of candidates), or a few output columns
+     * of an nn.Linear-shaped product (the 1-wide logit layer, a gate): packing
+     * would cost more than multiplying, so read the operands in place.
+     * Crossovers measured with bench/kernels.c (docs/kernels.md). */
+    if ((M <= 4 && !(transA && transB)) || (N <= 8 && transB && !transA)) {
+        cr_sgemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int nt = cr_get_threads();
+    int par = nt > 1 && (double)M * N * K >= CR_GEMM_PAR_MIN_WORK;
+    cr_gemm_plan p = cr_gemm_plan_for(M, N, par ? nt : 1);
+    CR_ASSERT(p.mc <= CR_MC_MAX && p.nc <= CR_NC_MAX);
+    int ntask = p.nic * p.njc;
+    if (!par || ntask == 1) {
+        /* No OpenMP region at all: even a one-thread region costs about as
+         * much as a 16x16x16 product. */
+        _Alignas(64) float apack[CR_MC_MAX * CR_KC];
+        _Alignas(64) float bpack[CR_KC * CR_NC_MAX];
+        for (int t = 0; t < ntask; t++) {
+            int ic = (t / p.njc) * p.mc, jc = (t % p.njc) * p.nc;
+            int mc = M - ic < p.mc ? M - ic : p.mc, nc = N - jc < p.nc ? N - jc : p.nc;
+            cr_gemm_task(transA, transB, mc, nc, K, alpha, A, lda, B, ldb, beta, C, ldc, ic, jc,
+                         apack, bpack);
+        }
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        _Alignas(64) float apack[CR_MC_MAX * CR_KC];
+        _Alignas(64) float bpack[CR_KC * CR_NC_MAX];
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (int t = 0; t < ntask; t++) {
+            int ic = (t / p.njc) * p.mc, jc = (t % p.njc) * p.nc;
+            int mc = M - ic < p.mc ? M - ic : p.mc, nc = N - jc < p.nc ? N - jc : p.nc;
+            cr_gemm_task(transA, transB, mc, nc, K, alpha, A, lda, B, ldb, beta, C, ldc, ic, jc,
+                         apack, bpack);
+        }
+    }
+}
+
+/* Which micro-kernel this build uses, for the kernel lab's report. */
+const char *cr_sgemm_portable_isa(void) { return CR_GEMM_ISA; }

@@ -1,0 +1,70 @@
+/*
+ * linear.c - the fully connected layer, out = inp @ w^T + b, in PyTorch's
+ * nn.Linear layout (w is (OC, C)). Both matrix products go through
+ * cr_sgemm; this file must never hand-roll a GEMM or allocate.
+ *
+ * Legend: B batch rows, C input channels, OC output channels; ldi and ldo
+ * are the row strides of inp/dinp and out/dout (so a layer can read or
+ * write a column slice of a wider buffer, e.g. the concatenated features).
+ */
+#include "kernels.h"
+
+void cr_linear_forward(float *out, const float *inp, const float *w, const float *b, int B,
+                       int C, int OC, int ldi, int ldo) {
+    CR_ASSERT(out && inp && w && B >= 0 && C >= 0 && OC >= 0);
+    CR_ASSERT(ldi >= C && ldo >= OC);
+    if (B == 0 || OC == 0) return;
+    float beta = 0.0f;
+    if (b) {
+        /* Seed every row with the bias, then let the GEMM accumulate onto
+         * it (beta = 1): one pass over out instead of two. */
+        CR_PARALLEL_FOR((size_t)B * OC > CR_PAR_MIN_WORK)
+        for (int r = 0; r < B; r++) {
+            float *o = out + (size_t)r * ldo;
+            for (int j = 0; j < OC; j++) o[j] = b[j];
+        }
+        beta = 1.0f;
+    }
+    cr_sgemm(0, 1, B, OC, C, 1.0f, inp, ldi, w, C, beta, out, ldo);
+}
+
+/* Column sums of dout into db, one output channel per lane. Each db[j]
+ * sums its rows in the order r = 0..B-1 whatever the thread count, and
+ * threads own disjoint blocks of columns, so no atomics and no reduction
+ * whose order could change between runs. */
+static void cr_linear_bias_grad(float *db, const float *dout, int B, int OC, int ldo) {
+    enum { CB = 256 }; /* columns per task: a few cache lines of db */
+    int nblk = (OC + CB - 1) / CB;
+    CR_PARALLEL_FOR(nblk > 1 && (size_t)B * OC > CR_PAR_MIN_WORK)
+    for (int blk = 0; blk < nblk; blk++) {
+        int j0 = blk * CB, j1 = j0 + CB < OC ? j0 + CB : OC;
+        float acc[CB];
+        for (int j = j0; j < j1; j++) acc[j - j0] = 0.0f;
+        for (int r = 0; r < B; r++) {
+            const float *d = dout + (size_t)r * ldo;
+            for (int j = j0; j < j1; j++) acc[j - j0] += d[j];
+        }
+        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
+    }
+}
+
+/* With y = x W^T + b:  dL/dx = dL/dy W  (B,OC)@(OC,C),
+ *                      dL/dW = (dL/dy)^T x  (OC,B)@(B,C),
+ *                      dL/db = sum over rows of dL/dy.
+ * All three accumulate (beta = 1) so a shared input or a weight used twice
+ * sums its gradients. */
+void cr_linear_backward(float *dinp, float *dw, float *db, const float *dout,
+                        const float *inp, const float *w, int B, int C, int OC, int ldi,
+                        int ldo) {
+    CR_ASSERT(dout && B >= 0 && C >= 0 && OC >= 0 && ldi >= C && ldo >= OC);
+    if (B == 0) return;
+    if (dinp) {
+        CR_ASSERT(w);
+        cr_sgemm(0, 0, B, C, OC, 1.0f, dout, ldo, w, C, 1.0f, dinp, ldi);
+    }
+    if (dw) {
+        CR_ASSERT(inp);
+        cr_sgemm(1, 0, OC, C, B, 1.0f, dout, ldo, inp, ldi, 1.0f, dw, C);
+    }
+    if (db) cr_linear_bias_grad(db, dout, B, OC, ldo);
+}
