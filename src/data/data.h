@@ -130,6 +130,8 @@ typedef struct cr_data_cfg {
     char          slices[8][64];    /* 0/1 columns for sliced evaluation */
     int           n_extra;
     char          extra[16][64];    /* float columns carried along (soft labels) */
+    int           no_labels;        /* scoring: label and mask columns are not read
+                                       (labels and masks are 0) */
 } cr_data_cfg;
 
 typedef struct cr_schema {
