@@ -1,0 +1,566 @@
+/*
+ * test_movielens.c - the MovieLens impression builder on a hand-made set
+ * (tests/fixtures/ml_tiny): feature values worked out on paper, the rules
+ * for negatives, domains, keep_fraction, determinism and error messages;
+ * then a smoke run over data/movielens when it is there.
+ */
+#include "util/testutil.h"
+
+#include "../src/data/movielens.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TINY "tests/fixtures/ml_tiny"
+
+/* ---- the output, read back through the project's CSV reader ------------------- */
+
+typedef struct ml_table {
+    int     ncols;
+    char    names[40][32];
+    int64_t n;
+    char  **cells; /* (n, ncols) */
+} ml_table;
+
+static void ml_load(ml_table *t, const char *path) {
+    memset(t, 0, sizeof *t);
+    cr_csv *c;
+    cr_error e;
+    assert_int_equal(cr_csv_open(&c, path, ',', &e), CR_OK);
+    t->ncols = cr_csv_ncols(c);
+    assert_true(t->ncols <= 40);
+    for (int i = 0; i < t->ncols; i++)
+        snprintf(t->names[i], sizeof t->names[i], "%s", cr_csv_colname(c, i));
+    size_t cap = 0;
+    for (;;) {
+        int done;
+        assert_int_equal(cr_csv_next(c, &done, &e), CR_OK);
+        if (done) break;
+        size_t need = (size_t)(t->n + 1) * (size_t)t->ncols;
+        assert_int_equal(cr_grow((void **)&t->cells, &cap, need, sizeof(char *), &e), CR_OK);
+        for (int i = 0; i < t->ncols; i++)
+            t->cells[t->n * t->ncols + i] = strdup(cr_csv_field(c, i, NULL));
+        t->n++;
+    }
+    cr_csv_close(c);
+}
+
+static void ml_free(ml_table *t) {
+    for (int64_t i = 0; i < t->n * t->ncols; i++) free(t->cells[i]);
+    free(t->cells);
+}
+
+static const char *cell(const ml_table *t, int64_t row, const char *col) {
+    for (int i = 0; i < t->ncols; i++)
+        if (!strcmp(t->names[i], col)) return t->cells[row * t->ncols + i];
+    fail_msg("no column '%s'", col);
+    return NULL;
+}
+
+static int64_t cell_i(const ml_table *t, int64_t row, const char *col) {
+    return strtoll(cell(t, row, col), NULL, 10);
+}
+
+/* The positive row of (user, movie), or -1. */
+static int64_t positive(const ml_table *t, int64_t user, int64_t movie) {
+    for (int64_t r = 0; r < t->n; r++)
+        if (cell_i(t, r, "user_id") == user && cell_i(t, r, "movie_id") == movie &&
+            !strcmp(cell(t, r, "click"), "1"))
+            return r;
+    return -1;
+}
+
+static cr_ml_opts tiny_opts(const char *out) {
+    cr_ml_opts o;
+    cr_ml_opts_default(&o);
+    o.in_dir = TINY;
+    o.out_path = out;
+    o.negatives = 3;
+    return o;
+}
+
+static void build_ok(const cr_ml_opts *o, cr_ml_stats *st) {
+    cr_error e;
+    cr_err_clear(&e);
+    cr_status s = cr_ml_build(o, st, &e);
+    if (s != CR_OK) fail_msg("cr_ml_build: %s", e.msg);
+}
+
+/* ---- features computed by hand ------------------------------------------------------- */
+
+static void test_hand_features(void **state) {
+    (void)state;
+    char dir[256], out[512];
+    cr_test_tmpdir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/sub/imp.csv", dir); /* the directory is created */
+    cr_ml_opts o = tiny_opts(out);
+    cr_ml_stats st;
+    build_ok(&o, &st);
+    assert_int_equal(st.ratings, 14);
+    assert_int_equal(st.movies, 12);
+    assert_int_equal(st.extra_movies, 2);
+    assert_int_equal(st.requests, 14);
+    assert_int_equal(st.rows, 14 * 4);
+    /* 14 ratings: round(1.4) = 1 test (the last) and 1 valid (the one before). */
+    assert_int_equal(st.requests_split[CR_SPLIT_TRAIN], 12);
+    assert_int_equal(st.requests_split[CR_SPLIT_VALID], 1);
+    assert_int_equal(st.requests_split[CR_SPLIT_TEST], 1);
+    assert_int_equal(st.t_valid, 950227200);
+    assert_int_equal(st.t_test, 950313600);
+    assert_int_equal(st.users, 3);
+    assert_int_equal(st.items, 11); /* every movie but 11 (never rated) */
+    assert_int_equal(st.pool, 10);  /* 1..10; 12 is rated only in test, 11 never */
+    /* rating >= 4: user 1's 4.0, 5.0, 4.5; user 2's 5.0, 4.0; user 3's 4.0, 4.0 */
+    assert_float_equal(st.like_rate, 7.0 / 14, 1e-12);
+    assert_float_equal(st.mean_engagement, 47.5 / 5 / 14, 1e-12);
+
+    ml_table t;
+    ml_load(&t, out);
+    assert_int_equal(t.n, 56);
+    assert_string_equal(t.names[0], "request_id");
+
+    /* Request 1: user 1 rates Toy Story on 1996-01-01 10:00 UTC (a Monday),
+     * five hours after user 2 did: popularity 1, past mean 5. No history. */
+    int64_t r = positive(&t, 1, 1);
+    assert_true(r >= 0);
+    assert_string_equal(cell(&t, r, "request_id"), "1");
+    assert_string_equal(cell(&t, r, "split"), "train");
+    assert_string_equal(cell(&t, r, "hist_count"), "0");
+    assert_string_equal(cell(&t, r, "hist_mean_rating"), "");
+    assert_string_equal(cell(&t, r, "hist_top_genres"), "");
+    assert_string_equal(cell(&t, r, "last_items"), "");
+    assert_string_equal(cell(&t, r, "days_since_first"), "0");
+    assert_string_equal(cell(&t, r, "hour_of_day"), "10");
+    assert_string_equal(cell(&t, r, "day_of_week"), "1");
+    assert_string_equal(cell(&t, r, "item_popularity"), "1");
+    assert_string_equal(cell(&t, r, "item_mean_rating"), "5");
+    assert_string_equal(cell(&t, r, "year"), "1995");
+    assert_string_equal(cell(&t, r, "item_age"), "1");
+    assert_string_equal(cell(&t, r, "director"), "John Lasseter");
+    assert_string_equal(cell(&t, r, "mpaa"), "G");
+    assert_string_equal(cell(&t, r, "imdb_rating"), "8.2");
+    assert_string_equal(cell(&t, r, "running_time"), "");
+    assert_string_equal(cell(&t, r, "genre_overlap"), "0");
+    assert_string_equal(cell(&t, r, "discovery"), "1");
+    assert_string_equal(cell(&t, r, "like"), "1");
+    assert_string_equal(cell(&t, r, "engagement"), "0.8");
+    assert_string_equal(cell(&t, r, "new_release"), "1");
+
+    /* User 1's ratings of movies 2 and 3 share a timestamp; file order puts
+     * movie 2 first, so movie 3 sees it as past and not the other way. */
+    r = positive(&t, 1, 2);
+    assert_string_equal(cell(&t, r, "request_id"), "2");
+    assert_string_equal(cell(&t, r, "genres"), "Comedy|Drama|Romance");
+    assert_string_equal(cell(&t, r, "hist_count"), "1");
+    assert_string_equal(cell(&t, r, "hist_mean_rating"), "4");
+    assert_string_equal(cell(&t, r, "hist_top_genres"), "Adventure|Animation|Children");
+    assert_string_equal(cell(&t, r, "last_items"), "1");
+    assert_string_equal(cell(&t, r, "days_since_first"), "1.08333"); /* 26 hours */
+    assert_string_equal(cell(&t, r, "hour_of_day"), "12");
+    assert_string_equal(cell(&t, r, "day_of_week"), "2");
+    assert_string_equal(cell(&t, r, "item_popularity"), "0");
+    assert_string_equal(cell(&t, r, "item_mean_rating"), "");
+    assert_string_equal(cell(&t, r, "genre_overlap"), "0.333333"); /* Comedy of 3 */
+    assert_string_equal(cell(&t, r, "discovery"), "1");              /* Drama, Romance */
+    assert_string_equal(cell(&t, r, "rating"), "3");
+    assert_string_equal(cell(&t, r, "like"), "0");
+    assert_string_equal(cell(&t, r, "engagement"), "0.6");
+
+    r = positive(&t, 1, 3);
+    assert_string_equal(cell(&t, r, "hist_count"), "2");
+    assert_string_equal(cell(&t, r, "hist_mean_rating"), "3.5");
+    assert_string_equal(cell(&t, r, "hist_top_genres"), "Comedy|Adventure|Animation");
+    assert_string_equal(cell(&t, r, "last_items"), "2|1");
+    assert_string_equal(cell(&t, r, "genre_overlap"), "0.666667");
+    assert_string_equal(cell(&t, r, "discovery"), "1"); /* Musical is new */
+    assert_string_equal(cell(&t, r, "year"), "1952");
+    assert_string_equal(cell(&t, r, "new_release"), "0");
+
+    /* 1997-02-04: four past ratings, nothing new in Fargo's genres, a 1996
+     * film is still a new release. */
+    r = positive(&t, 1, 8);
+    assert_string_equal(cell(&t, r, "hist_count"), "4");
+    assert_string_equal(cell(&t, r, "hist_mean_rating"), "3.5");
+    assert_string_equal(cell(&t, r, "hist_top_genres"), "Comedy|Romance|Action");
+    assert_string_equal(cell(&t, r, "last_items"), "5|3|2|1");
+    assert_string_equal(cell(&t, r, "days_since_first"), "399.583");
+    assert_string_equal(cell(&t, r, "discovery"), "0");
+    assert_string_equal(cell(&t, r, "genre_overlap"), "1");
+    assert_string_equal(cell(&t, r, "new_release"), "1");
+    assert_string_equal(cell(&t, r, "item_age"), "1");
+    assert_string_equal(cell(&t, r, "engagement"), "0.9");
+    /* Its negatives can only be 4, 6 and 10 (the rest are rated by user 1
+     * or released after 1997); each was rated once, by user 2, in 1996. */
+    for (int k = 1; k <= 3; k++) {
+        int64_t m = cell_i(&t, r + k, "movie_id");
+        assert_true(m == 4 || m == 6 || m == 10);
+        assert_string_equal(cell(&t, r + k, "item_popularity"), "1");
+        assert_string_equal(cell(&t, r + k, "item_mean_rating"),
+                            m == 4 ? "3.5" : m == 6 ? "4" : "2.5");
+    }
+
+    /* A title without a year, and a movie without genres. */
+    r = positive(&t, 2, 4);
+    assert_string_equal(cell(&t, r, "year"), "");
+    assert_string_equal(cell(&t, r, "item_age"), "");
+    assert_string_equal(cell(&t, r, "new_release"), "0");
+    assert_string_equal(cell(&t, r, "discovery"), "1");
+    r = positive(&t, 2, 10);
+    assert_string_equal(cell(&t, r, "genres"), "");
+    assert_string_equal(cell(&t, r, "genre_overlap"), "");
+    assert_string_equal(cell(&t, r, "discovery"), "0");
+    assert_string_equal(cell(&t, r, "last_items"), "4|6|1");
+
+    /* 1999-04-15, a 1998 film: new release; a bad rating. */
+    r = positive(&t, 2, 9);
+    assert_string_equal(cell(&t, r, "new_release"), "1");
+    assert_string_equal(cell(&t, r, "like"), "0");
+    assert_string_equal(cell(&t, r, "engagement"), "0.2");
+    assert_string_equal(cell(&t, r, "day_of_week"), "4");
+
+    /* Toy Story for user 3 in 2000: two earlier ratings by others. */
+    r = positive(&t, 3, 1);
+    assert_string_equal(cell(&t, r, "item_popularity"), "2");
+    assert_string_equal(cell(&t, r, "item_mean_rating"), "4.5");
+    assert_string_equal(cell(&t, r, "item_age"), "5");
+    assert_string_equal(cell(&t, r, "split"), "train");
+    assert_string_equal(cell(&t, positive(&t, 3, 3), "split"), "valid");
+    assert_string_equal(cell(&t, positive(&t, 3, 12), "split"), "test");
+    ml_free(&t);
+    cr_test_rmdir(dir);
+}
+
+/* ---- negatives ------------------------------------------------------------------------ */
+
+static int rated_by(int64_t user, int64_t movie) {
+    static const int64_t pairs[][2] = {{1, 1}, {1, 2}, {1, 3}, {1, 5}, {1, 8}, {2, 1}, {2, 6},
+                                       {2, 4}, {2, 10}, {2, 9}, {3, 7}, {3, 1}, {3, 3}, {3, 12}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        if (pairs[i][0] == user && pairs[i][1] == movie) return 1;
+    return 0;
+}
+
+static void check_requests(const ml_table *t, int k) {
+    assert_int_equal(t->n % (k + 1), 0);
+    for (int64_t r = 0; r < t->n; r += k + 1) {
+        int64_t rid = cell_i(t, r, "request_id"), user = cell_i(t, r, "user_id");
+        assert_int_equal(rid, r / (k + 1));
+        assert_string_equal(cell(t, r, "click"), "1");
+        assert_true(rated_by(user, cell_i(t, r, "movie_id")));
+        for (int j = 1; j <= k; j++) {
+            int64_t m = cell_i(t, r + j, "movie_id");
+            assert_int_equal(cell_i(t, r + j, "request_id"), rid);
+            assert_int_equal(cell_i(t, r + j, "user_id"), user);
+            assert_string_equal(cell(t, r + j, "click"), "0");
+            assert_string_equal(cell(t, r + j, "timestamp"), cell(t, r, "timestamp"));
+            assert_string_equal(cell(t, r + j, "hist_count"), cell(t, r, "hist_count"));
+            assert_string_equal(cell(t, r + j, "rating"), "");
+            assert_string_equal(cell(t, r + j, "like"), "");
+            assert_string_equal(cell(t, r + j, "engagement"), "");
+            assert_string_equal(cell(t, r + j, "discovery"), "");
+            if (rated_by(user, m)) fail_msg("request %lld: user %lld rated negative %lld",
+                                            (long long)rid, (long long)user, (long long)m);
+            for (int i = 1; i < j; i++) assert_int_not_equal(cell_i(t, r + i, "movie_id"), m);
+            assert_true(m != 11 && m != 12); /* never rated in the training period */
+        }
+    }
+}
+
+static void test_negatives(void **state) {
+    (void)state;
+    char dir[256], out[512];
+    cr_test_tmpdir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/imp.csv", dir);
+    for (int p = 0; p < 2; p++) {
+        for (int k = 0; k <= 3; k++) {
+            cr_ml_opts o = tiny_opts(out);
+            o.negatives = k;
+            o.protocol = p ? CR_ML_UNIFORM : CR_ML_POPULARITY;
+            cr_ml_stats st;
+            build_ok(&o, &st);
+            ml_table t;
+            ml_load(&t, out);
+            assert_int_equal(t.n, 14 * (k + 1));
+            check_requests(&t, k);
+            ml_free(&t);
+        }
+    }
+    /* User 1 has only three movies left to be shown: asking for four is an
+     * error naming the rating's line, not a short request. */
+    cr_ml_opts o = tiny_opts(out);
+    o.negatives = 4;
+    cr_error e;
+    assert_int_equal(cr_ml_build(&o, NULL, &e), CR_ERR_LIMIT);
+    assert_non_null(strstr(e.msg, "ratings.csv:2:"));
+    assert_non_null(strstr(e.msg, "user 1"));
+    cr_test_rmdir(dir);
+}
+
+/* ---- domains, history scope, keep_fraction ------------------------------------------------ */
+
+static void test_domains(void **state) {
+    (void)state;
+    char dir[256], out[512];
+    cr_test_tmpdir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/imp.csv", dir);
+    cr_ml_opts o = tiny_opts(out);
+    o.include_genre = "Musical";
+    o.negatives = 1;
+    o.valid_frac = o.test_frac = 0.25;
+    cr_ml_stats st;
+    build_ok(&o, &st);
+    assert_int_equal(st.domain_ratings, 4);
+    assert_int_equal(st.requests, 4);
+    assert_int_equal(st.pool, 2); /* 3 and 6; 12 is rated only in test */
+    ml_table t;
+    ml_load(&t, out);
+    for (int64_t r = 0; r < t.n; r++) {
+        int64_t m = cell_i(&t, r, "movie_id");
+        assert_true(m == 3 || m == 6 || m == 12);
+    }
+    /* Each user rated one of {3, 6}, so the other is the only negative. */
+    int64_t r = positive(&t, 1, 3);
+    assert_int_equal(cell_i(&t, r + 1, "movie_id"), 6);
+    r = positive(&t, 3, 3);
+    assert_string_equal(cell(&t, r, "hist_count"), "0"); /* no Musical before */
+    assert_string_equal(cell(&t, r, "split"), "valid");
+    ml_free(&t);
+
+    o.history = CR_ML_HISTORY_ALL; /* the same requests, with all past ratings */
+    build_ok(&o, &st);
+    assert_int_equal(st.requests, 4);
+    ml_load(&t, out);
+    r = positive(&t, 3, 3);
+    assert_string_equal(cell(&t, r, "hist_count"), "2");
+    assert_string_equal(cell(&t, r, "last_items"), "1|7");
+    assert_string_equal(cell(&t, r, "hist_mean_rating"), "3");
+    ml_free(&t);
+
+    cr_ml_opts_default(&o);
+    o.in_dir = TINY;
+    o.out_path = out;
+    o.negatives = 2;
+    o.exclude_genre = "Musical";
+    build_ok(&o, &st);
+    assert_int_equal(st.requests, 10);
+    ml_load(&t, out);
+    for (int64_t x = 0; x < t.n; x++) {
+        int64_t m = cell_i(&t, x, "movie_id");
+        assert_true(m != 3 && m != 6 && m != 12);
+    }
+    /* History is in-domain by default: user 1's rating of movie 3 is gone. */
+    assert_string_equal(cell(&t, positive(&t, 1, 8), "last_items"), "5|2|1");
+    ml_free(&t);
+    cr_test_rmdir(dir);
+}
+
+static void test_keep_fraction(void **state) {
+    (void)state;
+    char dir[256], full[512], half[512], most[512];
+    cr_test_tmpdir(dir, sizeof dir);
+    snprintf(full, sizeof full, "%s/full.csv", dir);
+    snprintf(half, sizeof half, "%s/half.csv", dir);
+    snprintf(most, sizeof most, "%s/most.csv", dir);
+    cr_ml_opts o = tiny_opts(full);
+    o.negatives = 2;
+    cr_ml_stats sf, sh, sm;
+    build_ok(&o, &sf);
+    o.out_path = half;
+    o.keep_fraction = 0.5;
+    build_ok(&o, &sh);
+    o.out_path = most;
+    o.keep_fraction = 0.8;
+    build_ok(&o, &sm);
+    assert_int_equal(sh.requests_split[CR_SPLIT_TRAIN] + sh.dropped, 12);
+    assert_int_equal(sm.requests_split[CR_SPLIT_TRAIN] + sm.dropped, 12);
+    assert_true(sh.dropped > 0 && sh.dropped < 12);
+    assert_true(sm.dropped <= sh.dropped);
+    assert_int_equal(sh.requests_split[CR_SPLIT_VALID], 1); /* never thinned */
+    assert_int_equal(sh.requests_split[CR_SPLIT_TEST], 1);
+    ml_table tf, th, tm;
+    ml_load(&tf, full);
+    ml_load(&th, half);
+    ml_load(&tm, most);
+    /* Every kept request is also kept at 0.8 and in the full build, with
+     * the same negatives and the same (full-history) features. */
+    for (int64_t r = 0; r < th.n; r += 3) {
+        int64_t u = cell_i(&th, r, "user_id"), m = cell_i(&th, r, "movie_id");
+        int64_t rf = positive(&tf, u, m), rm = positive(&tm, u, m);
+        assert_true(rf >= 0 && rm >= 0);
+        for (int j = 0; j < 3; j++) {
+            assert_string_equal(cell(&th, r + j, "movie_id"), cell(&tf, rf + j, "movie_id"));
+            assert_string_equal(cell(&th, r + j, "movie_id"), cell(&tm, rm + j, "movie_id"));
+            assert_string_equal(cell(&th, r + j, "hist_count"), cell(&tf, rf + j, "hist_count"));
+            assert_string_equal(cell(&th, r + j, "item_popularity"),
+                                cell(&tf, rf + j, "item_popularity"));
+        }
+    }
+    ml_free(&tf);
+    ml_free(&th);
+    ml_free(&tm);
+    o.keep_fraction = 0;
+    build_ok(&o, &sh);
+    assert_int_equal(sh.requests_split[CR_SPLIT_TRAIN], 0);
+    assert_int_equal(sh.requests, 2);
+    cr_test_rmdir(dir);
+}
+
+static void test_determinism(void **state) {
+    (void)state;
+    char dir[256], a[512], b[512];
+    cr_test_tmpdir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    cr_ml_opts o = tiny_opts(a);
+    o.negatives = 2;
+    build_ok(&o, NULL);
+    o.out_path = b;
+    build_ok(&o, NULL);
+    char *x, *y;
+    size_t nx, ny;
+    cr_error e;
+    assert_int_equal(cr_read_file(a, &x, &nx, &e), CR_OK);
+    assert_int_equal(cr_read_file(b, &y, &ny, &e), CR_OK);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, nx);
+    cr_free(y);
+    o.seed = 2;
+    build_ok(&o, NULL);
+    assert_int_equal(cr_read_file(b, &y, &ny, &e), CR_OK);
+    assert_true(nx != ny || memcmp(x, y, nx) != 0);
+    cr_free(x);
+    cr_free(y);
+    cr_test_rmdir(dir);
+}
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+/* A copy of ml_tiny in dir, with ratings.csv replaced when given. */
+static void write_set(const char *dir, const char *ratings, int with_ratings) {
+    static const char *const names[] = {"movies.csv", "ratings.csv"};
+    char src[512], dst[512];
+    cr_error e;
+    for (int i = 0; i < 2; i++) {
+        if (i == 1 && !with_ratings) continue;
+        snprintf(dst, sizeof dst, "%s/%s", dir, names[i]);
+        if (i == 1 && ratings) {
+            assert_int_equal(cr_write_file_atomic(dst, ratings, strlen(ratings), &e), CR_OK);
+            continue;
+        }
+        snprintf(src, sizeof src, TINY "/%s", names[i]);
+        char *buf;
+        size_t n;
+        assert_int_equal(cr_read_file(src, &buf, &n, &e), CR_OK);
+        assert_int_equal(cr_write_file_atomic(dst, buf, n, &e), CR_OK);
+        cr_free(buf);
+    }
+}
+
+static void expect_error(const cr_ml_opts *o, cr_status want, const char *needle) {
+    cr_error e;
+    cr_err_clear(&e);
+    cr_status s = cr_ml_build(o, NULL, &e);
+    if (s != want || !strstr(e.msg, needle))
+        fail_msg("expected status %d with '%s', got %d: %s", (int)want, needle, (int)s, e.msg);
+    assert_false(cr_file_exists(o->out_path)); /* nothing half-written is left */
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    char dir[256], out[512], in[512];
+    cr_test_tmpdir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/out/imp.csv", dir);
+    snprintf(in, sizeof in, "%s/in", dir);
+    cr_error e;
+    assert_int_equal(cr_mkdirs(in, &e), CR_OK);
+    cr_ml_opts o = tiny_opts(out);
+    o.in_dir = in;
+    expect_error(&o, CR_ERR_IO, "movies.csv");
+    write_set(in, NULL, 0);
+    expect_error(&o, CR_ERR_IO, "ratings.csv");
+    /* Line 5 (the fourth rating) with a bad number, then an impossible one. */
+    write_set(in, "userId,movieId,rating,timestamp\n1,1,4,820490400\n1,2,3,820584000\n"
+                  "1,3,5,820584000\n1,5,2.x,821318400\n", 1);
+    expect_error(&o, CR_ERR_PARSE, "ratings.csv:5");
+    write_set(in, "userId,movieId,rating,timestamp\n1,1,4,820490400\n1,2,3,820584000\n"
+                  "1,3,5,820584000\n1,5,7.5,821318400\n", 1);
+    expect_error(&o, CR_ERR_PARSE, "ratings.csv:5: expected a rating from 0 to 5");
+    write_set(in, "userId,movieId,rating,timestamp\n1,1,4,820490400\n1,99,3,820584000\n", 1);
+    expect_error(&o, CR_ERR_MISMATCH, "ratings.csv:3: movieId 99 is not in");
+    write_set(in, "userId,movieId,stars,timestamp\n1,1,4,820490400\n", 1);
+    expect_error(&o, CR_ERR_NOT_FOUND, "expected a column 'rating'");
+    write_set(in, "userId,movieId,rating,timestamp\n", 1);
+    expect_error(&o, CR_ERR_PARSE, "expected at least one rating");
+
+    o = tiny_opts(out);
+    o.include_genre = "Musicals";
+    expect_error(&o, CR_ERR_NOT_FOUND, "got 'Musicals'");
+    o = tiny_opts(out);
+    o.include_genre = "Musical";
+    o.exclude_genre = "Musical";
+    expect_error(&o, CR_ERR_CONFIG, "no rating is of a movie in the domain");
+    o = tiny_opts(out);
+    o.valid_frac = 0.6;
+    o.test_frac = 0.5;
+    expect_error(&o, CR_ERR_ARG, "valid_frac + test_frac");
+    o = tiny_opts(out);
+    o.keep_fraction = 1.5;
+    expect_error(&o, CR_ERR_ARG, "keep_fraction");
+    o = tiny_opts(out);
+    o.negatives = -1;
+    expect_error(&o, CR_ERR_ARG, "negatives");
+
+    cr_ml_protocol p;
+    cr_ml_history h;
+    assert_int_equal(cr_ml_protocol_parse("uniform", &p, &e), CR_OK);
+    assert_int_equal(p, CR_ML_UNIFORM);
+    assert_int_equal(cr_ml_protocol_parse("popular", &p, &e), CR_ERR_ARG);
+    assert_int_equal(cr_ml_history_parse("all", &h, &e), CR_OK);
+    assert_int_equal(h, CR_ML_HISTORY_ALL);
+    assert_int_equal(cr_ml_history_parse("everything", &h, &e), CR_ERR_ARG);
+    cr_test_rmdir(dir);
+}
+
+/* ---- the real data, when present --------------------------------------------------------------
+ */
+
+static void test_real_data(void **state) {
+    (void)state;
+    if (!cr_file_exists("data/movielens/ratings.csv")) skip();
+    char dir[256], out[512];
+    cr_test_tmpdir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/impressions.csv", dir);
+    cr_ml_opts o;
+    cr_ml_opts_default(&o);
+    o.in_dir = "data/movielens";
+    o.out_path = out;
+    cr_ml_stats st;
+    build_ok(&o, &st);
+    assert_int_equal(st.ratings, 100004);
+    assert_int_equal(st.movies, 9066);
+    assert_int_equal(st.extra_movies, 1697);
+    assert_int_equal(st.requests, 100004);
+    assert_int_equal(st.rows, 500020);
+    assert_int_equal(st.users, 671);
+    assert_int_equal(st.requests_split[0] + st.requests_split[1] + st.requests_split[2], 100004);
+    assert_true(st.requests_split[CR_SPLIT_TEST] >= 9900 &&
+                st.requests_split[CR_SPLIT_TEST] <= 10100);
+    assert_true(st.like_rate > 0.4 && st.like_rate < 0.6);
+    cr_csv *c;
+    cr_error e;
+    assert_int_equal(cr_csv_open(&c, out, ',', &e), CR_OK);
+    assert_int_equal(cr_csv_ncols(c), 29);
+    assert_true(cr_csv_find(c, "split") >= 0 && cr_csv_find(c, "new_release") >= 0);
+    cr_csv_close(c);
+    cr_test_rmdir(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hand_features), cmocka_unit_test(test_negatives),
+        cmocka_unit_test(test_domains),       cmocka_unit_test(test_keep_fraction),
+        cmocka_unit_test(test_determinism),   cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_real_data),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
