@@ -1,0 +1,166 @@
+/*
+ * ranker.h - the multi-task ranking model: embedded features -> shared
+ * bottom, MMoE or PLE -> one tower per task -> heads. One loaded model is
+ * read-only and may be scored by many threads, each with its own
+ * workspace. The math, parameter names and shapes are in docs/ranker.md.
+ *
+ * Legend: B batch rows, C_in model input width, K tasks (= towers),
+ * E experts, S experts one gate mixes, H hidden width, NH heads.
+ */
+#ifndef CR_RANKER_H
+#define CR_RANKER_H
+
+#include "../data/data.h"
+#include "../nn/nn.h"
+#include "../train/optim.h"
+
+#define CR_MODEL_MAX_LAYERS CR_NN_MAX_LAYERS
+#define CR_MODEL_MAX_HEADS  32
+
+typedef enum { CR_ARCH_SHARED_BOTTOM = 0, CR_ARCH_MMOE = 1, CR_ARCH_PLE = 2 } cr_arch;
+typedef enum { CR_LOSS_FIXED = 0, CR_LOSS_UNCERTAINTY = 1 } cr_loss_weighting;
+typedef enum { CR_HEAD_BINARY = 0, CR_HEAD_REGRESSION = 1 } cr_head_kind;
+typedef enum { CR_TARGET_LABEL = 0, CR_TARGET_EXTRA = 1 } cr_target_kind;
+
+/* A head is one linear output on a task's tower. Heads are a list separate
+ * from towers so a tower can carry extra, never-served heads (a teacher's
+ * soft labels during distillation) beside its served one. */
+typedef struct cr_head {
+    char           name[64];    /* parameters "heads.<name>.weight" / ".bias" */
+    int            tower;       /* task whose tower's last hidden layer it reads */
+    cr_head_kind   kind;        /* binary: a logit (BCE); regression: a value (MSE) */
+    int            served;      /* 1: a prediction the model serves */
+    cr_target_kind target_kind; /* task label, or a float column of batch->extra */
+    int            target;      /* task index or extra column index */
+    int            mask_task;   /* task whose mask applies; -1 = every example counts */
+    float          weight;      /* loss weight */
+} cr_head;
+
+typedef struct cr_model_cfg {
+    cr_arch arch;
+    int     n_bottom;                     /* shared bottom (may be 0: towers read x) */
+    int     bottom_layers[CR_MODEL_MAX_LAYERS];
+    int     n_experts;                    /* MMoE */
+    int     shared_experts, task_experts; /* PLE (one CGC level) */
+    int     n_expert_layers;              /* MMoE and PLE, >= 1 */
+    int     expert_layers[CR_MODEL_MAX_LAYERS];
+    int     n_tower;                      /* may be 0: heads read the tower input */
+    int     tower_layers[CR_MODEL_MAX_LAYERS];
+    cr_loss_weighting loss_weighting;
+    float   emb_init;                     /* embedding rows ~ U(-emb_init, emb_init) */
+    int     n_heads;
+    cr_head heads[CR_MODEL_MAX_HEADS];
+} cr_model_cfg;
+
+/* Defaults: MMoE, 4 experts of [64, 32], PLE 2 shared + 1 per task, bottom
+ * [128, 64], towers [32], fixed weighting, emb_init 0.05, and one served
+ * head per task named after it (its label, its mask, its weight). */
+void cr_model_cfg_defaults(cr_model_cfg *c, const cr_schema *s);
+/* Only the head list: one served head per task, as above. */
+void cr_model_cfg_default_heads(cr_model_cfg *c, const cr_schema *s);
+const char *cr_arch_name(cr_arch a); /* "shared_bottom", "mmoe", "ple" */
+
+typedef struct cr_ranker {
+    cr_model_cfg cfg;
+    int K;                      /* tasks = towers */
+    int C_in;                   /* cat dims + multi dims + n_dense */
+    int n_cat, n_multi, n_dense, n_tables;
+    int *cat_table, *cat_col;   /* (n_cat) table and column of x for each cat slot */
+    int *multi_table, *multi_col; /* (n_multi) */
+    cr_pooling *multi_pool;     /* (n_multi) */
+    int dense_col;
+    int64_t *table_rows;        /* (n_tables) */
+    int *table_dim;             /* (n_tables) */
+    int *table_param;           /* (n_tables) index in `tables` */
+    int *table_readers;         /* (n_tables) cat + multi slots reading the table */
+
+    cr_ptable params;           /* dense parameters, one slab */
+    cr_ptable tables;           /* embedding tables "emb.<name>" (rows, dim), SPARSE */
+
+    cr_mlp bottom;              /* shared bottom */
+    cr_experts experts;         /* MMoE / PLE */
+    int S;                      /* experts per gate (E for MMoE) */
+    int *gate_sel;              /* (K, S) PLE: shared experts, then task k's; NULL for MMoE */
+    int *gate_w, *gate_b;       /* (K) "gates.<k>.weight" (S, C_in), ".bias" (S) */
+    cr_mlp *towers;             /* (K) "towers.<k>.l<i>.*" */
+    int *head_w, *head_b;       /* (n_heads) "heads.<name>.weight" (1, H), ".bias" (1) */
+    int n_served;
+    int *head_served;           /* (n_heads) index among served heads, -1 if not served */
+    int log_var;                /* "loss.log_var" (n_served) under uncertainty, else -1 */
+} cr_ranker;
+
+/* Check cfg against the schema, register every tensor, allocate both slabs
+ * and initialise with seed (Linear weights and biases U(-1/sqrt(fan_in),
+ * 1/sqrt(fan_in)) like nn.Linear, embedding rows U(-emb_init, emb_init),
+ * log-variances 0). The schema is copied from; it need not outlive m. */
+cr_status cr_ranker_create(cr_ranker **out, const cr_schema *s, const cr_model_cfg *cfg,
+                           uint64_t seed, cr_error *e);
+void      cr_ranker_free(cr_ranker *m);
+/* Re-draw every parameter and table from seed. */
+void      cr_ranker_init_params(cr_ranker *m, uint64_t seed);
+
+/* Per-caller state. Activations always; with train also the gradient slab
+ * (same offsets as m->params), row-sparse table gradients and backward
+ * scratch. One workspace per thread; the model itself is never written. */
+typedef struct cr_ranker_ws {
+    int     max_B, train, B;
+    int64_t max_bag_ids;        /* ids of one multi feature in one batch (backward) */
+    size_t  acts_n;
+    float  *acts;               /* every activation, offsets below */
+    size_t  off_x, off_trunk;   /* x (B, C_in); bottom or experts blocks */
+    size_t *off_gate, *off_mix, *off_tower; /* (K) each */
+    float  *gate_logits;        /* (max_B, S) scratch */
+    int32_t *ids;               /* (n_cat, max_B) cat ids gathered per slot */
+    float  *out;                /* (n_heads, B) raw head outputs: logits or values */
+    /* training only (NULL otherwise) */
+    float  *dacts;              /* gradients of acts, same layout */
+    float  *dpre;               /* (max_B, widest layer) scratch */
+    float  *dout;               /* (n_heads, B) gradient of the loss w.r.t. out */
+    float  *grads;              /* (m->params.total) dense gradient slab */
+    int     n_sgrads;
+    cr_sparse_grad *sgrads;     /* (n_tables) merged, deduplicated, rows ascending */
+    int     emb_cap;            /* rows one slot's backward can produce */
+    int32_t *emb_rows, *emb_scratch; /* (emb_cap), (2 * emb_cap) */
+    float  *emb_vals;           /* (emb_cap, max dim) */
+    int     merge_cap;
+    int32_t *merge_rows;        /* (merge_cap) */
+    float  *merge_vals;         /* (merge_cap, max dim) */
+} cr_ranker_ws;
+
+/* max_bag_ids bounds the ids of one multi feature in one batch for the
+ * sparse gradient buffers (0 = 32 * max_B); it is checked in backward, not
+ * forward, so inference takes bags of any size. */
+cr_status cr_ranker_ws_create(cr_ranker_ws **out, const cr_ranker *m, int max_B, int train,
+                              int64_t max_bag_ids, cr_error *e);
+void      cr_ranker_ws_free(cr_ranker_ws *ws);
+
+/* Forward for any batch with 1 <= B <= max_B. Checks the batch against
+ * the model (counts, B, every id inside its table, bag offsets) and writes
+ * ws->out (n_heads, B). */
+cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch *b,
+                            cr_error *e);
+/* sigmoid for binary heads, the value for regression ones: pred (n_heads, B). */
+void      cr_ranker_predict(const cr_ranker *m, const cr_ranker_ws *ws, float *pred);
+/* Clear ws->grads and every ws->sgrads (a training workspace). */
+void      cr_ranker_zero_grad(const cr_ranker *m, cr_ranker_ws *ws);
+/* Backward of the last forward on this workspace (same batch b), given
+ * dout (n_heads, B) (NULL = ws->dout, as the loss leaves it). ADDS into
+ * ws->grads and MERGES into ws->sgrads. The sparse buffers hold one
+ * batch's rows: accumulating several batches without cr_ranker_zero_grad
+ * may return CR_ERR_LIMIT. */
+cr_status cr_ranker_backward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch *b,
+                             const float *dout, cr_error *e);
+
+/* Layout shared by forward and backward: with base = ws->acts (or
+ * ws->dacts for the gradients) the input of tower k and the input of head h
+ * (the tower's last hidden layer), each with its row stride in *ld. */
+float *cr_ranker_tower_in(const cr_ranker *m, const cr_ranker_ws *ws, float *base, int k,
+                          int *ld);
+float *cr_ranker_head_in(const cr_ranker *m, const cr_ranker_ws *ws, float *base, int h,
+                         int *ld);
+
+/* Scatter a table's sparse gradient into a dense (rows, dim) array
+ * (zeroed first); for tests and checkpoints of small tables. */
+void cr_sparse_grad_to_dense(const cr_sparse_grad *g, float *dense, int64_t rows);
+
+#endif /* CR_RANKER_H */
