@@ -1,20 +1,33 @@
 /*
  * main.c - the `crossrec` command: dispatches subcommands. The only place
- * in crossrec that prints errors for people and exits.
+ * in crossrec, with the rest of cli/, that prints errors for people and
+ * exits.
  */
-#include "crossrec.h"
+#include "cli.h"
 
 #include <stdio.h>
 #include <string.h>
 
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} cr_cmd;
+
+static const cr_cmd cmds[] = {
+    {"train", cr_cli_train, "train a ranker from a YAML config"},
+    {"eval", cr_cli_eval, "metrics of a saved ranker on a data split"},
+    {"score", cr_cli_score, "score a CSV/TSV with a saved ranker"},
+    {"inspect", cr_cli_inspect, "tensors and metadata of a checkpoint"},
+    {"movielens", cr_cli_movielens, "turn MovieLens ratings into ranking impressions"},
+};
+
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: crossrec <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  version    print the version\n"
-            "\n"
-            "Run 'crossrec <command> --help' for a command's options.\n");
+    fprintf(f, "usage: crossrec <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
+    fprintf(f, "  %-10s %s\n", "version", "print the version");
+    fprintf(f, "\nRun 'crossrec <command> --help' for a command's options and defaults.\n");
 }
 
 int main(int argc, char **argv) {
@@ -26,10 +39,12 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    if (!strcmp(argv[1], "version")) {
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("crossrec %s\n", CR_VERSION);
         return 0;
     }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "crossrec: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

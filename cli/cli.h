@@ -1,0 +1,29 @@
+/*
+ * cli.h - the subcommands of the crossrec command and the helpers they
+ * share. Only code under cli/ prints errors for people and exits.
+ */
+#ifndef CR_CLI_H
+#define CR_CLI_H
+
+#include "crossrec.h"
+
+#include <stdio.h>
+
+int cr_cli_train(int argc, char **argv);
+int cr_cli_eval(int argc, char **argv);
+int cr_cli_score(int argc, char **argv);
+int cr_cli_inspect(int argc, char **argv);
+int cr_cli_movielens(int argc, char **argv);
+int cr_cli_tokenize(int argc, char **argv);
+
+/* "crossrec CMD: message" on stderr; returns 1 (the exit status). */
+int cr_cli_fail(const char *cmd, const cr_error *e);
+/* Parse a whole-string integer / number option or complain. */
+int cr_cli_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi,
+               long long *out);
+int cr_cli_num(const char *cmd, const char *opt, const char *s, double lo, double hi,
+               double *out);
+/* Print a metrics.json document as a table (one line per task). */
+void cr_cli_print_metrics(FILE *f, const char *json);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * cmd_score.c - `crossrec score`: batch scoring of a CSV/TSV with a saved
+ * ranker. The file needs the feature columns only (no labels); the output
+ * has one row per input row with each served task's prediction.
+ */
+#include "cli.h"
+
+#include "../src/rank/checkpoint.h"
+#include "../src/rank/evaluate.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: crossrec score --model FILE.safetensors --data IN.csv --out OUT.csv [options]\n"
+            "\n"
+            "Writes one row per input row: the --id-column values (if given) and one\n"
+            "column per served task with its prediction (a probability for binary\n"
+            "tasks, a value for regression tasks), in input order.\n"
+            "  --model FILE       the checkpoint (required)\n"
+            "  --data FILE        rows to score, with the model's feature columns (required)\n"
+            "  --out FILE         output CSV (required; written atomically)\n"
+            "  --id-column NAME   copy this input column to the output [none]\n"
+            "  --batch N          rows per forward pass [1024]\n"
+            "  --threads N        threads, 0 = all cores [0]\n"
+            "  --help             this text\n");
+}
+
+int cr_cli_score(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
+        {"out", required_argument, 0, 'o'},   {"id-column", required_argument, 0, 'i'},
+        {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    const char *model = NULL, *data = NULL, *out = NULL, *idcol = NULL;
+    long long batch = 1024, threads = 0;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'd': data = optarg; break;
+        case 'o': out = optarg; break;
+        case 'i': idcol = optarg; break;
+        case 'b': if (cr_cli_int("score", "--batch", optarg, 1, 1 << 20, &batch)) return 2; break;
+        case 't': if (cr_cli_int("score", "--threads", optarg, 0, 1024, &threads)) return 2; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model || !data || !out || optind < argc) {
+        fprintf(stderr, "crossrec score: --model, --data and --out are required (see --help)\n");
+        return 2;
+    }
+    cr_set_threads((int)threads);
+    cr_error e = {0};
+    cr_schema ms;
+    cr_ranker *m = NULL;
+    cr_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    cr_data_cfg dc;
+    memset(&dc, 0, sizeof dc);
+    snprintf(dc.path, sizeof dc.path, "%s", data);
+    dc.split = CR_SPLIT_FRACTION; /* every row lands in "train": score them all */
+    dc.no_labels = 1;
+    uint32_t *rows = NULL;
+    int64_t n = 0;
+    float *pred = NULL;
+    char **ids = NULL;
+    cr_csv *in = NULL;
+    cr_csv_writer *w = NULL;
+    int rc = 1;
+    if (cr_ranker_load(&m, &ms, model, &e)) goto done;
+    if (cr_dataset_load(&ds, &ms, &dc, 0, &e)) goto done;
+    if (cr_dataset_rows(&ds, CR_SPLIT_TRAIN, &rows, &n, &e)) goto done;
+    int NH = m->cfg.n_heads;
+    pred = malloc((size_t)NH * (size_t)(n ? n : 1) * sizeof(float));
+    if (!pred) {
+        cr_err(&e, CR_ERR_NOMEM, "out of memory for %lld predictions", (long long)n);
+        goto done;
+    }
+    if (n && cr_rank_predict_rows(m, &ds, rows, n, (int)batch, pred, NULL, &e)) goto done;
+    int idc = -1;
+    if (idcol) {
+        if (cr_csv_open(&in, data, 0, &e)) goto done;
+        if ((idc = cr_csv_find(in, idcol)) < 0) {
+            cr_err(&e, CR_ERR_NOT_FOUND, "%s: no column '%s' for --id-column", data, idcol);
+            goto done;
+        }
+    }
+    if (cr_csv_writer_open(&w, out, 0, &e)) goto done;
+    const char *hdr[CR_MODEL_MAX_HEADS + 1];
+    int nf = 0, hs[CR_MODEL_MAX_HEADS], ns = 0;
+    if (idcol) hdr[nf++] = idcol;
+    for (int h = 0; h < NH; h++)
+        if (m->cfg.heads[h].served) {
+            hs[ns++] = h;
+            hdr[nf++] = m->cfg.heads[h].name;
+        }
+    if (cr_csv_write_row(w, nf, hdr, &e)) goto done;
+    char buf[CR_MODEL_MAX_HEADS][32];
+    const char *fields[CR_MODEL_MAX_HEADS + 1];
+    for (int64_t i = 0; i < n; i++) {
+        int f = 0;
+        if (in) {
+            int done_in = 0;
+            if (cr_csv_next(in, &done_in, &e)) goto done;
+            if (done_in) {
+                cr_err(&e, CR_ERR_INTERNAL, "%s: fewer rows than were scored", data);
+                goto done;
+            }
+            fields[f++] = cr_csv_field(in, idc, NULL);
+        }
+        for (int j = 0; j < ns; j++) {
+            snprintf(buf[j], sizeof buf[j], "%.7g", (double)pred[(size_t)hs[j] * (size_t)n + (size_t)i]);
+            fields[f++] = buf[j];
+        }
+        if (cr_csv_write_row(w, f, fields, &e)) goto done;
+    }
+    rc = cr_csv_writer_commit(w, &e) ? 1 : 0;
+    w = NULL;
+    if (!rc) fprintf(stderr, "scored %lld rows into %s\n", (long long)n, out);
+done:
+    if (w) cr_csv_writer_abort(w);
+    if (in) cr_csv_close(in);
+    free(ids);
+    free(pred);
+    free(rows);
+    cr_dataset_free(&ds);
+    cr_ranker_free(m);
+    cr_schema_free(&ms);
+    return rc ? cr_cli_fail("score", &e) : 0;
+}

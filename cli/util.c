@@ -1,0 +1,82 @@
+/*
+ * util.c - helpers shared by the subcommands: error reporting, strict
+ * number parsing (bad values are rejected, never clamped) and the metrics
+ * table printed at the end of training and evaluation.
+ */
+#include "cli.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cr_cli_fail(const char *cmd, const cr_error *e) {
+    fprintf(stderr, "crossrec %s: %s\n", cmd, e->msg[0] ? e->msg : cr_strerror(e->status));
+    return 1;
+}
+
+int cr_cli_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi,
+               long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "crossrec %s: %s expects an integer in [%lld, %lld], got '%s'\n", cmd,
+                opt, lo, hi, s);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cr_cli_num(const char *cmd, const char *opt, const char *s, double lo, double hi,
+               double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "crossrec %s: %s expects a number in [%g, %g], got '%s'\n", cmd, opt, lo,
+                hi, s);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void print_split(FILE *f, const cJSON *split, const char *name) {
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(split, "tasks");
+    if (!tasks) return;
+    fprintf(f, "\n%s (%.0f rows)\n", name, num(split, "rows"));
+    fprintf(f, "  %-14s %8s %8s %8s %8s %8s %8s %8s %10s\n", "task", "AUC", "GAUC", "logloss",
+            "calib", "RMSE", "R2", "NDCG@k", "pop.AUC");
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tasks) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(t, "model");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(t, "baseline_popularity");
+        fprintf(f, "  %-14s %8.4f %8.4f %8.4f %8.3f %8.4f %8.4f %8.4f %10.4f\n", t->string,
+                num(m, "auc"), num(m, "gauc"), num(m, "logloss"), num(m, "calibration"),
+                num(m, "rmse"), num(m, "r2"), num(m, "ndcg"), b ? num(b, "auc") : NAN);
+        const cJSON *sl = cJSON_GetObjectItemCaseSensitive(t, "slices"), *q;
+        cJSON_ArrayForEach(q, sl) {
+            fprintf(f, "    %-12s %8.4f %8.4f %8.4f %8.3f %8.4f %8.4f %8.4f   (n=%.0f)\n",
+                    q->string, num(q, "auc"), num(q, "gauc"), num(q, "logloss"),
+                    num(q, "calibration"), num(q, "rmse"), num(q, "r2"), num(q, "ndcg"),
+                    num(q, "n"));
+        }
+    }
+}
+
+void cr_cli_print_metrics(FILE *f, const char *json) {
+    cJSON *root = cJSON_Parse(json);
+    if (!root) return;
+    print_split(f, cJSON_GetObjectItemCaseSensitive(root, "valid"), "validation");
+    print_split(f, cJSON_GetObjectItemCaseSensitive(root, "test"), "test");
+    print_split(f, cJSON_GetObjectItemCaseSensitive(root, "eval"), "evaluation");
+    cJSON_Delete(root);
+}

@@ -1,0 +1,218 @@
+/*
+ * checkpoint.c - saving and loading rankers and their training state as
+ * safetensors. Loading trusts nothing: the format tag, the JSON metadata,
+ * and every tensor's dtype and shape are checked before a byte is copied.
+ */
+#include "checkpoint.h"
+
+#include "../core/ptable_io.h"
+
+#include <cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+cr_status cr_ranker_save(const cr_ranker *m, const cr_schema *s, const char *path,
+                         const char *const *extra_meta, cr_error *e) {
+    cr_st_writer w;
+    cr_st_writer_init(&w);
+    char *schema_json = NULL, *model_json = NULL;
+    cr_status st;
+    if ((st = cr_schema_to_json(s, &schema_json, e))) goto done;
+    if ((st = cr_model_cfg_to_json(&m->cfg, &model_json, e))) goto done;
+    if ((st = cr_st_add_meta(&w, "format", CR_RANKER_FORMAT, e))) goto done;
+    if ((st = cr_st_add_meta(&w, "format_version", CR_RANKER_FORMAT_VERSION, e))) goto done;
+    if ((st = cr_st_add_meta(&w, "crossrec_version", CR_VERSION, e))) goto done;
+    if ((st = cr_st_add_meta(&w, "schema", schema_json, e))) goto done;
+    if ((st = cr_st_add_meta(&w, "model", model_json, e))) goto done;
+    for (int i = 0; extra_meta && extra_meta[i]; i += 2)
+        if ((st = cr_st_add_meta(&w, extra_meta[i], extra_meta[i + 1], e))) goto done;
+    if ((st = cr_ptable_to_st(&m->params, m->params.data, "", &w, e))) goto done;
+    if ((st = cr_ptable_to_st(&m->tables, m->tables.data, "", &w, e))) goto done;
+    st = cr_st_save(&w, path, e);
+done:
+    free(schema_json);
+    free(model_json);
+    cr_st_writer_free(&w);
+    return st;
+}
+
+cr_status cr_ranker_load(cr_ranker **out, cr_schema *s, const char *path, cr_error *e) {
+    *out = NULL;
+    memset(s, 0, sizeof *s);
+    cr_st_file f;
+    cr_status st = cr_st_open(&f, path, e);
+    if (st) return st;
+    cr_ranker *m = NULL;
+    const char *fmt = cr_st_meta(&f, "format");
+    if (!fmt || strcmp(fmt, CR_RANKER_FORMAT) != 0) {
+        st = cr_err(e, CR_ERR_FORMAT,
+                    "%s: not a crossrec ranker (metadata 'format' is %s%s%s, expected '%s')",
+                    path, fmt ? "'" : "", fmt ? fmt : "missing", fmt ? "'" : "",
+                    CR_RANKER_FORMAT);
+        goto fail;
+    }
+    const char *ver = cr_st_meta(&f, "format_version");
+    if (!ver || strcmp(ver, CR_RANKER_FORMAT_VERSION) != 0) {
+        st = cr_err(e, CR_ERR_FORMAT, "%s: ranker format version %s is not supported (expected %s)",
+                    path, ver ? ver : "(missing)", CR_RANKER_FORMAT_VERSION);
+        goto fail;
+    }
+    const char *sj = cr_st_meta(&f, "schema"), *mj = cr_st_meta(&f, "model");
+    if (!sj || !mj) {
+        st = cr_err(e, CR_ERR_FORMAT, "%s: metadata lacks '%s'", path, sj ? "model" : "schema");
+        goto fail;
+    }
+    if ((st = cr_schema_from_json(s, sj, e))) {
+        cr_err_prefix(e, "%s: metadata 'schema'", path);
+        goto fail;
+    }
+    cr_model_cfg cfg;
+    if ((st = cr_model_cfg_from_json(&cfg, mj, e))) {
+        cr_err_prefix(e, "%s: metadata 'model'", path);
+        goto fail;
+    }
+    if ((st = cr_ranker_create(&m, s, &cfg, 0, e))) {
+        cr_err_prefix(e, "%s", path);
+        goto fail;
+    }
+    if ((st = cr_ptable_from_st(&m->params, m->params.data, "", &f, 0, e))) goto fail;
+    if ((st = cr_ptable_from_st(&m->tables, m->tables.data, "", &f, 0, e))) goto fail;
+    /* A tensor in the file that the model does not know means the file and
+     * the config disagree: say so rather than ignore it. */
+    for (int i = 0; i < f.n; i++)
+        if (cr_ptable_find(&m->params, f.t[i].name) < 0 &&
+            cr_ptable_find(&m->tables, f.t[i].name) < 0) {
+            st = cr_err(e, CR_ERR_FORMAT, "%s: tensor '%s' is not part of the model its metadata describes",
+                        path, f.t[i].name);
+            goto fail;
+        }
+    cr_st_close(&f);
+    *out = m;
+    return CR_OK;
+fail:
+    cr_ranker_free(m);
+    cr_schema_free(s);
+    cr_st_close(&f);
+    return st;
+}
+
+cr_status cr_schema_check_same(const cr_schema *a, const cr_schema *b, const char *model_path,
+                               cr_error *e) {
+    if (a->n_features != b->n_features)
+        return cr_err(e, CR_ERR_MISMATCH, "%s: the model has %d features, the config declares %d",
+                      model_path, a->n_features, b->n_features);
+    for (int i = 0; i < a->n_features; i++) {
+        const cr_feature *x = &a->features[i], *y = &b->features[i];
+        if (strcmp(x->name, y->name) || x->kind != y->kind || strcmp(x->column, y->column) ||
+            (x->kind != CR_FEAT_NUMERIC && !x->share[0] && x->dim != y->dim))
+            return cr_err(e, CR_ERR_MISMATCH,
+                          "%s: feature %d is '%s' (column '%s', dim %d) in the model but '%s' "
+                          "(column '%s', dim %d) in the config",
+                          model_path, i, x->name, x->column, x->dim, y->name, y->column, y->dim);
+    }
+    if (a->n_tasks != b->n_tasks)
+        return cr_err(e, CR_ERR_MISMATCH, "%s: the model has %d tasks, the config declares %d",
+                      model_path, a->n_tasks, b->n_tasks);
+    for (int k = 0; k < a->n_tasks; k++)
+        if (strcmp(a->tasks[k].name, b->tasks[k].name) || a->tasks[k].kind != b->tasks[k].kind)
+            return cr_err(e, CR_ERR_MISMATCH, "%s: task %d is '%s' in the model but '%s' in the config",
+                          model_path, k, a->tasks[k].name, b->tasks[k].name);
+    return CR_OK;
+}
+
+/* ---- training state ----------------------------------------------------------------- */
+
+cr_status cr_train_state_save(const cr_train_state *t, const char *path, cr_error *e) {
+    cr_st_writer w;
+    cr_st_writer_init(&w);
+    cr_status st;
+    char buf[64];
+    int64_t counters[4] = {t->step, t->epoch, t->epoch_step, t->examples};
+    int64_t sh4[1] = {4}, shn[1] = {(int64_t)t->adam.n}, shr[1] = {(int64_t)sizeof(cr_rng)};
+    int64_t she[1] = {(int64_t)sizeof(cr_early_stop)}, sht[1] = {1};
+    if ((st = cr_st_add_meta(&w, "format", "crossrec.train_state", e))) goto done;
+    if ((st = cr_st_add(&w, "counters", CR_DT_I64, 1, sh4, counters, e))) goto done;
+    /* The RNG and early-stopping structs are plain data of fixed layout;
+     * stored as bytes and checked for size on load. */
+    if ((st = cr_st_add(&w, "epoch_rng", CR_DT_U8, 1, shr, &t->epoch_rng, e))) goto done;
+    if ((st = cr_st_add(&w, "early_stop", CR_DT_U8, 1, she, &t->es, e))) goto done;
+    if ((st = cr_st_add(&w, "adam.t", CR_DT_I64, 1, sht, &t->adam.t, e))) goto done;
+    if (t->adam.n) {
+        if ((st = cr_st_add(&w, "adam.m", CR_DT_F32, 1, shn, t->adam.m, e))) goto done;
+        if (t->adam.v && (st = cr_st_add(&w, "adam.v", CR_DT_F32, 1, shn, t->adam.v, e))) goto done;
+    }
+    for (int i = 0; i < t->n_sparse; i++) {
+        const cr_sparse_opt *o = &t->sparse[i];
+        int64_t sh2[2] = {o->V, o->D};
+        char name[64];
+        snprintf(name, sizeof name, "sparse.%d.t", i);
+        if ((st = cr_st_add(&w, name, CR_DT_I64, 1, sht, &o->t, e))) goto done;
+        if (o->s1) {
+            snprintf(name, sizeof name, "sparse.%d.s1", i);
+            if ((st = cr_st_add(&w, name, CR_DT_F32, 2, sh2, o->s1, e))) goto done;
+        }
+        if (o->s2) {
+            snprintf(name, sizeof name, "sparse.%d.s2", i);
+            if ((st = cr_st_add(&w, name, CR_DT_F32, 2, sh2, o->s2, e))) goto done;
+        }
+    }
+    snprintf(buf, sizeof buf, "%d", t->n_sparse);
+    if ((st = cr_st_add_meta(&w, "n_sparse", buf, e))) goto done;
+    st = cr_st_save(&w, path, e);
+done:
+    cr_st_writer_free(&w);
+    return st;
+}
+
+static cr_status copy_tensor(const cr_st_file *f, const char *name, cr_dtype dt, int ndim,
+                             const int64_t *shape, void *dst, cr_error *e) {
+    const cr_st_tensor *t;
+    CR_TRY(cr_st_expect(f, name, dt, ndim, shape, &t, e));
+    memcpy(dst, t->data, t->nbytes);
+    return CR_OK;
+}
+
+cr_status cr_train_state_load(cr_train_state *t, const char *path, cr_error *e) {
+    cr_st_file f;
+    CR_TRY(cr_st_open(&f, path, e));
+    cr_status st;
+    const char *fmt = cr_st_meta(&f, "format");
+    if (!fmt || strcmp(fmt, "crossrec.train_state")) {
+        st = cr_err(e, CR_ERR_FORMAT, "%s: not a crossrec training state", path);
+        goto done;
+    }
+    int64_t counters[4];
+    int64_t sh4[1] = {4}, shn[1] = {(int64_t)t->adam.n}, shr[1] = {(int64_t)sizeof(cr_rng)};
+    int64_t she[1] = {(int64_t)sizeof(cr_early_stop)}, sht[1] = {1};
+    if ((st = copy_tensor(&f, "counters", CR_DT_I64, 1, sh4, counters, e))) goto done;
+    if ((st = copy_tensor(&f, "epoch_rng", CR_DT_U8, 1, shr, &t->epoch_rng, e))) goto done;
+    if ((st = copy_tensor(&f, "early_stop", CR_DT_U8, 1, she, &t->es, e))) goto done;
+    if ((st = copy_tensor(&f, "adam.t", CR_DT_I64, 1, sht, &t->adam.t, e))) goto done;
+    if (t->adam.n) {
+        if ((st = copy_tensor(&f, "adam.m", CR_DT_F32, 1, shn, t->adam.m, e))) goto done;
+        if (t->adam.v && (st = copy_tensor(&f, "adam.v", CR_DT_F32, 1, shn, t->adam.v, e))) goto done;
+    }
+    for (int i = 0; i < t->n_sparse; i++) {
+        cr_sparse_opt *o = &t->sparse[i];
+        int64_t sh2[2] = {o->V, o->D};
+        char name[64];
+        snprintf(name, sizeof name, "sparse.%d.t", i);
+        if ((st = copy_tensor(&f, name, CR_DT_I64, 1, sht, &o->t, e))) goto done;
+        if (o->s1) {
+            snprintf(name, sizeof name, "sparse.%d.s1", i);
+            if ((st = copy_tensor(&f, name, CR_DT_F32, 2, sh2, o->s1, e))) goto done;
+        }
+        if (o->s2) {
+            snprintf(name, sizeof name, "sparse.%d.s2", i);
+            if ((st = copy_tensor(&f, name, CR_DT_F32, 2, sh2, o->s2, e))) goto done;
+        }
+    }
+    t->step = counters[0];
+    t->epoch = (int)counters[1];
+    t->epoch_step = counters[2];
+    t->examples = counters[3];
+    st = CR_OK;
+done:
+    cr_st_close(&f);
+    return st;
+}

@@ -1,0 +1,47 @@
+/*
+ * checkpoint.h - a ranker on disk: one safetensors file with every dense
+ * parameter and embedding table, and in __metadata__ the format tag, the
+ * schema (vocabularies included) and the model config as JSON, so the file
+ * alone can encode new data and score it. Training state for resume is a
+ * second file beside it. Both are written atomically.
+ */
+#ifndef CR_RANK_CHECKPOINT_H
+#define CR_RANK_CHECKPOINT_H
+
+#include "../train/train.h"
+#include "config.h"
+#include "ranker.h"
+
+#define CR_RANKER_FORMAT "crossrec.ranker"
+#define CR_RANKER_FORMAT_VERSION "1"
+
+/* extra_meta: optional NULL-terminated key/value pairs added to __metadata__. */
+cr_status cr_ranker_save(const cr_ranker *m, const cr_schema *s, const char *path,
+                         const char *const *extra_meta, cr_error *e);
+/* Load a model and its schema; *s is filled and must be freed with
+ * cr_schema_free. Errors name the file and the tensor or field. */
+cr_status cr_ranker_load(cr_ranker **m, cr_schema *s, const char *path, cr_error *e);
+/* A config's schema must describe the same features and tasks as the
+ * model's (names, kinds, columns, widths) for the model to read its data. */
+cr_status cr_schema_check_same(const cr_schema *model, const cr_schema *cfg, const char *model_path,
+                               cr_error *e);
+
+/* Everything needed to continue a run exactly where it stopped. */
+typedef struct cr_train_state {
+    int64_t       step;          /* optimizer steps done */
+    int           epoch;         /* epoch in progress (0-based) */
+    int64_t       epoch_step;    /* steps done inside that epoch */
+    cr_rng        epoch_rng;     /* the shuffling stream as it was when the epoch began */
+    cr_early_stop es;
+    cr_adam       adam;          /* borrowed pointers when saving */
+    int           n_sparse;
+    cr_sparse_opt *sparse;       /* (n_sparse) */
+    int64_t       examples;      /* examples seen */
+} cr_train_state;
+
+cr_status cr_train_state_save(const cr_train_state *t, const char *path, cr_error *e);
+/* Restores into t, whose optimizers must already be initialised with the
+ * right sizes (it checks them). */
+cr_status cr_train_state_load(cr_train_state *t, const char *path, cr_error *e);
+
+#endif /* CR_RANK_CHECKPOINT_H */

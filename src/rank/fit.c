@@ -1,0 +1,411 @@
+/*
+ * fit.c - the ranker's training loop. Shuffled mini-batches, dense Adam(W)
+ * plus row-sparse table updates, a learning-rate schedule, evaluation on
+ * the validation split with early stopping that never lets one task's
+ * criterion decide for the others, atomic checkpoints and exact resume.
+ * For a seed and a thread count, a run is bit-for-bit repeatable.
+ */
+#include "fit.h"
+
+#include "../core/ptable_io.h"
+#include "loss.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct fit_ctx {
+    cr_rank_config *cfg;
+    const cr_fit_opts *o;
+    cr_dataset ds;
+    cr_ranker *m;
+    cr_ranker_ws *ws;
+    cr_batch b;
+    uint32_t *train_rows, *valid_rows, *perm;
+    int64_t n_train, n_valid;
+    cr_train_state st;
+    cr_adam adam;
+    cr_sparse_opt *sparse;
+    float *best_params, *best_tables;
+    float head_weight[CR_MODEL_MAX_HEADS]; /* as configured (frozen tasks get 0 while training) */
+    int evals;
+    double seconds;
+    char path_model[1200], path_last[1200], path_state[1200];
+} fit_ctx;
+
+static void logf_(const fit_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const fit_ctx *c, const char *fmt, ...) {
+    if (!c->o->log) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(c->o->log, fmt, ap);
+    va_end(ap);
+    fflush(c->o->log);
+}
+
+/* Freeze (or thaw) everything that only task k uses: its tower, its gate
+ * and every head reading its tower; its heads' losses are dropped. */
+static void set_task_frozen(fit_ctx *c, int k, int frozen) {
+    cr_ranker *m = c->m;
+    char p1[64], p2[64];
+    snprintf(p1, sizeof p1, "towers.%d.", k);
+    snprintf(p2, sizeof p2, "gates.%d.", k);
+    for (int i = 0; i < m->params.n; i++) {
+        cr_tensor_info *t = &m->params.t[i];
+        int mine = !strncmp(t->name, p1, strlen(p1)) || !strncmp(t->name, p2, strlen(p2));
+        for (int h = 0; h < m->cfg.n_heads && !mine; h++) {
+            char p3[96];
+            snprintf(p3, sizeof p3, "heads.%s.", m->cfg.heads[h].name);
+            mine = m->cfg.heads[h].tower == k && !strncmp(t->name, p3, strlen(p3));
+        }
+        if (!mine) continue;
+        if (frozen) t->flags |= CR_PARAM_FROZEN;
+        else t->flags &= ~CR_PARAM_FROZEN;
+    }
+    for (int h = 0; h < m->cfg.n_heads; h++)
+        if (m->cfg.heads[h].tower == k) m->cfg.heads[h].weight = frozen ? 0.0f : c->head_weight[h];
+}
+
+static cr_status save_last(fit_ctx *c, cr_error *e) {
+    /* The model file carries the configured head weights, not the frozen 0s. */
+    float saved[CR_MODEL_MAX_HEADS];
+    for (int h = 0; h < c->m->cfg.n_heads; h++) {
+        saved[h] = c->m->cfg.heads[h].weight;
+        c->m->cfg.heads[h].weight = c->head_weight[h];
+    }
+    cr_status s = cr_ranker_save(c->m, &c->cfg->schema, c->path_last, NULL, e);
+    for (int h = 0; h < c->m->cfg.n_heads; h++) c->m->cfg.heads[h].weight = saved[h];
+    if (s) return s;
+    c->st.adam = c->adam;
+    return cr_train_state_save(&c->st, c->path_state, e);
+}
+
+static cr_status save_model(fit_ctx *c, cr_error *e) {
+    float saved[CR_MODEL_MAX_HEADS];
+    for (int h = 0; h < c->m->cfg.n_heads; h++) {
+        saved[h] = c->m->cfg.heads[h].weight;
+        c->m->cfg.heads[h].weight = c->head_weight[h];
+    }
+    cr_status s = cr_ranker_save(c->m, &c->cfg->schema, c->path_model, NULL, e);
+    for (int h = 0; h < c->m->cfg.n_heads; h++) c->m->cfg.heads[h].weight = saved[h];
+    return s;
+}
+
+/* Validation losses per task (served heads), scored higher-is-better. */
+static cr_status evaluate_valid(fit_ctx *c, double *task_loss, double *overall, cr_error *e) {
+    cr_ranker *m = c->m;
+    int K = c->cfg->schema.n_tasks, NH = m->cfg.n_heads;
+    float *pred = malloc((size_t)NH * (size_t)c->n_valid * sizeof(float));
+    double hl[CR_MODEL_MAX_HEADS];
+    if (!pred) return cr_err(e, CR_ERR_NOMEM, "out of memory for validation predictions");
+    cr_status s = cr_rank_predict_rows(m, &c->ds, c->valid_rows, c->n_valid, 1024, pred, hl, e);
+    free(pred);
+    if (s) return s;
+    *overall = 0;
+    for (int k = 0; k < K; k++) {
+        int h = cr_rank_task_head(m, k);
+        task_loss[k] = h >= 0 ? hl[h] : NAN;
+        if (h >= 0 && isfinite(hl[h])) *overall -= c->head_weight[h] * hl[h];
+    }
+    return CR_OK;
+}
+
+static cr_status do_eval(fit_ctx *c, int *stop, cr_error *e) {
+    int K = c->cfg->schema.n_tasks;
+    double tl[CR_MAX_TASKS], score[CR_MAX_TASKS], overall = 0;
+    CR_TRY(evaluate_valid(c, tl, &overall, e));
+    for (int k = 0; k < K; k++) score[k] = -tl[k];
+    uint32_t frozen = 0;
+    int improved = cr_es_update(&c->st.es, c->st.step, overall, score, &frozen, stop);
+    c->evals++;
+    if (c->o->log) {
+        if (c->o->log && isatty(fileno(c->o->log))) fputc('\n', c->o->log);
+        logf_(c, "eval step %lld: valid loss", (long long)c->st.step);
+        for (int k = 0; k < K; k++) logf_(c, " %s %.5f", c->cfg->schema.tasks[k].name, tl[k]);
+        logf_(c, " | sum %.5f%s\n", -overall, improved ? " (best)" : "");
+    }
+    for (int k = 0; k < K; k++)
+        if (frozen & (1u << k)) {
+            set_task_frozen(c, k, 1);
+            logf_(c, "task %s stopped improving: its tower and heads are frozen at step %lld\n",
+                  c->cfg->schema.tasks[k].name, (long long)c->st.step);
+        }
+    if (improved) {
+        memcpy(c->best_params, c->m->params.data, c->m->params.total * sizeof(float));
+        memcpy(c->best_tables, c->m->tables.data, c->m->tables.total * sizeof(float));
+        CR_TRY(save_model(c, e));
+    }
+    int every = c->cfg->train.checkpoint_every;
+    if (every > 0 && c->evals % every == 0) CR_TRY(save_last(c, e));
+    return CR_OK;
+}
+
+static cr_status train_step(fit_ctx *c, const uint32_t *rows, int B, double *loss,
+                            double *head_loss, cr_error *e) {
+    const cr_train_cfg *t = &c->cfg->train;
+    CR_TRY(cr_batch_gather(&c->b, &c->ds, rows, B, e));
+    cr_ranker_zero_grad(c->m, c->ws);
+    CR_TRY(cr_ranker_forward(c->m, c->ws, &c->b, e));
+    CR_TRY(cr_ranker_loss(c->m, c->ws, &c->b, head_loss, loss, e));
+    if (!isfinite(*loss))
+        return cr_err(e, CR_ERR_INTERNAL,
+                      "the training loss became %g at step %lld; lower train.lr or set train.clip_norm",
+                      *loss, (long long)c->st.step);
+    CR_TRY(cr_ranker_backward(c->m, c->ws, &c->b, NULL, e));
+    if (t->clip_norm > 0) cr_clip_grad_norm(&c->m->params, c->ws->grads, t->clip_norm);
+    int64_t total = t->max_steps;
+    float lr = cr_lr_at(t->schedule, t->lr, c->st.step, t->warmup_steps, total, t->min_lr_frac);
+    float scale = t->lr > 0 ? lr / t->lr : 0.0f;
+    cr_adam_step(&c->adam, &c->m->params, c->m->params.data, c->ws->grads, lr);
+    for (int i = 0; i < c->m->n_tables; i++) {
+        float *tab = cr_ptable_ptr(&c->m->tables, c->m->tables.data, c->m->table_param[i]);
+        cr_sparse_opt_step(&c->sparse[i], tab, &c->ws->sgrads[i], t->sparse_lr * scale);
+    }
+    c->st.step++;
+    c->st.epoch_step++;
+    c->st.examples += B;
+    return CR_OK;
+}
+
+static cr_status write_metrics(fit_ctx *c, int stopped_early, char **metrics, cr_error *e) {
+    cr_rank_config *cfg = c->cfg;
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return cr_err(e, CR_ERR_NOMEM, "out of memory writing metrics");
+    cr_status s = CR_OK;
+    cJSON_AddStringToObject(root, "config", cfg->path);
+    cJSON_AddStringToObject(root, "model", "model.safetensors");
+    cJSON_AddStringToObject(root, "arch", cr_arch_name(c->m->cfg.arch));
+    cJSON *tr = cJSON_AddObjectToObject(root, "train");
+    cJSON_AddNumberToObject(tr, "steps", (double)c->st.step);
+    cJSON_AddNumberToObject(tr, "examples", (double)c->st.examples);
+    cJSON_AddNumberToObject(tr, "seconds", c->seconds);
+    cJSON_AddNumberToObject(tr, "examples_per_second", c->seconds > 0 ? (double)c->st.examples / c->seconds : 0);
+    cJSON_AddNumberToObject(tr, "best_step", (double)c->st.es.best_step);
+    cJSON_AddBoolToObject(tr, "stopped_early", stopped_early);
+    cJSON_AddStringToObject(tr, "early_stopping", cfg->train.early_stopping == CR_ES_SUM_LOSS ? "sum_loss"
+                                                  : cfg->train.early_stopping == CR_ES_PER_TASK ? "per_task" : "none");
+    cJSON_AddNumberToObject(tr, "threads", cr_get_threads());
+    cJSON_AddNumberToObject(tr, "parameters", (double)(c->m->params.total));
+    cJSON_AddNumberToObject(tr, "table_parameters", (double)(c->m->tables.total));
+    cJSON *fz = cJSON_AddObjectToObject(tr, "frozen_at_step");
+    for (int k = 0; k < cfg->schema.n_tasks; k++)
+        if (c->st.es.frozen[k])
+            cJSON_AddNumberToObject(fz, cfg->schema.tasks[k].name, (double)c->st.es.frozen_step[k]);
+    cJSON *sizes = cJSON_AddObjectToObject(root, "rows");
+    cJSON_AddNumberToObject(sizes, "train", (double)c->ds.n_split[0]);
+    cJSON_AddNumberToObject(sizes, "valid", (double)c->ds.n_split[1]);
+    cJSON_AddNumberToObject(sizes, "test", (double)c->ds.n_split[2]);
+    const int splits[2] = {CR_SPLIT_VALID, CR_SPLIT_TEST};
+    const char *names[2] = {"valid", "test"};
+    for (int i = 0; i < 2; i++) {
+        if (c->ds.n_split[splits[i]] == 0) continue;
+        cJSON *o = cJSON_AddObjectToObject(root, names[i]);
+        if ((s = cr_rank_evaluate(c->m, &cfg->schema, &c->ds, splits[i], &cfg->eval, o, NULL, e)))
+            goto done;
+    }
+    char *txt = cJSON_Print(root);
+    if (!txt) {
+        s = cr_err(e, CR_ERR_NOMEM, "out of memory writing metrics");
+        goto done;
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/metrics.json", c->o->out_dir);
+    s = cr_write_file_atomic(path, txt, strlen(txt), e);
+    if (!s && metrics) *metrics = txt;
+    else free(txt);
+done:
+    cJSON_Delete(root);
+    return s;
+}
+
+static cr_status copy_config(const fit_ctx *c, cr_error *e) {
+    char *txt = NULL, path[1200];
+    size_t n;
+    CR_TRY(cr_read_file(c->cfg->path, &txt, &n, e));
+    snprintf(path, sizeof path, "%s/config.yaml", c->o->out_dir);
+    cr_status s = cr_write_file_atomic(path, txt, n, e);
+    cr_free(txt);
+    return s;
+}
+
+static cr_status try_resume(fit_ctx *c, cr_error *e) {
+    if (!cr_file_exists(c->path_last) || !cr_file_exists(c->path_state)) {
+        logf_(c, "no checkpoint in %s: starting from scratch\n", c->o->out_dir);
+        return CR_OK;
+    }
+    cr_st_file f;
+    CR_TRY(cr_st_open(&f, c->path_last, e));
+    char *mine = NULL;
+    cr_status s = cr_schema_to_json(&c->cfg->schema, &mine, e);
+    const char *theirs = cr_st_meta(&f, "schema");
+    if (!s && (!theirs || strcmp(theirs, mine) != 0))
+        s = cr_err(e, CR_ERR_MISMATCH,
+                   "%s: this checkpoint was trained with a different schema or data than %s; "
+                   "use a fresh --out directory",
+                   c->path_last, c->cfg->path);
+    free(mine);
+    if (!s) s = cr_ptable_from_st(&c->m->params, c->m->params.data, "", &f, 0, e);
+    if (!s) s = cr_ptable_from_st(&c->m->tables, c->m->tables.data, "", &f, 0, e);
+    cr_st_close(&f);
+    if (s) return s;
+    c->st.adam = c->adam;
+    CR_TRY(cr_train_state_load(&c->st, c->path_state, e));
+    for (int k = 0; k < c->cfg->schema.n_tasks; k++)
+        if (c->st.es.frozen[k]) set_task_frozen(c, k, 1);
+    if (cr_file_exists(c->path_model)) {
+        cr_st_file g;
+        CR_TRY(cr_st_open(&g, c->path_model, e));
+        s = cr_ptable_from_st(&c->m->params, c->best_params, "", &g, 0, e);
+        if (!s) s = cr_ptable_from_st(&c->m->tables, c->best_tables, "", &g, 0, e);
+        cr_st_close(&g);
+        if (s) return s;
+    }
+    logf_(c, "resuming at step %lld (epoch %d)\n", (long long)c->st.step, c->st.epoch + 1);
+    return CR_OK;
+}
+
+cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics, cr_error *e) {
+    fit_ctx c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    c.o = o;
+    cr_train_cfg *t = &cfg->train;
+    cr_status s;
+    if (metrics) *metrics = NULL;
+    cr_set_threads(t->threads);
+    if ((s = cr_mkdirs(o->out_dir, e))) return s;
+    snprintf(c.path_model, sizeof c.path_model, "%s/model.safetensors", o->out_dir);
+    snprintf(c.path_last, sizeof c.path_last, "%s/last.safetensors", o->out_dir);
+    snprintf(c.path_state, sizeof c.path_state, "%s/train_state.safetensors", o->out_dir);
+
+    double t0 = cr_now();
+    logf_(&c, "loading %s\n", cfg->data.path);
+    if ((s = cr_dataset_load(&c.ds, &cfg->schema, &cfg->data, 1, e))) goto done;
+    logf_(&c, "rows: %lld train, %lld valid, %lld test (%.1f s)\n", (long long)c.ds.n_split[0],
+          (long long)c.ds.n_split[1], (long long)c.ds.n_split[2], cr_now() - t0);
+    if ((s = cr_dataset_rows(&c.ds, CR_SPLIT_TRAIN, &c.train_rows, &c.n_train, e))) goto done;
+    if ((s = cr_dataset_rows(&c.ds, CR_SPLIT_VALID, &c.valid_rows, &c.n_valid, e))) goto done;
+    if (c.n_train == 0 || c.n_valid == 0) {
+        s = cr_err(e, CR_ERR_CONFIG, "%s: the %s split is empty; check data.split", cfg->path,
+                   c.n_train == 0 ? "training" : "validation");
+        goto done;
+    }
+    if ((s = cr_ranker_create(&c.m, &cfg->schema, &cfg->model, t->seed, e))) goto done;
+    if ((s = cr_ranker_ws_create(&c.ws, c.m, t->batch_size, 1, 0, e))) goto done;
+    if ((s = cr_batch_init(&c.b, &c.ds, t->batch_size, e))) goto done;
+    if ((s = cr_adam_init(&c.adam, &c.m->params, t->optimizer, t->lr, t->beta1, t->beta2, t->eps,
+                          t->weight_decay, e)))
+        goto done;
+    c.sparse = calloc((size_t)c.m->n_tables, sizeof *c.sparse);
+    c.best_params = cr_alloc_e(c.m->params.total * sizeof(float) + 64, e, "best parameters");
+    c.best_tables = cr_alloc_e(c.m->tables.total * sizeof(float) + 64, e, "best tables");
+    c.perm = malloc((size_t)c.n_train * sizeof(uint32_t));
+    if (!c.sparse || !c.best_params || !c.best_tables || !c.perm) {
+        s = cr_err(e, CR_ERR_NOMEM, "out of memory setting up training");
+        goto done;
+    }
+    for (int i = 0; i < c.m->n_tables; i++)
+        if ((s = cr_sparse_opt_init(&c.sparse[i], t->sparse_optimizer, c.m->table_rows[i],
+                                    c.m->table_dim[i], t->sparse_lr, t->beta1, t->beta2,
+                                    t->sparse_optimizer == CR_SPARSE_ADAGRAD ? 1e-10f : t->eps,
+                                    t->adagrad_init, e)))
+            goto done;
+    c.st.n_sparse = c.m->n_tables;
+    c.st.sparse = c.sparse;
+    for (int h = 0; h < c.m->cfg.n_heads; h++) c.head_weight[h] = c.m->cfg.heads[h].weight;
+    int64_t spe = (c.n_train + t->batch_size - 1) / t->batch_size;
+    int64_t total = (int64_t)t->epochs * spe;
+    if (t->max_steps > 0 && t->max_steps < total) total = t->max_steps;
+    t->max_steps = total; /* the schedule's horizon */
+    cr_es_init(&c.st.es, t->early_stopping, t->patience, cfg->schema.n_tasks);
+    cr_rng_seed(&c.st.epoch_rng, t->seed ^ 0x5eed5eedULL);
+    memcpy(c.best_params, c.m->params.data, c.m->params.total * sizeof(float));
+    memcpy(c.best_tables, c.m->tables.data, c.m->tables.total * sizeof(float));
+    if (o->resume && (s = try_resume(&c, e))) goto done;
+    if ((s = copy_config(&c, e))) goto done;
+    logf_(&c, "model %s: %zu dense parameters, %zu table parameters, %d threads\n",
+          cr_arch_name(c.m->cfg.arch), c.m->params.total, c.m->tables.total, cr_get_threads());
+
+    cr_progress pg;
+    cr_progress_init(&pg, o->log, total);
+    int stop = 0, K = cfg->schema.n_tasks;
+    char (*tnames)[64] = malloc((size_t)K * sizeof *tnames);
+    if (!tnames) {
+        s = cr_err(e, CR_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < K; k++) snprintf(tnames[k], 64, "%s", cfg->schema.tasks[k].name);
+    double ema = NAN, tema[CR_MAX_TASKS];
+    for (int k = 0; k < K; k++) tema[k] = NAN;
+    double tstart = cr_now();
+    int64_t ex0 = c.st.examples;
+    while (!stop && c.st.epoch < t->epochs && c.st.step < total) {
+        cr_rng rng = c.st.epoch_rng;
+        memcpy(c.perm, c.train_rows, (size_t)c.n_train * sizeof(uint32_t));
+        cr_rng_shuffle_u32(&rng, c.perm, (size_t)c.n_train);
+        while (!stop && c.st.epoch_step < spe && c.st.step < total) {
+            int64_t i0 = c.st.epoch_step * t->batch_size;
+            int B = (int)(c.n_train - i0 < t->batch_size ? c.n_train - i0 : t->batch_size);
+            double loss, hl[CR_MODEL_MAX_HEADS];
+            if ((s = train_step(&c, c.perm + i0, B, &loss, hl, e))) goto done_names;
+            ema = isnan(ema) ? loss : 0.98 * ema + 0.02 * loss;
+            for (int k = 0; k < K; k++) {
+                int h = cr_rank_task_head(c.m, k);
+                double v = h >= 0 ? hl[h] : NAN;
+                tema[k] = isnan(tema[k]) ? v : 0.98 * tema[k] + 0.02 * v;
+            }
+            pg.t0 = tstart;
+            cr_progress_update(&pg, c.st.epoch + 1, t->epochs, c.st.step, c.st.examples - ex0, ema,
+                               K, tnames, tema, 0);
+            if (t->eval_every > 0 && c.st.step % t->eval_every == 0 &&
+                (s = do_eval(&c, &stop, e)))
+                goto done_names;
+            if (o->stop_after_steps > 0 && c.st.step >= o->stop_after_steps) {
+                s = cr_err(e, CR_ERR_LIMIT, "stopped after %lld steps as asked",
+                           (long long)c.st.step);
+                goto done_names;
+            }
+        }
+        if (!stop && t->eval_every == 0 && (s = do_eval(&c, &stop, e))) goto done_names;
+        if (c.st.epoch_step >= spe) {
+            c.st.epoch++;
+            c.st.epoch_step = 0;
+            c.st.epoch_rng = rng;
+        }
+    }
+    cr_progress_done(&pg);
+    c.seconds = cr_now() - tstart;
+    /* Keep the best model by the overall criterion; per-task mode keeps
+     * the final one, whose frozen towers stopped at their own best. */
+    if (t->early_stopping != CR_ES_PER_TASK && c.st.es.best_step >= 0) {
+        memcpy(c.m->params.data, c.best_params, c.m->params.total * sizeof(float));
+        memcpy(c.m->tables.data, c.best_tables, c.m->tables.total * sizeof(float));
+    }
+    for (int h = 0; h < c.m->cfg.n_heads; h++) c.m->cfg.heads[h].weight = c.head_weight[h];
+    if ((s = save_model(&c, e))) goto done_names;
+    if ((s = save_last(&c, e))) goto done_names;
+    logf_(&c, "trained %lld steps in %.1f s (%.0f examples/s); best step %lld\n",
+          (long long)c.st.step, c.seconds,
+          c.seconds > 0 ? (double)(c.st.examples - ex0) / c.seconds : 0.0,
+          (long long)c.st.es.best_step);
+    s = write_metrics(&c, stop, metrics, e);
+done_names:
+    free(tnames);
+done:
+    cr_free(c.best_params);
+    cr_free(c.best_tables);
+    if (c.sparse)
+        for (int i = 0; i < c.m->n_tables; i++) cr_sparse_opt_free(&c.sparse[i]);
+    free(c.sparse);
+    cr_adam_free(&c.adam);
+    free(c.perm);
+    free(c.train_rows);
+    free(c.valid_rows);
+    cr_batch_free(&c.b);
+    cr_ranker_ws_free(c.ws);
+    cr_ranker_free(c.m);
+    cr_dataset_free(&c.ds);
+    return s;
+}

@@ -1,0 +1,24 @@
+/*
+ * fit.h - training a ranker from a config: data loading, the loop with
+ * early stopping, checkpoints with exact resume, and the final metrics.
+ */
+#ifndef CR_RANK_FIT_H
+#define CR_RANK_FIT_H
+
+#include "checkpoint.h"
+#include "config.h"
+#include "evaluate.h"
+
+typedef struct cr_fit_opts {
+    const char *out_dir;  /* model.safetensors, metrics.json, config.yaml, last.* */
+    int         resume;   /* continue from out_dir/last.safetensors if present */
+    FILE       *log;      /* progress and evaluation lines; NULL = silent */
+    int64_t     stop_after_steps; /* testing knob: stop (as if killed) after this many steps; 0 = off */
+} cr_fit_opts;
+
+/* Train per cfg (whose schema gets fitted on the training split) and write
+ * out_dir/model.safetensors and out_dir/metrics.json. *metrics (if not
+ * NULL) receives the metrics as a JSON string (free()). */
+cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics, cr_error *e);
+
+#endif /* CR_RANK_FIT_H */

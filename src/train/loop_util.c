@@ -1,0 +1,130 @@
+/*
+ * loop_util.c - training settings defaults, early-stopping bookkeeping and
+ * the progress line. Early stopping never looks at one task's criterion on
+ * behalf of the others: either the sum of all weighted validation losses,
+ * or one patience counter per task, so click cannot overfit like.
+ */
+#include "train.h"
+
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+void cr_train_cfg_default(cr_train_cfg *c) {
+    memset(c, 0, sizeof *c);
+    c->optimizer = CR_OPT_ADAM;
+    c->lr = 1e-3f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.999f;
+    c->eps = 1e-8f;
+    c->weight_decay = 0.0f;
+    c->sparse_optimizer = CR_SPARSE_ADAGRAD;
+    c->sparse_lr = 0.05f;
+    c->adagrad_init = 0.0f;
+    c->batch_size = 512;
+    c->epochs = 10;
+    c->max_steps = 0;
+    c->schedule = CR_SCHED_CONSTANT;
+    c->warmup_steps = 0;
+    c->min_lr_frac = 0.0f;
+    c->clip_norm = 0.0f;
+    c->seed = 1;
+    c->threads = 0;
+    c->early_stopping = CR_ES_SUM_LOSS;
+    c->patience = 2;
+    c->eval_every = 0;
+    c->checkpoint_every = 1;
+}
+
+void cr_es_init(cr_early_stop *s, cr_es_mode mode, int patience, int n_tasks) {
+    memset(s, 0, sizeof *s);
+    CR_ASSERT(n_tasks >= 0 && n_tasks <= CR_MAX_TASKS);
+    s->mode = mode;
+    s->patience = patience;
+    s->n_tasks = n_tasks;
+    s->best = -INFINITY;
+    s->best_step = -1;
+    for (int k = 0; k < n_tasks; k++) s->task_best[k] = -INFINITY;
+}
+
+int cr_es_update(cr_early_stop *s, int64_t step, double overall, const double *task_scores,
+                 uint32_t *newly_frozen, int *stop) {
+    *newly_frozen = 0;
+    *stop = 0;
+    int improved = 0;
+    if (overall > s->best) {
+        s->best = overall;
+        s->best_step = step;
+        s->bad = 0;
+        improved = 1;
+    } else {
+        s->bad++;
+    }
+    if (s->mode == CR_ES_SUM_LOSS) {
+        *stop = s->bad >= s->patience;
+        return improved;
+    }
+    if (s->mode == CR_ES_NONE) return improved;
+    int active = 0;
+    for (int k = 0; k < s->n_tasks; k++) {
+        if (s->frozen[k]) continue;
+        double v = task_scores ? task_scores[k] : NAN;
+        if (v > s->task_best[k]) {
+            s->task_best[k] = v;
+            s->task_bad[k] = 0;
+        } else if (++s->task_bad[k] >= s->patience) {
+            s->frozen[k] = 1;
+            s->frozen_step[k] = step;
+            *newly_frozen |= 1u << k;
+            continue;
+        }
+        active++;
+    }
+    *stop = active == 0;
+    return improved;
+}
+
+void cr_progress_init(cr_progress *p, FILE *out, int64_t total_steps) {
+    memset(p, 0, sizeof *p);
+    p->out = out;
+    p->tty = out && isatty(fileno(out));
+    p->t0 = cr_now();
+    p->last = -1e9;
+    p->total_steps = total_steps;
+}
+
+static void fmt_rate(char *buf, size_t n, double r) {
+    if (r >= 1e6) snprintf(buf, n, "%.2fM", r / 1e6);
+    else if (r >= 1e3) snprintf(buf, n, "%.1fk", r / 1e3);
+    else snprintf(buf, n, "%.0f", r);
+}
+
+void cr_progress_update(cr_progress *p, int epoch, int epochs, int64_t step, int64_t examples,
+                        double loss, int n_tasks, char (*task_names)[64], const double *task_loss,
+                        int force) {
+    if (!p->out) return;
+    double now = cr_now();
+    double every = p->tty ? 0.2 : 5.0;
+    if (!force && now - p->last < every) return;
+    p->last = now;
+    double el = now - p->t0;
+    char rate[32];
+    fmt_rate(rate, sizeof rate, el > 0 ? (double)examples / el : 0.0);
+    char line[512];
+    int o = snprintf(line, sizeof line, "epoch %d/%d step %lld/%lld | %s ex/s | loss %.4f", epoch,
+                     epochs, (long long)step, (long long)p->total_steps, rate, loss);
+    for (int k = 0; k < n_tasks && o < (int)sizeof line - 40; k++)
+        o += snprintf(line + o, sizeof line - (size_t)o, " %s %.4f", task_names[k], task_loss[k]);
+    if (step > 0 && p->total_steps > step && o < (int)sizeof line - 24) {
+        double eta = el / (double)step * (double)(p->total_steps - step);
+        snprintf(line + o, sizeof line - (size_t)o, " | eta %d:%02d", (int)(eta / 60),
+                 (int)eta % 60);
+    }
+    if (p->tty) fprintf(p->out, "\r\033[K%s", line);
+    else fprintf(p->out, "%s\n", line);
+    fflush(p->out);
+}
+
+void cr_progress_done(cr_progress *p) {
+    if (p->out && p->tty) fputc('\n', p->out);
+}
