@@ -51,6 +51,31 @@ const char *cr_strerror(cr_status s);
 void cr_set_threads(int n);
 int  cr_get_threads(void);
 
+
+/* ---- models: load, score, free ----------------------------------------------
+ * A trained ranker (crossrec train writes DIR/model.safetensors). The file
+ * carries its schema, vocabularies included, so rows are given as the text
+ * of their feature columns, exactly as they appear in the training CSV. */
+typedef struct cr_model cr_model;
+
+cr_status   cr_model_load(cr_model **out, const char *path, cr_error *e);
+void        cr_model_free(cr_model *m);
+/* Inputs: one per feature, in the model's feature order. */
+int         cr_model_n_inputs(const cr_model *m);
+const char *cr_model_input_column(const cr_model *m, int i); /* the CSV column it reads */
+/* Outputs: one per served task head. */
+int         cr_model_n_outputs(const cr_model *m);
+const char *cr_model_output_name(const cr_model *m, int i);
+int         cr_model_output_is_binary(const cr_model *m, int i);
+/* Score n rows: values[r * n_inputs + i] is row r's text for input i ("" =
+ * missing; multi-valent values joined by the feature's separator, e.g.
+ * "Comedy|Drama"). scores (n, n_outputs): a probability for binary tasks,
+ * a value for regression tasks. Safe to call from several threads at once
+ * on one model. A value that is not what its feature expects is an error
+ * naming the row and the column. */
+cr_status   cr_model_score(const cr_model *m, int64_t n, const char *const *values,
+                           float *scores, cr_error *e);
+
 #ifdef __cplusplus
 }
 #endif

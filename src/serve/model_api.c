@@ -1,0 +1,207 @@
+/*
+ * model_api.c - the public cr_model_* functions of crossrec.h: load a
+ * saved ranker, encode rows given as text with the model's own schema, and
+ * score them. The loaded model is never written, so one model serves many
+ * threads; each call brings its own workspace and batch.
+ */
+#include "crossrec.h"
+
+#include "../data/config.h"
+#include "../rank/checkpoint.h"
+#include "../rank/evaluate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CR_SCORE_CHUNK 1024
+
+struct cr_model {
+    cr_ranker *r;
+    cr_schema  s;
+    char       path[1024];
+    int        n_out;
+    int        out_head[CR_MODEL_MAX_HEADS];
+};
+
+cr_status cr_model_load(cr_model **out, const char *path, cr_error *e) {
+    *out = NULL;
+    cr_model *m = calloc(1, sizeof *m);
+    if (!m) return cr_err(e, CR_ERR_NOMEM, "out of memory loading %s", path);
+    cr_status s = cr_ranker_load(&m->r, &m->s, path, e);
+    if (s) {
+        free(m);
+        return s;
+    }
+    snprintf(m->path, sizeof m->path, "%s", path);
+    for (int h = 0; h < m->r->cfg.n_heads; h++)
+        if (m->r->cfg.heads[h].served) m->out_head[m->n_out++] = h;
+    *out = m;
+    return CR_OK;
+}
+
+void cr_model_free(cr_model *m) {
+    if (!m) return;
+    cr_ranker_free(m->r);
+    cr_schema_free(&m->s);
+    free(m);
+}
+
+int cr_model_n_inputs(const cr_model *m) { return m->s.n_features; }
+const char *cr_model_input_column(const cr_model *m, int i) {
+    return i >= 0 && i < m->s.n_features ? m->s.features[i].column : NULL;
+}
+int cr_model_n_outputs(const cr_model *m) { return m->n_out; }
+const char *cr_model_output_name(const cr_model *m, int i) {
+    return i >= 0 && i < m->n_out ? m->r->cfg.heads[m->out_head[i]].name : NULL;
+}
+int cr_model_output_is_binary(const cr_model *m, int i) {
+    return i >= 0 && i < m->n_out && m->r->cfg.heads[m->out_head[i]].kind == CR_HEAD_BINARY;
+}
+
+/* A batch whose buffers this file owns (cr_batch_init needs a dataset). */
+typedef struct score_buf {
+    cr_batch b;
+    int64_t *off;     /* (n_multi, chunk + 1) */
+    int32_t *ids;     /* grown as needed, per multi feature */
+    size_t   ids_cap;
+} score_buf;
+
+static cr_status encode(const cr_model *m, score_buf *sb, int64_t r0, int B,
+                        const char *const *values, int32_t **bag_ids, size_t *bag_cap,
+                        cr_error *e) {
+    const cr_schema *s = &m->s;
+    int NF = s->n_features;
+    cr_batch *b = &sb->b;
+    for (int c = 0; c < s->n_cat; c++) {
+        int fi = s->cat_feat[c];
+        const cr_feature *f = &s->features[fi];
+        const cr_feature *own = &s->features[cr_feature_owner(s, fi)];
+        for (int i = 0; i < B; i++) {
+            const char *v = values[(size_t)(r0 + i) * (size_t)NF + (size_t)fi];
+            int32_t id;
+            if (f->kind == CR_FEAT_BUCKET) {
+                if (!*v) id = 0;
+                else {
+                    char *end;
+                    errno = 0;
+                    double x = strtod(v, &end);
+                    if (errno || end == v || *end || !isfinite(x))
+                        return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected a number, got '%.60s'",
+                                      (long long)(r0 + i), f->column, v);
+                    id = cr_feature_bucket(f, x);
+                }
+            } else {
+                id = cr_feature_id(own, v, strlen(v));
+            }
+            b->cat[(size_t)i * (size_t)s->n_cat + (size_t)c] = id;
+        }
+    }
+    for (int q = 0; q < s->n_multi; q++) {
+        int fi = s->multi_feat[q];
+        const cr_feature *f = &s->features[fi];
+        const cr_feature *own = &s->features[cr_feature_owner(s, fi)];
+        int64_t *off = sb->off + (size_t)q * (CR_SCORE_CHUNK + 1);
+        size_t n = 0;
+        off[0] = 0;
+        for (int i = 0; i < B; i++) {
+            const char *v = values[(size_t)(r0 + i) * (size_t)NF + (size_t)fi];
+            while (*v) {
+                const char *t = strchr(v, f->sep);
+                size_t len = t ? (size_t)(t - v) : strlen(v);
+                if (len) {
+                    if (n == bag_cap[q]) {
+                        size_t nc = bag_cap[q] ? 2 * bag_cap[q] : 4096;
+                        int32_t *p = realloc(bag_ids[q], nc * sizeof *p);
+                        if (!p) return cr_err(e, CR_ERR_NOMEM, "out of memory encoding bags");
+                        bag_ids[q] = p;
+                        bag_cap[q] = nc;
+                    }
+                    bag_ids[q][n++] = cr_feature_id(own, v, len);
+                }
+                v += len + (t ? 1 : 0);
+            }
+            off[i + 1] = (int64_t)n;
+        }
+        b->bag_off[q] = off;
+        b->bag_ids[q] = bag_ids[q];
+    }
+    for (int d = 0; d < s->n_dense; d++) {
+        int fi = s->dense_feat[d];
+        const cr_feature *f = &s->features[fi];
+        for (int i = 0; i < B; i++) {
+            const char *v = values[(size_t)(r0 + i) * (size_t)NF + (size_t)fi];
+            double x = f->default_value;
+            if (*v) {
+                char *end;
+                errno = 0;
+                x = strtod(v, &end);
+                if (errno || end == v || *end || !isfinite(x))
+                    return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected a finite number, got '%.60s'",
+                                  (long long)(r0 + i), f->column, v);
+            }
+            if (cr_feature_takes_log(f) && x < -1)
+                return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': %g is below -1, which log1p cannot take",
+                              (long long)(r0 + i), f->column, x);
+            b->dense[(size_t)i * (size_t)s->n_dense + (size_t)d] = cr_feature_transform(f, x);
+        }
+    }
+    b->B = B;
+    return CR_OK;
+}
+
+cr_status cr_model_score(const cr_model *m, int64_t n, const char *const *values, float *scores,
+                         cr_error *e) {
+    const cr_schema *s = &m->s;
+    int chunk = n < CR_SCORE_CHUNK ? (int)(n > 0 ? n : 1) : CR_SCORE_CHUNK;
+    int NH = m->r->cfg.n_heads;
+    score_buf sb;
+    memset(&sb, 0, sizeof sb);
+    cr_ranker_ws *ws = NULL;
+    float *pred = NULL;
+    int32_t *bag_ids[64] = {0};
+    size_t bag_cap[64] = {0};
+    int64_t *bag_off_ptrs[64];
+    int32_t *bag_id_ptrs[64];
+    cr_status st = CR_OK;
+    if (s->n_multi > 64) return cr_err(e, CR_ERR_LIMIT, "%s: more than 64 multi-valent features", m->path);
+    sb.b.max_B = chunk;
+    sb.b.n_cat = s->n_cat;
+    sb.b.n_multi = s->n_multi;
+    sb.b.n_dense = s->n_dense;
+    sb.b.n_tasks = s->n_tasks;
+    sb.b.bag_off = bag_off_ptrs;
+    sb.b.bag_ids = bag_id_ptrs;
+    sb.b.cat = malloc(((size_t)chunk * (size_t)s->n_cat + 1) * sizeof(int32_t));
+    sb.b.dense = malloc(((size_t)chunk * (size_t)s->n_dense + 1) * sizeof(float));
+    sb.b.label = calloc((size_t)chunk * (size_t)s->n_tasks + 1, sizeof(float));
+    sb.b.mask = calloc((size_t)chunk * (size_t)s->n_tasks + 1, sizeof(float));
+    sb.off = malloc(((size_t)s->n_multi * (CR_SCORE_CHUNK + 1) + 1) * sizeof(int64_t));
+    pred = malloc((size_t)NH * (size_t)chunk * sizeof(float));
+    if (!sb.b.cat || !sb.b.dense || !sb.b.label || !sb.b.mask || !sb.off || !pred) {
+        st = cr_err(e, CR_ERR_NOMEM, "out of memory scoring %lld rows", (long long)n);
+        goto done;
+    }
+    if ((st = cr_ranker_ws_create(&ws, m->r, chunk, 0, 0, e))) goto done;
+    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+        int B = (int)(n - r0 < chunk ? n - r0 : chunk);
+        if ((st = encode(m, &sb, r0, B, values, bag_ids, bag_cap, e))) goto done;
+        if ((st = cr_ranker_forward(m->r, ws, &sb.b, e))) goto done;
+        cr_ranker_predict(m->r, ws, pred);
+        for (int i = 0; i < B; i++)
+            for (int o = 0; o < m->n_out; o++)
+                scores[(size_t)(r0 + i) * (size_t)m->n_out + (size_t)o] =
+                    pred[(size_t)m->out_head[o] * (size_t)B + (size_t)i];
+    }
+done:
+    for (int q = 0; q < s->n_multi; q++) free(bag_ids[q]);
+    cr_ranker_ws_free(ws);
+    free(pred);
+    free(sb.off);
+    free(sb.b.cat);
+    free(sb.b.dense);
+    free(sb.b.label);
+    free(sb.b.mask);
+    return st;
+}
