@@ -187,12 +187,15 @@ static void test_portable_threads(void **state) {
     (void)state;
     int saved = cr_get_threads();
     static const int shapes[][5] = {{0, 1, 200, 150, 170}, {1, 0, 130, 300, 60},
-                                    {0, 1, 4, 1000, 300}, {0, 0, 3, 1000, 400}, {0, 1, 700, 5, 300}};
+                                    {0, 1, 4, 1000, 300},  {0, 0, 3, 1000, 400},
+                                    {0, 1, 700, 5, 300}};
     for (int s = 0; s < 5; s++) {
-        int ta = shapes[s][0], tb = shapes[s][1], M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
+        int ta = shapes[s][0], tb = shapes[s][1];
+        int M = shapes[s][2], N = shapes[s][3], K = shapes[s][4];
         float *A = make_mat(ta ? K : M, ta ? M : K, ta ? M : K, 1);
         float *B = make_mat(tb ? N : K, tb ? K : N, tb ? K : N, 2);
-        float *C1 = calloc((size_t)M * N, sizeof(float)), *C2 = calloc((size_t)M * N, sizeof(float));
+        float *C1 = calloc((size_t)M * N, sizeof(float));
+        float *C2 = calloc((size_t)M * N, sizeof(float));
         cr_set_threads(1);
         cr_sgemm_portable(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C1, N);
         cr_set_threads(2);

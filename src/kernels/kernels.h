@@ -32,7 +32,8 @@ const char *cr_sgemm_backend_name(void);             /* e.g. "openblas", "blis",
  * gives PORTABLE. AUTO with BLIS keeps products under 40^3 multiply-adds
  * on PORTABLE (BLIS's call overhead). BLAS threads follow cr_get_threads()
  * on every call. Results do not depend on the thread count for NAIVE and
- * PORTABLE; for BLAS that is up to the library. */
+ * PORTABLE; for BLAS that is up to the library. PORTABLE keeps its packing
+ * buffers on the stack: about 400 KB on each thread that runs it. */
 /* The reference and the portable versions, callable directly (kernel lab). */
 void cr_sgemm_naive(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta,
@@ -84,6 +85,7 @@ void cr_layernorm_forward(float *out,       /* (B, C) */
                           const float *inp, /* (B, C) */
                           const float *w, const float *b, /* (C), either may be NULL */
                           int B, int C, float eps);
+/* mean and rstd may be NULL in forward when no backward follows. */
 void cr_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                            const float *inp, const float *w, const float *mean,
                            const float *rstd, int B, int C);
@@ -110,6 +112,9 @@ void cr_bag_forward(float *out, const int64_t *off, const int32_t *ids,
 void cr_bag_backward(int32_t *rows, float *drows, int *n_rows,
                      const int64_t *off, const int32_t *ids, const float *dout,
                      int B, int D, int ldo, cr_pooling mode, int32_t *scratch);
+/* rows, drows and n_rows are written, not accumulated (a fresh list per
+ * call; the optimizer applies it row by row). ids must be >= 0, and a bag
+ * batch's off[B] - off[0] must fit in int32 (the scratch holds positions). */
 
 /* ---- mixture of experts -------------------------------------------------------
  * out[b] = sum_s gate[b, s] * experts[b, sel[s], :], experts laid out
