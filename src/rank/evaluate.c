@@ -144,24 +144,28 @@ cr_status cr_rank_evaluate(const cr_ranker *m, const cr_schema *s, const cr_data
         if (task_loss) task_loss[k] = h >= 0 ? hl[h] : NAN;
         if (h < 0) continue;
         int bin = s->tasks[k].kind == CR_TASK_BINARY;
+        /* A task defined only on some rows (a mask) usually has one row per
+         * request (the clicked one): ranking within the request is then
+         * trivially perfect, so no NDCG/Recall for it. */
+        int rk = s->tasks[k].mask[0] ? 0 : ec->k;
         for (int64_t i = 0; i < n; i++) {
             lab[i] = ds->label[(size_t)k * (size_t)ds->n + rows[i]];
             msk[i] = ds->mask[(size_t)k * (size_t)ds->n + rows[i]];
         }
         cJSON *t = cJSON_AddObjectToObject(tasks, s->tasks[k].name);
         const float *p = pred + (size_t)h * (size_t)n;
-        if ((st = eval_into(t, "model", p, lab, msk, NULL, user, group, n, bin, ec->k, e))) goto done;
+        if ((st = eval_into(t, "model", p, lab, msk, NULL, user, group, n, bin, rk, e))) goto done;
         cJSON_AddNumberToObject(t, "loss", hl[h]);
         cJSON *slices = cJSON_AddObjectToObject(t, "slices");
         for (int q = 0; q < ds->n_slices; q++) {
             for (int64_t i = 0; i < n; i++) sl[i] = ds->slices[(size_t)q * (size_t)ds->n + rows[i]];
             if ((st = eval_into(slices, ds->slice_names[q], p, lab, msk, sl, user, group, n, bin,
-                                ec->k, e)))
+                                rk, e)))
                 goto done;
         }
         if (ec->baseline && pop_slot >= 0 && bin) {
             if ((st = eval_into(t, "baseline_popularity", pop, lab, msk, NULL, user, group, n, 1,
-                                ec->k, e)))
+                                rk, e)))
                 goto done;
             /* a popularity score is not a probability: only its ranking metrics mean anything */
             cJSON *bp = cJSON_GetObjectItemCaseSensitive(t, "baseline_popularity");
