@@ -48,7 +48,11 @@ int cr_cli_eval(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    if (!model || !config || optind < argc) {
+    if (optind < argc) {
+        fprintf(stderr, "crossrec eval: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!model || !config) {
         fprintf(stderr, "crossrec eval: --model and --config are required (see --help)\n");
         return 2;
     }

@@ -50,7 +50,11 @@ int cr_cli_score(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    if (!model || !data || !out || optind < argc) {
+    if (optind < argc) {
+        fprintf(stderr, "crossrec score: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!model || !data || !out) {
         fprintf(stderr, "crossrec score: --model, --data and --out are required (see --help)\n");
         return 2;
     }

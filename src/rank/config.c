@@ -35,6 +35,7 @@ cr_status cr_model_cfg_parse(const cr_yaml_node *root, const cr_schema *s, cr_mo
                              cr_error *e) {
     cr_model_cfg_defaults(m, s);
     const cr_yaml_node *n = cr_yaml_get(root, "model");
+    if (cr_yaml_is_null(n)) n = NULL; /* `model:` with no value = absent */
     static const char *const keys[] = {"type", "bottom_layers", "experts", "expert_layers",
                                        "shared_experts", "task_experts", "tower_layers",
                                        "loss_weighting", "emb_init", NULL};
@@ -73,6 +74,7 @@ cr_status cr_model_cfg_parse(const cr_yaml_node *root, const cr_schema *s, cr_mo
 cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error *e) {
     cr_train_cfg_default(t);
     const cr_yaml_node *n = cr_yaml_get(root, "train");
+    if (cr_yaml_is_null(n)) n = NULL;
     static const char *const keys[] = {
         "optimizer", "lr", "beta1", "beta2", "eps", "weight_decay", "sparse_optimizer",
         "sparse_lr", "adagrad_init", "batch_size", "epochs", "max_steps", "schedule",
@@ -129,6 +131,7 @@ cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error
 cr_status cr_eval_cfg_parse(const cr_yaml_node *root, cr_eval_cfg *v, cr_error *e) {
     memset(v, 0, sizeof *v);
     const cr_yaml_node *n = cr_yaml_get(root, "eval");
+    if (cr_yaml_is_null(n)) n = NULL;
     static const char *const keys[] = {"k", "baseline", "popularity_feature", NULL};
     CR_TRY(cr_yaml_check_keys(n, keys, "eval", e));
     CR_TRY(cr_yaml_int32(n, "k", "eval", 0, 10, 1, 1000, &v->k, e));
@@ -227,7 +230,9 @@ static int get_layers(const cJSON *o, const char *k, int *n, int *out) {
     *n = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, a) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 1 || it->valuedouble > 65536) return -1;
+        if (!cJSON_IsNumber(it) || it->valuedouble < 1 || it->valuedouble > 65536 ||
+            it->valuedouble != floor(it->valuedouble))
+            return -1;
         out[(*n)++] = (int)it->valuedouble;
     }
     return 0;

@@ -151,6 +151,7 @@ cr_status cr_rank_evaluate(const cr_ranker *m, const cr_schema *s, const cr_data
         for (int64_t i = 0; i < n; i++) {
             lab[i] = ds->label[(size_t)k * (size_t)ds->n + rows[i]];
             msk[i] = ds->mask[(size_t)k * (size_t)ds->n + rows[i]];
+            if (lab[i] < 0 && msk[i] != 0) rk = 0; /* NDCG needs non-negative gains */
         }
         cJSON *t = cJSON_AddObjectToObject(tasks, s->tasks[k].name);
         const float *p = pred + (size_t)h * (size_t)n;

@@ -237,21 +237,24 @@ static cr_status try_resume(fit_ctx *c, cr_error *e) {
     }
     cr_st_file f;
     CR_TRY(cr_st_open(&f, c->path_last, e));
-    char *mine = NULL;
+    char *mine = NULL, *model = NULL;
     cr_status s = cr_schema_to_json(&c->cfg->schema, &mine, e);
-    const char *theirs = cr_st_meta(&f, "schema");
-    if (!s && (!theirs || strcmp(theirs, mine) != 0))
+    if (!s) s = cr_model_cfg_to_json(&c->m->cfg, &model, e);
+    const char *theirs = cr_st_meta(&f, "schema"), *their_model = cr_st_meta(&f, "model");
+    if (!s && (!theirs || strcmp(theirs, mine) != 0 || !their_model || strcmp(their_model, model) != 0))
         s = cr_err(e, CR_ERR_MISMATCH,
                    "%s: this checkpoint was trained with a different schema or data than %s; "
                    "use a fresh --out directory",
                    c->path_last, c->cfg->path);
     free(mine);
+    free(model);
     if (!s) s = cr_ptable_from_st(&c->m->params, c->m->params.data, "", &f, 0, e);
     if (!s) s = cr_ptable_from_st(&c->m->tables, c->m->tables.data, "", &f, 0, e);
     cr_st_close(&f);
     if (s) return s;
     c->st.adam = c->adam;
     CR_TRY(cr_train_state_load(&c->st, c->path_state, e));
+    c->adam.t = c->st.adam.t; /* the moments were loaded in place; the step count by value */
     for (int k = 0; k < c->cfg->schema.n_tasks; k++)
         if (c->st.es.frozen[k]) set_task_frozen(c, k, 1);
     if (cr_file_exists(c->path_model)) {
@@ -345,6 +348,7 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
         cr_rng rng = c.st.epoch_rng;
         memcpy(c.perm, c.train_rows, (size_t)c.n_train * sizeof(uint32_t));
         cr_rng_shuffle_u32(&rng, c.perm, (size_t)c.n_train);
+        int64_t step_before = c.st.step;
         while (!stop && c.st.epoch_step < spe && c.st.step < total) {
             int64_t i0 = c.st.epoch_step * t->batch_size;
             int B = (int)(c.n_train - i0 < t->batch_size ? c.n_train - i0 : t->batch_size);
@@ -368,7 +372,11 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
                 goto done_names;
             }
         }
-        if (!stop && t->eval_every == 0 && (s = do_eval(&c, &stop, e))) goto done_names;
+        /* a resumed run whose checkpoint was this epoch's evaluation takes no
+         * step here and must not evaluate the same weights twice */
+        if (!stop && t->eval_every == 0 && c.st.step > step_before &&
+            (s = do_eval(&c, &stop, e)))
+            goto done_names;
         if (c.st.epoch_step >= spe) {
             c.st.epoch++;
             c.st.epoch_step = 0;

@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# cli.sh - the `crossrec` command end to end on a tiny MovieLens-shaped log:
+# movielens builds it, train/eval/score/inspect work on it, every --help
+# exits 0 and shows its defaults, and bad input (CSV, YAML, checkpoints,
+# options) exits non-zero with a message that names the place. Prints one
+# line per check and "N passed, M failed"; exits non-zero if any failed.
+# Runs from anywhere; CR_BUILD (default build, relative to the repository
+# root) holds the crossrec binary.
+# shellcheck disable=SC2016 # the single-quoted $N below are awk fields, for awk to expand
+set -u
+
+cd "$(dirname "$0")/.." || exit 1
+CR_BUILD=${CR_BUILD:-build}
+BIN="$CR_BUILD/crossrec"
+TMP=$(mktemp -d /tmp/crossrec-cli-XXXXXX) || exit 1
+trap 'rm -rf "$TMP"' EXIT
+OUT="$TMP/output.txt"
+pass=0
+fail=0
+rc=0
+
+# run CMD...: run it with stdout+stderr in $OUT and its status in $rc.
+run() {
+    "$@" >"$OUT" 2>&1
+    rc=$?
+}
+
+# A sanitizer report (SAN=1 builds) fails any check, whatever the exit status.
+ok() {
+    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$OUT" 2>/dev/null; then
+        not_ok "$1 (sanitizer report)"
+        return
+    fi
+    echo "ok - $1"
+    pass=$((pass + 1))
+}
+
+not_ok() {
+    echo "not ok - $1"
+    if [ -s "$OUT" ]; then sed -e 's/^/    | /' "$OUT" | head -n 40; fi
+    fail=$((fail + 1))
+}
+
+# has TEXT...: every TEXT occurs (as a fixed string) in $OUT.
+has() {
+    local t
+    for t in "$@"; do grep -qF -- "$t" "$OUT" || return 1; done
+    return 0
+}
+
+# expect_ok WHAT CMD...: exits 0.
+expect_ok() {
+    local what=$1
+    shift
+    run "$@"
+    if [ "$rc" -eq 0 ]; then ok "$what"; else not_ok "$what (exit $rc)"; fi
+}
+
+# expect_fail WHAT TEXT... -- CMD...: exits non-zero and the output holds
+# every TEXT (the file, line or option the message must name).
+expect_fail() {
+    local what=$1
+    shift
+    local texts=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+        texts+=("$1")
+        shift
+    done
+    shift
+    run "$@"
+    if [ "$rc" -eq 0 ]; then
+        not_ok "$what (exit 0)"
+    elif [ "$rc" -ge 128 ]; then
+        not_ok "$what (killed by a signal: exit $rc)"
+    elif ! has "${texts[@]}"; then
+        not_ok "$what (message lacks one of: ${texts[*]})"
+    else
+        ok "$what"
+    fi
+}
+
+finish() {
+    echo "$pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+    exit $?
+}
+
+if [ ! -x "$BIN" ]; then
+    : >"$OUT"
+    not_ok "$BIN exists (make $BIN)"
+    finish
+fi
+
+# ---- the data -------------------------------------------------------------------
+# ml_tiny: 14 ratings -> 14 requests of 3 rows (36 train, 3 valid, 3 test).
+IMP="$TMP/imp.csv"
+expect_ok "movielens builds the impressions" \
+    "$BIN" movielens --in tests/fixtures/ml_tiny --out "$IMP" --negatives 2
+if [ -f "$IMP" ] && [ "$(wc -l <"$IMP")" -eq 43 ]; then
+    : >"$OUT"
+    ok "movielens wrote a header and 42 rows"
+else
+    cp "$IMP" "$OUT" 2>/dev/null || : >"$OUT"
+    not_ok "movielens wrote a header and 42 rows"
+    finish
+fi
+
+# write_cfg FILE DATA [ITEM_DIM] [EXTRA]: a config for the impressions.
+write_cfg() {
+    cat >"$1" <<EOF
+data:
+  path: $2
+  split: {by: column, column: split}
+  group: request_id
+  user: user_id
+features:
+  - {name: user, type: categorical, column: user_id, dim: 4}
+  - {name: item, type: categorical, column: movie_id, dim: ${3:-4}}
+  - {name: last_items, type: multi, column: last_items, share: item}
+  - {name: genres, type: multi, column: genres, dim: 3}
+  - {name: year, type: bucketized, column: year, dim: 2, boundaries: [1960, 1990, 2000]}
+  - {name: hist_count, type: numeric, column: hist_count, transform: log1p_zscore}
+  - {name: item_popularity, type: numeric, column: item_popularity, transform: log1p_zscore}
+tasks:
+  - {name: click, type: binary, label: click}
+  - {name: like, type: binary, label: like, mask: click}
+  - {name: engagement, type: regression, label: engagement, mask: click}
+model: {type: mmoe, experts: 2, expert_layers: [8], tower_layers: [4]}
+train:
+  batch_size: 8
+  epochs: 3
+  seed: 1
+  threads: 1
+  early_stopping: {mode: none}
+eval: {k: 3, popularity_feature: item_popularity}
+${4:-}
+EOF
+}
+
+CFG="$TMP/ranker.yaml"
+write_cfg "$CFG" imp.csv
+MODEL="$TMP/out/model.safetensors"
+
+# ---- train / eval / score / inspect ----------------------------------------------
+run "$BIN" train --config "$CFG" --out "$TMP/out" --quiet
+if [ "$rc" -eq 0 ] && has "validation (3 rows)" "test (3 rows)" "AUC" "click" "like" "engagement"; then
+    ok "train succeeds and prints a metrics table"
+else
+    not_ok "train succeeds and prints a metrics table (exit $rc)"
+fi
+cp "$OUT" "$TMP/train.txt"
+for f in model.safetensors metrics.json config.yaml last.safetensors train_state.safetensors; do
+    if [ -s "$TMP/out/$f" ]; then ok "train wrote $f"; else : >"$OUT"; not_ok "train wrote $f"; fi
+done
+cp "$TMP/out/metrics.json" "$OUT" 2>/dev/null || : >"$OUT"
+if has '"valid"' '"test"' '"click"' '"auc"' '"rmse"'; then
+    ok "metrics.json has valid and test metrics per task"
+else
+    not_ok "metrics.json has valid and test metrics per task"
+fi
+
+run "$BIN" eval --model "$MODEL" --config "$CFG" --out "$TMP/eval.json"
+if [ "$rc" -eq 0 ] && has "evaluation (3 rows)" "click" && [ -s "$TMP/eval.json" ]; then
+    ok "eval prints the test metrics and writes --out"
+else
+    not_ok "eval prints the test metrics and writes --out (exit $rc)"
+fi
+# The test split's table rows from train and from eval are the same numbers.
+sed -n '/^test (/,$p' "$TMP/train.txt" | grep -E '^  +[a-z_]+ ' | grep -v '^  task' >"$TMP/t1"
+sed -n '/^evaluation (/,$p' "$OUT" | grep -E '^  +[a-z_]+ ' | grep -v '^  task' >"$TMP/t2"
+if [ -s "$TMP/t1" ] && cmp -s "$TMP/t1" "$TMP/t2"; then
+    ok "eval reproduces train's test metrics"
+else
+    diff "$TMP/t1" "$TMP/t2" >"$OUT" 2>&1
+    not_ok "eval reproduces train's test metrics"
+fi
+run "$BIN" eval --model "$MODEL" --config "$CFG" --split valid
+if [ "$rc" -eq 0 ] && has "evaluation (3 rows)"; then ok "eval --split valid"; else not_ok "eval --split valid (exit $rc)"; fi
+
+SCORES="$TMP/scores.csv"
+run "$BIN" score --model "$MODEL" --data "$IMP" --out "$SCORES" --id-column request_id
+if [ "$rc" -eq 0 ] && [ -f "$SCORES" ] && [ "$(wc -l <"$SCORES")" -eq 43 ] &&
+    [ "$(head -n 1 "$SCORES")" = "request_id,click,like,engagement" ] &&
+    awk -F, 'NR > 1 && (NF != 4 || $2 < 0 || $2 > 1 || $3 < 0 || $3 > 1) { bad = 1 } END { exit bad }' "$SCORES"; then
+    ok "score writes a header and one row per input row"
+else
+    { cat "$OUT"; head -n 5 "$SCORES"; } >"$TMP/o" 2>&1
+    mv "$TMP/o" "$OUT"
+    not_ok "score writes a header and one row per input row (exit $rc)"
+fi
+# Scoring needs the feature columns only: no labels, no split.
+awk -F, 'BEGIN { OFS = "," }
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i }
+    { print $col["request_id"], $col["user_id"], $col["movie_id"], $col["last_items"],
+            $col["genres"], $col["year"], $col["hist_count"], $col["item_popularity"] }' \
+    "$IMP" >"$TMP/features.csv"
+run "$BIN" score --model "$MODEL" --data "$TMP/features.csv" --out "$TMP/scores2.csv" --id-column request_id
+if [ "$rc" -eq 0 ] && cmp -s "$SCORES" "$TMP/scores2.csv"; then
+    ok "score on the feature columns alone gives the same scores"
+else
+    not_ok "score on the feature columns alone gives the same scores (exit $rc)"
+fi
+
+run "$BIN" inspect "$MODEL"
+if [ "$rc" -eq 0 ] && has "tensors (" "experts.l0.weight" "towers.0.l0.weight" "heads.click.weight" \
+    "emb.user" "crossrec.ranker" "features (7)" "tasks (3)"; then
+    ok "inspect lists metadata, features, tasks and tensors"
+else
+    not_ok "inspect lists metadata, features, tasks and tensors (exit $rc)"
+fi
+
+# A stopped run resumed ends where an uninterrupted one does.
+run "$BIN" train --config "$CFG" --out "$TMP/cut" --quiet --stop-after-steps 7
+if [ "$rc" -ne 0 ] && [ -f "$TMP/cut/last.safetensors" ]; then
+    run "$BIN" train --config "$CFG" --out "$TMP/cut" --quiet --resume
+    if [ "$rc" -ne 0 ]; then
+        not_ok "train --resume after a stop ends with the uninterrupted model (exit $rc)"
+    elif ! cmp -s "$MODEL" "$TMP/cut/model.safetensors"; then
+        not_ok "train --resume after a stop ends with the uninterrupted model (the models differ)"
+    else
+        ok "train --resume after a stop ends with the uninterrupted model"
+    fi
+else
+    not_ok "train --stop-after-steps 7 stops with a checkpoint (exit $rc)"
+fi
+
+# ---- --help ---------------------------------------------------------------------------
+help_check() { # CMD TEXT...: --help exits 0 and shows each TEXT
+    local cmd=$1
+    shift
+    run "$BIN" "$cmd" --help
+    if [ "$rc" -eq 0 ] && has "usage: crossrec $cmd" "$@"; then
+        ok "$cmd --help shows its defaults"
+    else
+        not_ok "$cmd --help shows its defaults (exit $rc)"
+    fi
+}
+help_check train "--config" "[config, else 10]" "[config, else 1]" "[off]"
+help_check eval "--split" "[test]" "[0]"
+help_check score "--batch" "[1024]" "[none]"
+help_check inspect "--meta" "[off"
+help_check movielens "--negatives" "(default 4)" "(default popularity)"
+run "$BIN" --help
+if [ "$rc" -eq 0 ] && has "train" "eval" "score" "inspect" "movielens"; then
+    ok "crossrec --help lists the commands"
+else
+    not_ok "crossrec --help lists the commands (exit $rc)"
+fi
+
+# ---- bad CSV ----------------------------------------------------------------------------
+# bad_csv NAME AWK: a copy of the impressions changed by AWK, and a config for it.
+bad_csv() {
+    awk -F, 'BEGIN { OFS = "," } '"$2"' { print }' "$IMP" >"$TMP/$1.csv"
+    write_cfg "$TMP/$1.yaml" "$1.csv"
+}
+bad_csv fields 'NR == 10 { $0 = $0 ",extra" }'
+expect_fail "a CSV row with too many fields names file:line" "fields.csv:10" "got 30" -- \
+    "$BIN" train --config "$TMP/fields.yaml" --out "$TMP/o_fields" --quiet
+bad_csv short 'NR == 20 { NF = 5 }'
+expect_fail "a CSV row with too few fields names file:line" "short.csv:20" -- \
+    "$BIN" train --config "$TMP/short.yaml" --out "$TMP/o_short" --quiet
+bad_csv word 'NR == 12 { $6 = "abc" }'
+expect_fail "a non-number in a numeric column names file:line:col and the column" \
+    "word.csv:12:6" "hist_count" "abc" -- \
+    "$BIN" train --config "$TMP/word.yaml" --out "$TMP/o_word" --quiet
+bad_csv nan 'NR == 14 { $15 = "nan" }'
+expect_fail "NaN in a numeric column names file:line:col" "nan.csv:14:15" "item_popularity" -- \
+    "$BIN" train --config "$TMP/nan.yaml" --out "$TMP/o_nan" --quiet
+bad_csv inf 'NR == 14 { $6 = "-inf" }'
+expect_fail "infinity in a numeric column names file:line:col" "inf.csv:14:6" -- \
+    "$BIN" train --config "$TMP/inf.yaml" --out "$TMP/o_inf" --quiet
+bad_csv label 'NR == 2 { $24 = "2" }'
+expect_fail "a binary label outside [0, 1] names file:line and the task" "label.csv:2:" "click" "got 2" -- \
+    "$BIN" train --config "$TMP/label.yaml" --out "$TMP/o_label" --quiet
+expect_fail "score: a CSV row with too many fields names file:line" "fields.csv:10" -- \
+    "$BIN" score --model "$MODEL" --data "$TMP/fields.csv" --out "$TMP/s_bad.csv"
+if [ -e "$TMP/s_bad.csv" ]; then
+    : >"$OUT"
+    not_ok "a failed score leaves no output file"
+else
+    ok "a failed score leaves no output file"
+fi
+
+# ---- bad YAML -----------------------------------------------------------------------------
+write_cfg "$TMP/key.yaml" imp.csv
+sed -i 's/{name: genres, type: multi, column: genres, dim: 3}/{name: genres, type: multi, column: genres, dims: 3}/' "$TMP/key.yaml"
+expect_fail "a YAML unknown key names file:line and the key" "key.yaml:10:" "unknown key 'dims'" -- \
+    "$BIN" train --config "$TMP/key.yaml" --out "$TMP/o_key" --quiet
+write_cfg "$TMP/mkey.yaml" imp.csv
+sed -i 's/^model: {type: mmoe, experts: 2/model: {type: mmoe, expert: 2/' "$TMP/mkey.yaml"
+expect_fail "a YAML unknown key in model names file:line" "mkey.yaml:18:" "unknown key 'expert'" -- \
+    "$BIN" train --config "$TMP/mkey.yaml" --out "$TMP/o_mkey" --quiet
+write_cfg "$TMP/type.yaml" imp.csv
+sed -i 's/batch_size: 8/batch_size: eight/' "$TMP/type.yaml"
+expect_fail "a YAML value of the wrong type names file:line:col and the field" \
+    "type.yaml:20:15" "train.batch_size" "'eight'" -- \
+    "$BIN" train --config "$TMP/type.yaml" --out "$TMP/o_type" --quiet
+write_cfg "$TMP/range.yaml" imp.csv
+sed -i 's/batch_size: 8/batch_size: 0/' "$TMP/range.yaml"
+expect_fail "a YAML value out of range names file:line:col" "range.yaml:20:15" "train.batch_size" -- \
+    "$BIN" train --config "$TMP/range.yaml" --out "$TMP/o_range" --quiet
+write_cfg "$TMP/col.yaml" imp.csv
+sed -i 's/column: hist_count,/column: no_such_column,/' "$TMP/col.yaml"
+expect_fail "a column the file lacks names the column and the file" "no_such_column" "imp.csv" -- \
+    "$BIN" train --config "$TMP/col.yaml" --out "$TMP/o_col" --quiet
+expect_fail "a config that does not exist names itself" "absent.yaml" -- \
+    "$BIN" train --config "$TMP/absent.yaml" --out "$TMP/o_absent" --quiet
+write_cfg "$TMP/nodata.yaml" missing.csv
+expect_fail "a data file that does not exist names itself" "missing.csv" -- \
+    "$BIN" train --config "$TMP/nodata.yaml" --out "$TMP/o_nodata" --quiet
+
+# ---- bad checkpoints ----------------------------------------------------------------------
+TRUNC="$TMP/trunc.safetensors"
+size=$(wc -c <"$MODEL")
+head -c $((size / 2)) "$MODEL" >"$TRUNC"
+expect_fail "eval: a truncated checkpoint names the file" "trunc.safetensors" -- \
+    "$BIN" eval --model "$TRUNC" --config "$CFG"
+expect_fail "score: a truncated checkpoint names the file" "trunc.safetensors" -- \
+    "$BIN" score --model "$TRUNC" --data "$IMP" --out "$TMP/s_trunc.csv"
+expect_fail "inspect: a truncated checkpoint names the file" "trunc.safetensors" -- \
+    "$BIN" inspect "$TRUNC"
+head -c 6 "$MODEL" >"$TRUNC"
+expect_fail "inspect: a checkpoint cut inside its length field names the file" "trunc.safetensors" -- \
+    "$BIN" inspect "$TRUNC"
+expect_fail "eval: a training state is not a model" "train_state.safetensors" -- \
+    "$BIN" eval --model "$TMP/out/train_state.safetensors" --config "$CFG"
+write_cfg "$TMP/other.yaml" imp.csv 6
+expect_fail "eval with a config whose features differ names the feature" "item" "model.safetensors" -- \
+    "$BIN" eval --model "$MODEL" --config "$TMP/other.yaml"
+expect_fail "train --resume with another config refuses the checkpoint" "last.safetensors" -- \
+    "$BIN" train --config "$TMP/other.yaml" --out "$TMP/out" --quiet --resume
+
+# ---- bad options ----------------------------------------------------------------------------
+for cmd in train eval score inspect movielens; do
+    expect_fail "$cmd: an unknown option is refused" "--bogus" -- "$BIN" "$cmd" --bogus
+done
+expect_fail "train --threads -3 is refused" "--threads" "-3" -- \
+    "$BIN" train --config "$CFG" --out "$TMP/o_thr" --threads -3
+expect_fail "eval --threads -3 is refused" "--threads" -- \
+    "$BIN" eval --model "$MODEL" --config "$CFG" --threads -3
+expect_fail "score --batch 0 is refused" "--batch" -- \
+    "$BIN" score --model "$MODEL" --data "$IMP" --out "$TMP/s_b.csv" --batch 0
+expect_fail "train --epochs 2x is refused" "--epochs" "2x" -- \
+    "$BIN" train --config "$CFG" --out "$TMP/o_ep" --epochs 2x
+expect_fail "eval --split nope is refused" "--split" "nope" -- \
+    "$BIN" eval --model "$MODEL" --config "$CFG" --split nope
+expect_fail "movielens --negatives -1 is refused" "--negatives" -- \
+    "$BIN" movielens --in tests/fixtures/ml_tiny --out "$TMP/x.csv" --negatives -1
+expect_fail "train without --config is refused" "--config" -- "$BIN" train --out "$TMP/o_none"
+# A stray argument is named as such (not reported as a missing option).
+expect_fail "train: a stray argument is refused and named" "stray" -- \
+    "$BIN" train --config "$CFG" --out "$TMP/o_x" stray
+expect_fail "eval: a stray argument is refused and named" "stray" -- \
+    "$BIN" eval --model "$MODEL" --config "$CFG" stray
+expect_fail "score: a stray argument is refused and named" "stray" -- \
+    "$BIN" score --model "$MODEL" --data "$IMP" --out "$TMP/s_x.csv" stray
+expect_fail "an unknown command is refused" "frobnicate" -- "$BIN" frobnicate
+
+finish
