@@ -127,6 +127,7 @@ echo "cpu: process CPU / wall while training, crossrec/torch (below the thread c
 printf '%-10s %3s | %10s %10s %7s | %8s %8s %7s | %8s %8s | %9s\n' \
     model thr "train cr" "train pt" speedup "p50 cr" "p50 pt" speedup "p99 cr" "p99 pt" cpu
 summary=""
+starved=""
 for t in $THREADS; do
     for model in reference movielens; do
         c=$OUT/crossrec_${model}_${t}t
@@ -135,6 +136,10 @@ for t in $THREADS; do
         cs=$(get "$c" score1000_p50_ms min); ps=$(get "$p" score1000_p50_ms min)
         c99=$(get "$c" score1000_p99_ms min); p99=$(get "$p" score1000_p99_ms min)
         cu=$(get "$c" train_cpu_util); pu=$(get "$p" train_cpu_util)
+        for u in "$cu" "$pu"; do
+            [ -n "$u" ] && awk -v u="$u" -v t="$t" 'BEGIN { exit !(u < 0.85 * t) }' &&
+                starved="$starved ${model}_${t}t"
+        done
         ts=$(ratio "$ct" "$pt")
         ss=$(ratio "$ps" "$cs")
         printf '%-10s %3s | %10s %10s %7s | %8s %8s %7s | %8s %8s | %9s\n' "$model" "$t" \
@@ -147,6 +152,12 @@ ${pre}score1000_speedup_${t}t: $ss
 "
     done
 done
+
+if [ -n "$starved" ]; then
+    echo "note: other processes held the cores in$(echo "$starved" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
+    echo "  (cpu below 85% of the threads asked for): those rows measure the scheduler more than"
+    echo "  the code. Rerun on a quiet machine, or with OMP_WAIT_POLICY=passive (docs/bench.md)."
+fi
 
 echo
 echo "== summary =="
@@ -163,7 +174,7 @@ for t in $THREADS; do
     echo "score_gflops_${t}t: $(or_na "$(get "$f" score_gflops)")"
     echo "torch_train_gflops_${t}t: $(or_na "$(get "$OUT/torch_reference_${t}t" train_gflops)")"
 done
-backend=$(awk -F': ' '$1 == "gemm_backend" { print $2; exit }' "$ref1".r1.txt 2> /dev/null)
+backend=$(cat "$OUT"/crossrec_*.txt 2> /dev/null | awk -F': ' '$1 == "gemm_backend" { print $2; exit }')
 echo "gemm_backend: $(or_na "$backend")"
 echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
