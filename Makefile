@@ -56,7 +56,7 @@ LDLIBS  := -lyaml -lcjson -lmicrohttpd -lm -lpthread
 ifeq ($(DEBUG),1)
 CFLAGS  += -O0 -g
 else
-CFLAGS  += -O2 -g
+CFLAGS  += -O2 -g -fno-math-errno -fvect-cost-model=dynamic
 endif
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -131,17 +131,17 @@ static void cr_sgd_tensor(float *p, const float *g, size_t n, float lr, float wd
  *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
  *   p += -(lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps),  bcK = 1 - bK^t
  * Note eps is added after dividing sqrt(v) by sqrt(bc2), as torch does. */
-static void cr_adam_tensor(float *p, const float *g, float *m, float *v, size_t n,
-                           int decoupled, float wd, float b1, float b2, float omb1, float omb2,
-                           float decay_mul, float bc2_sqrt, float eps, float neg_step) {
+/* The loop body with the weight-decay mode as a compile-time constant:
+ * a branch inside the loop keeps GCC from vectorising it. */
+static inline __attribute__((always_inline)) void
+cr_adam_loop(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+             size_t n, int mode, float wd, float b1, float b2, float omb1, float omb2,
+             float decay_mul, float bc2_sqrt, float eps, float neg_step) {
 #pragma omp parallel for schedule(static) if (n >= CR_OPT_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float pi = p[i], gi = g[i];
-        if (decoupled) {
-            pi = pi * decay_mul;
-        } else if (wd != 0.0f) {
-            gi = CR_FMA(wd, pi, gi);
-        }
+        if (mode == 1) pi = pi * decay_mul;          /* AdamW: decoupled */
+        else if (mode == 2) gi = CR_FMA(wd, pi, gi); /* Adam: L2 into the gradient */
         float mi = CR_FMA(omb1, gi, m[i] * b1);
         float vi = CR_FMA(omb2 * gi, gi, v[i] * b2);
         m[i] = mi;
@@ -149,6 +149,17 @@ static void cr_adam_tensor(float *p, const float *g, float *m, float *v, size_t 
         float denom = sqrtf(vi) / bc2_sqrt + eps;
         p[i] = pi + neg_step * mi / denom;
     }
+}
+
+static void cr_adam_tensor(float *p, const float *g, float *m, float *v, size_t n,
+                           int decoupled, float wd, float b1, float b2, float omb1, float omb2,
+                           float decay_mul, float bc2_sqrt, float eps, float neg_step) {
+    if (decoupled)
+        cr_adam_loop(p, g, m, v, n, 1, wd, b1, b2, omb1, omb2, decay_mul, bc2_sqrt, eps, neg_step);
+    else if (wd != 0.0f)
+        cr_adam_loop(p, g, m, v, n, 2, wd, b1, b2, omb1, omb2, decay_mul, bc2_sqrt, eps, neg_step);
+    else
+        cr_adam_loop(p, g, m, v, n, 0, wd, b1, b2, omb1, omb2, decay_mul, bc2_sqrt, eps, neg_step);
 }
 
 void cr_adam_step(cr_adam *o, const cr_ptable *pt, float *params, const float *grads,
