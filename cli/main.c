@@ -19,6 +19,8 @@ static const cr_cmd cmds[] = {
     {"eval", cr_cli_eval, "metrics of a saved ranker on a data split"},
     {"score", cr_cli_score, "score a CSV/TSV with a saved ranker"},
     {"inspect", cr_cli_inspect, "tensors and metadata of a checkpoint"},
+    {"label", cr_cli_label, "write a frozen teacher's predictions as soft-label columns"},
+    {"export", cr_cli_export, "drop never-served (distillation) heads for serving"},
     {"ilm", cr_cli_ilm, "item-language model: CF embeddings (ilm mf)"},
     {"movielens", cr_cli_movielens, "turn MovieLens ratings into ranking impressions"},
 };

@@ -21,6 +21,13 @@ cr_status cr_ranker_save(const cr_ranker *m, const cr_schema *s, const char *pat
 /* Load a model and its schema; *s is filled and must be freed with
  * cr_schema_free. Errors name the file and the tensor or field. */
 cr_status cr_ranker_load(cr_ranker **m, cr_schema *s, const char *path, cr_error *e);
+/* For serving: the model at in_path without its never-served heads
+ * (distillation heads: their parameters and their config) and without the
+ * training-only soft-label blends, saved atomically to out_path. The
+ * served heads, trunk, towers and tables are copied bit for bit, so served
+ * scores are identical and the file equals one trained without the heads.
+ * *dropped (may be NULL) receives the number of heads removed. */
+cr_status cr_ranker_export(const char *in_path, const char *out_path, int *dropped, cr_error *e);
 /* A config's schema must describe the same features and tasks as the
  * model's (names, kinds, columns, widths) for the model to read its data. */
 cr_status cr_schema_check_same(const cr_schema *model, const cr_schema *cfg, const char *model_path,

@@ -150,6 +150,8 @@ cr_status cr_rank_config_load(cr_rank_config *c, const char *path, cr_error *e) 
     const cr_yaml_node *root = cr_yaml_root(doc);
     if ((s = cr_data_config_parse(root, path, &c->data, &c->schema, e))) goto fail;
     if ((s = cr_model_cfg_parse(root, &c->schema, &c->model, e))) goto fail;
+    if ((s = cr_distill_cfg_parse(root, &c->schema, &c->distill, e))) goto fail;
+    if ((s = cr_distill_apply(&c->distill, &c->schema, &c->data, &c->model, e))) goto fail;
     if ((s = cr_train_cfg_parse(root, &c->train, e))) goto fail;
     if ((s = cr_eval_cfg_parse(root, &c->eval, e))) goto fail;
     if (c->eval.popularity_feature[0]) {
@@ -208,6 +210,13 @@ cr_status cr_model_cfg_to_json(const cr_model_cfg *m, char **json, cr_error *e) 
         cJSON_AddNumberToObject(x, "target", hd->target);
         cJSON_AddNumberToObject(x, "mask_task", hd->mask_task);
         cJSON_AddNumberToObject(x, "weight", hd->weight);
+        /* distillation fields only when set, so a model without them has the
+         * same metadata as before they existed (and as its export) */
+        if (hd->blend_lambda != 0.0f) {
+            cJSON_AddNumberToObject(x, "blend_extra", hd->blend_extra);
+            cJSON_AddNumberToObject(x, "blend_lambda", hd->blend_lambda);
+        }
+        if (hd->temperature != 0.0f) cJSON_AddNumberToObject(x, "temperature", hd->temperature);
         cJSON_AddItemToArray(hs, x);
     }
     *json = cJSON_PrintUnformatted(o);
@@ -292,6 +301,23 @@ cr_status cr_model_cfg_from_json(cr_model_cfg *m, const char *json, cr_error *e)
         hd->served = cJSON_IsTrue(sv);
         hd->target_kind = (cr_target_kind)tkind;
         hd->weight = (float)w->valuedouble;
+        const cJSON *bl = cJSON_GetObjectItemCaseSensitive(x, "blend_lambda");
+        const cJSON *tp = cJSON_GetObjectItemCaseSensitive(x, "temperature");
+        if (bl) {
+            if (!cJSON_IsNumber(bl) || !(bl->valuedouble >= 0 && bl->valuedouble <= 1) ||
+                get_int(x, "blend_extra", 0, 1 << 20, &hd->blend_extra)) {
+                bad = "heads";
+                goto fail;
+            }
+            hd->blend_lambda = (float)bl->valuedouble;
+        }
+        if (tp) {
+            if (!cJSON_IsNumber(tp) || !(tp->valuedouble > 0 && tp->valuedouble <= 1000)) {
+                bad = "heads";
+                goto fail;
+            }
+            hd->temperature = (float)tp->valuedouble;
+        }
     }
     cJSON_Delete(o);
     return CR_OK;

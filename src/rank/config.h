@@ -10,6 +10,7 @@
 #include "../core/yaml.h"
 #include "../data/config.h"
 #include "../train/train.h"
+#include "distill_cfg.h"
 #include "ranker.h"
 
 typedef struct cr_eval_cfg {
@@ -25,6 +26,7 @@ typedef struct cr_rank_config {
     cr_model_cfg model;
     cr_train_cfg train;
     cr_eval_cfg  eval;
+    cr_distill_cfg distill; /* already applied to model (heads) and data (extra) */
 } cr_rank_config;
 
 /* Load and validate a whole config file. On failure everything is freed. */

@@ -93,14 +93,27 @@ static cr_status save_model(fit_ctx *c, cr_error *e) {
     return s;
 }
 
+/* A soft-label head trains on a blend of label and teacher, but is judged
+ * (early stopping, metrics) on the label alone: clear the blends around an
+ * evaluation, and put them back after. */
+static void set_blends(cr_ranker *m, float *saved, int restore) {
+    for (int h = 0; h < m->cfg.n_heads; h++) {
+        if (!restore) saved[h] = m->cfg.heads[h].blend_lambda;
+        m->cfg.heads[h].blend_lambda = restore ? saved[h] : 0.0f;
+    }
+}
+
 /* Validation losses per task (served heads), scored higher-is-better. */
 static cr_status evaluate_valid(fit_ctx *c, double *task_loss, double *overall, cr_error *e) {
     cr_ranker *m = c->m;
     int K = c->cfg->schema.n_tasks, NH = m->cfg.n_heads;
     float *pred = malloc((size_t)NH * (size_t)c->n_valid * sizeof(float));
     double hl[CR_MODEL_MAX_HEADS];
+    float blends[CR_MODEL_MAX_HEADS];
     if (!pred) return cr_err(e, CR_ERR_NOMEM, "out of memory for validation predictions");
+    set_blends(m, blends, 0);
     cr_status s = cr_rank_predict_rows(m, &c->ds, c->valid_rows, c->n_valid, 1024, pred, hl, e);
+    set_blends(m, blends, 1);
     free(pred);
     if (s) return s;
     *overall = 0;
@@ -202,8 +215,11 @@ static cr_status write_metrics(fit_ctx *c, int stopped_early, char **metrics, cr
     for (int i = 0; i < 2; i++) {
         if (c->ds.n_split[splits[i]] == 0) continue;
         cJSON *o = cJSON_AddObjectToObject(root, names[i]);
-        if ((s = cr_rank_evaluate(c->m, &cfg->schema, &c->ds, splits[i], &cfg->eval, o, NULL, e)))
-            goto done;
+        float blends[CR_MODEL_MAX_HEADS];
+        set_blends(c->m, blends, 0);
+        s = cr_rank_evaluate(c->m, &cfg->schema, &c->ds, splits[i], &cfg->eval, o, NULL, e);
+        set_blends(c->m, blends, 1);
+        if (s) goto done;
     }
     char *txt = cJSON_Print(root);
     if (!txt) {
@@ -288,6 +304,9 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
     if ((s = cr_dataset_load(&c.ds, &cfg->schema, &cfg->data, 1, e))) goto done;
     logf_(&c, "rows: %lld train, %lld valid, %lld test (%.1f s)\n", (long long)c.ds.n_split[0],
           (long long)c.ds.n_split[1], (long long)c.ds.n_split[2], cr_now() - t0);
+    /* a teacher column in the wrong form (a logit where a probability is
+     * learnt) would train silently on nonsense */
+    if ((s = cr_distill_check_data(&cfg->model, &c.ds, e))) goto done;
     if ((s = cr_dataset_rows(&c.ds, CR_SPLIT_TRAIN, &c.train_rows, &c.n_train, e))) goto done;
     if ((s = cr_dataset_rows(&c.ds, CR_SPLIT_VALID, &c.valid_rows, &c.n_valid, e))) goto done;
     if (c.n_train == 0 || c.n_valid == 0) {

@@ -17,6 +17,10 @@
  * if batch->weight is NULL; c_b = 0 whenever the mask is 0):
  *     L_h = sum_b c_b l(p_b, y_b) / sum_b c_b     (0 if sum_b c_b = 0)
  * with l = BCE-with-logits (y may be soft, in [0, 1]) or (p - y)^2.
+ * Distillation heads (cr_head.blend_lambda, .temperature) change l: a
+ * soft-label head's target is (1 - lambda) y + lambda extra[blend_extra];
+ * a tempered binary head's l is T^2 BCE(sigmoid(p / T), sigmoid(y / T))
+ * with y a teacher's logit.
  *     fixed:       total = sum_h w_h L_h
  *     uncertainty: total = sum_{h served} (exp(-s_k) w_h L_h + s_k)
  *                        + sum_{h not served} w_h L_h

@@ -49,6 +49,61 @@ static double cr_head_norm(const float *mask, const float *weight, int B) {
     return s;
 }
 
+static double cr_sigmoid_d(double z) {
+    return z >= 0.0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
+}
+
+/* The distillation variants of one head's loss (docs/distillation.md), in
+ * double with the kernels' formulas, so a head without them never comes
+ * here and keeps the kernels' exact results. Returns sum_b c_b l_b and, if
+ * d is not NULL, adds scale * c_b * dl/dp into it.
+ *   soft label (t != NULL): y' = (1 - lambda) y + lambda t, then BCE or MSE;
+ *   tempered (T > 0):       l = T^2 BCE(z / T, sigmoid(t / T)),
+ *                           dl/dz = T (sigmoid(z / T) - sigmoid(t / T)). */
+static double cr_head_distill(const cr_head *hd, const float *p, const float *y,
+                              const float *t, const float *mask, const float *weight, int B,
+                              float *d, float scale) {
+    const double lam = hd->blend_lambda, T = hd->temperature;
+    double sum = 0.0;
+    for (int b = 0; b < B; b++) {
+        float m = mask ? mask[b] : 1.0f;
+        if (m == 0.0f) continue;
+        float wm = m * (weight ? weight[b] : 1.0f);
+        if (wm == 0.0f) continue;
+        double z = p[b], target = y[b], l, g;
+        if (t) target = (1.0 - lam) * target + lam * (double)t[b];
+        if (T > 0.0) {
+            double zt = z / T, q = cr_sigmoid_d(target / T);
+            l = T * T * ((zt > 0.0 ? zt : 0.0) - zt * q + log1p(exp(-fabs(zt))));
+            g = T * (cr_sigmoid_d(zt) - q);
+        } else if (hd->kind == CR_HEAD_BINARY) {
+            l = (z > 0.0 ? z : 0.0) - z * target + log1p(exp(-fabs(z)));
+            g = cr_sigmoid_d(z) - target;
+        } else {
+            double r = z - target;
+            l = r * r;
+            g = 2.0 * r;
+        }
+        sum += (double)wm * l;
+        if (d) d[b] += (float)((double)scale * wm * g);
+    }
+    return sum;
+}
+
+/* The teacher column a soft-label head blends in, checked against the batch. */
+static cr_status cr_head_blend(const cr_head *h, const cr_batch *b, const float **t,
+                               cr_error *e) {
+    *t = NULL;
+    if (h->temperature > 0.0f && h->kind != CR_HEAD_BINARY)
+        return cr_err(e, CR_ERR_CONFIG, "head '%s': a temperature needs a binary head", h->name);
+    if (h->blend_lambda == 0.0f) return CR_OK;
+    if (h->blend_extra < 0 || h->blend_extra >= b->n_extra || !b->extra)
+        return cr_err(e, CR_ERR_MISMATCH, "head '%s': soft-label extra column %d, the batch has %d",
+                      h->name, h->blend_extra, b->extra ? b->n_extra : 0);
+    *t = b->extra + (size_t)h->blend_extra * b->B;
+    return CR_OK;
+}
+
 /* d total / d out_h = coef_h / norm_h * c_b * dl/dp, where coef_h is w_h
  * (fixed or not served) or exp(-s_k) w_h (uncertainty), via the kernels'
  * scale argument. d total / d s_k = 1 - exp(-s_k) w_h L_h. */
@@ -64,13 +119,19 @@ cr_status cr_multitask_loss(const cr_head *heads, int n_heads, cr_loss_weighting
     for (int h = 0; h < n_heads; h++) {
         const cr_head *hd = &heads[h];
         const float *y = NULL, *mask = NULL;
+        const float *tb = NULL;
         CR_TRY(cr_head_data(hd, b, &y, &mask, e));
+        CR_TRY(cr_head_blend(hd, b, &tb, e));
+        const int distill = tb != NULL || hd->temperature > 0.0f;
         const float *p = out + (size_t)h * B;
         double norm = cr_head_norm(mask, b->weight, B);
         double L = 0.0;
         if (norm > 0.0) {
-            L = hd->kind == CR_HEAD_BINARY ? cr_bce_logits_forward(p, y, mask, b->weight, B)
-                                           : cr_mse_forward(p, y, mask, b->weight, B);
+            if (distill)
+                L = cr_head_distill(hd, p, y, tb, mask, b->weight, B, NULL, 0.0f);
+            else
+                L = hd->kind == CR_HEAD_BINARY ? cr_bce_logits_forward(p, y, mask, b->weight, B)
+                                               : cr_mse_forward(p, y, mask, b->weight, B);
             L /= norm;
         }
         double coef = hd->weight;
@@ -89,7 +150,9 @@ cr_status cr_multitask_loss(const cr_head *heads, int n_heads, cr_loss_weighting
             memset(d, 0, (size_t)B * sizeof(float));
             if (norm > 0.0) {
                 float scale = (float)(coef / norm);
-                if (hd->kind == CR_HEAD_BINARY)
+                if (distill)
+                    cr_head_distill(hd, p, y, tb, mask, b->weight, B, d, scale);
+                else if (hd->kind == CR_HEAD_BINARY)
                     cr_bce_logits_backward(d, p, y, mask, b->weight, B, scale);
                 else
                     cr_mse_backward(d, p, y, mask, b->weight, B, scale);

@@ -34,6 +34,15 @@ typedef struct cr_head {
     int            target;      /* task index or extra column index */
     int            mask_task;   /* task whose mask applies; -1 = every example counts */
     float          weight;      /* loss weight */
+    /* Distillation variants of the loss (all 0 = off; see docs/distillation.md).
+     * Soft label: the target becomes (1 - blend_lambda) y + blend_lambda t,
+     * t = batch->extra[blend_extra] (a teacher's prediction), when
+     * blend_lambda != 0. Tempered: temperature T > 0 makes a binary head's
+     * loss T^2 BCE(sigmoid(z / T), sigmoid(t / T)) with t = extra[target] a
+     * teacher's logit. */
+    int            blend_extra;
+    float          blend_lambda;
+    float          temperature;
 } cr_head;
 
 typedef struct cr_model_cfg {
