@@ -27,7 +27,9 @@ static void cr_ml_usage(FILE *f) {
             "  --negatives K         negatives per request, 0 to 1000 (default %d)\n"
             "  --protocol P          popularity: negatives in proportion to their training-\n"
             "                        period rating count; uniform: over movies rated in the\n"
-            "                        training period (default %s)\n"
+            "                        training period; period: in proportion to their count\n"
+            "                        in the request's calendar year, so new movies are\n"
+            "                        negatives as often as they are rated (default %s)\n"
             "  --seed S              seed for negatives and --keep-fraction (default %llu)\n"
             "  --valid F             validation share, by timestamp quantile (default %g)\n"
             "  --test F              test share, the latest ratings (default %g)\n"
@@ -106,7 +108,7 @@ int cr_cli_movielens(int argc, char **argv) {
             break;
         case O_PROTO:
             if (cr_ml_protocol_parse(optarg, &o.protocol, &e) != CR_OK)
-                return cr_ml_bad("--protocol", "popularity or uniform", optarg);
+                return cr_ml_bad("--protocol", "popularity, uniform or period", optarg);
             break;
         case O_SEED:
             if (cr_cli_int(cmd, "--seed", optarg, 0, LLONG_MAX, &v)) return 1;

@@ -552,6 +552,30 @@ static void test_real_data(void **state) {
     assert_int_equal(cr_csv_ncols(c), 29);
     assert_true(cr_csv_find(c, "split") >= 0 && cr_csv_find(c, "new_release") >= 0);
     cr_csv_close(c);
+
+    /* Negatives' share of new releases in the test period: the training-
+     * period pool cannot hold movies first rated later (share ~0), the
+     * period pool draws them as often as they are rated (share ~ the
+     * positives' share). */
+    double share[2], pos_share = 0;
+    for (int p = 0; p < 2; p++) {
+        o.protocol = p ? CR_ML_PERIOD : CR_ML_POPULARITY;
+        build_ok(&o, &st);
+        ml_table t;
+        ml_load(&t, out);
+        int64_t neg = 0, neg_new = 0, pos = 0, pos_new = 0;
+        for (int64_t r = 0; r < t.n; r++) {
+            if (strcmp(cell(&t, r, "split"), "test")) continue;
+            int is_new = cell_i(&t, r, "new_release") == 1;
+            if (cell_i(&t, r, "click")) { pos++; pos_new += is_new; }
+            else { neg++; neg_new += is_new; }
+        }
+        share[p] = (double)neg_new / (double)neg;
+        pos_share = (double)pos_new / (double)pos;
+        ml_free(&t);
+    }
+    assert_true(share[0] < 0.01);
+    assert_true(share[1] > 0.5 * pos_share && share[1] < 1.5 * pos_share);
     cr_test_rmdir(dir);
 }
 

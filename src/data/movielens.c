@@ -159,34 +159,78 @@ static void cr_ml_split(cr_ml_ctx *x, int64_t n_domain, int64_t *t_valid, int64_
     if (n_valid == 0) *t_valid = *t_test;
 }
 
-/* Candidates for negatives: the domain's movies rated in its training
- * period, weighted by that count (popularity) or alike (uniform). */
-static cr_status cr_ml_pool(cr_ml_ctx *x, int64_t t_valid, cr_error *e) {
-    for (size_t i = 0; i < x->n_ratings; i++)
-        if (x->r_ts[i] < t_valid) x->movies[x->r_movie[i]].train_count++;
+static int cr_ml_year(int64_t ts) {
+    time_t tt = (time_t)ts;
+    struct tm tm;
+    return gmtime_r(&tt, &tm) ? tm.tm_year + 1900 : 1970;
+}
+
+/* One weighted pool from per-movie counts (weight = count, or 1 if uniform). */
+static cr_status cr_ml_pool_one(cr_ml_ctx *x, int i, const int64_t *count, cr_error *e) {
     size_t np = 0;
-    for (size_t m = 0; m < x->n_movies; m++)
-        np += x->movies[m].in_domain && x->movies[m].train_count > 0;
-    if (np == 0) {
-        if (x->o->negatives == 0) return CR_OK;
-        return cr_err(
-            e, CR_ERR_CONFIG,
-            "%s: no rating of the domain falls before the validation "
-            "cut-off, so there is nothing to draw negatives from (lower valid/test fractions)",
-            x->path_ratings);
-    }
-    x->pool = cr_alloc_e(np * sizeof *x->pool, e, "the candidate pool");
-    x->cum = cr_alloc_e(np * sizeof *x->cum, e, "the candidate weights");
-    x->fb_movie = cr_alloc_e(np * sizeof *x->fb_movie, e, "the fallback pool");
-    x->fb_cum = cr_alloc_e(np * sizeof *x->fb_cum, e, "the fallback weights");
-    if (!x->pool || !x->cum || !x->fb_movie || !x->fb_cum)
-        return CR_ERR_NOMEM; /* cr_alloc_e filled e */
+    for (size_t m = 0; m < x->n_movies; m++) np += x->movies[m].in_domain && count[m] > 0;
+    if (np == 0) return CR_OK;
+    x->pool[i] = cr_alloc_e(np * sizeof *x->pool[i], e, "the candidate pool");
+    x->cum[i] = cr_alloc_e(np * sizeof *x->cum[i], e, "the candidate weights");
+    if (!x->pool[i] || !x->cum[i]) return CR_ERR_NOMEM; /* cr_alloc_e filled e */
     int64_t acc = 0;
     for (size_t m = 0; m < x->n_movies; m++) {
-        if (!x->movies[m].in_domain || x->movies[m].train_count == 0) continue;
-        acc += x->o->protocol == CR_ML_POPULARITY ? x->movies[m].train_count : 1;
-        x->pool[x->n_pool] = (int32_t)m;
-        x->cum[x->n_pool++] = acc;
+        if (!x->movies[m].in_domain || count[m] == 0) continue;
+        acc += x->o->protocol == CR_ML_UNIFORM ? 1 : count[m];
+        x->pool[i][x->n_pool[i]] = (int32_t)m;
+        x->cum[i][x->n_pool[i]++] = acc;
+    }
+    return CR_OK;
+}
+
+/* Candidates for negatives. popularity: the domain's movies rated in its
+ * training period, weighted by that count; uniform: the same movies alike;
+ * period: the movies rated in the request's calendar year, weighted by
+ * their count that year (the training-period pool is the fallback when a
+ * year has too few allowed candidates). */
+static cr_status cr_ml_pool(cr_ml_ctx *x, int64_t t_valid, cr_error *e) {
+    int y0 = 1 << 30, y1 = -(1 << 30);
+    int period = x->o->protocol == CR_ML_PERIOD;
+    for (size_t i = 0; i < x->n_ratings; i++) {
+        if (x->r_ts[i] < t_valid) x->movies[x->r_movie[i]].train_count++;
+        if (period && x->movies[x->r_movie[i]].in_domain) {
+            int y = cr_ml_year(x->r_ts[i]);
+            if (y < y0) y0 = y;
+            if (y > y1) y1 = y;
+        }
+    }
+    x->n_pools = period && y1 >= y0 ? 1 + (y1 - y0 + 1) : 1;
+    x->first_year = y0;
+    x->pool = calloc((size_t)x->n_pools, sizeof *x->pool);
+    x->cum = calloc((size_t)x->n_pools, sizeof *x->cum);
+    x->n_pool = calloc((size_t)x->n_pools, sizeof *x->n_pool);
+    int64_t *count = calloc(x->n_movies ? x->n_movies : 1, sizeof *count);
+    if (!x->pool || !x->cum || !x->n_pool || !count) {
+        free(count);
+        return cr_err(e, CR_ERR_NOMEM, "out of memory for the candidate pools");
+    }
+    for (size_t m = 0; m < x->n_movies; m++) count[m] = x->movies[m].train_count;
+    cr_status s = cr_ml_pool_one(x, 0, count, e);
+    for (int p = 1; !s && p < x->n_pools; p++) {
+        memset(count, 0, x->n_movies * sizeof *count);
+        for (size_t i = 0; i < x->n_ratings; i++)
+            if (cr_ml_year(x->r_ts[i]) == y0 + p - 1) count[x->r_movie[i]]++;
+        s = cr_ml_pool_one(x, p, count, e);
+    }
+    free(count);
+    if (s) return s;
+    if (x->n_pool[0] == 0 && x->o->negatives > 0)
+        return cr_err(e, CR_ERR_CONFIG,
+                      "%s: no rating of the domain falls before the validation "
+                      "cut-off, so there is nothing to draw negatives from (lower valid/test fractions)",
+                      x->path_ratings);
+    size_t fb = 0;
+    for (int p = 0; p < x->n_pools; p++)
+        if (x->n_pool[p] > fb) fb = x->n_pool[p];
+    if (fb) {
+        x->fb_movie = cr_alloc_e(fb * sizeof *x->fb_movie, e, "the fallback pool");
+        x->fb_cum = cr_alloc_e(fb * sizeof *x->fb_cum, e, "the fallback weights");
+        if (!x->fb_movie || !x->fb_cum) return CR_ERR_NOMEM;
     }
     return CR_OK;
 }
@@ -229,38 +273,53 @@ static int cr_ml_allowed(const cr_ml_ctx *x, int32_t u, int32_t pos, int32_t yea
     return !cr_ml_rated(x, u, m);
 }
 
-static cr_status cr_ml_negatives(cr_ml_ctx *x, cr_ml_stream *r, int32_t ri, int32_t year,
-                                 int32_t *out, cr_error *e) {
-    int k = x->o->negatives, got = 0;
-    if (k == 0) return CR_OK;
-    int32_t u = x->r_user[ri], pos = x->r_movie[ri];
-    int64_t total = x->cum[x->n_pool - 1];
-    /* Rejection sampling is exact for the restricted distribution and fast
-     * while most of the weight is allowed; the bounded fallback below draws
-     * from the same distribution by listing what is allowed. */
+/* Draw k distinct allowed negatives from pool p: rejection sampling
+ * (exact for the restricted distribution and fast while most of the
+ * weight is allowed), then, if that keeps failing, the allowed candidates
+ * listed with the same weights. Returns how many it got (< k only when
+ * the pool runs out of allowed movies). */
+static int cr_ml_draw(cr_ml_ctx *x, cr_ml_stream *r, int p, int32_t u, int32_t pos, int32_t year,
+                      int32_t *out, int got, int k) {
+    const int32_t *pool = x->pool[p];
+    const int64_t *cum = x->cum[p];
+    size_t n_pool = x->n_pool[p];
+    if (n_pool == 0) return got;
+    int64_t total = cum[n_pool - 1];
     for (int tries = 0; got < k && tries < 32 + 16 * k; tries++) {
-        int32_t m =
-            x->pool[cr_ml_upper(x->cum, x->n_pool, (int64_t)cr_ml_below(r, (uint64_t)total))];
+        int32_t m = pool[cr_ml_upper(cum, n_pool, (int64_t)cr_ml_below(r, (uint64_t)total))];
         if (cr_ml_allowed(x, u, pos, year, m, out, got)) out[got++] = m;
     }
     while (got < k) {
         size_t nf = 0;
         int64_t acc = 0;
-        for (size_t j = 0; j < x->n_pool; j++) {
-            int32_t m = x->pool[j];
+        for (size_t j = 0; j < n_pool; j++) {
+            int32_t m = pool[j];
             if (!cr_ml_allowed(x, u, pos, year, m, out, got)) continue;
-            acc += x->cum[j] - (j ? x->cum[j - 1] : 0);
+            acc += cum[j] - (j ? cum[j - 1] : 0);
             x->fb_movie[nf] = m;
             x->fb_cum[nf++] = acc;
         }
-        if (nf == 0)
-            return cr_err(e, CR_ERR_LIMIT, "%s:%lld: user %lld: only %d candidate movies are "
-                          "unrated by the user and released by %d; cannot draw %d negatives "
-                          "(use fewer negatives or a wider domain)", x->path_ratings,
-                          (long long)x->r_line[ri], (long long)x->users[u].id, got, year, k);
+        if (nf == 0) break;
         out[got++] =
             x->fb_movie[cr_ml_upper(x->fb_cum, nf, (int64_t)cr_ml_below(r, (uint64_t)acc))];
     }
+    return got;
+}
+
+static cr_status cr_ml_negatives(cr_ml_ctx *x, cr_ml_stream *r, int32_t ri, int32_t year,
+                                 int32_t *out, cr_error *e) {
+    int k = x->o->negatives;
+    if (k == 0) return CR_OK;
+    int32_t u = x->r_user[ri], pos = x->r_movie[ri];
+    int p = x->n_pools > 1 ? year - x->first_year + 1 : 0;
+    if (p < 0 || p >= x->n_pools) p = 0;
+    int got = cr_ml_draw(x, r, p, u, pos, year, out, 0, k);
+    if (got < k && p != 0) got = cr_ml_draw(x, r, 0, u, pos, year, out, got, k);
+    if (got < k)
+        return cr_err(e, CR_ERR_LIMIT, "%s:%lld: user %lld: only %d candidate movies are "
+                      "unrated by the user and released by %d; cannot draw %d negatives "
+                      "(use fewer negatives or a wider domain)", x->path_ratings,
+                      (long long)x->r_line[ri], (long long)x->users[u].id, got, year, k);
     return CR_OK;
 }
 
@@ -437,7 +496,7 @@ void cr_ml_opts_default(cr_ml_opts *o) {
 }
 
 const char *cr_ml_protocol_name(cr_ml_protocol p) {
-    return p == CR_ML_UNIFORM ? "uniform" : "popularity";
+    return p == CR_ML_UNIFORM ? "uniform" : p == CR_ML_PERIOD ? "period" : "popularity";
 }
 
 const char *cr_ml_history_name(cr_ml_history h) {
@@ -447,8 +506,9 @@ const char *cr_ml_history_name(cr_ml_history h) {
 cr_status cr_ml_protocol_parse(const char *s, cr_ml_protocol *out, cr_error *e) {
     if (s && !strcmp(s, "popularity")) *out = CR_ML_POPULARITY;
     else if (s && !strcmp(s, "uniform")) *out = CR_ML_UNIFORM;
+    else if (s && !strcmp(s, "period")) *out = CR_ML_PERIOD;
     else
-        return cr_err(e, CR_ERR_ARG, "protocol: expected popularity or uniform, got '%s'",
+        return cr_err(e, CR_ERR_ARG, "protocol: expected popularity, uniform or period, got '%s'",
                       s ? s : "");
     return CR_OK;
 }
@@ -470,8 +530,8 @@ static cr_status cr_ml_check_opts(const cr_ml_opts *o, cr_error *e) {
     if (o->negatives < 0 || o->negatives > CR_ML_MAX_NEGATIVES)
         return cr_err(e, CR_ERR_ARG, "negatives: expected 0 to %d, got %d", CR_ML_MAX_NEGATIVES,
                       o->negatives);
-    if (o->protocol != CR_ML_POPULARITY && o->protocol != CR_ML_UNIFORM)
-        return cr_err(e, CR_ERR_ARG, "protocol: expected popularity or uniform, got %d",
+    if (o->protocol != CR_ML_POPULARITY && o->protocol != CR_ML_UNIFORM && o->protocol != CR_ML_PERIOD)
+        return cr_err(e, CR_ERR_ARG, "protocol: expected popularity, uniform or period, got %d",
                       (int)o->protocol);
     if (o->history != CR_ML_HISTORY_DOMAIN && o->history != CR_ML_HISTORY_ALL)
         return cr_err(e, CR_ERR_ARG, "history: expected all or domain, got %d", (int)o->history);
@@ -521,7 +581,7 @@ cr_status cr_ml_build(const cr_ml_opts *o, cr_ml_stats *stats, cr_error *e) {
     if ((s = cr_ml_index(x, e)) != CR_OK) goto fail;
     cr_ml_split(x, n_domain, &st->t_valid, &st->t_test);
     if ((s = cr_ml_pool(x, st->t_valid, e)) != CR_OK) goto fail;
-    st->pool = (int64_t)x->n_pool;
+    st->pool = (int64_t)x->n_pool[0];
     if (x->n_genres > 0) {
         x->gcount = cr_alloc_e(x->n_users * (size_t)x->n_genres * sizeof *x->gcount, e,
                                "per-user genre counts");

@@ -17,7 +17,12 @@ typedef enum cr_ml_protocol {
     CR_ML_POPULARITY,
     /* Uniformly over the movies rated in the domain's training period. Easy
      * negatives: popularity alone separates them from the positive. */
-    CR_ML_UNIFORM
+    CR_ML_UNIFORM,
+    /* Drawn in proportion to each movie's rating count in the request's
+     * calendar year: the negatives' item mix follows the positives' over
+     * time, so a new movie is a negative as often as it is rated that year,
+     * in every split alike. */
+    CR_ML_PERIOD
 } cr_ml_protocol;
 
 /* Which of the user's past ratings feed the user-history features. */

@@ -85,9 +85,13 @@ typedef struct cr_ml_ctx {
     cr_ml_event  *order;  /* (n_ratings) by (timestamp, file order) */
     int64_t      *rated_off; /* (n_users + 1) CSR of the movies each user rated */
     int32_t      *rated;
-    int32_t      *pool;   /* candidate movies for negatives */
-    int64_t      *cum;    /* (n_pool) cumulative sampling weight */
-    size_t        n_pool;
+    /* Candidate movies for negatives: pool 0 is the training period's; with
+     * the period protocol pools 1.. are one per calendar year (UTC) of the
+     * domain's ratings, year first_year + (i - 1). */
+    int           n_pools, first_year;
+    int32_t     **pool;     /* (n_pools) */
+    int64_t     **cum;      /* (n_pools) (n_pool[i]) cumulative sampling weight */
+    size_t       *n_pool;   /* (n_pools) */
     int32_t      *fb_movie; /* (n_pool) fallback scratch */
     int64_t      *fb_cum;
 } cr_ml_ctx;

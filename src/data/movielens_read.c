@@ -318,8 +318,13 @@ void cr_ml_ctx_free(cr_ml_ctx *x) {
     cr_free(x->order);
     cr_free(x->rated_off);
     cr_free(x->rated);
-    cr_free(x->pool);
-    cr_free(x->cum);
+    for (int s = 0; s < x->n_pools; s++) {
+        cr_free(x->pool[s]);
+        cr_free(x->cum[s]);
+    }
+    free(x->pool);
+    free(x->cum);
+    free(x->n_pool);
     cr_free(x->fb_movie);
     cr_free(x->fb_cum);
 }
