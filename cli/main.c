@@ -21,6 +21,7 @@ static const cr_cmd cmds[] = {
     {"inspect", cr_cli_inspect, "tensors and metadata of a checkpoint"},
     {"label", cr_cli_label, "write a frozen teacher's predictions as soft-label columns"},
     {"export", cr_cli_export, "drop never-served (distillation) heads for serving"},
+    {"tokenize", cr_cli_tokenize, "text to token ids and back (GPT-2 BPE, llama2.c tokenizer.bin)"},
     {"ilm", cr_cli_ilm, "item-language model: CF embeddings (ilm mf)"},
     {"movielens", cr_cli_movielens, "turn MovieLens ratings into ranking impressions"},
 };

@@ -356,4 +356,12 @@ expect_fail "score: a stray argument is refused and named" "stray" -- \
     "$BIN" score --model "$MODEL" --data "$IMP" --out "$TMP/s_x.csv" stray
 expect_fail "an unknown command is refused" "frobnicate" -- "$BIN" frobnicate
 
+# Tokenizer: GPT-2 BPE from the bundled files, both directions.
+printf 'Hello world' | "$BIN" tokenize --tokenizer data/tokenizers/gpt2 >"$OUT" 2>&1; rc=$?
+if [ $rc = 0 ] && [ "$(tr -d '\n' <"$OUT")" = "15496 995" ]; then ok "tokenize: 'Hello world' -> 15496 995"
+else not_ok "tokenize: 'Hello world' -> 15496 995"; fi
+printf '15496 995' | "$BIN" tokenize --tokenizer data/tokenizers/gpt2 --decode >"$OUT" 2>&1; rc=$?
+if [ $rc = 0 ] && [ "$(cat "$OUT")" = "Hello world" ]; then ok "tokenize --decode: 15496 995 -> 'Hello world'"
+else not_ok "tokenize --decode: 15496 995 -> 'Hello world'"; fi
+
 finish
