@@ -22,6 +22,7 @@ static const cr_cmd cmds[] = {
     {"label", cr_cli_label, "write a frozen teacher's predictions as soft-label columns"},
     {"export", cr_cli_export, "drop never-served (distillation) heads for serving"},
     {"tokenize", cr_cli_tokenize, "text to token ids and back (GPT-2 BPE, llama2.c tokenizer.bin)"},
+    {"lm", cr_cli_lm, "generate tokens with a decoder language model"},
     {"ilm", cr_cli_ilm, "item-language model: CF embeddings (ilm mf)"},
     {"movielens", cr_cli_movielens, "turn MovieLens ratings into ranking impressions"},
 };

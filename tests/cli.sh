@@ -364,4 +364,10 @@ printf '15496 995' | "$BIN" tokenize --tokenizer data/tokenizers/gpt2 --decode >
 if [ $rc = 0 ] && [ "$(cat "$OUT")" = "Hello world" ]; then ok "tokenize --decode: 15496 995 -> 'Hello world'"
 else not_ok "tokenize --decode: 15496 995 -> 'Hello world'"; fi
 
+# Decoder: the bundled third-party llama2.c checkpoint, greedy ids from BOS
+# (the same 64 ids its PyTorch twin produces; tests/test_decoder.c checks all).
+run "$BIN" lm generate --model data/models/stories260K.bin --greedy --ids -n 8
+if [ $rc = 0 ] && [ "$(tr -d '\n' <"$OUT")" = "461 461 401 401 401 461 378 455" ]; then ok "lm generate: stories260K greedy ids"
+else not_ok "lm generate: stories260K greedy ids"; fi
+
 finish

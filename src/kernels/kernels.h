@@ -160,4 +160,75 @@ void   cr_mse_backward(float *dpred, const float *pred, const float *label,
 /* Work (roughly, in multiply-adds) below which a kernel stays on one thread. */
 #define CR_PAR_MIN_WORK 32768
 
+/* ==== decoder language model (attention.c, lm_ops.c) ==========================
+ * Legend: T tokens per sequence, NH query heads, NKV key/value heads
+ * (NKV divides NH: grouped-query attention, NH/NKV query heads share one
+ * key/value head), HD head dim, V vocabulary, H feed-forward width.
+ * Sequences are laid out (B, T, ...), one row per token, row b*T + t. */
+
+/* ---- RMSNorm: y = x * rstd * w, rstd = 1/sqrt(mean_j x_j^2 + eps) ----------- */
+void cr_rmsnorm_forward(float *out,       /* (B, C) */
+                        float *rstd,      /* (B) cached, or NULL */
+                        const float *inp, /* (B, C) */
+                        const float *w,   /* (C) or NULL */
+                        int B, int C, float eps);
+void cr_rmsnorm_backward(float *dinp,       /* (B, C) or NULL */
+                         float *dw,         /* (C) or NULL */
+                         const float *dout, /* (B, C) */
+                         const float *rstd, /* (B) */
+                         const float *inp, const float *w, int B, int C);
+
+/* ---- SwiGLU: out = silu(a) * b, silu(a) = a * sigmoid(a) (elementwise) ------ */
+void cr_swiglu_forward(float *out, const float *a, const float *b, size_t n);
+void cr_swiglu_backward(float *da, float *db, /* either may be NULL */
+                        const float *dout, const float *a, const float *b, size_t n);
+
+/* ---- cross-entropy over a vocabulary, with an ignore index -----------------
+ * Row r's loss is logsumexp(logits[r]) - logits[r, targets[r]]; a target < 0
+ * (the ignore index -1) drops the row. Forward returns the summed loss in
+ * double, caches each row's logsumexp (lse may be NULL) and sets *n_valid to
+ * the number of counted rows. Backward adds scale * (softmax - onehot) into
+ * dlogits (stride V) for counted rows; the caller picks scale = 1/n_valid
+ * for a mean. Targets >= V are a bug (asserted). */
+double cr_xent_forward(float *lse,             /* (N) cached, or NULL */
+                       const float *logits,    /* (N, V) */
+                       const int32_t *targets, /* (N) */
+                       int N, int V, int *n_valid);
+void   cr_xent_backward(float *dlogits, const float *lse, const float *logits,
+                        const int32_t *targets, int N, int V, float scale);
+
+/* ---- rotary positions (llama2.c / Meta Llama convention) ---------------------
+ * Each head's pairs (2i, 2i+1) are rotated by the angle
+ * (pos0 + t) * 10000^(-2i/HD), i = 0..HD/2-1. x holds B*T rows of NH heads
+ * of HD values (HD even), consecutive rows ld floats apart (so the q and k
+ * slices of a fused qkv row work in place). Both directions are in place:
+ * backward applies the inverse rotation to the gradient that attention
+ * produced for the rotated values, turning it into the gradient of the
+ * unrotated ones (a rotation's Jacobian is the rotation itself, so there is
+ * nothing to accumulate across calls). */
+void cr_rope_forward(float *x, int B, int T, int NH, int HD, int ld, int pos0);
+void cr_rope_backward(float *dx, int B, int T, int NH, int HD, int ld, int pos0);
+
+/* ---- causal multi-head attention with grouped-query heads ---------------------
+ * For each sequence b and head h (kv head g = h / (NH/NKV)), the Tq queries
+ * sit at absolute positions pos0 .. pos0+Tq-1 and see keys 0 .. pos0+t:
+ *   P = softmax(Q K^T / sqrt(HD)) with the future masked,  out = P V.
+ * q: rows b*Tq + t, head h at column h*HD, stride ldq. k, v: row b*Tkv + j
+ * (Tkv >= pos0+Tq is the time extent of the buffer, e.g. a KV cache), head
+ * g at column g*HD, stride ldkv. out: (B, Tq, NH*HD) packed. att caches the
+ * probabilities (B, NH, Tq, Tk) with Tk = pos0 + Tq (masked entries are 0).
+ * Training is pos0 = 0, Tkv = Tq = T; one decode step is Tq = 1. */
+void cr_attention_forward(float *out, float *att, const float *q, const float *k,
+                          const float *v, int B, int Tq, int Tkv, int pos0, int NH, int NKV,
+                          int HD, int ldq, int ldkv);
+/* The training shape (pos0 = 0, Tq = Tkv = T). With dO = dout:
+ *   dP = dO V^T,  dS = P * (dP - rowsum(dP * P)),
+ *   dV += P^T dO,  dQ += dS K / sqrt(HD),  dK += dS^T Q / sqrt(HD)
+ * summed over the query heads of a group for dK and dV. Any of dq, dk, dv
+ * may be NULL. scratch holds B*NH*T*T floats (dS). */
+void cr_attention_backward(float *dq, float *dk, float *dv, float *scratch,
+                           const float *dout, /* (B, T, NH*HD) */
+                           const float *att, const float *q, const float *k, const float *v,
+                           int B, int T, int NH, int NKV, int HD, int ldq, int ldkv);
+
 #endif /* CR_KERNELS_H */

@@ -1,0 +1,228 @@
+/*
+ * cmd_lm.c - `crossrec lm generate`: run a decoder language model (llama2.c
+ * checkpoint, Hugging Face GPT-2 safetensors or crossrec's own decoder
+ * file) and print generated token ids, or text with a tokenizer. Reads
+ * only; the weights of a llama2.c file are used in place from the map.
+ */
+#include "cli.h"
+
+#include "../src/data/bpe.h"
+#include "../src/nn/decoder.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: crossrec lm generate --model FILE [options]\n"
+            "\n"
+            "Generates tokens after a prompt (by default the BOS id alone) and prints\n"
+            "them: ids separated by spaces, or text when a tokenizer is given.\n"
+            "  --model FILE         llama2.c .bin, GPT-2 .safetensors (config.json beside it,\n"
+            "                       or --heads) or a crossrec decoder .safetensors\n"
+            "  -n, --steps N        tokens to generate [64]\n"
+            "  --greedy             take the most likely token (same as --temperature 0)\n"
+            "  --temperature T      sampling temperature, 0 = greedy [1.0]\n"
+            "  --top-k K            sample among the K most likely, 0 = all [0]\n"
+            "  --top-p P            nucleus sampling mass in (0, 1] [0.9]\n"
+            "  --seed S             sampling seed [0]\n"
+            "  --prompt-ids \"I ...\" prompt token ids [the BOS id]\n"
+            "  --bos ID             the BOS id [1 for Llama, vocab-1 for GPT-2]\n"
+            "  --prompt TEXT        prompt text (needs --tokenizer; BOS is prepended)\n"
+            "  --tokenizer PATH     llama2.c tokenizer.bin file, or a GPT-2 BPE directory\n"
+            "                       (encoder.json, vocab.bpe); output becomes text\n"
+            "  --ids                print ids even with a tokenizer\n"
+            "  --heads N            GPT-2 head count when there is no config.json\n"
+            "  --help               this text\n");
+}
+
+/* Either tokenizer behind one pair of calls. */
+typedef struct tok {
+    cr_bpe *bpe;
+    cr_sp *sp;
+} tok;
+
+static cr_status tok_load(tok *t, const char *path, cr_error *e) {
+    struct stat s;
+    if (stat(path, &s) == 0 && S_ISDIR(s.st_mode)) return cr_bpe_load(&t->bpe, path, e);
+    return cr_sp_load(&t->sp, path, 0, e);
+}
+
+static cr_status tok_encode(const tok *t, const char *text, int32_t **ids, size_t *n,
+                            cr_error *e) {
+    if (t->bpe) return cr_bpe_encode(t->bpe, text, strlen(text), ids, n, e);
+    return cr_sp_encode(t->sp, text, strlen(text), 0, ids, n, e);
+}
+
+static cr_status tok_decode(const tok *t, const int32_t *ids, size_t n, char **text, size_t *len,
+                            cr_error *e) {
+    if (t->bpe) return cr_bpe_decode(t->bpe, ids, n, text, len, e);
+    return cr_sp_decode(t->sp, ids, n, text, len, e);
+}
+
+/* "1 2 3" into ids (appended to *n); every entry a whole integer in range. */
+static int parse_ids(const char *s, int32_t *out, int cap, int *n, int V) {
+    char *end;
+    while (*s) {
+        while (*s == ' ' || *s == ',' || *s == '\t') s++;
+        if (!*s) break;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v >= V || *n >= cap) return 1;
+        out[(*n)++] = (int32_t)v;
+        s = end;
+    }
+    return 0;
+}
+
+static int generate(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},      {"steps", required_argument, 0, 'n'},
+        {"greedy", no_argument, 0, 'g'},           {"temperature", required_argument, 0, 't'},
+        {"top-k", required_argument, 0, 'k'},      {"top-p", required_argument, 0, 'p'},
+        {"seed", required_argument, 0, 's'},       {"prompt-ids", required_argument, 0, 'i'},
+        {"bos", required_argument, 0, 'b'},        {"prompt", required_argument, 0, 'P'},
+        {"tokenizer", required_argument, 0, 'T'},  {"ids", no_argument, 0, 'I'},
+        {"heads", required_argument, 0, 'H'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *model = NULL, *prompt_ids = NULL, *prompt = NULL, *tokp = NULL;
+    long long steps = 64, top_k = 0, seed = 0, bos = -1, heads = 0;
+    double temp = 1.0, top_p = 0.9;
+    int greedy = 0, want_ids = 0, ch;
+    const char *cmd = "lm generate";
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'n': bad = cr_cli_int(cmd, "--steps", optarg, 1, 1 << 20, &steps); break;
+        case 'g': greedy = 1; break;
+        case 't': bad = cr_cli_num(cmd, "--temperature", optarg, 0, 100, &temp); break;
+        case 'k': bad = cr_cli_int(cmd, "--top-k", optarg, 0, 1 << 30, &top_k); break;
+        case 'p': bad = cr_cli_num(cmd, "--top-p", optarg, 1e-9, 1, &top_p); break;
+        case 's': bad = cr_cli_int(cmd, "--seed", optarg, 0, INT64_MAX, &seed); break;
+        case 'i': prompt_ids = optarg; break;
+        case 'b': bad = cr_cli_int(cmd, "--bos", optarg, 0, INT32_MAX, &bos); break;
+        case 'P': prompt = optarg; break;
+        case 'T': tokp = optarg; break;
+        case 'I': want_ids = 1; break;
+        case 'H': bad = cr_cli_int(cmd, "--heads", optarg, 1, 1024, &heads); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) return 2;
+    }
+    if (!model || optind != argc) {
+        fprintf(stderr, "crossrec %s: %s\n", cmd, model ? "unexpected argument" : "--model is required");
+        usage(stderr);
+        return 2;
+    }
+    if (prompt && prompt_ids) {
+        fprintf(stderr, "crossrec %s: give --prompt or --prompt-ids, not both\n", cmd);
+        return 2;
+    }
+    if (prompt && !tokp) {
+        fprintf(stderr, "crossrec %s: --prompt needs --tokenizer\n", cmd);
+        return 2;
+    }
+    cr_error e = {0};
+    cr_decoder d;
+    cr_status st = heads ? cr_dec_load_gpt2_hf(&d, model, (int)heads, &e)
+                         : cr_dec_open(&d, model, 0, &e);
+    if (st) return cr_cli_fail(cmd, &e);
+    int V = d.cfg.vocab, rc = 1;
+    if (bos < 0) bos = d.cfg.arch == CR_DEC_GPT2 ? V - 1 : 1;
+    if (bos >= V) {
+        fprintf(stderr, "crossrec %s: --bos %lld is outside the vocabulary of %d\n", cmd, bos, V);
+        cr_dec_free(&d);
+        return 2;
+    }
+    tok tk = {0};
+    int32_t *prompt_buf = NULL, *out = NULL, *enc = NULL;
+    int n_prompt = 0;
+    cr_dec_ws ws = {0};
+    if (tokp && tok_load(&tk, tokp, &e)) goto fail;
+    prompt_buf = calloc((size_t)d.cfg.max_seq + 1, sizeof *prompt_buf);
+    out = calloc((size_t)steps, sizeof *out);
+    if (!prompt_buf || !out) {
+        cr_err(&e, CR_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (prompt_ids) {
+        if (parse_ids(prompt_ids, prompt_buf, d.cfg.max_seq, &n_prompt, V) || !n_prompt) {
+            fprintf(stderr, "crossrec %s: --prompt-ids expects 1 to %d ids in [0, %d), got '%s'\n",
+                    cmd, d.cfg.max_seq, V, prompt_ids);
+            rc = 2;
+            goto done;
+        }
+    } else {
+        prompt_buf[n_prompt++] = (int32_t)bos;
+        if (prompt) {
+            size_t n = 0;
+            if (tok_encode(&tk, prompt, &enc, &n, &e)) goto fail;
+            if (n > (size_t)d.cfg.max_seq - 1) {
+                cr_err(&e, CR_ERR_LIMIT, "the prompt is %zu tokens, max_seq is %d", n,
+                       d.cfg.max_seq);
+                goto fail;
+            }
+            for (size_t i = 0; i < n; i++) {
+                if (enc[i] >= V) {
+                    cr_err(&e, CR_ERR_MISMATCH, "the tokenizer gave id %d, the model has %d",
+                           (int)enc[i], V);
+                    goto fail;
+                }
+                prompt_buf[n_prompt++] = enc[i];
+            }
+        }
+    }
+    long long need = n_prompt + steps - 1;
+    if (need > d.cfg.max_seq) {
+        fprintf(stderr, "crossrec %s: %d prompt ids + %lld steps exceed the model's max_seq %d\n",
+                cmd, n_prompt, steps, d.cfg.max_seq);
+        rc = 2;
+        goto done;
+    }
+    if (cr_dec_ws_create(&ws, &d, 1, (int)need, CR_DEC_WS_KV_CACHE, &e)) goto fail;
+    cr_dec_sampler smp = {.temperature = greedy ? 0.0f : (float)temp, .top_k = (int)top_k,
+                          .top_p = (float)top_p};
+    cr_rng r;
+    cr_rng_seed(&r, (uint64_t)seed);
+    if (cr_dec_generate(&d, &ws, prompt_buf, n_prompt, (int)steps, &smp, &r, out, &e))
+        goto fail;
+    if (tokp && !want_ids) {
+        char *text = NULL;
+        size_t len = 0;
+        if (tok_decode(&tk, out, (size_t)steps, &text, &len, &e)) goto fail;
+        fwrite(text, 1, len, stdout);
+        printf("\n");
+        cr_free(text);
+    } else {
+        for (long long i = 0; i < steps; i++) printf(i ? " %d" : "%d", (int)out[i]);
+        printf("\n");
+    }
+    rc = 0;
+    goto done;
+fail:
+    rc = cr_cli_fail(cmd, &e);
+done:
+    cr_dec_ws_free(&ws);
+    if (tk.bpe) cr_bpe_free(tk.bpe);
+    if (tk.sp) cr_sp_free(tk.sp);
+    cr_free(enc);
+    free(prompt_buf);
+    free(out);
+    cr_dec_free(&d);
+    return rc;
+}
+
+int cr_cli_lm(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "generate")) return generate(argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "crossrec lm: expected a subcommand: generate\n");
+    usage(stderr);
+    return 2;
+}
