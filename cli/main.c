@@ -18,6 +18,7 @@ static const cr_cmd cmds[] = {
     {"train", cr_cli_train, "train a ranker from a YAML config"},
     {"eval", cr_cli_eval, "metrics of a saved ranker on a data split"},
     {"score", cr_cli_score, "score a CSV/TSV with a saved ranker"},
+    {"serve", cr_cli_serve, "serve a saved ranker over HTTP (JSON)"},
     {"inspect", cr_cli_inspect, "tensors and metadata of a checkpoint"},
     {"label", cr_cli_label, "write a frozen teacher's predictions as soft-label columns"},
     {"export", cr_cli_export, "drop never-served (distillation) heads for serving"},

@@ -76,6 +76,83 @@ int         cr_model_output_is_binary(const cr_model *m, int i);
 cr_status   cr_model_score(const cr_model *m, int64_t n, const char *const *values,
                            float *scores, cr_error *e);
 
+
+/* ---- requests: one context, many candidates ------------------------------------
+ * A serving request scores N candidates for one context (the user, the
+ * time, the history). The context part of the network's first layer is
+ * computed once per request and shared by every candidate, so a request of
+ * N candidates costs much less than N independent rows. Each candidate gets
+ * one score per output, a ranking score from a formula over the outputs,
+ * and its place in the order. */
+typedef enum cr_rank_formula {
+    CR_RANK_WEIGHTED_SUM = 0, /* sum_k w_k * p_k */
+    CR_RANK_PRODUCT = 1       /* prod_k max(p_k, 1e-12)^w_k (outputs with w_k = 0 skipped) */
+} cr_rank_formula;
+
+/* Arithmetic of the dense layers' candidate part (the context part and
+ * biases stay fp32). bf16 rounds weights and inputs to bfloat16 and sums
+ * in fp32 (AVX-512 BF16 when the build has it, the same rounding in plain
+ * C otherwise); int8 quantises weights per output row and inputs per row
+ * (symmetric) and sums integer products (AVX-512 VNNI when available). */
+typedef enum cr_precision { CR_PRECISION_FP32 = 0, CR_PRECISION_BF16 = 1, CR_PRECISION_INT8 = 2 } cr_precision;
+
+#define CR_RANK_MAX_WEIGHTS 32
+typedef struct cr_model_opts {
+    cr_rank_formula formula;                     /* default weighted_sum */
+    int   n_weights;                             /* 0: weight 1 on the first output only */
+    char  weight_name[CR_RANK_MAX_WEIGHTS][64];  /* output names; outputs not listed weigh 0 */
+    float weight[CR_RANK_MAX_WEIGHTS];
+    cr_precision precision;                      /* default fp32 */
+    int   max_pool;                              /* idle workspaces kept for reuse (default 16) */
+} cr_model_opts;
+
+void        cr_model_opts_defaults(cr_model_opts *o);
+const char *cr_precision_name(cr_precision p);   /* "fp32", "bf16", "int8" */
+const char *cr_rank_formula_name(cr_rank_formula f);
+/* Load with options; unknown output names in the weights are an error
+ * naming them. cr_model_load is this with the defaults. */
+cr_status   cr_model_load_opts(cr_model **out, const char *path, const cr_model_opts *o,
+                               cr_error *e);
+/* "YYYYmmddTHHMMSSZ-<16 hex>": the file's mtime (UTC) and a hash of its
+ * header (tensor names, shapes, offsets and metadata) and of up to 1 MiB
+ * at each end of the tensor data, fixed at load. */
+const char *cr_model_version(const cr_model *m);
+const char *cr_model_path(const cr_model *m);
+cr_precision cr_model_precision(const cr_model *m);
+/* Separator of a multi-valent input ("A|B"), or 0 for a single-valued one. */
+char        cr_model_input_sep(const cr_model *m, int i);
+/* 1 if the input is a number (numeric or bucketized), else 0 (ids, bags). */
+int         cr_model_input_is_number(const cr_model *m, int i);
+
+typedef struct cr_request {
+    /* (n_inputs) the text of each context input; NULL marks a candidate
+     * input, whose text comes from each candidate instead. */
+    const char *const *context;
+    int64_t            n_candidates;  /* >= 1 */
+    /* (n_candidates, n_inputs) row-major; entries of context inputs are
+     * never read (may be NULL). "" = missing: the schema's default (row 0
+     * for ids, an empty bag, the feature's default number). */
+    const char *const *candidates;
+} cr_request;
+
+typedef struct cr_response {  /* buffers owned by the caller */
+    float   *scores;    /* (n_candidates, n_outputs): probabilities or values */
+    float   *ranking;   /* (n_candidates) the formula's score */
+    int64_t *order;     /* (n_candidates) candidate indices, best first (ties: lower index) */
+    int64_t  n_missing; /* out: values that were "" (a context value counts once) */
+} cr_response;
+
+/* Score one request. Thread-safe on one model: workspaces come from a small
+ * pool inside the model, so a warm model allocates nothing per call but the
+ * bags of multi-valent values that outgrow what a workspace has seen. Errors
+ * name the input column and, for candidate values, the candidate index. */
+cr_status cr_model_score_request(const cr_model *m, const cr_request *rq, cr_response *rs,
+                                 cr_error *e);
+/* The ranking formula alone over scores (n, n_outputs) of this model:
+ * writes ranking (n) and order (n). */
+cr_status   cr_model_rank(const cr_model *m, int64_t n, const float *scores, float *ranking,
+                          int64_t *order, cr_error *e);
+
 #ifdef __cplusplus
 }
 #endif

@@ -172,4 +172,62 @@ float *cr_ranker_head_in(const cr_ranker *m, const cr_ranker_ws *ws, float *base
  * (zeroed first); for tests and checkpoints of small tables. */
 void cr_sparse_grad_to_dense(const cr_sparse_grad *g, float *dense, int64_t rows);
 
+
+
+/* ---- reduced-precision weights for the request forward (ranker_lowp.c) -----
+ * A weight (G groups of OC rows, C columns; G > 1 for the per-expert layers,
+ * group g is rows [g*OC, (g+1)*OC)) packed for bf16 or int8 products. */
+typedef struct cr_lp_weight cr_lp_weight;
+cr_status cr_lp_pack(cr_lp_weight **out, cr_precision p, const float *w, int G, int OC, int C,
+                     cr_error *e);
+void      cr_lp_free(cr_lp_weight *w);
+/* Bytes of scratch cr_lp_linear needs for inputs up to C wide. */
+size_t    cr_lp_scratch_bytes(int C);
+/* out (B, OC) stride ldo = inp (B, C) stride ldi @ (group g of w)^T + b (OC
+ * or NULL), products in the packed precision, sums and bias in fp32. */
+void      cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g,
+                       const float *b, int B, int ldi, int ldo, void *scratch);
+/* Which instructions cr_lp_linear uses in this build: "avx512_bf16",
+ * "avx512_vnni" or "generic" for p. */
+const char *cr_lp_isa(cr_precision p);
+
+/* ---- requests: one context row, many candidate rows (ranker_request.c) ------
+ * Serving scores N candidates for one request whose context (user, time,
+ * history) is the same for all of them. The first layers that read x (the
+ * stacked expert layer and the gates, the bottom's first layer, or the
+ * towers/heads when nothing sits between them and x) split by columns:
+ * W x + b = (W_ctx x_ctx + b) + W_cand x_cand. The bracket is computed once
+ * per request and added to every candidate's W_cand x_cand; the rest of the
+ * network is the plain forward. Which slots are context is chosen per
+ * request: slot_is_ctx has one flag per slot, the n_cat categorical slots,
+ * then the n_multi multi slots, then the n_dense dense values.
+ *
+ * A plan is built once per loaded model (read-only afterwards, shared by
+ * every thread); a request workspace belongs to one thread at a time.
+ * precision: CR_PRECISION_FP32, or BF16 (every dense layer's weights and
+ * its input rounded to bfloat16, products summed in fp32) or INT8 (weights
+ * quantised per output row, inputs per row, integer dot products) for the
+ * candidate part; the context part and biases stay fp32. */
+typedef struct cr_req_plan cr_req_plan;
+typedef struct cr_req_ws   cr_req_ws;
+
+cr_status cr_req_plan_create(cr_req_plan **out, const cr_ranker *m, cr_precision precision,
+                             cr_error *e);
+void      cr_req_plan_free(cr_req_plan *p);
+int       cr_req_plan_slots(const cr_req_plan *p); /* n_cat + n_multi + n_dense */
+/* max_B bounds the candidates of one forward (callers chunk longer lists). */
+cr_status cr_req_ws_create(cr_req_ws **out, const cr_req_plan *p, int max_B, cr_error *e);
+void      cr_req_ws_free(cr_req_ws *ws);
+int       cr_req_ws_max_B(const cr_req_ws *ws);
+/* ctx: a batch of one row whose context slots are read; cand: B rows whose
+ * candidate slots are read (the other slots of each are never looked at).
+ * Checks ids and offsets of the slots it reads like cr_ranker_forward.
+ * Writes the raw head outputs (n_heads, B), like ws->out of the plain path,
+ * into *out (valid until the next call on this workspace). Calls with the
+ * same ctx row and slot_is_ctx may set same_ctx = 1 to reuse the context
+ * part of the previous call (candidate lists longer than max_B). */
+cr_status cr_req_forward(const cr_req_plan *p, cr_req_ws *ws, const uint8_t *slot_is_ctx,
+                         const cr_batch *ctx, const cr_batch *cand, int same_ctx,
+                         const float **out, cr_error *e);
+
 #endif /* CR_RANKER_H */

@@ -2,11 +2,11 @@
  * model_api.c - the public cr_model_* functions of crossrec.h: load a
  * saved ranker, encode rows given as text with the model's own schema, and
  * score them. The loaded model is never written, so one model serves many
- * threads; each call brings its own workspace and batch.
+ * threads; each cr_model_score call brings its own workspace and batch
+ * (requests, with their workspace pool, are in request_api.c).
  */
-#include "crossrec.h"
+#include "serve_internal.h"
 
-#include "../data/config.h"
 #include "../rank/checkpoint.h"
 #include "../rank/evaluate.h"
 
@@ -14,18 +14,79 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #define CR_SCORE_CHUNK 1024
 
-struct cr_model {
-    cr_ranker *r;
-    cr_schema  s;
-    char       path[1024];
-    int        n_out;
-    int        out_head[CR_MODEL_MAX_HEADS];
-};
+/* "YYYYmmddTHHMMSSZ-<hash>": the mtime says when, a hash of the header
+ * (names, shapes, offsets, metadata) and of the data's ends tells apart
+ * two files written in the same second. */
+static cr_status cr_model_version_of(char *out, size_t cap, const char *path, cr_error *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cr_err(e, CR_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    unsigned char len8[8];
+    cr_status s = CR_OK;
+    char *hdr = NULL;
+    if (fstat(fileno(f), &st) || fread(len8, 1, 8, f) != 8) {
+        s = cr_err(e, CR_ERR_FORMAT, "%s: cannot read the safetensors header length", path);
+        goto done;
+    }
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
+    if (n > (uint64_t)st.st_size - 8 || n > (100u << 20)) {
+        s = cr_err(e, CR_ERR_FORMAT, "%s: header of %llu bytes does not fit the file", path,
+                   (unsigned long long)n);
+        goto done;
+    }
+    hdr = malloc(n + 1);
+    if (!hdr || fread(hdr, 1, n, f) != n) {
+        s = cr_err(e, hdr ? CR_ERR_FORMAT : CR_ERR_NOMEM, "%s: cannot read the header", path);
+        goto done;
+    }
+    /* the header alone does not change when only the weights do (same
+     * shapes, same offsets): mix in up to 1 MiB from each end of the data */
+    uint64_t h = cr_hash64(hdr, n);
+    uint64_t data = (uint64_t)st.st_size - 8 - n, part = data < (1u << 20) ? data : (1u << 20);
+    for (int end = 0; end < 2 && part > 0; end++) {
+        char *buf = malloc(part);
+        if (!buf || fseeko(f, (off_t)(end ? (uint64_t)st.st_size - part : 8 + n), SEEK_SET) ||
+            fread(buf, 1, part, f) != part) {
+            free(buf);
+            s = cr_err(e, buf ? CR_ERR_FORMAT : CR_ERR_NOMEM, "%s: cannot read the tensor data", path);
+            goto done;
+        }
+        h = (h ^ cr_hash64(buf, part)) * 0x100000001b3ull;
+        free(buf);
+    }
+    struct tm tm;
+    char when[32];
+    time_t t = st.st_mtime;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(out, cap, "%s-%016llx", when, (unsigned long long)h);
+done:
+    free(hdr);
+    fclose(f);
+    return s;
+}
+
+void cr_model_opts_defaults(cr_model_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->formula = CR_RANK_WEIGHTED_SUM;
+    o->precision = CR_PRECISION_FP32;
+    o->max_pool = 16;
+}
 
 cr_status cr_model_load(cr_model **out, const char *path, cr_error *e) {
+    cr_model_opts o;
+    cr_model_opts_defaults(&o);
+    return cr_model_load_opts(out, path, &o, e);
+}
+
+cr_status cr_model_load_opts(cr_model **out, const char *path, const cr_model_opts *o,
+                             cr_error *e) {
     *out = NULL;
     cr_model *m = calloc(1, sizeof *m);
     if (!m) return cr_err(e, CR_ERR_NOMEM, "out of memory loading %s", path);
@@ -37,12 +98,32 @@ cr_status cr_model_load(cr_model **out, const char *path, cr_error *e) {
     snprintf(m->path, sizeof m->path, "%s", path);
     for (int h = 0; h < m->r->cfg.n_heads; h++)
         if (m->r->cfg.heads[h].served) m->out_head[m->n_out++] = h;
+    if ((s = cr_model_version_of(m->version, sizeof m->version, path, e)) ||
+        (s = cr_model_request_init(m, o, e))) {
+        cr_model_free(m);
+        return s;
+    }
     *out = m;
     return CR_OK;
 }
 
+const char *cr_model_version(const cr_model *m) { return m->version; }
+const char *cr_model_path(const cr_model *m) { return m->path; }
+cr_precision cr_model_precision(const cr_model *m) { return m->precision; }
+
+char cr_model_input_sep(const cr_model *m, int i) {
+    if (i < 0 || i >= m->s.n_features || m->s.features[i].kind != CR_FEAT_MULTI) return 0;
+    return m->s.features[i].sep;
+}
+
+int cr_model_input_is_number(const cr_model *m, int i) {
+    if (i < 0 || i >= m->s.n_features) return 0;
+    return m->s.features[i].kind == CR_FEAT_NUMERIC || m->s.features[i].kind == CR_FEAT_BUCKET;
+}
+
 void cr_model_free(cr_model *m) {
     if (!m) return;
+    cr_model_request_free(m);
     cr_ranker_free(m->r);
     cr_schema_free(&m->s);
     free(m);

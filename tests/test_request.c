@@ -1,0 +1,491 @@
+/*
+ * test_request.c - serving requests: the split forward (context part once,
+ * candidate part per row) must give the plain forward's outputs for every
+ * architecture and every split of the slots; bf16 and int8 stay within a
+ * stated distance of fp32; the public cr_model_score_request equals
+ * cr_model_score on the same rows; the ranking formulas and the order are
+ * checked by hand; several threads share one model.
+ */
+#include "util/testutil.h"
+
+#include "../src/data/config.h"
+#include "../src/rank/checkpoint.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *yaml =
+    "data:\n"
+    "  path: d.csv\n"
+    "  split: {by: fraction, valid: 0.2, test: 0.2, seed: 3}\n"
+    "features:\n"
+    "  - {name: user, type: categorical, column: user, dim: 4}\n"
+    "  - {name: item, type: categorical, column: item, dim: 4, hash_buckets: 50}\n"
+    "  - {name: tags, type: multi, column: tags, dim: 3, pooling: mean}\n"
+    "  - {name: hist, type: multi, column: hist, share: user}\n"
+    "  - {name: age, type: bucketized, column: age, dim: 2, boundaries: [20, 40, 60]}\n"
+    "  - {name: pop, type: numeric, column: pop, transform: log1p_zscore, default: 1}\n"
+    "tasks:\n"
+    "  - {name: click, type: binary, label: click}\n"
+    "  - {name: stay, type: regression, label: stay, mask: click}\n";
+
+enum { NROWS = 200, NI = 6 };
+
+typedef struct fixture {
+    char dir[256], csv[512], model[512];
+    cr_schema s;
+    cr_dataset ds;
+    char *text[NROWS][NI]; /* the CSV's fields, column order = feature order */
+} fixture;
+
+static fixture F;
+
+static int setup(void **state) {
+    (void)state;
+    cr_test_tmpdir(F.dir, sizeof F.dir);
+    snprintf(F.csv, sizeof F.csv, "%s/d.csv", F.dir);
+    snprintf(F.model, sizeof F.model, "%s/m.safetensors", F.dir);
+    char cfgp[512];
+    snprintf(cfgp, sizeof cfgp, "%s/c.yaml", F.dir);
+    FILE *f = fopen(F.csv, "w");
+    fprintf(f, "user,item,tags,hist,age,pop,click,stay\n");
+    cr_rng r;
+    cr_rng_seed(&r, 9);
+    static const char *tags[] = {"a", "b", "c", "a|b", "", "c|a|b"};
+    for (int i = 0; i < NROWS; i++) {
+        int u = (int)cr_rng_below(&r, 12), it = (int)cr_rng_below(&r, 30);
+        int click = (u + it) % 3 == 0;
+        char row[NI][32];
+        snprintf(row[0], 32, "u%d", u);
+        snprintf(row[1], 32, "i%d", it);
+        snprintf(row[2], 32, "%s", tags[cr_rng_below(&r, 6)]);
+        snprintf(row[3], 32, "u%d|u%d", (int)cr_rng_below(&r, 12), (int)cr_rng_below(&r, 14));
+        snprintf(row[4], 32, "%s", i % 7 == 0 ? "" : (i % 2 ? "35" : "61"));
+        snprintf(row[5], 32, "%s", i % 5 == 0 ? "" : (i % 3 ? "12.5" : "3"));
+        for (int j = 0; j < NI; j++) F.text[i][j] = strdup(row[j]);
+        fprintf(f, "%s,%s,%s,%s,%s,%s,%d,%s\n", row[0], row[1], row[2], row[3], row[4], row[5],
+                click, click ? "0.5" : "");
+    }
+    fclose(f);
+    f = fopen(cfgp, "w");
+    fputs(yaml, f);
+    fclose(f);
+    cr_error e = {0};
+    cr_yaml_doc *doc;
+    cr_data_cfg dc;
+    if (cr_yaml_load(&doc, cfgp, &e)) return 1;
+    cr_status st = cr_data_config_parse(cr_yaml_root(doc), cfgp, &dc, &F.s, &e);
+    cr_yaml_free(doc);
+    if (st || cr_dataset_load(&F.ds, &F.s, &dc, 1, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    for (int i = 0; i < NROWS; i++)
+        for (int j = 0; j < NI; j++) free(F.text[i][j]);
+    cr_dataset_free(&F.ds);
+    cr_schema_free(&F.s);
+    cr_test_rmdir(F.dir);
+    return 0;
+}
+
+/* Slot flags from feature flags (features: user item tags hist age pop). */
+static void slots_of(const uint8_t *feat_ctx, uint8_t *slot) {
+    const cr_schema *s = &F.s;
+    for (int c = 0; c < s->n_cat; c++) slot[c] = feat_ctx[s->cat_feat[c]];
+    for (int q = 0; q < s->n_multi; q++) slot[s->n_cat + q] = feat_ctx[s->multi_feat[q]];
+    for (int d = 0; d < s->n_dense; d++) slot[s->n_cat + s->n_multi + d] = feat_ctx[s->dense_feat[d]];
+}
+
+/* The plain path's batch: every row takes the context slots from ctx. */
+static void merge(cr_batch *out, const cr_batch *ctx, const cr_batch *cand, const uint8_t *slot) {
+    const cr_schema *s = &F.s;
+    int B = cand->B;
+    out->B = B;
+    for (int r = 0; r < B; r++) {
+        for (int c = 0; c < s->n_cat; c++)
+            out->cat[r * s->n_cat + c] = slot[c] ? ctx->cat[c] : cand->cat[r * s->n_cat + c];
+        for (int d = 0; d < s->n_dense; d++)
+            out->dense[r * s->n_dense + d] =
+                slot[s->n_cat + s->n_multi + d] ? ctx->dense[d] : cand->dense[r * s->n_dense + d];
+    }
+    for (int q = 0; q < s->n_multi; q++) {
+        int64_t n = 0;
+        out->bag_off[q][0] = 0;
+        for (int r = 0; r < B; r++) {
+            const cr_batch *src = slot[s->n_cat + q] ? ctx : cand;
+            int sr = slot[s->n_cat + q] ? 0 : r;
+            for (int64_t j = src->bag_off[q][sr]; j < src->bag_off[q][sr + 1]; j++) {
+                assert_int_equal(cr_grow((void **)&out->bag_ids[q], &out->bag_cap[q], (size_t)n + 1,
+                                         sizeof(int32_t), NULL), CR_OK);
+                out->bag_ids[q][n++] = src->bag_ids[q][j];
+            }
+            out->bag_off[q][r + 1] = n;
+        }
+    }
+}
+
+typedef struct arch_case {
+    const char *name;
+    cr_arch arch;
+    int n_bottom, n_tower;
+} arch_case;
+
+static const arch_case cases[] = {
+    {"shared_bottom", CR_ARCH_SHARED_BOTTOM, 2, 1},
+    {"mmoe", CR_ARCH_MMOE, 0, 1},
+    {"ple", CR_ARCH_PLE, 0, 1},
+    {"shared_bottom, no bottom", CR_ARCH_SHARED_BOTTOM, 0, 2},
+    {"shared_bottom, no bottom, no towers", CR_ARCH_SHARED_BOTTOM, 0, 0},
+    {"mmoe, no towers", CR_ARCH_MMOE, 0, 0},
+};
+
+static cr_ranker *make_ranker(const arch_case *ac, uint64_t seed) {
+    cr_model_cfg mc;
+    cr_model_cfg_defaults(&mc, &F.s);
+    mc.arch = ac->arch;
+    mc.n_bottom = ac->n_bottom;
+    mc.bottom_layers[0] = 16;
+    mc.bottom_layers[1] = 8;
+    mc.n_experts = 3;
+    mc.expert_layers[0] = 12;
+    mc.expert_layers[1] = 6;
+    mc.n_tower = ac->n_tower;
+    mc.tower_layers[0] = 8;
+    mc.tower_layers[1] = 4;
+    cr_ranker *r;
+    cr_error e = {0};
+    assert_int_equal(cr_ranker_create(&r, &F.s, &mc, seed, &e), CR_OK);
+    return r;
+}
+
+/* Split forward vs plain forward for one model, one split, B candidates. */
+static void check_split(const cr_ranker *r, const char *what, const uint8_t *feat_ctx, int B,
+                        int chunk) {
+    cr_error e = {0};
+    uint8_t slot[16];
+    slots_of(feat_ctx, slot);
+    cr_batch ctx, cand, plain;
+    assert_int_equal(cr_batch_init(&ctx, &F.ds, 1, &e), CR_OK);
+    assert_int_equal(cr_batch_init(&cand, &F.ds, B, &e), CR_OK);
+    assert_int_equal(cr_batch_init(&plain, &F.ds, B, &e), CR_OK);
+    uint32_t crow = 3, rows[64];
+    for (int i = 0; i < B; i++) rows[i] = (uint32_t)(10 + 3 * i);
+    assert_int_equal(cr_batch_gather(&ctx, &F.ds, &crow, 1, &e), CR_OK);
+    assert_int_equal(cr_batch_gather(&cand, &F.ds, rows, B, &e), CR_OK);
+    merge(&plain, &ctx, &cand, slot);
+    cr_ranker_ws *ws;
+    assert_int_equal(cr_ranker_ws_create(&ws, r, B, 0, 0, &e), CR_OK);
+    assert_int_equal(cr_ranker_forward(r, ws, &plain, &e), CR_OK);
+
+    cr_req_plan *p;
+    cr_req_ws *rw;
+    assert_int_equal(cr_req_plan_create(&p, r, CR_PRECISION_FP32, &e), CR_OK);
+    assert_int_equal(cr_req_ws_create(&rw, p, chunk, &e), CR_OK);
+    int NH = r->cfg.n_heads;
+    float *got = malloc((size_t)NH * B * sizeof(float));
+    /* in chunks: the context part is computed once, then reused */
+    for (int c0 = 0; c0 < B; c0 += chunk) {
+        int n = B - c0 < chunk ? B - c0 : chunk;
+        cr_batch part;
+        assert_int_equal(cr_batch_init(&part, &F.ds, n, &e), CR_OK);
+        assert_int_equal(cr_batch_gather(&part, &F.ds, rows + c0, n, &e), CR_OK);
+        const float *out;
+        cr_status st = cr_req_forward(p, rw, slot, &ctx, &part, c0 > 0, &out, &e);
+        if (st) fprintf(stderr, "%s\n", e.msg);
+        assert_int_equal(st, CR_OK);
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < n; i++) got[h * B + c0 + i] = out[h * n + i];
+        cr_batch_free(&part);
+    }
+    char label[160];
+    snprintf(label, sizeof label, "%s: split forward", what);
+    /* the same sums in another order: float rounding only */
+    assert_true(cr_test_close(label, got, ws->out, (size_t)NH * B, 1e-5, 1e-5));
+    free(got);
+    cr_req_ws_free(rw);
+    cr_req_plan_free(p);
+    cr_ranker_ws_free(ws);
+    cr_batch_free(&ctx);
+    cr_batch_free(&cand);
+    cr_batch_free(&plain);
+}
+
+static void test_split_equals_plain(void **state) {
+    (void)state;
+    /* user item tags hist age pop */
+    static const uint8_t splits[][NI] = {
+        {1, 0, 0, 1, 1, 0}, /* the usual: user side is context */
+        {0, 0, 0, 0, 0, 0}, /* nothing shared */
+        {1, 1, 1, 1, 1, 1}, /* everything shared: all candidates alike */
+        {0, 1, 1, 0, 0, 1}, /* the other way round */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cr_ranker *r = make_ranker(&cases[c], 11 + c);
+        for (size_t s = 0; s < sizeof splits / sizeof splits[0]; s++) {
+            char what[128];
+            snprintf(what, sizeof what, "%s, split %zu", cases[c].name, s);
+            check_split(r, what, splits[s], 13, 16);
+            check_split(r, what, splits[s], 13, 5); /* three chunks */
+        }
+        cr_ranker_free(r);
+    }
+}
+
+/* The same split twice on one workspace, then another split: the cached
+ * candidate weights must follow the split. */
+static void test_split_cache_follows_mask(void **state) {
+    (void)state;
+    cr_ranker *r = make_ranker(&cases[1], 4);
+    static const uint8_t a[NI] = {1, 0, 0, 1, 1, 0}, b[NI] = {0, 1, 0, 0, 1, 1};
+    check_split(r, "mask a", a, 9, 9);
+    check_split(r, "mask b", b, 9, 9);
+    cr_ranker_free(r);
+}
+
+/* Reduced precision: the largest difference in probability or value over
+ * 100 candidates, for each architecture. */
+static void test_reduced_precision(void **state) {
+    (void)state;
+    static const uint8_t split[NI] = {1, 0, 0, 1, 1, 0};
+    uint8_t slot[16];
+    slots_of(split, slot);
+    cr_error e = {0};
+    enum { B = 100 };
+    cr_batch ctx, cand;
+    assert_int_equal(cr_batch_init(&ctx, &F.ds, 1, &e), CR_OK);
+    assert_int_equal(cr_batch_init(&cand, &F.ds, B, &e), CR_OK);
+    uint32_t crow = 5, rows[B];
+    for (int i = 0; i < B; i++) rows[i] = (uint32_t)(i * 2 % NROWS);
+    assert_int_equal(cr_batch_gather(&ctx, &F.ds, &crow, 1, &e), CR_OK);
+    assert_int_equal(cr_batch_gather(&cand, &F.ds, rows, B, &e), CR_OK);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cr_ranker *r = make_ranker(&cases[c], 21 + c);
+        int NH = r->cfg.n_heads;
+        float ref[4 * B];
+        for (int prec = 0; prec < 3; prec++) {
+            cr_req_plan *p;
+            cr_req_ws *rw;
+            assert_int_equal(cr_req_plan_create(&p, r, (cr_precision)prec, &e), CR_OK);
+            assert_int_equal(cr_req_ws_create(&rw, p, B, &e), CR_OK);
+            const float *out;
+            assert_int_equal(cr_req_forward(p, rw, slot, &ctx, &cand, 0, &out, &e), CR_OK);
+            if (prec == 0) {
+                memcpy(ref, out, (size_t)NH * B * sizeof(float));
+            } else {
+                /* bf16 keeps 8 bits of mantissa (relative error 2^-9 per
+                 * product); int8 about 1/254 of each row's range. On these
+                 * outputs (|logit| < 2) both land well inside 0.02. */
+                double worst = 0;
+                for (int i = 0; i < NH * B; i++) {
+                    double d = fabs((double)out[i] - ref[i]);
+                    worst = d > worst ? d : worst;
+                }
+                if (worst > 0.01)
+                    fprintf(stderr, "%s %s: worst |diff| %g\n", cases[c].name,
+                            cr_precision_name((cr_precision)prec), worst);
+                assert_true(worst <= 0.01);
+                assert_true(worst > 0); /* it did run in reduced precision */
+            }
+            cr_req_ws_free(rw);
+            cr_req_plan_free(p);
+        }
+        cr_ranker_free(r);
+    }
+    cr_batch_free(&ctx);
+    cr_batch_free(&cand);
+}
+
+/* ---- the public API ---------------------------------------------------------------- */
+
+static cr_model *save_and_load(const cr_model_opts *o) {
+    cr_ranker *r = make_ranker(&cases[2], 7); /* ple */
+    cr_error e = {0};
+    assert_int_equal(cr_ranker_save(r, &F.s, F.model, NULL, &e), CR_OK);
+    cr_ranker_free(r);
+    cr_model *m;
+    cr_status st = cr_model_load_opts(&m, F.model, o, &e);
+    if (st) fprintf(stderr, "%s\n", e.msg);
+    assert_int_equal(st, CR_OK);
+    return m;
+}
+
+/* The request for context row cr and candidates rows[0..n): context inputs
+ * flagged in feat_ctx. merged gets the equivalent plain rows. */
+static void build_request(int crow, const int *rows, int n, const uint8_t *feat_ctx,
+                          const char **context, const char **cands, const char **merged) {
+    for (int j = 0; j < NI; j++) context[j] = feat_ctx[j] ? F.text[crow][j] : NULL;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < NI; j++) {
+            cands[i * NI + j] = feat_ctx[j] ? NULL : F.text[rows[i]][j];
+            merged[i * NI + j] = feat_ctx[j] ? F.text[crow][j] : F.text[rows[i]][j];
+        }
+}
+
+static void test_request_equals_score(void **state) {
+    (void)state;
+    cr_model_opts o;
+    cr_model_opts_defaults(&o);
+    cr_model *m = save_and_load(&o);
+    assert_int_equal(cr_model_n_inputs(m), NI);
+    assert_int_equal(cr_model_input_sep(m, 2), '|');
+    assert_int_equal(cr_model_input_sep(m, 0), 0);
+    assert_true(cr_model_input_is_number(m, 5));
+    assert_non_null(strstr(cr_model_version(m), "Z-"));
+    enum { N = 300 }; /* more than one chunk */
+    static const uint8_t split[NI] = {1, 0, 0, 1, 1, 0};
+    const char *context[NI], **cands = calloc(N * NI, sizeof(char *)),
+               **merged = calloc(N * NI, sizeof(char *));
+    int rows[N];
+    for (int i = 0; i < N; i++) rows[i] = (i * 7) % NROWS;
+    build_request(4, rows, N, split, context, cands, merged);
+    float *want = malloc(N * 2 * sizeof(float)), *got = malloc(N * 2 * sizeof(float));
+    float rank[N];
+    int64_t order[N];
+    cr_error e = {0};
+    assert_int_equal(cr_model_score(m, N, merged, want, &e), CR_OK);
+    cr_request rq = {context, N, cands};
+    cr_response rs = {got, rank, order, 0};
+    assert_int_equal(cr_model_score_request(m, &rq, &rs, &e), CR_OK);
+    assert_true(cr_test_close("score_request vs score", got, want, N * 2, 1e-6, 1e-5));
+    /* missing values: row 4's context is complete; candidate 'age' and 'pop'
+     * are not read (age is context), so count the empty candidate values */
+    int64_t miss = 0;
+    for (int j = 0; j < NI; j++) miss += split[j] && !F.text[4][j][0];
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < NI; j++) miss += !split[j] && !F.text[rows[i]][j][0];
+    assert_int_equal(rs.n_missing, miss);
+    /* default formula: weight 1 on the first output (click) */
+    for (int i = 0; i < N; i++) assert_true(rank[i] == got[i * 2]);
+    for (int i = 1; i < N; i++) {
+        assert_true(rank[order[i - 1]] >= rank[order[i]]);
+        if (rank[order[i - 1]] == rank[order[i]]) assert_true(order[i - 1] < order[i]);
+    }
+    /* a bad number names the candidate and the column */
+    cands[17 * NI + 5] = "lots";
+    assert_int_equal(cr_model_score_request(m, &rq, &rs, &e), CR_ERR_PARSE);
+    assert_non_null(strstr(e.msg, "candidates[17]"));
+    assert_non_null(strstr(e.msg, "'pop'"));
+    context[4] = "old";
+    assert_int_equal(cr_model_score_request(m, &rq, &rs, &e), CR_ERR_PARSE);
+    assert_non_null(strstr(e.msg, "context: column 'age'"));
+    free(cands);
+    free(merged);
+    free(want);
+    free(got);
+    cr_model_free(m);
+}
+
+static void test_formulas_and_order(void **state) {
+    (void)state;
+    cr_model_opts o;
+    cr_model_opts_defaults(&o);
+    o.formula = CR_RANK_PRODUCT;
+    o.n_weights = 2;
+    snprintf(o.weight_name[0], 64, "click");
+    o.weight[0] = 2.0f;
+    snprintf(o.weight_name[1], 64, "stay");
+    o.weight[1] = 0.5f;
+    cr_model *m = save_and_load(&o);
+    float scores[] = {0.5f, 0.25f, 0.1f, 4.0f, 0.5f, 0.25f, 0.9f, -1.0f};
+    float rank[4];
+    int64_t order[4];
+    cr_error e = {0};
+    assert_int_equal(cr_model_rank(m, 4, scores, rank, order, &e), CR_OK);
+    /* p_click^2 * max(p_stay, 1e-12)^0.5 */
+    assert_true(fabsf(rank[0] - 0.125f) < 1e-6f);
+    assert_true(fabsf(rank[1] - 0.02f) < 1e-6f);
+    assert_true(fabsf(rank[2] - 0.125f) < 1e-6f);
+    assert_true(fabsf(rank[3] - 0.81f * 1e-6f) < 1e-9f);
+    int64_t want[] = {0, 2, 1, 3}; /* the tie 0/2 by index */
+    for (int i = 0; i < 4; i++) assert_int_equal(order[i], want[i]);
+    cr_model_free(m);
+
+    cr_model_opts_defaults(&o);
+    o.n_weights = 2;
+    snprintf(o.weight_name[0], 64, "click");
+    o.weight[0] = 1.0f;
+    snprintf(o.weight_name[1], 64, "stay");
+    o.weight[1] = -0.5f;
+    m = save_and_load(&o);
+    assert_int_equal(cr_model_rank(m, 4, scores, rank, order, &e), CR_OK);
+    assert_true(fabsf(rank[1] - (0.1f - 2.0f)) < 1e-6f);
+    assert_true(fabsf(rank[3] - (0.9f + 0.5f)) < 1e-6f);
+    assert_int_equal(order[0], 3);
+    assert_int_equal(order[3], 1);
+    cr_model_free(m);
+
+    /* an output the model does not have */
+    snprintf(o.weight_name[1], 64, "dwell");
+    cr_model *bad = NULL;
+    assert_int_equal(cr_model_load_opts(&bad, F.model, &o, &e), CR_ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, "'dwell'"));
+    assert_null(bad);
+}
+
+typedef struct thr {
+    cr_model *m;
+    const char **context, **cands;
+    const float *want;
+    int n, ok;
+} thr;
+
+static void *thr_run(void *arg) {
+    thr *t = arg;
+    float got[64 * 2], rank[64];
+    int64_t order[64];
+    cr_error e = {0};
+    t->ok = 1;
+    for (int it = 0; it < 50 && t->ok; it++) {
+        cr_request rq = {t->context, t->n, t->cands};
+        cr_response rs = {got, rank, order, 0};
+        if (cr_model_score_request(t->m, &rq, &rs, &e)) t->ok = 0;
+        for (int i = 0; i < t->n * 2; i++)
+            if (fabsf(got[i] - t->want[i]) > 1e-5f + 1e-5f * fabsf(t->want[i])) t->ok = 0;
+    }
+    return NULL;
+}
+
+static void test_threads_share_a_model(void **state) {
+    (void)state;
+    cr_model_opts o;
+    cr_model_opts_defaults(&o);
+    o.max_pool = 2; /* fewer idle slots than threads: slots come and go */
+    cr_model *m = save_and_load(&o);
+    enum { T = 4, N = 40 };
+    static const uint8_t split[NI] = {1, 0, 0, 1, 1, 0};
+    const char *context[T][NI], *cands[T][N * NI], *merged[N * NI];
+    float want[T][N * 2];
+    thr th[T];
+    pthread_t tid[T];
+    cr_error e = {0};
+    for (int t = 0; t < T; t++) {
+        int rows[N];
+        for (int i = 0; i < N; i++) rows[i] = (i * 5 + t * 11) % NROWS;
+        build_request(t * 13, rows, N, split, context[t], cands[t], merged);
+        assert_int_equal(cr_model_score(m, N, merged, want[t], &e), CR_OK);
+        th[t] = (thr){m, context[t], cands[t], want[t], N, 0};
+    }
+    for (int t = 0; t < T; t++) pthread_create(&tid[t], NULL, thr_run, &th[t]);
+    for (int t = 0; t < T; t++) pthread_join(tid[t], NULL);
+    for (int t = 0; t < T; t++) assert_true(th[t].ok);
+    cr_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_split_equals_plain),
+        cmocka_unit_test(test_split_cache_follows_mask),
+        cmocka_unit_test(test_reduced_precision),
+        cmocka_unit_test(test_request_equals_score),
+        cmocka_unit_test(test_formulas_and_order),
+        cmocka_unit_test(test_threads_share_a_model),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,535 @@
+/*
+ * test_server.c - the HTTP server in-process on a free loopback port, with
+ * a small socket client: served scores equal cr_model_score on the same
+ * rows; /healthz and /metrics; a thousand malformed requests all answered
+ * 4xx with the server still healthy; reloads (one of a corrupt file) under
+ * load with no failed request; 16 connections at once with no error.
+ * Every loop is bounded by a count, never by a clock.
+ */
+#include "util/testutil.h"
+
+#include "../src/data/config.h"
+#include "../src/rank/checkpoint.h"
+#include "../src/serve/server.h"
+
+#include <arpa/inet.h>
+#include <cJSON.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static const char *yaml =
+    "data:\n"
+    "  path: d.csv\n"
+    "  split: {by: fraction, valid: 0.2, test: 0.2, seed: 3}\n"
+    "features:\n"
+    "  - {name: user, type: categorical, column: user, dim: 4}\n"
+    "  - {name: item, type: categorical, column: item, dim: 4, hash_buckets: 50}\n"
+    "  - {name: tags, type: multi, column: tags, dim: 3, pooling: mean}\n"
+    "  - {name: hist, type: multi, column: hist, share: user}\n"
+    "  - {name: age, type: bucketized, column: age, dim: 2, boundaries: [20, 40, 60]}\n"
+    "  - {name: pop, type: numeric, column: pop, transform: log1p_zscore, default: 1}\n"
+    "tasks:\n"
+    "  - {name: click, type: binary, label: click}\n"
+    "  - {name: stay, type: regression, label: stay, mask: click}\n";
+
+enum { NROWS = 120, NI = 6 };
+static const char *const cols[NI] = {"user", "item", "tags", "hist", "age", "pop"};
+static const int is_ctx[NI] = {1, 0, 0, 1, 1, 0};
+
+typedef struct fixture {
+    char dir[256], model[512];
+    cr_schema s;
+    char text[NROWS][NI][32];
+    cr_server *srv;
+    int port;
+} fixture;
+
+static fixture F;
+
+/* A model with weights from seed, written atomically to path. */
+static void save_model(const char *path, uint64_t seed) {
+    cr_model_cfg mc;
+    cr_model_cfg_defaults(&mc, &F.s);
+    mc.arch = CR_ARCH_MMOE;
+    mc.n_experts = 3;
+    mc.expert_layers[0] = 12;
+    mc.expert_layers[1] = 6;
+    mc.tower_layers[0] = 8;
+    cr_ranker *r;
+    cr_error e = {0};
+    assert_int_equal(cr_ranker_create(&r, &F.s, &mc, seed, &e), CR_OK);
+    assert_int_equal(cr_ranker_save(r, &F.s, path, NULL, &e), CR_OK);
+    cr_ranker_free(r);
+}
+
+static int setup(void **state) {
+    (void)state;
+    cr_set_threads(1);
+    cr_test_tmpdir(F.dir, sizeof F.dir);
+    char csv[512], cfgp[512];
+    snprintf(csv, sizeof csv, "%s/d.csv", F.dir);
+    snprintf(cfgp, sizeof cfgp, "%s/c.yaml", F.dir);
+    snprintf(F.model, sizeof F.model, "%s/m.safetensors", F.dir);
+    FILE *f = fopen(csv, "w");
+    fprintf(f, "user,item,tags,hist,age,pop,click,stay\n");
+    cr_rng r;
+    cr_rng_seed(&r, 9);
+    static const char *tags[] = {"a", "b", "c", "a|b", "", "c|a|b"};
+    for (int i = 0; i < NROWS; i++) {
+        int u = (int)cr_rng_below(&r, 12), it = (int)cr_rng_below(&r, 30);
+        char(*row)[32] = F.text[i];
+        snprintf(row[0], 32, "u%d", u);
+        snprintf(row[1], 32, "i%d", it);
+        snprintf(row[2], 32, "%s", tags[cr_rng_below(&r, 6)]);
+        snprintf(row[3], 32, "u%d|u%d", (int)cr_rng_below(&r, 12), (int)cr_rng_below(&r, 14));
+        snprintf(row[4], 32, "%s", i % 7 == 0 ? "" : (i % 2 ? "35" : "61"));
+        snprintf(row[5], 32, "%s", i % 5 == 0 ? "" : (i % 3 ? "12.5" : "3"));
+        fprintf(f, "%s,%s,%s,%s,%s,%s,%d,%s\n", row[0], row[1], row[2], row[3], row[4], row[5],
+                (u + it) % 3 == 0, (u + it) % 3 == 0 ? "0.5" : "");
+    }
+    fclose(f);
+    f = fopen(cfgp, "w");
+    fputs(yaml, f);
+    fclose(f);
+    cr_error e = {0};
+    cr_yaml_doc *doc;
+    cr_data_cfg dc;
+    cr_dataset ds;
+    if (cr_yaml_load(&doc, cfgp, &e)) return 1;
+    cr_status st = cr_data_config_parse(cr_yaml_root(doc), cfgp, &dc, &F.s, &e);
+    cr_yaml_free(doc);
+    if (st || cr_dataset_load(&ds, &F.s, &dc, 1, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    cr_dataset_free(&ds);
+    save_model(F.model, 5);
+    cr_server_cfg c;
+    cr_server_cfg_defaults(&c);
+    snprintf(c.model_path, sizeof c.model_path, "%s", F.model);
+    snprintf(c.host, sizeof c.host, "127.0.0.1");
+    c.port = 0;
+    c.threads = 4;
+    c.max_body = 64 << 10;
+    c.max_candidates = 500;
+    c.drain_s = 5;
+    if (cr_server_start(&F.srv, &c, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    F.port = cr_server_port(F.srv);
+    return F.port > 0 ? 0 : 1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    cr_server_stop(F.srv);
+    cr_schema_free(&F.s);
+    cr_test_rmdir(F.dir);
+    return 0;
+}
+
+/* ---- a small HTTP/1.1 client: one request per connection ------------------------- */
+
+/* Send raw bytes, read the whole answer (the server closes: Connection:
+ * close); returns the status code or -1, *body points into a malloc'd
+ * buffer the caller frees through *raw. */
+static int http_raw(const char *req, size_t len, char **raw, const char **body) {
+    *raw = NULL;
+    *body = "";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {10, 0}; /* a hung server fails the test instead of hanging it */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)F.port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t k = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (k <= 0) break; /* the server may answer (413) before reading it all */
+        off += (size_t)k;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (n + 4096 > cap) buf = realloc(buf, cap *= 2);
+        ssize_t k = recv(fd, buf + n, cap - n - 1, 0);
+        if (k <= 0) break;
+        n += (size_t)k;
+    }
+    close(fd);
+    buf[n] = 0;
+    *raw = buf;
+    int status = -1;
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) return -1;
+    char *b = strstr(buf, "\r\n\r\n");
+    *body = b ? b + 4 : "";
+    return status;
+}
+
+static int http(const char *method, const char *path, const char *body, size_t len, char **raw,
+                const char **out) {
+    size_t cap = len + 512;
+    char *req = malloc(cap);
+    int h = snprintf(req, cap,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     method, path, len);
+    memcpy(req + h, body, len);
+    int st = http_raw(req, (size_t)h + len, raw, out);
+    free(req);
+    return st;
+}
+
+/* ---- requests built from the CSV rows ----------------------------------------------- */
+
+/* JSON for context row crow and candidate rows[0..n); values as strings,
+ * except pop as a JSON number and tags as a list, to cover both forms. */
+static char *request_json(int crow, const int *rows, int n) {
+    cJSON *root = cJSON_CreateObject(), *ctx = cJSON_AddObjectToObject(root, "context");
+    cJSON *cands = cJSON_AddArrayToObject(root, "candidates");
+    for (int j = 0; j < NI; j++)
+        if (is_ctx[j]) cJSON_AddStringToObject(ctx, cols[j], F.text[crow][j]);
+    for (int i = 0; i < n; i++) {
+        cJSON *c = cJSON_CreateObject();
+        const char(*row)[32] = F.text[rows[i]];
+        cJSON_AddStringToObject(c, "item", row[1]);
+        cJSON *tags = cJSON_AddArrayToObject(c, "tags");
+        char t[32];
+        snprintf(t, sizeof t, "%s", row[2]);
+        for (char *tok = strtok(t, "|"); tok; tok = strtok(NULL, "|"))
+            cJSON_AddItemToArray(tags, cJSON_CreateString(tok));
+        if (row[5][0]) cJSON_AddNumberToObject(c, "pop", atof(row[5])); /* absent = missing */
+        cJSON_AddItemToArray(cands, c);
+    }
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static void expected_scores(cr_model *m, int crow, const int *rows, int n, float *want) {
+    const char **vals = calloc((size_t)n * NI, sizeof(char *));
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < NI; j++) vals[i * NI + j] = F.text[is_ctx[j] ? crow : rows[i]][j];
+    cr_error e = {0};
+    assert_int_equal(cr_model_score(m, n, vals, want, &e), CR_OK);
+    free(vals);
+}
+
+/* Parse a /v1/score answer into got (n, 2); checks shape and order. */
+static int parse_scores(const char *body, int n, float *got, char *version, size_t vcap) {
+    cJSON *root = cJSON_Parse(body);
+    if (!root) return 0;
+    cJSON *sc = cJSON_GetObjectItem(root, "scores"), *rk = cJSON_GetObjectItem(root, "ranking_score");
+    cJSON *ord = cJSON_GetObjectItem(root, "order"), *ver = cJSON_GetObjectItem(root, "model_version");
+    int ok = sc && rk && ord && cJSON_IsString(ver) && cJSON_GetArraySize(sc) == n &&
+             cJSON_GetArraySize(rk) == n && cJSON_GetArraySize(ord) == n;
+    for (int i = 0; ok && i < n; i++) {
+        cJSON *s = cJSON_GetArrayItem(sc, i);
+        cJSON *click = cJSON_GetObjectItem(s, "click"), *stay = cJSON_GetObjectItem(s, "stay");
+        ok = cJSON_IsNumber(click) && cJSON_IsNumber(stay);
+        if (!ok) break;
+        got[i * 2] = (float)click->valuedouble;
+        got[i * 2 + 1] = (float)stay->valuedouble;
+        /* default formula: the click probability; order best first */
+        ok = cJSON_GetArrayItem(rk, i)->valuedouble == click->valuedouble;
+        if (i) {
+            int a = cJSON_GetArrayItem(ord, i - 1)->valueint, b = cJSON_GetArrayItem(ord, i)->valueint;
+            ok = ok && cJSON_GetArrayItem(rk, a)->valuedouble >= cJSON_GetArrayItem(rk, b)->valuedouble;
+        }
+    }
+    if (ok && version) snprintf(version, vcap, "%s", ver->valuestring);
+    cJSON_Delete(root);
+    return ok;
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_scores_match_model(void **state) {
+    (void)state;
+    cr_model *m;
+    cr_error e = {0};
+    assert_int_equal(cr_model_load(&m, F.model, &e), CR_OK);
+    enum { N = 40 };
+    int rows[N];
+    for (int i = 0; i < N; i++) rows[i] = (i * 7 + 3) % NROWS;
+    for (int crow = 0; crow < 3; crow++) {
+        char *req = request_json(crow * 10, rows, N), *raw;
+        const char *body;
+        assert_int_equal(http("POST", "/v1/score", req, strlen(req), &raw, &body), 200);
+        float got[N * 2], want[N * 2];
+        assert_true(parse_scores(body, N, got, NULL, 0));
+        expected_scores(m, crow * 10, rows, N, want);
+        /* split forward vs plain forward: float rounding only */
+        assert_true(cr_test_close("served scores", got, want, N * 2, 1e-6, 1e-5));
+        free(raw);
+        free(req);
+    }
+    cr_model_free(m);
+}
+
+static void test_healthz_and_metrics(void **state) {
+    (void)state;
+    char *raw;
+    const char *body;
+    assert_int_equal(http("GET", "/healthz", "", 0, &raw, &body), 200);
+    assert_non_null(strstr(body, "\"status\":\"ok\""));
+    assert_non_null(strstr(body, "model_version"));
+    free(raw);
+    /* a request with a missing candidate value (row 0 has no pop) */
+    int rows[2] = {0, 5};
+    char *req = request_json(1, rows, 2);
+    assert_int_equal(http("POST", "/v1/score", req, strlen(req), &raw, &body), 200);
+    free(raw);
+    free(req);
+    assert_int_equal(http("GET", "/metrics", "", 0, &raw, &body), 200);
+    assert_non_null(strstr(raw, "text/plain"));
+    assert_non_null(strstr(body, "crossrec_http_requests_total{endpoint=\"/v1/score\",code=\"200\"}"));
+    assert_non_null(strstr(body, "crossrec_score_duration_seconds_bucket{le=\"+Inf\"}"));
+    assert_non_null(strstr(body, "crossrec_score_duration_seconds_count"));
+    assert_non_null(strstr(body, "crossrec_http_errors_total{kind=\"bad_json\"}"));
+    assert_non_null(strstr(body, "crossrec_model_info{version=\""));
+    /* the sample lines, not their # HELP lines */
+    const char *c = strstr(body, "\ncrossrec_candidates_scored_total ");
+    const char *mi = strstr(body, "\ncrossrec_missing_feature_defaults_total ");
+    assert_non_null(c);
+    assert_non_null(mi);
+    assert_true(atoll(c + strlen("\ncrossrec_candidates_scored_total ")) >= 2);
+    assert_true(atoll(mi + strlen("\ncrossrec_missing_feature_defaults_total ")) >= 1);
+    free(raw);
+}
+
+static void test_malformed_requests(void **state) {
+    (void)state;
+    static const char *bad[] = {
+        "{",                                                     /* truncated */
+        "{\"context\":{\"user\":\"u1\"},\"candidates\":[{\"item\":\"i1\"}",
+        "not json at all",
+        "[1,2,3]",                                               /* not an object */
+        "{\"candidates\":[]}",                                   /* empty */
+        "{\"candidates\":{}}",                                   /* not a list */
+        "{\"context\":{\"user\":\"u1\"}}",                       /* no candidates */
+        "{\"candidates\":[{\"item\":{\"id\":1}}]}",              /* object as a value */
+        "{\"candidates\":[{\"item\":true}]}",                    /* boolean */
+        "{\"candidates\":[{\"item\":[\"i1\",\"i2\"]}]}",         /* list for a single value */
+        "{\"candidates\":[{\"pop\":1e999}]}",                    /* huge number */
+        "{\"candidates\":[{\"pop\":\"12e400\"}]}",               /* huge number as text */
+        "{\"candidates\":[{\"pop\":\"lots\"}]}",                 /* not a number */
+        "{\"candidates\":[{\"color\":\"red\"}]}",                /* unknown feature */
+        "{\"context\":{\"colour\":1},\"candidates\":[{}]}",      /* unknown context feature */
+        "{\"context\":{\"item\":\"i1\"},\"candidates\":[{\"item\":\"i2\"}]}", /* both */
+        "{\"candidates\":[1]}",                                  /* candidate not an object */
+        "{\"candidates\":[{}],\"extra\":1}",                     /* unknown key */
+        "{\"context\":[],\"candidates\":[{}]}",                  /* context not an object */
+        "{\"candidates\":[{\"tags\":[\"a|b\"]}]}",               /* separator inside a list */
+        "{\"candidates\":[{\"tags\":[{}]}]}",                    /* object inside a list */
+        "{\"candidates\":[{\"pop\":-5}]}",                       /* below log1p's domain */
+    };
+    enum { NB = sizeof bad / sizeof bad[0] };
+    /* too many candidates, and a body over the 64 KiB limit */
+    size_t big_n = 70 << 10;
+    char *big = malloc(big_n + 1);
+    memset(big, ' ', big_n);
+    big[0] = '{';
+    big[big_n - 1] = '}';
+    big[big_n] = 0;
+    char *many = malloc(501 * 3 + 64), *p = many;
+    p += sprintf(p, "{\"candidates\":[");
+    for (int i = 0; i < 501; i++) p += sprintf(p, i ? ",{}" : "{}");
+    sprintf(p, "]}");
+    int fails = 0;
+    for (int i = 0; i < 1000; i++) {
+        int k = i % (NB + 4);
+        char *raw;
+        const char *body;
+        int st;
+        if (k < NB) st = http("POST", "/v1/score", bad[k], strlen(bad[k]), &raw, &body);
+        else if (k == NB) st = http("POST", "/v1/score", big, big_n, &raw, &body);
+        else if (k == NB + 1) st = http("POST", "/v1/score", many, strlen(many), &raw, &body);
+        else if (k == NB + 2) st = http("GET", "/v1/score", "", 0, &raw, &body);
+        else st = http("GET", "/v2/nothing", "", 0, &raw, &body);
+        int want_json = strstr(body, "{\"error\":{\"kind\":\"") == body;
+        if (st < 400 || st > 499 || !want_json) {
+            if (fails++ < 5)
+                fprintf(stderr, "malformed request %d: status %d, body %.200s\n", k, st, body);
+        }
+        if (i < NB + 4 && k == 13) assert_non_null(strstr(body, "candidates[0].color"));
+        if (i < NB + 4 && k == NB) assert_int_equal(st, 413);
+        if (i < NB + 4 && k == NB + 1) assert_non_null(strstr(body, "at most 500"));
+        free(raw);
+    }
+    free(big);
+    free(many);
+    assert_int_equal(fails, 0);
+    /* still healthy, still scoring */
+    char *raw;
+    const char *body;
+    assert_int_equal(http("GET", "/healthz", "", 0, &raw, &body), 200);
+    free(raw);
+    int rows[3] = {1, 2, 3};
+    char *req = request_json(4, rows, 3);
+    assert_int_equal(http("POST", "/v1/score", req, strlen(req), &raw, &body), 200);
+    free(raw);
+    free(req);
+}
+
+/* ---- load ------------------------------------------------------------------------------ */
+
+typedef struct client {
+    int id, n_req;
+    atomic_int *stop;
+    int done, failed;
+} client;
+
+static void *client_run(void *arg) {
+    client *c = arg;
+    int rows[20];
+    for (int i = 0; i < 20; i++) rows[i] = (i * 11 + c->id * 5) % NROWS;
+    char *req = request_json(c->id % NROWS, rows, 20);
+    for (int i = 0; i < c->n_req && !(c->stop && atomic_load(c->stop)); i++) {
+        char *raw;
+        const char *body;
+        float got[40];
+        int st = http("POST", "/v1/score", req, strlen(req), &raw, &body);
+        if (st != 200 || !parse_scores(body, 20, got, NULL, 0)) {
+            if (c->failed++ < 3) fprintf(stderr, "client %d: status %d %.200s\n", c->id, st, body);
+        }
+        c->done++;
+        free(raw);
+    }
+    free(req);
+    return NULL;
+}
+
+static void test_reload_under_load(void **state) {
+    (void)state;
+    enum { T = 4 };
+    atomic_int stop = 0;
+    client cl[T];
+    pthread_t tid[T];
+    for (int t = 0; t < T; t++) {
+        cl[t] = (client){t, 3000, &stop, 0, 0};
+        pthread_create(&tid[t], NULL, client_run, &cl[t]);
+    }
+    char *raw;
+    const char *body;
+    char v0[64], v1[64], v2[64], tmp[600];
+    cr_server_version(F.srv, v0, sizeof v0);
+    /* a good new model, written next to the old and renamed over it */
+    snprintf(tmp, sizeof tmp, "%s/new.safetensors", F.dir);
+    save_model(tmp, 77);
+    assert_int_equal(rename(tmp, F.model), 0);
+    assert_int_equal(http("POST", "/v1/reload", "", 0, &raw, &body), 200);
+    free(raw);
+    cr_server_version(F.srv, v1, sizeof v1);
+    assert_string_not_equal(v0, v1);
+    /* a corrupt one: rejected, the good one keeps serving */
+    FILE *f = fopen(tmp, "wb");
+    fputs("\x10\x00\x00\x00\x00\x00\x00\x00{\"broken\": tru", f);
+    fclose(f);
+    char keep[600];
+    snprintf(keep, sizeof keep, "%s/keep.safetensors", F.dir);
+    assert_int_equal(rename(F.model, keep), 0);
+    assert_int_equal(rename(tmp, F.model), 0);
+    assert_int_equal(http("POST", "/v1/reload", "", 0, &raw, &body), 500);
+    assert_non_null(strstr(body, "\"kind\":\"reload\""));
+    free(raw);
+    cr_server_version(F.srv, v2, sizeof v2);
+    assert_string_equal(v1, v2);
+    assert_int_equal(rename(keep, F.model), 0);
+    /* let the clients see the new model for a while, then stop them */
+    int seen = 0;
+    for (int i = 0; i < 200 && seen < 50; i++) {
+        assert_int_equal(http("GET", "/healthz", "", 0, &raw, &body), 200);
+        assert_non_null(strstr(body, v1));
+        free(raw);
+        seen = cl[0].done;
+    }
+    atomic_store(&stop, 1);
+    int done = 0, failed = 0;
+    for (int t = 0; t < T; t++) {
+        pthread_join(tid[t], NULL);
+        done += cl[t].done;
+        failed += cl[t].failed;
+    }
+    assert_true(done > 0);
+    assert_int_equal(failed, 0);
+    assert_int_equal(http("GET", "/metrics", "", 0, &raw, &body), 200);
+    assert_non_null(strstr(body, "crossrec_model_reloads_total{result=\"error\"} 1"));
+    free(raw);
+}
+
+static void test_sixteen_connections(void **state) {
+    (void)state;
+    enum { T = 16 };
+    client cl[T];
+    pthread_t tid[T];
+    for (int t = 0; t < T; t++) {
+        cl[t] = (client){t, 60, NULL, 0, 0};
+        pthread_create(&tid[t], NULL, client_run, &cl[t]);
+    }
+    int done = 0, failed = 0;
+    for (int t = 0; t < T; t++) {
+        pthread_join(tid[t], NULL);
+        done += cl[t].done;
+        failed += cl[t].failed;
+    }
+    assert_int_equal(done, T * 60);
+    assert_int_equal(failed, 0);
+}
+
+static void test_serve_config(void **state) {
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/serve.yaml", F.dir);
+    FILE *f = fopen(path, "w");
+    fputs("data: {path: x.csv}\nserve:\n  port: 0\n  threads: 2\n  precision: int8\n"
+          "  limits: {max_candidates: 7}\n"
+          "  ranking: {formula: product, weights: {click: 2, stay: 0.5}}\n", f);
+    fclose(f);
+    cr_server_cfg c;
+    cr_server_cfg_defaults(&c);
+    cr_error e = {0};
+    assert_int_equal(cr_server_cfg_load(&c, path, &e), CR_OK);
+    assert_string_equal(c.host, "0.0.0.0"); /* absent: kept */
+    assert_int_equal(c.threads, 2);
+    assert_int_equal(c.max_candidates, 7);
+    assert_int_equal(c.max_body, 1 << 20);
+    assert_int_equal(c.model.precision, CR_PRECISION_INT8);
+    assert_int_equal(c.model.formula, CR_RANK_PRODUCT);
+    assert_int_equal(c.model.n_weights, 2);
+    assert_string_equal(c.model.weight_name[1], "stay");
+    assert_true(c.model.weight[0] == 2.0f);
+    f = fopen(path, "w");
+    fputs("serve:\n  limits: {max_candidate: 7}\n", f);
+    fclose(f);
+    assert_int_equal(cr_server_cfg_load(&c, path, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, ":2:"));
+    assert_non_null(strstr(e.msg, "serve.limits"));
+    assert_non_null(strstr(e.msg, "max_candidate"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scores_match_model),
+        cmocka_unit_test(test_healthz_and_metrics),
+        cmocka_unit_test(test_malformed_requests),
+        cmocka_unit_test(test_reload_under_load),
+        cmocka_unit_test(test_sixteen_connections),
+        cmocka_unit_test(test_serve_config),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
