@@ -247,6 +247,60 @@ else
     not_ok "crossrec --help lists the commands (exit $rc)"
 fi
 
+# ---- distillation: a frozen teacher labels the data, a student learns it through a
+# never-served head, export drops that head --------------------------------------------
+cat >"$TMP/map.yaml" <<EOF
+features:
+  - {feature: user, column: user_id}
+  - {feature: item, column: movie_id}
+  - {feature: last_items, column: last_items}
+  - {feature: genres, column: genres}
+  - {feature: year, default: true}
+  - {feature: hist_count, column: hist_count}
+  - {feature: item_popularity, constant: "3"}
+teacher_tasks:
+  - {name: teacher_click, head: click}
+EOF
+run "$BIN" label --teacher "$MODEL" --map "$TMP/map.yaml" --data "$IMP" --out "$TMP/labelled.csv" \
+    --coverage "$TMP/coverage.json"
+if [ "$rc" -eq 0 ] && head -n 1 "$TMP/labelled.csv" | grep -q "teacher_click" &&
+    [ "$(wc -l <"$TMP/labelled.csv")" -eq 43 ] && [ -s "$TMP/coverage.json" ]; then
+    ok "label writes the teacher's column for every row, and the coverage report"
+else
+    not_ok "label writes the teacher's column for every row, and the coverage report (exit $rc)"
+fi
+write_cfg "$TMP/student.yaml" labelled.csv 4 "distill:
+  tasks:
+    - {task: click, technique: aux_head, column: teacher_click, weight: 0.5}"
+run "$BIN" train --config "$TMP/student.yaml" --out "$TMP/student" --quiet
+run "$BIN" inspect "$TMP/student/model.safetensors"
+if [ "$rc" -eq 0 ] && has "heads.click_distill.weight"; then
+    ok "a distilled student carries its never-served head"
+else
+    not_ok "a distilled student carries its never-served head (exit $rc)"
+fi
+run "$BIN" export --model "$TMP/student/model.safetensors" --out "$TMP/served.safetensors"
+run "$BIN" inspect "$TMP/served.safetensors"
+if [ "$rc" -eq 0 ] && has "heads.click.weight" && ! grep -q "click_distill" "$OUT"; then
+    ok "export drops the never-served head"
+else
+    not_ok "export drops the never-served head (exit $rc)"
+fi
+cat >"$TMP/badmap.yaml" <<EOF
+features:
+  - {feature: user, column: no_such_column}
+teacher_tasks:
+  - {name: t, head: click}
+EOF
+expect_fail "label: a map naming a missing column is refused with file:line" \
+    "badmap.yaml:2" "no_such_column" -- \
+    "$BIN" label --teacher "$MODEL" --map "$TMP/badmap.yaml" --data "$IMP" --out "$TMP/x.csv"
+
+help_check serve "--port" "[0.0.0.0]"
+help_check label "--batch" "[1024]"
+help_check export "--out"
+help_check tokenize "--decode"
+
 # ---- bad CSV ----------------------------------------------------------------------------
 # bad_csv NAME AWK: a copy of the impressions changed by AWK, and a config for it.
 bad_csv() {
