@@ -4,6 +4,7 @@
  * path gives for the same rows; bad values are errors naming row and column.
  */
 #include "util/testutil.h"
+#include "util/tiny_log.h"
 
 #include "../src/data/config.h"
 #include "../src/rank/checkpoint.h"
@@ -12,65 +13,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *yaml =
-    "data:\n"
-    "  path: d.csv\n"
-    "  split: {by: fraction, valid: 0.2, test: 0.2, seed: 3}\n"
-    "features:\n"
-    "  - {name: user, type: categorical, column: user, dim: 4}\n"
-    "  - {name: item, type: categorical, column: item, dim: 4, hash_buckets: 50}\n"
-    "  - {name: tags, type: multi, column: tags, dim: 3, pooling: mean}\n"
-    "  - {name: hist, type: multi, column: hist, share: user}\n"
-    "  - {name: age, type: bucketized, column: age, dim: 2, boundaries: [20, 40, 60]}\n"
-    "  - {name: pop, type: numeric, column: pop, transform: log1p_zscore, default: 1}\n"
-    "tasks:\n"
-    "  - {name: click, type: binary, label: click}\n"
-    "  - {name: stay, type: regression, label: stay, mask: click}\n";
-
-static void write_csv(const char *path, int n) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "user,item,tags,hist,age,pop,click,stay\n");
-    cr_rng r;
-    cr_rng_seed(&r, 9);
-    static const char *tags[] = {"a", "b", "c", "a|b", "", "c|a|b"};
-    for (int i = 0; i < n; i++) {
-        int u = (int)cr_rng_below(&r, 12), it = (int)cr_rng_below(&r, 30);
-        int click = (u + it) % 3 == 0;
-        fprintf(f, "u%d,i%d,%s,u%d|u%d,%s,%s,%d,%s\n", u, it, tags[cr_rng_below(&r, 6)],
-                (int)cr_rng_below(&r, 12), (int)cr_rng_below(&r, 14),
-                i % 7 == 0 ? "" : (i % 2 ? "35" : "61"), i % 5 == 0 ? "" : "12.5", click,
-                click ? "0.5" : "");
-    }
-    fclose(f);
-}
-
 static void test_score_matches_training_path(void **state) {
     (void)state;
-    char dir[256], csv[512], model[512], cfgp[512];
-    cr_test_tmpdir(dir, sizeof dir);
-    snprintf(csv, sizeof csv, "%s/d.csv", dir);
-    snprintf(cfgp, sizeof cfgp, "%s/c.yaml", dir);
-    snprintf(model, sizeof model, "%s/m.safetensors", dir);
-    write_csv(csv, 200);
-    FILE *f = fopen(cfgp, "w");
-    fputs(yaml, f);
-    fclose(f);
+    cr_tiny_log t;
+    assert_int_equal(cr_tiny_log_make(&t, 200), 0);
+    char model[512];
+    snprintf(model, sizeof model, "%s/m.safetensors", t.dir);
     cr_error e = {0};
-    cr_yaml_doc *doc;
-    assert_int_equal(cr_yaml_load(&doc, cfgp, &e), CR_OK);
-    cr_data_cfg dc;
-    cr_schema s;
-    assert_int_equal(cr_data_config_parse(cr_yaml_root(doc), cfgp, &dc, &s, &e), CR_OK);
-    cr_yaml_free(doc);
+    cr_schema *s = &t.s; /* freed with t */
     cr_dataset ds;
-    assert_int_equal(cr_dataset_load(&ds, &s, &dc, 1, &e), CR_OK);
+    assert_int_equal(cr_dataset_load(&ds, s, &t.dc, 0, &e), CR_OK);
     cr_model_cfg mc;
-    cr_model_cfg_defaults(&mc, &s);
+    cr_model_cfg_defaults(&mc, s);
     mc.arch = CR_ARCH_MMOE;
     cr_ranker *r;
-    assert_int_equal(cr_ranker_create(&r, &s, &mc, 5, &e), CR_OK);
-    assert_int_equal(cr_ranker_save(r, &s, model, NULL, &e), CR_OK);
+    assert_int_equal(cr_ranker_create(&r, s, &mc, 5, &e), CR_OK);
+    assert_int_equal(cr_ranker_save(r, s, model, NULL, &e), CR_OK);
 
     /* reference: the dataset path over every row, in file order */
     int64_t n = ds.n;
@@ -88,7 +46,7 @@ static void test_score_matches_training_path(void **state) {
     assert_string_equal(cr_model_output_name(m, 1), "stay");
     assert_true(cr_model_output_is_binary(m, 0));
     cr_csv *in;
-    assert_int_equal(cr_csv_open(&in, csv, 0, &e), CR_OK);
+    assert_int_equal(cr_csv_open(&in, t.csv, 0, &e), CR_OK);
     char **vals = calloc((size_t)n * (size_t)NI, sizeof(char *));
     for (int64_t i = 0; i < n; i++) {
         int done;
@@ -125,8 +83,7 @@ static void test_score_matches_training_path(void **state) {
     cr_model_free(m);
     cr_ranker_free(r);
     cr_dataset_free(&ds);
-    cr_schema_free(&s);
-    cr_test_rmdir(dir);
+    cr_tiny_log_free(&t);
 }
 
 static void test_load_errors(void **state) {

@@ -7,6 +7,7 @@
  * checked by hand; several threads share one model.
  */
 #include "util/testutil.h"
+#include "util/tiny_log.h"
 
 #include "../src/data/config.h"
 #include "../src/rank/checkpoint.h"
@@ -16,69 +17,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *yaml =
-    "data:\n"
-    "  path: d.csv\n"
-    "  split: {by: fraction, valid: 0.2, test: 0.2, seed: 3}\n"
-    "features:\n"
-    "  - {name: user, type: categorical, column: user, dim: 4}\n"
-    "  - {name: item, type: categorical, column: item, dim: 4, hash_buckets: 50}\n"
-    "  - {name: tags, type: multi, column: tags, dim: 3, pooling: mean}\n"
-    "  - {name: hist, type: multi, column: hist, share: user}\n"
-    "  - {name: age, type: bucketized, column: age, dim: 2, boundaries: [20, 40, 60]}\n"
-    "  - {name: pop, type: numeric, column: pop, transform: log1p_zscore, default: 1}\n"
-    "tasks:\n"
-    "  - {name: click, type: binary, label: click}\n"
-    "  - {name: stay, type: regression, label: stay, mask: click}\n";
-
-enum { NROWS = 200, NI = 6 };
+enum { NROWS = 200, NI = CR_TINY_NI };
 
 typedef struct fixture {
-    char dir[256], csv[512], model[512];
-    cr_schema s;
+    char model[512];
+    cr_tiny_log log; /* the CSV, its fields (column order = feature order), the schema */
     cr_dataset ds;
-    char *text[NROWS][NI]; /* the CSV's fields, column order = feature order */
 } fixture;
 
 static fixture F;
 
 static int setup(void **state) {
     (void)state;
-    cr_test_tmpdir(F.dir, sizeof F.dir);
-    snprintf(F.csv, sizeof F.csv, "%s/d.csv", F.dir);
-    snprintf(F.model, sizeof F.model, "%s/m.safetensors", F.dir);
-    char cfgp[512];
-    snprintf(cfgp, sizeof cfgp, "%s/c.yaml", F.dir);
-    FILE *f = fopen(F.csv, "w");
-    fprintf(f, "user,item,tags,hist,age,pop,click,stay\n");
-    cr_rng r;
-    cr_rng_seed(&r, 9);
-    static const char *tags[] = {"a", "b", "c", "a|b", "", "c|a|b"};
-    for (int i = 0; i < NROWS; i++) {
-        int u = (int)cr_rng_below(&r, 12), it = (int)cr_rng_below(&r, 30);
-        int click = (u + it) % 3 == 0;
-        char row[NI][32];
-        snprintf(row[0], 32, "u%d", u);
-        snprintf(row[1], 32, "i%d", it);
-        snprintf(row[2], 32, "%s", tags[cr_rng_below(&r, 6)]);
-        snprintf(row[3], 32, "u%d|u%d", (int)cr_rng_below(&r, 12), (int)cr_rng_below(&r, 14));
-        snprintf(row[4], 32, "%s", i % 7 == 0 ? "" : (i % 2 ? "35" : "61"));
-        snprintf(row[5], 32, "%s", i % 5 == 0 ? "" : (i % 3 ? "12.5" : "3"));
-        for (int j = 0; j < NI; j++) F.text[i][j] = strdup(row[j]);
-        fprintf(f, "%s,%s,%s,%s,%s,%s,%d,%s\n", row[0], row[1], row[2], row[3], row[4], row[5],
-                click, click ? "0.5" : "");
-    }
-    fclose(f);
-    f = fopen(cfgp, "w");
-    fputs(yaml, f);
-    fclose(f);
+    if (cr_tiny_log_make(&F.log, NROWS)) return 1;
+    snprintf(F.model, sizeof F.model, "%s/m.safetensors", F.log.dir);
     cr_error e = {0};
-    cr_yaml_doc *doc;
-    cr_data_cfg dc;
-    if (cr_yaml_load(&doc, cfgp, &e)) return 1;
-    cr_status st = cr_data_config_parse(cr_yaml_root(doc), cfgp, &dc, &F.s, &e);
-    cr_yaml_free(doc);
-    if (st || cr_dataset_load(&F.ds, &F.s, &dc, 1, &e)) {
+    if (cr_dataset_load(&F.ds, &F.log.s, &F.log.dc, 0, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
@@ -87,17 +41,14 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    for (int i = 0; i < NROWS; i++)
-        for (int j = 0; j < NI; j++) free(F.text[i][j]);
     cr_dataset_free(&F.ds);
-    cr_schema_free(&F.s);
-    cr_test_rmdir(F.dir);
+    cr_tiny_log_free(&F.log);
     return 0;
 }
 
 /* Slot flags from feature flags (features: user item tags hist age pop). */
 static void slots_of(const uint8_t *feat_ctx, uint8_t *slot) {
-    const cr_schema *s = &F.s;
+    const cr_schema *s = &F.log.s;
     for (int c = 0; c < s->n_cat; c++) slot[c] = feat_ctx[s->cat_feat[c]];
     for (int q = 0; q < s->n_multi; q++) slot[s->n_cat + q] = feat_ctx[s->multi_feat[q]];
     for (int d = 0; d < s->n_dense; d++) slot[s->n_cat + s->n_multi + d] = feat_ctx[s->dense_feat[d]];
@@ -105,7 +56,7 @@ static void slots_of(const uint8_t *feat_ctx, uint8_t *slot) {
 
 /* The plain path's batch: every row takes the context slots from ctx. */
 static void merge(cr_batch *out, const cr_batch *ctx, const cr_batch *cand, const uint8_t *slot) {
-    const cr_schema *s = &F.s;
+    const cr_schema *s = &F.log.s;
     int B = cand->B;
     out->B = B;
     for (int r = 0; r < B; r++) {
@@ -148,7 +99,7 @@ static const arch_case cases[] = {
 
 static cr_ranker *make_ranker(const arch_case *ac, uint64_t seed) {
     cr_model_cfg mc;
-    cr_model_cfg_defaults(&mc, &F.s);
+    cr_model_cfg_defaults(&mc, &F.log.s);
     mc.arch = ac->arch;
     mc.n_bottom = ac->n_bottom;
     mc.bottom_layers[0] = 16;
@@ -161,7 +112,7 @@ static cr_ranker *make_ranker(const arch_case *ac, uint64_t seed) {
     mc.tower_layers[1] = 4;
     cr_ranker *r;
     cr_error e = {0};
-    assert_int_equal(cr_ranker_create(&r, &F.s, &mc, seed, &e), CR_OK);
+    assert_int_equal(cr_ranker_create(&r, &F.log.s, &mc, seed, &e), CR_OK);
     return r;
 }
 
@@ -307,7 +258,7 @@ static void test_reduced_precision(void **state) {
 static cr_model *save_and_load(const cr_model_opts *o) {
     cr_ranker *r = make_ranker(&cases[2], 7); /* ple */
     cr_error e = {0};
-    assert_int_equal(cr_ranker_save(r, &F.s, F.model, NULL, &e), CR_OK);
+    assert_int_equal(cr_ranker_save(r, &F.log.s, F.model, NULL, &e), CR_OK);
     cr_ranker_free(r);
     cr_model *m;
     cr_status st = cr_model_load_opts(&m, F.model, o, &e);
@@ -320,11 +271,11 @@ static cr_model *save_and_load(const cr_model_opts *o) {
  * flagged in feat_ctx. merged gets the equivalent plain rows. */
 static void build_request(int crow, const int *rows, int n, const uint8_t *feat_ctx,
                           const char **context, const char **cands, const char **merged) {
-    for (int j = 0; j < NI; j++) context[j] = feat_ctx[j] ? F.text[crow][j] : NULL;
+    for (int j = 0; j < NI; j++) context[j] = feat_ctx[j] ? F.log.text[crow][j] : NULL;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < NI; j++) {
-            cands[i * NI + j] = feat_ctx[j] ? NULL : F.text[rows[i]][j];
-            merged[i * NI + j] = feat_ctx[j] ? F.text[crow][j] : F.text[rows[i]][j];
+            cands[i * NI + j] = feat_ctx[j] ? NULL : F.log.text[rows[i]][j];
+            merged[i * NI + j] = feat_ctx[j] ? F.log.text[crow][j] : F.log.text[rows[i]][j];
         }
 }
 
@@ -357,9 +308,9 @@ static void test_request_equals_score(void **state) {
     /* missing values: row 4's context is complete; candidate 'age' and 'pop'
      * are not read (age is context), so count the empty candidate values */
     int64_t miss = 0;
-    for (int j = 0; j < NI; j++) miss += split[j] && !F.text[4][j][0];
+    for (int j = 0; j < NI; j++) miss += split[j] && !F.log.text[4][j][0];
     for (int i = 0; i < N; i++)
-        for (int j = 0; j < NI; j++) miss += !split[j] && !F.text[rows[i]][j][0];
+        for (int j = 0; j < NI; j++) miss += !split[j] && !F.log.text[rows[i]][j][0];
     assert_int_equal(rs.n_missing, miss);
     /* default formula: weight 1 on the first output (click) */
     for (int i = 0; i < N; i++) assert_true(rank[i] == got[i * 2]);

@@ -7,6 +7,7 @@
  * Every loop is bounded by a count, never by a clock.
  */
 #include "util/testutil.h"
+#include "util/tiny_log.h"
 
 #include "../src/data/config.h"
 #include "../src/rank/checkpoint.h"
@@ -24,29 +25,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static const char *yaml =
-    "data:\n"
-    "  path: d.csv\n"
-    "  split: {by: fraction, valid: 0.2, test: 0.2, seed: 3}\n"
-    "features:\n"
-    "  - {name: user, type: categorical, column: user, dim: 4}\n"
-    "  - {name: item, type: categorical, column: item, dim: 4, hash_buckets: 50}\n"
-    "  - {name: tags, type: multi, column: tags, dim: 3, pooling: mean}\n"
-    "  - {name: hist, type: multi, column: hist, share: user}\n"
-    "  - {name: age, type: bucketized, column: age, dim: 2, boundaries: [20, 40, 60]}\n"
-    "  - {name: pop, type: numeric, column: pop, transform: log1p_zscore, default: 1}\n"
-    "tasks:\n"
-    "  - {name: click, type: binary, label: click}\n"
-    "  - {name: stay, type: regression, label: stay, mask: click}\n";
-
-enum { NROWS = 120, NI = 6 };
-static const char *const cols[NI] = {"user", "item", "tags", "hist", "age", "pop"};
+enum { NROWS = 120, NI = CR_TINY_NI };
+#define cols cr_tiny_cols
 static const int is_ctx[NI] = {1, 0, 0, 1, 1, 0};
 
 typedef struct fixture {
-    char dir[256], model[512];
-    cr_schema s;
-    char text[NROWS][NI][32];
+    char model[512];
+    cr_tiny_log log; /* the CSV, its fields and the fitted schema */
     cr_server *srv;
     int port;
 } fixture;
@@ -56,7 +41,7 @@ static fixture F;
 /* A model with weights from seed, written atomically to path. */
 static void save_model(const char *path, uint64_t seed) {
     cr_model_cfg mc;
-    cr_model_cfg_defaults(&mc, &F.s);
+    cr_model_cfg_defaults(&mc, &F.log.s);
     mc.arch = CR_ARCH_MMOE;
     mc.n_experts = 3;
     mc.expert_layers[0] = 12;
@@ -64,52 +49,17 @@ static void save_model(const char *path, uint64_t seed) {
     mc.tower_layers[0] = 8;
     cr_ranker *r;
     cr_error e = {0};
-    assert_int_equal(cr_ranker_create(&r, &F.s, &mc, seed, &e), CR_OK);
-    assert_int_equal(cr_ranker_save(r, &F.s, path, NULL, &e), CR_OK);
+    assert_int_equal(cr_ranker_create(&r, &F.log.s, &mc, seed, &e), CR_OK);
+    assert_int_equal(cr_ranker_save(r, &F.log.s, path, NULL, &e), CR_OK);
     cr_ranker_free(r);
 }
 
 static int setup(void **state) {
     (void)state;
     cr_set_threads(1);
-    cr_test_tmpdir(F.dir, sizeof F.dir);
-    char csv[512], cfgp[512];
-    snprintf(csv, sizeof csv, "%s/d.csv", F.dir);
-    snprintf(cfgp, sizeof cfgp, "%s/c.yaml", F.dir);
-    snprintf(F.model, sizeof F.model, "%s/m.safetensors", F.dir);
-    FILE *f = fopen(csv, "w");
-    fprintf(f, "user,item,tags,hist,age,pop,click,stay\n");
-    cr_rng r;
-    cr_rng_seed(&r, 9);
-    static const char *tags[] = {"a", "b", "c", "a|b", "", "c|a|b"};
-    for (int i = 0; i < NROWS; i++) {
-        int u = (int)cr_rng_below(&r, 12), it = (int)cr_rng_below(&r, 30);
-        char(*row)[32] = F.text[i];
-        snprintf(row[0], 32, "u%d", u);
-        snprintf(row[1], 32, "i%d", it);
-        snprintf(row[2], 32, "%s", tags[cr_rng_below(&r, 6)]);
-        snprintf(row[3], 32, "u%d|u%d", (int)cr_rng_below(&r, 12), (int)cr_rng_below(&r, 14));
-        snprintf(row[4], 32, "%s", i % 7 == 0 ? "" : (i % 2 ? "35" : "61"));
-        snprintf(row[5], 32, "%s", i % 5 == 0 ? "" : (i % 3 ? "12.5" : "3"));
-        fprintf(f, "%s,%s,%s,%s,%s,%s,%d,%s\n", row[0], row[1], row[2], row[3], row[4], row[5],
-                (u + it) % 3 == 0, (u + it) % 3 == 0 ? "0.5" : "");
-    }
-    fclose(f);
-    f = fopen(cfgp, "w");
-    fputs(yaml, f);
-    fclose(f);
+    if (cr_tiny_log_make(&F.log, NROWS)) return 1;
+    snprintf(F.model, sizeof F.model, "%s/m.safetensors", F.log.dir);
     cr_error e = {0};
-    cr_yaml_doc *doc;
-    cr_data_cfg dc;
-    cr_dataset ds;
-    if (cr_yaml_load(&doc, cfgp, &e)) return 1;
-    cr_status st = cr_data_config_parse(cr_yaml_root(doc), cfgp, &dc, &F.s, &e);
-    cr_yaml_free(doc);
-    if (st || cr_dataset_load(&ds, &F.s, &dc, 1, &e)) {
-        fprintf(stderr, "%s\n", e.msg);
-        return 1;
-    }
-    cr_dataset_free(&ds);
     save_model(F.model, 5);
     cr_server_cfg c;
     cr_server_cfg_defaults(&c);
@@ -131,8 +81,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     cr_server_stop(F.srv);
-    cr_schema_free(&F.s);
-    cr_test_rmdir(F.dir);
+    cr_tiny_log_free(&F.log);
     return 0;
 }
 
@@ -202,10 +151,10 @@ static char *request_json(int crow, const int *rows, int n) {
     cJSON *root = cJSON_CreateObject(), *ctx = cJSON_AddObjectToObject(root, "context");
     cJSON *cands = cJSON_AddArrayToObject(root, "candidates");
     for (int j = 0; j < NI; j++)
-        if (is_ctx[j]) cJSON_AddStringToObject(ctx, cols[j], F.text[crow][j]);
+        if (is_ctx[j]) cJSON_AddStringToObject(ctx, cols[j], F.log.text[crow][j]);
     for (int i = 0; i < n; i++) {
         cJSON *c = cJSON_CreateObject();
-        const char(*row)[32] = F.text[rows[i]];
+        const char(*row)[32] = F.log.text[rows[i]];
         cJSON_AddStringToObject(c, "item", row[1]);
         cJSON *tags = cJSON_AddArrayToObject(c, "tags");
         char t[32];
@@ -223,7 +172,7 @@ static char *request_json(int crow, const int *rows, int n) {
 static void expected_scores(cr_model *m, int crow, const int *rows, int n, float *want) {
     const char **vals = calloc((size_t)n * NI, sizeof(char *));
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < NI; j++) vals[i * NI + j] = F.text[is_ctx[j] ? crow : rows[i]][j];
+        for (int j = 0; j < NI; j++) vals[i * NI + j] = F.log.text[is_ctx[j] ? crow : rows[i]][j];
     cr_error e = {0};
     assert_int_equal(cr_model_score(m, n, vals, want, &e), CR_OK);
     free(vals);
@@ -429,7 +378,7 @@ static void test_reload_under_load(void **state) {
     char v0[64], v1[64], v2[64], tmp[600];
     cr_server_version(F.srv, v0, sizeof v0);
     /* a good new model, written next to the old and renamed over it */
-    snprintf(tmp, sizeof tmp, "%s/new.safetensors", F.dir);
+    snprintf(tmp, sizeof tmp, "%s/new.safetensors", F.log.dir);
     save_model(tmp, 77);
     assert_int_equal(rename(tmp, F.model), 0);
     assert_int_equal(http("POST", "/v1/reload", "", 0, &raw, &body), 200);
@@ -441,7 +390,7 @@ static void test_reload_under_load(void **state) {
     fputs("\x10\x00\x00\x00\x00\x00\x00\x00{\"broken\": tru", f);
     fclose(f);
     char keep[600];
-    snprintf(keep, sizeof keep, "%s/keep.safetensors", F.dir);
+    snprintf(keep, sizeof keep, "%s/keep.safetensors", F.log.dir);
     assert_int_equal(rename(F.model, keep), 0);
     assert_int_equal(rename(tmp, F.model), 0);
     assert_int_equal(http("POST", "/v1/reload", "", 0, &raw, &body), 500);
@@ -494,7 +443,7 @@ static void test_sixteen_connections(void **state) {
 static void test_serve_config(void **state) {
     (void)state;
     char path[600];
-    snprintf(path, sizeof path, "%s/serve.yaml", F.dir);
+    snprintf(path, sizeof path, "%s/serve.yaml", F.log.dir);
     FILE *f = fopen(path, "w");
     fputs("data: {path: x.csv}\nserve:\n  port: 0\n  threads: 2\n  precision: int8\n"
           "  limits: {max_candidates: 7}\n"
