@@ -17,6 +17,8 @@ int cr_cli_movielens(int argc, char **argv);
 int cr_cli_ilm(int argc, char **argv);
 int cr_cli_lm(int argc, char **argv);
 int cr_cli_serve(int argc, char **argv);
+int cr_cli_synth(int argc, char **argv);
+int cr_cli_experiment(int argc, char **argv);
 int cr_cli_label(int argc, char **argv);
 int cr_cli_export(int argc, char **argv);
 int cr_cli_tokenize(int argc, char **argv);

@@ -20,6 +20,8 @@ static const cr_cmd cmds[] = {
     {"score", cr_cli_score, "score a CSV/TSV with a saved ranker"},
     {"serve", cr_cli_serve, "serve a saved ranker over HTTP (JSON)"},
     {"inspect", cr_cli_inspect, "tensors and metadata of a checkpoint"},
+    {"synth", cr_cli_synth, "write a synthetic two-domain log with known structure"},
+    {"experiment", cr_cli_experiment, "run a distillation study: results.json and report.html"},
     {"label", cr_cli_label, "write a frozen teacher's predictions as soft-label columns"},
     {"export", cr_cli_export, "drop never-served (distillation) heads for serving"},
     {"tokenize", cr_cli_tokenize, "text to token ids and back (GPT-2 BPE, llama2.c tokenizer.bin)"},

@@ -1,0 +1,82 @@
+/*
+ * cmd_experiment.c - `crossrec experiment`: run a distillation study
+ * (docs/experiment.md) and print its comparison table; progress on stderr.
+ */
+#include "cli.h"
+
+#include "../src/rank/experiment.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: crossrec experiment --config study.yaml --out DIR [options]\n"
+            "\n"
+            "Trains (or loads) the teacher, labels the target data with it, trains every\n"
+            "student's control and distillation techniques per seed and data fraction, and\n"
+            "writes DIR/results.json and DIR/report.html. Finished runs in DIR whose inputs\n"
+            "are unchanged are reused.\n"
+            "\n"
+            "options (defaults in brackets):\n"
+            "  --config FILE     the study YAML (required)\n"
+            "  --out DIR         output directory (required; created if missing)\n"
+            "  --threads N       threads for every run, 0 = all cores [the study's, else each config's]\n"
+            "  --fresh           retrain everything, even finished runs [off]\n"
+            "  --report-only     rebuild report.html and the table from DIR/results.json [off]\n"
+            "  --quiet           no progress lines\n"
+            "  --help            this text\n");
+}
+
+int cr_cli_experiment(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'},
+        {"threads", required_argument, 0, 't'}, {"fresh", no_argument, 0, 'f'},
+        {"report-only", no_argument, 0, 'r'},  {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *config = NULL, *out = NULL;
+    long long threads = -1;
+    int fresh = 0, quiet = 0, report_only = 0, ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'o': out = optarg; break;
+        case 'f': fresh = 1; break;
+        case 'r': report_only = 1; break;
+        case 'q': quiet = 1; break;
+        case 't': if (cr_cli_int("experiment", "--threads", optarg, 0, 1024, &threads)) return 2; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "crossrec experiment: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!out || (!config && !report_only)) {
+        fprintf(stderr, "crossrec experiment: --config and --out are required (see --help)\n");
+        return 2;
+    }
+    cr_error e = {0};
+    char *results = NULL;
+    if (report_only) {
+        char path[4096];
+        size_t n;
+        snprintf(path, sizeof path, "%s/results.json", out);
+        if (cr_read_file(path, &results, &n, &e)) return cr_cli_fail("experiment", &e);
+        snprintf(path, sizeof path, "%s/report.html", out);
+        cr_status s = cr_experiment_report_html(results, path, &e);
+        if (!s) s = cr_experiment_print_table(stdout, results, &e);
+        cr_free(results);
+        return s ? cr_cli_fail("experiment", &e) : 0;
+    }
+    cr_experiment_opts o = {config, out, quiet ? NULL : stderr, !fresh, (int)threads};
+    if (cr_experiment_run(&o, &results, &e)) return cr_cli_fail("experiment", &e);
+    cr_status s = cr_experiment_print_table(stdout, results, &e);
+    free(results);
+    if (s) return cr_cli_fail("experiment", &e);
+    printf("\nwrote %s/results.json and %s/report.html\n", out, out);
+    return 0;
+}

@@ -1,0 +1,35 @@
+/*
+ * experiment.h - the distillation study runner: train (or load) a source
+ * teacher, label the target data with it, train every student variant
+ * (the control and each distillation technique) per seed and data
+ * fraction, and compare them with intervals over seeds, paired t-tests and
+ * a paired bootstrap over test requests. Writes results.json and a
+ * self-contained report.html. The study file and results.json schema are
+ * in docs/experiment.md.
+ */
+#ifndef CR_RANK_EXPERIMENT_H
+#define CR_RANK_EXPERIMENT_H
+
+#include "../core/core.h"
+
+#include <stdio.h>
+
+typedef struct cr_experiment_opts {
+    const char *config;   /* the study YAML */
+    const char *out_dir;  /* results.json, report.html, teacher/, data/, runs/ */
+    FILE       *progress; /* one line per step (teacher, labelling, each run); NULL = silent */
+    int         reuse;    /* 1: keep finished runs whose inputs are unchanged */
+    int         threads;  /* >= 0 overrides every job's train.threads; -1 = as configured */
+} cr_experiment_opts;
+
+/* Run the whole study. On success DIR/results.json and DIR/report.html
+ * exist; *results (if not NULL) gets results.json's text (free()). */
+cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_error *e);
+
+/* The report from results.json's text: report.html (inline CSS, SVG bar
+ * charts with CI whiskers; no script, no network), written atomically. */
+cr_status cr_experiment_report_html(const char *results_json, const char *path, cr_error *e);
+/* The same tables as plain text (one block per student, fraction and task). */
+cr_status cr_experiment_print_table(FILE *f, const char *results_json, cr_error *e);
+
+#endif /* CR_RANK_EXPERIMENT_H */

@@ -1,0 +1,287 @@
+/*
+ * test_experiment.c - a whole distillation study on a tiny synthetic case
+ * (a few hundred rows, 2 seeds, 1 epoch): the teacher is trained, the
+ * target labelled, every student variant trained per seed and fraction;
+ * results.json holds every variant and task with intervals, paired tests
+ * and bootstrap intervals, the teacher's zero-shot row, and report.html an
+ * <svg> chart. A second run reuses every finished run and gives the same
+ * numbers. Also the study file's errors.
+ */
+#include "util/testutil.h"
+
+#include "../src/data/synth.h"
+#include "../src/rank/experiment.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void put_file(const char *dir, const char *name, const char *text) {
+    char p[512];
+    cr_error e = {0};
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    assert_int_equal(cr_write_file_atomic(p, text, strlen(text), &e), CR_OK);
+}
+
+static const char *features =
+    "  - {name: user, type: categorical, column: user_id, dim: 4}\n"
+    "  - {name: item, type: categorical, column: item_id, dim: 4}\n"
+    "  - {name: genre, type: categorical, column: genre, dim: 2}\n"
+    "  - {name: item_quality, type: numeric, transform: zscore}\n";
+
+static void write_case(const char *dir) {
+    cr_synth_cfg c;
+    cr_synth_defaults(&c);
+    c.users = 40;
+    c.genres = 5;
+    c.source.requests = 300;
+    c.source.items = 60;
+    c.target.requests = 80;
+    c.target.items = 30;
+    cr_error e = {0};
+    assert_int_equal(cr_synth_write(&c, dir, NULL, NULL, &e), CR_OK);
+    char buf[8192];
+    const char *data = "data:\n  path: %s\n  split: {by: column, column: split}\n"
+                       "  group: request_id\n  user: user_id\n  slices: [new_release]\n";
+    const char *train = "train: {batch_size: 64, epochs: 1, seed: 1, threads: 1}\n";
+    char t[1024];
+    snprintf(t, sizeof t, data, "source.csv");
+    snprintf(buf, sizeof buf,
+             "%sfeatures:\n%s  - {name: user_sig1, type: numeric, default: 0}\n"
+             "tasks:\n  - {name: click, type: binary, label: click}\n"
+             "  - {name: watch_time, type: regression, label: watch_time, mask: click}\n"
+             "model: {type: mmoe, experts: 2, expert_layers: [8], tower_layers: [4]}\n%s",
+             t, features, train);
+    put_file(dir, "teacher.yaml", buf);
+    snprintf(t, sizeof t, data, "target.csv");
+    snprintf(buf, sizeof buf,
+             "%sfeatures:\n%s"
+             "tasks:\n  - {name: click, type: binary, label: click}\n"
+             "  - {name: engagement, type: regression, label: engagement, mask: click}\n"
+             "  - {name: discovery, type: binary, label: discovery, mask: click}\n"
+             "model: {type: shared_bottom, bottom_layers: [8], tower_layers: [4]}\n%s",
+             t, features, train);
+    put_file(dir, "home.yaml", buf);
+    snprintf(buf, sizeof buf,
+             "%sfeatures:\n%s"
+             "tasks:\n  - {name: complete, type: binary, label: complete, mask: click}\n"
+             "model: {type: shared_bottom, bottom_layers: [8], tower_layers: [4]}\n%s",
+             t, features, train);
+    put_file(dir, "radio.yaml", buf);
+    put_file(dir, "map.yaml",
+             "features:\n"
+             "  - {feature: user, column: user_id}\n"
+             "  - {feature: item, column: item_id}\n"
+             "  - {feature: genre, column: genre}\n"
+             "  - {feature: item_quality, column: item_quality}\n"
+             "  - {feature: user_sig1, default: true}\n"
+             "teacher_tasks:\n"
+             "  - {name: teacher_click, head: click}\n"
+             "  - {name: teacher_click_logit, head: click, form: logit}\n"
+             "  - {name: teacher_watch_time, head: watch_time}\n");
+    put_file(dir, "study.yaml",
+             "teacher: {config: teacher.yaml}\n"
+             "map: map.yaml\n"
+             "target: target.csv\n"
+             "students:\n"
+             "  - name: home\n"
+             "    config: home.yaml\n"
+             "    distill:\n"
+             "      - {task: click, column: teacher_click, logit_column: teacher_click_logit}\n"
+             "      - {task: engagement, column: teacher_watch_time}\n"
+             "    techniques: [aux_head, none, soft_label, aux_head_tempered]\n"
+             "  - name: radio\n"
+             "    config: radio.yaml\n"
+             "    new_heads:\n"
+             "      - {name: wt_distill, column: teacher_watch_time, kind: regression, tower: complete}\n"
+             "seeds: [1, 2]\n"
+             "fractions: [1.0, 0.5]\n"
+             "bootstrap: {resamples: 50, seed: 3}\n");
+}
+
+static const cJSON *at(const cJSON *o, const char *path) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *tok = strtok(buf, "."); tok && o; tok = strtok(NULL, "."))
+        o = cJSON_GetObjectItemCaseSensitive(o, tok);
+    return o;
+}
+
+static double num_at(const cJSON *o, const char *path) {
+    const cJSON *x = at(o, path);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+static void check_results(const cJSON *r) {
+    assert_string_equal(cJSON_GetStringValue(at(r, "format")), "crossrec.experiment");
+    assert_int_equal(cJSON_GetArraySize(at(r, "seeds")), 2);
+    assert_true(num_at(r, "teacher.coverage.defaulted_share") > 0); /* user_sig1 defaulted */
+    const cJSON *studs = at(r, "students");
+    assert_int_equal(cJSON_GetArraySize(studs), 2);
+    const char *sname[2] = {"home", "radio"};
+    const char *tech[2][4] = {{"none", "aux_head", "soft_label", "aux_head_tempered"},
+                              {"none", "new_head", NULL, NULL}};
+    int ntech[2] = {4, 2}, ntask[2] = {3, 1};
+    const char *tasks[2][3] = {{"click", "engagement", "discovery"}, {"complete", NULL, NULL}};
+    for (int si = 0; si < 2; si++) {
+        const cJSON *s = cJSON_GetArrayItem(studs, si);
+        assert_string_equal(cJSON_GetStringValue(at(s, "name")), sname[si]);
+        assert_int_equal(cJSON_GetArraySize(at(s, "tasks")), ntask[si]);
+        /* the teacher's zero-shot row: only for the distilled tasks */
+        if (si == 0) {
+            assert_true(isfinite(num_at(s, "teacher_zero_shot.click.metrics.auc")));
+            assert_true(isfinite(num_at(s, "teacher_zero_shot.engagement.metrics.r2")));
+            assert_null(at(s, "teacher_zero_shot.discovery"));
+        } else {
+            assert_null(at(s, "teacher_zero_shot.complete"));
+        }
+        const cJSON *fr = at(s, "fractions");
+        assert_int_equal(cJSON_GetArraySize(fr), 2);
+        for (int f = 0; f < 2; f++) {
+            const cJSON *fo = cJSON_GetArrayItem(fr, f);
+            const cJSON *vs = at(fo, "variants");
+            assert_int_equal(cJSON_GetArraySize(vs), ntech[si]);
+            for (int v = 0; v < ntech[si]; v++) {
+                const cJSON *vo = cJSON_GetArrayItem(vs, v);
+                /* the control comes first whatever order the study lists */
+                assert_string_equal(cJSON_GetStringValue(at(vo, "technique")), tech[si][v]);
+                assert_int_equal(cJSON_GetArraySize(at(vo, "runs")), 2);
+                for (int k = 0; k < ntask[si]; k++) {
+                    char p[128];
+                    const char *pm = !strcmp(tasks[si][k], "engagement") ? "r2" : "auc";
+                    snprintf(p, sizeof p, "tasks.%s.metrics.%s.values", tasks[si][k], pm);
+                    assert_int_equal(cJSON_GetArraySize(at(vo, p)), 2);
+                    snprintf(p, sizeof p, "tasks.%s.metrics.%s.mean", tasks[si][k], pm);
+                    assert_true(isfinite(num_at(vo, p)));
+                    snprintf(p, sizeof p, "tasks.%s.vs_control", tasks[si][k]);
+                    if (v == 0) {
+                        assert_null(at(vo, p));
+                        continue;
+                    }
+                    snprintf(p, sizeof p, "tasks.%s.vs_control.p", tasks[si][k]);
+                    double pv = num_at(vo, p);
+                    assert_true(pv >= 0 && pv <= 1);
+                    snprintf(p, sizeof p, "tasks.%s.vs_control.bootstrap.lo", tasks[si][k]);
+                    double lo = num_at(vo, p);
+                    snprintf(p, sizeof p, "tasks.%s.vs_control.bootstrap.hi", tasks[si][k]);
+                    double hi = num_at(vo, p);
+                    assert_true(isfinite(lo) && isfinite(hi) && lo <= hi);
+                    snprintf(p, sizeof p, "tasks.%s.vs_control.bootstrap.resamples", tasks[si][k]);
+                    assert_int_equal((int)num_at(vo, p), 50);
+                }
+            }
+        }
+    }
+}
+
+static void test_study(void **st) {
+    char dir[256], cfg[320], out[320], p[400];
+    cr_test_tmpdir(dir, sizeof dir);
+    write_case(dir);
+    snprintf(cfg, sizeof cfg, "%s/study.yaml", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    char *log = NULL;
+    size_t loglen = 0;
+    FILE *lf = open_memstream(&log, &loglen);
+    cr_experiment_opts o = {cfg, out, lf, 1, 1};
+    char *res = NULL;
+    cr_error e = {0};
+    cr_status s = cr_experiment_run(&o, &res, &e);
+    fclose(lf);
+    if (s) fprintf(stderr, "%s\n%s\n", e.msg, log);
+    assert_int_equal(s, CR_OK);
+    assert_non_null(strstr(log, "[24/24]"));
+    free(log);
+    cJSON *r = cJSON_Parse(res);
+    assert_non_null(r);
+    check_results(r);
+    /* the fraction 0.5 file keeps about half the training rows, all of the test rows */
+    const cJSON *fr = at(cJSON_GetArrayItem(at(r, "students"), 0), "fractions");
+    double t1 = num_at(cJSON_GetArrayItem(fr, 0), "train_rows");
+    double t5 = num_at(cJSON_GetArrayItem(fr, 1), "train_rows");
+    assert_true(t1 == 320 && t5 > 0.25 * t1 && t5 < 0.75 * t1);
+    snprintf(p, sizeof p, "%s/report.html", out);
+    size_t n;
+    char *html = NULL;
+    assert_int_equal(cr_read_file(p, &html, &n, &e), CR_OK);
+    assert_non_null(strstr(html, "<svg"));
+    assert_non_null(strstr(html, "teacher (zero-shot)"));
+    assert_null(strstr(html, "<script"));
+    cr_free(html);
+    /* the text table has a row per variant */
+    char *tab = NULL;
+    size_t tl = 0;
+    FILE *tf = open_memstream(&tab, &tl);
+    assert_int_equal(cr_experiment_print_table(tf, res, &e), CR_OK);
+    fclose(tf);
+    assert_non_null(strstr(tab, "aux_head_tempered"));
+    assert_non_null(strstr(tab, "none (control)"));
+    free(tab);
+
+    /* again: every run is reused, and the numbers are the same */
+    log = NULL;
+    lf = open_memstream(&log, &loglen);
+    o.progress = lf;
+    char *res2 = NULL;
+    s = cr_experiment_run(&o, &res2, &e);
+    fclose(lf);
+    if (s) fprintf(stderr, "%s\n", e.msg);
+    assert_int_equal(s, CR_OK);
+    assert_non_null(strstr(log, "teacher: reusing"));
+    assert_non_null(strstr(log, "labels: reusing"));
+    assert_null(strstr(log, " steps, "));
+    free(log);
+    cJSON *r2 = cJSON_Parse(res2);
+    const char *path = "students";
+    const cJSON *a = at(r, path), *b = at(r2, path);
+    char *ja = cJSON_PrintUnformatted(a), *jb = cJSON_PrintUnformatted(b);
+    assert_string_equal(ja, jb);
+    free(ja);
+    free(jb);
+    cJSON_Delete(r);
+    cJSON_Delete(r2);
+    free(res);
+    free(res2);
+    cr_test_rmdir(dir);
+}
+
+static void test_study_errors(void **st) {
+    char dir[256], cfg[320], out[320];
+    cr_test_tmpdir(dir, sizeof dir);
+    snprintf(cfg, sizeof cfg, "%s/study.yaml", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_experiment_opts o = {cfg, out, NULL, 1, 1};
+    cr_error e = {0};
+    put_file(dir, "study.yaml",
+             "teacher: {config: t.yaml, model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
+             "students: [{name: a, config: a.yaml}]\n");
+    assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "exactly one of"));
+    put_file(dir, "study.yaml",
+             "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
+             "students: [{name: a, config: a.yaml, techniques: [aux_head],\n"
+             "            distill: [{task: click, column: c}]}]\n");
+    assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "include none"));
+    put_file(dir, "study.yaml",
+             "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
+             "students: [{name: a, config: a.yaml, techniques: [none, new_head]}]\n");
+    assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "new_heads"));
+    put_file(dir, "study.yaml",
+             "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
+             "students: [{name: a, config: a.yaml}]\nseeds: [1]\nfractionz: [1]\n");
+    assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "study.yaml:6"));
+    cr_test_rmdir(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_study),
+        cmocka_unit_test(test_study_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
