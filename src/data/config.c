@@ -25,7 +25,7 @@ static const char *const split_keys[] = {"by", "column", "valid", "test", "seed"
 static const char *const feat_keys[] = {"name",     "type",      "column",    "dim",
                                         "hash_buckets", "min_count", "max_vocab", "sep",
                                         "pooling",  "share",     "transform", "default",
-                                        "boundaries", NULL};
+                                        "boundaries", "id_dropout", NULL};
 static const char *const task_keys[] = {"name", "type", "label", "mask", "weight", NULL};
 
 #define CR_MAX_DIM 65536
@@ -158,7 +158,8 @@ static cr_status parse_data(const cr_yaml_node *root, const char *config_path, c
 
 /* Which keys each feature type accepts beyond name, type and column. */
 static int key_applies(cr_feat_kind k, int shared, const char *key) {
-    static const char *const cat[] = {"dim", "hash_buckets", "min_count", "max_vocab", "share", NULL};
+    static const char *const cat[] = {"dim", "hash_buckets", "min_count", "max_vocab", "share",
+                                      "id_dropout", NULL};
     static const char *const multi[] = {"sep", "pooling", NULL};
     static const char *const num[] = {"transform", "default", NULL};
     static const char *const bucket[] = {"boundaries", "dim", NULL};
@@ -245,6 +246,11 @@ static cr_status parse_feature(const cr_yaml_node *m, const char *path, cr_featu
                                key_at(m, cr_yaml_get(m, "min_count") ? "min_count" : "max_vocab"),
                                path, "min_count and max_vocab do not apply with hash_buckets "
                                "(a hashed feature has no vocabulary)");
+    }
+    if (f->kind == CR_FEAT_CATEGORICAL || f->kind == CR_FEAT_MULTI) {
+        double p;
+        CR_TRY(cr_yaml_double(m, "id_dropout", path, 0, 0.0, 0.0, 0.99, &p, e));
+        f->id_dropout = (float)p;
     }
     if (f->kind == CR_FEAT_MULTI) {
         CR_TRY(cr_yaml_str(m, "sep", path, 0, "|", sep, sizeof sep, e));

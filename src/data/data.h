@@ -97,6 +97,10 @@ typedef struct cr_feature {
     int          n_boundaries;  /* bucket */
     double       boundaries[CR_MAX_BOUNDARIES];
     char         share[64];     /* use this other feature's vocabulary and table */
+    float        id_dropout;    /* training only: each id becomes row 0 (OOV) with this
+                                   probability, so the OOV row learns what an unseen
+                                   value should score (a teacher meets only unseen items
+                                   in another domain) */
     /* fitted on the training split */
     int64_t      rows;          /* table rows including row 0 (OOV / missing) */
     double       mean, std;     /* z-score statistics after the log1p, if any */

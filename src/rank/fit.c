@@ -155,10 +155,43 @@ static cr_status do_eval(fit_ctx *c, int *stop, cr_error *e) {
     return CR_OK;
 }
 
+/* A uniform number in [0, 1) from (seed, step, row, slot): stateless, so a
+ * resumed run drops exactly the ids an uninterrupted one would. */
+static double drop_u(uint64_t seed, int64_t step, int64_t row, int64_t slot) {
+    uint64_t z = seed ^ ((uint64_t)step * 0x9E3779B97F4A7C15ULL) ^
+                 ((uint64_t)row * 0xBF58476D1CE4E5B9ULL) ^ ((uint64_t)slot * 0x94D049BB133111EBULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53;
+}
+
+/* id_dropout: replace ids by the OOV row 0 with the feature's probability. */
+static void apply_id_dropout(fit_ctx *c, int B) {
+    const cr_schema *s = &c->cfg->schema;
+    cr_batch *b = &c->b;
+    uint64_t seed = c->cfg->train.seed ^ 0xd50;
+    for (int q = 0; q < s->n_cat; q++) {
+        float p = s->features[s->cat_feat[q]].id_dropout;
+        if (p <= 0) continue;
+        for (int i = 0; i < B; i++)
+            if (drop_u(seed, c->st.step, b->rows[i], q) < p) b->cat[(size_t)i * (size_t)s->n_cat + (size_t)q] = 0;
+    }
+    for (int q = 0; q < s->n_multi; q++) {
+        float p = s->features[s->multi_feat[q]].id_dropout;
+        if (p <= 0) continue;
+        for (int i = 0; i < B; i++)
+            for (int64_t k = b->bag_off[q][i]; k < b->bag_off[q][i + 1]; k++)
+                if (drop_u(seed, c->st.step, b->rows[i], 1000003 * (q + 1) + k - b->bag_off[q][i]) < p)
+                    b->bag_ids[q][k] = 0;
+    }
+}
+
 static cr_status train_step(fit_ctx *c, const uint32_t *rows, int B, double *loss,
                             double *head_loss, cr_error *e) {
     const cr_train_cfg *t = &c->cfg->train;
     CR_TRY(cr_batch_gather(&c->b, &c->ds, rows, B, e));
+    apply_id_dropout(c, B);
     cr_ranker_zero_grad(c->m, c->ws);
     CR_TRY(cr_ranker_forward(c->m, c->ws, &c->b, e));
     CR_TRY(cr_ranker_loss(c->m, c->ws, &c->b, head_loss, loss, e));

@@ -104,10 +104,11 @@ typedef struct cfg_opts {
     int tower;           /* tower width, 8 unless changed (a different model) */
     const char *lr;
     const char *data;    /* the log, in the fixture's directory */
+    const char *item_dropout; /* id_dropout of the item feature, or NULL */
 } cfg_opts;
 
 static inline cfg_opts defaults(void) {
-    cfg_opts o = {"none", 2, 0, 4, 0, 0, 3, 8, "0.01", "data.csv"};
+    cfg_opts o = {"none", 2, 0, 4, 0, 0, 3, 8, "0.01", "data.csv", NULL};
     return o;
 }
 
@@ -124,7 +125,7 @@ static inline void write_cfg(const char *dir, const char *name, const cfg_opts *
             "  user: user_id\n"
             "features:\n"
             "  - {name: user, type: categorical, column: user_id, dim: 4}\n"
-            "  - {name: item, type: categorical, column: item_id, dim: 4}\n"
+            "  - {name: item, type: categorical, column: item_id, dim: 4, id_dropout: %s}\n"
             "  - {name: category, type: categorical, dim: %d}\n"
             "  - {name: device, type: categorical, dim: 2}\n"
             "  - {name: tags, type: multi, dim: 3, pooling: mean}\n"
@@ -153,7 +154,7 @@ static inline void write_cfg(const char *dir, const char *name, const cfg_opts *
             "eval:\n"
             "  k: 4\n"
             "  popularity_feature: price\n",
-            o->data, o->category_dim, o->coin ? "  - {name: coin, type: binary}\n" : "", o->tower, o->lr,
+            o->data, o->item_dropout ? o->item_dropout : "0", o->category_dim, o->coin ? "  - {name: coin, type: binary}\n" : "", o->tower, o->lr,
             o->epochs, o->max_steps, o->es, o->patience, o->eval_every);
     assert_int_equal(fclose(f), 0);
 }
