@@ -231,4 +231,33 @@ void cr_attention_backward(float *dq, float *dk, float *dv, float *scratch,
                            const float *att, const float *q, const float *k, const float *v,
                            int B, int T, int NH, int NKV, int HD, int ldq, int ldkv);
 
+/* ==== item encoder attention (qf_attention.c) =================================
+ * Legend: Tq query rows and Tk key/value rows per sequence, NH heads of HD
+ * values (no grouped heads). */
+
+/* Multi-head attention with an additive mask: per sequence b and head h,
+ *   P = softmax(Q K^T / sqrt(HD) + M_b),  out = P V.
+ * q: row b*Tq + t, head h at column h*HD, stride ldq; k, v: row b*Tk + j,
+ * stride ldkv (q, k, v may be slices of one fused row). mask: (Tq, Tk)
+ * row-major, sequence b's at mask + b*mask_bs (mask_bs = 0: one mask for
+ * the batch; Tq*Tk: one per sequence), or NULL for none. -INFINITY hides a
+ * key; a row that sees no key gets zero probabilities and a zero output.
+ * out: (B, Tq, NH*HD) packed; att caches P as (B, NH, Tq, Tk). */
+void cr_mha_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                    const float *mask, size_t mask_bs, int B, int Tq, int Tk, int NH,
+                    int HD, int ldq, int ldkv);
+/* dV += P^T dO, dS = P * (dP - rowsum(dP * P)) with dP = dO V^T,
+ * dQ += dS K / sqrt(HD), dK += dS^T Q / sqrt(HD). Any of dq, dk, dv may be
+ * NULL; scratch holds B*NH*Tq*Tk floats. The mask is not needed (masked
+ * probabilities are 0, so their dS is 0). */
+void cr_mha_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                     const float *att, const float *q, const float *k, const float *v, int B,
+                     int Tq, int Tk, int NH, int HD, int ldq, int ldkv);
+/* BLIP-2's self-attention masks over [NQ queries; T text tokens], one
+ * (S, S) block per sequence, S = NQ + T: mode 0 ITC (queries and text see
+ * only their own kind), 1 ITM (all see all), 2 ITG (queries see queries;
+ * text sees the queries and text up to itself). Text keys at positions
+ * >= len[b] are hidden (len NULL = all T valid). mask: (B, S, S). */
+void cr_qf_mask_fill(float *mask, const int32_t *len, int mode, int B, int NQ, int T);
+
 #endif /* CR_KERNELS_H */
