@@ -1,53 +1,285 @@
 #!/usr/bin/env bash
-# bench_serve.sh - serving benchmark: in-process latency and AUC per
-# precision (build/bench/serve), then HTTP throughput of `crossrec serve`
-# with wrk at 1, 16 and 64 connections on a 100-candidate request built from
-# the MovieLens impressions. Needs `make demo` first (the model and the
-# impressions) and wrk. Numbers on a shared machine are noisy.
-#   scripts/bench_serve.sh [BUILD] [SECONDS] [PRECISION]
-set -eu
+# bench_serve.sh - the serving benchmark. In process: AUC and latency per
+# precision on the MovieLens model (build/bench/serve), then crossrec's
+# scoring paths (build/bench/serve_latency) beside the PyTorch twin in eager
+# mode and as TorchScript (bench/serve_torch.py) and the same twin in ONNX
+# Runtime from node (bench/export_onnx.py, bench/serve_onnx.js), for 10,
+# 100 and 1000 candidates, on the reference shape and the MovieLens model,
+# at 1 and 2 threads. Over HTTP: wrk at 1, 16 and 64 connections against
+# `crossrec serve` with a 100-candidate request built from real MovieLens
+# rows. --soak: 64 connections for 60 s, RSS before and after, no error
+# allowed. Load goes to 127.0.0.1 only; every run is bounded in time.
+#
+#   scripts/bench_serve.sh [--inprocess | --http | --soak] [BUILD] [SECONDS] [PRECISION]
+#     (no mode flag: in-process, then HTTP)   SECONDS: per wrk run (default 10)
+# Environment:
+#   BENCH_ROUNDS    in-process rounds, the three sides in turn; best kept (default 2)
+#   BENCH_SECONDS   in-process measuring time per path and size (default 1)
+#   BENCH_THREADS   in-process thread counts (default "1 2")
+#   BENCH_PYTHON    interpreter with torch (default /usr/bin/python3)
+#   BENCH_ORT_NODE_PATH  node_modules holding onnxruntime-node (default /tmp/crossrec-ort/node_modules)
+#   SERVE_THREADS   `crossrec serve --threads` (default 4); SOAK_SECONDS (default 60)
+# It installs nothing; a side that cannot run is reported and skipped. On a
+# shared machine other processes take cores mid-run: the three sides run in
+# turn, each keeps its best round, and the cpu lines show what each got.
+set -u
 cd "$(dirname "$0")/.."
+
+MODE=all
+case "${1:-}" in
+--inprocess) MODE=inprocess; shift ;;
+--http) MODE=http; shift ;;
+--soak) MODE=soak; shift ;;
+-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
 BUILD=${1:-build}
 SECS=${2:-10}
 PREC=${3:-fp32}
+ROUNDS=${BENCH_ROUNDS:-2}
+ISECS=${BENCH_SECONDS:-1}
+THREADS=${BENCH_THREADS:-"1 2"}
+PY=${BENCH_PYTHON:-/usr/bin/python3}
+TORCH_LD=/usr/lib/x86_64-linux-gnu/openblas-openmp
+ORT_NODE_PATH=${BENCH_ORT_NODE_PATH:-/tmp/crossrec-ort/node_modules}
+SERVE_THREADS=${SERVE_THREADS:-4}
+SOAK_SECS=${SOAK_SECONDS:-60}
 MODEL=out/movielens/model.safetensors
+CONFIG=examples/movielens/ranker.yaml
 CSV=build/movielens/impressions.csv
 PORT=${CR_BENCH_PORT:-18080}
-[ -f "$MODEL" ] && [ -f "$CSV" ] || { echo "run 'make demo' first ($MODEL, $CSV)"; exit 1; }
-command -v wrk >/dev/null || { echo "wrk is not installed"; exit 1; }
-make -s "$BUILD/crossrec" "$BUILD/bench/serve"
+OUT=$BUILD/bench/results/serve
+mkdir -p "$OUT"
+failed=""
+fail() { # name rc logfile
+    failed="$failed $1"
+    echo "FAILED: $1 (exit $2); last lines of $3:"
+    tail -n 5 "$3" | sed 's/^/  | /'
+}
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-"$BUILD/bench/serve" "$MODEL" examples/movielens/ranker.yaml 200
+make -s "$BUILD/crossrec" "$BUILD/bench/serve" "$BUILD/bench/serve_latency" || exit 1
+if [ ! -f "$MODEL" ] || [ ! -f "$CSV" ]; then
+    echo "== no MovieLens model: building the impressions and training one (as make demo) =="
+    "$BUILD/crossrec" movielens --in data/movielens --out "$CSV" --protocol period &&
+        "$BUILD/crossrec" train --config "$CONFIG" --out out/movielens || exit 1
+fi
+# The rows the in-process runs score and the HTTP body is built from: the
+# first 1,000 of the test split (column 5 is `split`; the file has no quotes).
+ROWS=$OUT/ml_test_rows.csv
+awk -F, 'NR == 1 || $5 == "test"' "$CSV" | head -n 1001 > "$ROWS"
 
-TMP=$(mktemp -d /tmp/crossrec-bench-XXXXXX)
+# ---- in process ----------------------------------------------------------------
+inprocess() {
+    echo "== AUC and latency per precision (build/bench/serve), load $(load) =="
+    "$BUILD/bench/serve" "$MODEL" "$CONFIG" 200 > "$OUT/serve.txt" 2>&1 || fail serve $? "$OUT/serve.txt"
+    cat "$OUT/serve.txt"
+    echo
+
+    have_torch=0 have_ort=0
+    if LD_LIBRARY_PATH=$TORCH_LD "$PY" -c 'import torch' > "$OUT/torch_check.txt" 2>&1; then
+        have_torch=1
+    else
+        echo "PyTorch is not importable by $PY: apt-get install -y python3-torch libopenblas0-openmp"
+    fi
+    if [ $have_torch = 1 ] && command -v node > /dev/null &&
+        NODE_PATH=$ORT_NODE_PATH node -e 'require("onnxruntime-node")' > "$OUT/ort_check.txt" 2>&1; then
+        for m in reference "$MODEL"; do
+            LD_LIBRARY_PATH=$TORCH_LD "$PY" bench/export_onnx.py --model "$m" --out "$OUT/onnx" \
+                > "$OUT/export.txt" 2>&1 || { fail "export_onnx $m" $? "$OUT/export.txt"; break; }
+            have_ort=1
+        done
+    else
+        echo "ONNX Runtime side skipped: needs node and onnxruntime-node in $ORT_NODE_PATH, e.g."
+        echo "  mkdir -p /tmp/crossrec-ort && cd /tmp/crossrec-ort && ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node"
+    fi
+
+    echo "== side by side: $ROUNDS round(s) of ${ISECS}s per path and size, load before $(load) =="
+    rm -f "$OUT"/lat_*.txt
+    for t in $THREADS; do
+        for model in reference movielens; do
+            if [ $model = reference ]; then cargs="--model reference" targ=reference
+            else cargs="--model $MODEL --config $CONFIG --data $ROWS --no-peak" targ=$MODEL; fi
+            for r in $(seq 1 "$ROUNDS"); do
+                f=$OUT/lat_crossrec_${model}_${t}t.r$r.txt
+                # shellcheck disable=SC2086
+                OMP_NUM_THREADS=$t "$BUILD/bench/serve_latency" $cargs --threads "$t" \
+                    --seconds "$ISECS" > "$f" 2>&1 || fail "crossrec_${model}_${t}t.r$r" $? "$f"
+                if [ $have_torch = 1 ]; then
+                    f=$OUT/lat_torch_${model}_${t}t.r$r.txt
+                    OMP_NUM_THREADS=$t LD_LIBRARY_PATH=$TORCH_LD "$PY" bench/serve_torch.py \
+                        --model "$targ" --threads "$t" --seconds "$ISECS" > "$f" 2>&1 ||
+                        fail "torch_${model}_${t}t.r$r" $? "$f"
+                fi
+                if [ $have_ort = 1 ]; then
+                    f=$OUT/lat_ort_${model}_${t}t.r$r.txt
+                    OMP_NUM_THREADS=$t NODE_PATH=$ORT_NODE_PATH node bench/serve_onnx.js \
+                        --onnx "$OUT/onnx/$model" --threads "$t" --seconds "$ISECS" > "$f" 2>&1 ||
+                        fail "ort_${model}_${t}t.r$r" $? "$f"
+                fi
+            done
+        done
+    done
+    echo "load after: $(load)"
+    summarize
+}
+
+# The best value of every numeric key over a side's rounds (lowest for
+# latencies, highest for rates and cpu), as `key value` lines.
+best() { # side model threads
+    local files
+    files=$(ls "$OUT"/lat_"$1"_"$2"_"$3"t.r*.txt 2> /dev/null) || return 0
+    # shellcheck disable=SC2086
+    awk -F': ' '$2 ~ /^[0-9.eE+-]+$/ {
+            lo = ($1 ~ /_ms$|_diff$/)
+            if (!($1 in v) || (lo && $2 + 0 < v[$1] + 0) || (!lo && $2 + 0 > v[$1] + 0)) v[$1] = $2
+        }
+        END { for (k in v) print k, v[k] }' $files
+}
+
+summarize() {
+    echo
+    echo "== summary: best round per side; ratio = other p50 / crossrec p50 (above 1: crossrec faster) =="
+    for t in $THREADS; do
+        for model in reference movielens; do
+            { best crossrec $model "$t" | sed 's/^/cr /'
+              best torch $model "$t" | sed 's/^/torch /'
+              best ort $model "$t" | sed 's/^/ort /'
+              best crossrec reference "$t" | sed -n 's/^sgemm_peak_gflops /peak /p'; } |
+            awk -v model=$model -v t="$t" '
+                { v[$1 " " $2] = $3 }
+                $1 == "peak" { peak = $2 }
+                END {
+                    p = model "_" t "t_"
+                    if (peak) printf "%ssgemm_peak_gflops: %s\n", p, peak
+                    n = split("10 100 1000", sz, " ")
+                    ni = split("cr:fwd_fp32 cr:req_fp32 cr:req_bf16 cr:req_int8 cr:api_fp32 cr:api_bf16 cr:api_int8 torch:torch_eager torch:torch_script ort:ort", im, " ")
+                    for (s = 1; s <= n; s++) {
+                        N = sz[s]
+                        base = v["cr fwd_fp32_n" N "_p50_ms"]
+                        gf = v["cr n" N "_gflop_per_call"]
+                        printf "%sn%s_gflop_per_call: %s\n", p, N, gf
+                        for (i = 1; i <= ni; i++) {
+                            split(im[i], a, ":")
+                            k50 = a[1] " " a[2] "_n" N "_p50_ms"
+                            if (!(k50 in v)) continue
+                            p50 = v[k50]; p99 = v[a[1] " " a[2] "_n" N "_p99_ms"]
+                            printf "%s%s_n%s_p50_ms: %s\n", p, a[2], N, p50
+                            printf "%s%s_n%s_p99_ms: %s\n", p, a[2], N, p99
+                            # split requests do fewer FLOPs; count each path its own
+                            f = (a[2] ~ /^(req|api)_/ && v["cr n" N "_req_gflop_per_call"] != "") ? v["cr n" N "_req_gflop_per_call"] : gf
+                            if (peak && p50 > 0) printf "%s%s_n%s_peak_share: %.3f\n", p, a[2], N, f / (p50 * 1e-3) / peak
+                            if (a[1] != "cr" && base > 0) printf "%sn%s_%s_over_crossrec: %.2f\n", p, N, a[2], p50 / base
+                            # bf16 and int8 against fp32 on the same path (req or api)
+                            f32 = a[2]; sub(/_(bf16|int8)$/, "_fp32", f32)
+                            if (f32 != a[2] && v["cr " f32 "_n" N "_p50_ms"] > 0)
+                                printf "%sn%s_%s_over_fp32: %.2f\n", p, N, a[2], p50 / v["cr " f32 "_n" N "_p50_ms"]
+                        }
+                    }
+                    printf "%scpu_util: crossrec %s, torch %s, ort %s (of %s)\n", p, v["cr cpu_util"], v["torch cpu_util"], v["ort cpu_util"], t
+                }'
+        done
+    done | tee "$OUT/summary.txt"
+}
+
+# ---- over HTTP -------------------------------------------------------------------
 SRV=""
-cleanup() { [ -n "$SRV" ] && kill "$SRV" 2>/dev/null; rm -rf "$TMP"; }
+TMP=$(mktemp -d /tmp/crossrec-bench-XXXXXX)
+cleanup() { [ -n "$SRV" ] && kill "$SRV" 2> /dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-# A request: the first row's user side as context, 100 rows' item side as candidates.
-awk -F, -v n=100 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-  NR == 2 { printf "{\"context\":{\"user_id\":\"%s\",\"hist_count\":\"%s\",\"hour_of_day\":\"%s\",\"day_of_week\":\"%s\"},\"candidates\":[", $col["user_id"], $col["hist_count"], $col["hour_of_day"], $col["day_of_week"] }
-  NR >= 2 && NR < n + 2 { printf "%s{\"movie_id\":\"%s\",\"year\":\"%s\",\"item_popularity\":\"%s\",\"mpaa\":\"%s\"}", (NR > 2 ? "," : ""), $col["movie_id"], $col["year"], $col["item_popularity"], $col["mpaa"] }
-  END { print "]}" }' "$CSV" > "$TMP/body.json"
-cat > "$TMP/post.lua" <<LUA
+start_server() {
+    command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install -y wrk)"; exit 1; }
+    # A request: the first test row's user side as context, the first 100
+    # test rows' item side as candidates (every input the model reads).
+    awk -F, -v n=100 '
+      function q(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
+      NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+      NR == 2 {
+        nc = split("user_id hist_count hist_mean_rating hist_top_genres last_items days_since_first hour_of_day day_of_week", cc, " ")
+        printf "{\"context\":{"
+        for (i = 1; i <= nc; i++) printf "%s\"%s\":%s", (i > 1 ? "," : ""), cc[i], q($col[cc[i]])
+        printf "},\"candidates\":["
+        ni = split("movie_id genres year item_popularity item_mean_rating item_age director mpaa major_genre imdb_rating running_time genre_overlap", ic, " ")
+      }
+      NR >= 2 && NR < n + 2 {
+        printf "%s{", (NR > 2 ? "," : "")
+        for (i = 1; i <= ni; i++) printf "%s\"%s\":%s", (i > 1 ? "," : ""), ic[i], q($col[ic[i]])
+        printf "}"
+      }
+      END { print "]}" }' "$ROWS" > "$TMP/body.json"
+    cat > "$TMP/post.lua" << LUA
+-- POST the same 100-candidate MovieLens request on every connection
 local f = io.open("$TMP/body.json", "rb")
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 LUA
+    "$BUILD/crossrec" serve --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
+        --threads "$SERVE_THREADS" --precision "$PREC" 2> "$TMP/serve.log" &
+    SRV=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null 2>&1 && break; sleep 0.1; done
+    curl -sf -XPOST --data-binary @"$TMP/body.json" "http://127.0.0.1:$PORT/v1/score" > "$TMP/first.json" ||
+        { echo "the server did not answer the request:"; cat "$TMP/serve.log"; exit 1; }
+    head -c 160 "$TMP/first.json"
+    echo " ..."
+}
 
-"$BUILD/crossrec" serve --model "$MODEL" --host 127.0.0.1 --port "$PORT" --threads 4 \
-    --precision "$PREC" 2>"$TMP/serve.log" &
-SRV=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -sf -XPOST --data-binary @"$TMP/body.json" "http://127.0.0.1:$PORT/v1/score" | head -c 200; echo
-echo "HTTP, 100 candidates per request, $PREC, 4 server threads, ${SECS}s per run"
-for c in 1 16 64; do
-    t=$(( c < 4 ? c : 4 ))
-    wrk -t"$t" -c"$c" -d"${SECS}s" --latency -s "$TMP/post.lua" "http://127.0.0.1:$PORT/v1/score" |
-        awk -v c="$c" '/Requests\/sec/ { rps = $2 } / 50%/ { p50 = $2 } / 99%/ { p99 = $2 }
-                       /Non-2xx/ { bad = $NF } /Socket errors/ { err = $0 }
-                       END { printf "connections %3d: %10s req/s  p50 %8s  p99 %8s  non-2xx %s %s\n", c, rps, p50, p99, bad ? bad : 0, err }'
-done
-curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^crossrec_(candidates_scored_total|http_requests_total\{endpoint="/v1/score")'
+rss() { awk '/^VmRSS/ { print $2 " kB" }' "/proc/$SRV/status"; }
+
+# wrk's summary as one line; latencies in ms whatever unit wrk chose
+run_wrk() { # connections seconds
+    local t=$(($1 < 2 ? $1 : 2))
+    wrk -t"$t" -c"$1" -d"$2s" --timeout 10s --latency -s "$TMP/post.lua" \
+        "http://127.0.0.1:$PORT/v1/score" > "$TMP/wrk.txt" 2>&1
+    cp "$TMP/wrk.txt" "$OUT/wrk_c$1_$2s.txt"
+    awk -v c="$1" '
+        function ms(s) { if (s ~ /us$/) return s / 1000; if (s ~ /ms$/) return s + 0;
+                         if (s ~ /m$/) return s * 60000; if (s ~ /s$/) return s * 1000; return s }
+        /Requests\/sec/ { rps = $2 } / 50%/ { p50 = ms($2) } / 99%/ { p99 = ms($2) }
+        /requests in/ { total = $1 }
+        /Non-2xx/ { bad = $NF } /Socket errors/ { sub(/^ *Socket errors: */, ""); err = $0 }
+        END { printf "connections %3d: %9.1f req/s  p50 %7.2f ms  p99 %7.2f ms  requests %s  non-2xx %d  socket errors: %s\n",
+                     c, rps, p50, p99, total, bad, (err == "" ? "none" : err) }' "$TMP/wrk.txt"
+}
+
+http() {
+    start_server
+    echo "== HTTP: 100 candidates per request, $PREC, $SERVE_THREADS server threads, wrk threads min(c, 2), ${SECS}s per run, load $(load) =="
+    for c in 1 16 64; do run_wrk "$c" "$SECS"; done | tee "$OUT/http.txt"
+    echo "load after: $(load)"
+    curl -s "http://127.0.0.1:$PORT/metrics" |
+        grep -E '^crossrec_(candidates_scored_total|http_requests_total\{endpoint="/v1/score"|http_errors_total)'
+}
+
+soak() {
+    start_server
+    local r0 r1 r2
+    r0=$(rss)
+    run_wrk 64 2 > /dev/null # warm: the workspace pool grows to its working size
+    r1=$(rss)
+    echo "== soak: 64 connections for ${SOAK_SECS}s, $PREC, $SERVE_THREADS server threads, load $(load) =="
+    run_wrk 64 "$SOAK_SECS" | tee "$OUT/soak.txt"
+    r2=$(rss)
+    echo "load after: $(load)"
+    echo "rss: after start $r0, after 2 s warm-up $r1, after the soak $r2" | tee -a "$OUT/soak.txt"
+    curl -s "http://127.0.0.1:$PORT/metrics" |
+        grep -E '^crossrec_(http_requests_total\{endpoint="/v1/score"|http_errors_total)' | tee -a "$OUT/soak.txt"
+    kill -0 "$SRV" 2> /dev/null || { echo "FAILED: the server died during the soak"; exit 1; }
+    if ! grep -q 'non-2xx 0  socket errors: none' "$OUT/soak.txt"; then
+        echo "FAILED: the soak had errors"
+        exit 1
+    fi
+    echo "soak: 0 errors"
+}
+
+case $MODE in
+all) inprocess; echo; http ;;
+inprocess) inprocess ;;
+http) http ;;
+soak) soak ;;
+esac
+if [ -n "$failed" ]; then
+    echo "FAILED:$failed"
+    exit 1
+fi
