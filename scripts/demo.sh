@@ -6,6 +6,10 @@
 #      examples/movielens/study.yaml; prints the table, writes results.json and report.html
 set -euo pipefail
 BUILD=${1:-build}
+# OpenMP threads spin while waiting by default: fastest on an idle machine, but
+# many times slower when another process shares the cores. Sleep instead,
+# unless the caller chose otherwise.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 cd "$(dirname "$0")/.."
 CR="$BUILD/crossrec"
 mkdir -p build/movielens
@@ -22,3 +26,12 @@ echo "== distillation study: source = non-Musical ratings, target = Musicals"
     --out build/movielens/target.csv
 "$CR" experiment --config examples/movielens/study.yaml --out out/movielens_study
 echo "== report: out/movielens_study/report.html (results: out/movielens_study/results.json)"
+
+echo "== item-language model study: MLP adapter, ILM-rand, ILM and phase-1 ablations, frozen Austen LM"
+if [ -f data/models/austen-small/model.safetensors ]; then
+    "$CR" ilm study --config examples/movielens/ilm.yaml --out out/ilm_study
+    echo "== report: out/ilm_study/report.html (results: out/ilm_study/results.json)"
+else
+    echo "   skipped: data/models/austen-small/ is missing; make it with"
+    echo "   $CR lm train --config examples/lm/austen.yaml --out data/models/austen-small"
+fi
