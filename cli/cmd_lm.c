@@ -1,15 +1,18 @@
 /*
- * cmd_lm.c - `crossrec lm generate`: run a decoder language model (llama2.c
- * checkpoint, Hugging Face GPT-2 safetensors or crossrec's own decoder
- * file) and print generated token ids, or text with a tokenizer. Reads
- * only; the weights of a llama2.c file are used in place from the map.
+ * cmd_lm.c - `crossrec lm`: generate with a decoder language model
+ * (llama2.c checkpoint, Hugging Face GPT-2 safetensors or crossrec's own
+ * decoder file), printing ids or text; pretrain one on a text corpus from a
+ * YAML recipe (`lm train`); measure its perplexity on a text (`lm eval`).
+ * Generation and evaluation only read; a llama2.c file is used in place.
  */
 #include "cli.h"
 
 #include "../src/data/bpe.h"
 #include "../src/nn/decoder.h"
+#include "../src/train/lm_train.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +20,9 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: crossrec lm generate --model FILE [options]\n"
+            "       crossrec lm train --config FILE.yaml --out DIR [--resume]\n"
+            "       crossrec lm eval --model FILE --tokenizer DIR --text FILE [options]\n"
+            "(each subcommand's --help lists its options)\n"
             "\n"
             "Generates tokens after a prompt (by default the BOS id alone) and prints\n"
             "them: ids separated by spaces, or text when a tokenizer is given.\n"
@@ -29,10 +35,13 @@ static void usage(FILE *f) {
             "  --top-p P            nucleus sampling mass in (0, 1] [0.9]\n"
             "  --seed S             sampling seed [0]\n"
             "  --prompt-ids \"I ...\" prompt token ids [the BOS id]\n"
-            "  --bos ID             the BOS id [1 for Llama, vocab-1 for GPT-2]\n"
-            "  --prompt TEXT        prompt text (needs --tokenizer; BOS is prepended)\n"
+            "  --bos ID             the BOS id [a BPE tokenizer's <|endoftext|>, else 1 for\n"
+            "                       Llama, vocab-1 for GPT-2]\n"
+            "  --prompt TEXT        prompt text (needs --tokenizer; BOS is prepended); with\n"
+            "                       BOS it must fit the model's context (max_seq) with -n\n"
             "  --tokenizer PATH     llama2.c tokenizer.bin file, or a GPT-2 BPE directory\n"
-            "                       (encoder.json, vocab.bpe); output becomes text\n"
+            "                       (encoder.json, vocab.bpe); output becomes text (the\n"
+            "                       prompt, then its continuation)\n"
             "  --ids                print ids even with a tokenizer\n"
             "  --heads N            GPT-2 head count when there is no config.json\n"
             "  --help               this text\n");
@@ -132,17 +141,21 @@ static int generate(int argc, char **argv) {
                          : cr_dec_open(&d, model, 0, &e);
     if (st) return cr_cli_fail(cmd, &e);
     int V = d.cfg.vocab, rc = 1;
-    if (bos < 0) bos = d.cfg.arch == CR_DEC_GPT2 ? V - 1 : 1;
-    if (bos >= V) {
-        fprintf(stderr, "crossrec %s: --bos %lld is outside the vocabulary of %d\n", cmd, bos, V);
-        cr_dec_free(&d);
-        return 2;
-    }
     tok tk = {0};
     int32_t *prompt_buf = NULL, *out = NULL, *enc = NULL;
     int n_prompt = 0;
     cr_dec_ws ws = {0};
     if (tokp && tok_load(&tk, tokp, &e)) goto fail;
+    /* models trained by `lm train` start every sequence with the BPE's
+     * <|endoftext|>; GPT-2's is its last id, so the two defaults agree */
+    if (bos < 0 && tk.bpe && cr_lm_bos(tk.bpe) >= 0) bos = cr_lm_bos(tk.bpe);
+    if (bos < 0) bos = d.cfg.arch == CR_DEC_GPT2 ? V - 1 : 1;
+    if (bos >= V) {
+        fprintf(stderr, "crossrec %s: the BOS id %lld is outside the model's vocabulary of %d\n",
+                cmd, bos, V);
+        rc = 2;
+        goto done;
+    }
     prompt_buf = calloc((size_t)d.cfg.max_seq + 1, sizeof *prompt_buf);
     out = calloc((size_t)steps, sizeof *out);
     if (!prompt_buf || !out) {
@@ -162,9 +175,11 @@ static int generate(int argc, char **argv) {
             size_t n = 0;
             if (tok_encode(&tk, prompt, &enc, &n, &e)) goto fail;
             if (n > (size_t)d.cfg.max_seq - 1) {
-                cr_err(&e, CR_ERR_LIMIT, "the prompt is %zu tokens, max_seq is %d", n,
-                       d.cfg.max_seq);
-                goto fail;
+                fprintf(stderr, "crossrec %s: the prompt is %zu tokens (%zu with BOS), longer "
+                        "than the model's context of %d tokens (max_seq); shorten it\n",
+                        cmd, n, n + 1, d.cfg.max_seq);
+                rc = 2;
+                goto done;
             }
             for (size_t i = 0; i < n; i++) {
                 if (enc[i] >= V) {
@@ -178,8 +193,9 @@ static int generate(int argc, char **argv) {
     }
     long long need = n_prompt + steps - 1;
     if (need > d.cfg.max_seq) {
-        fprintf(stderr, "crossrec %s: %d prompt ids + %lld steps exceed the model's max_seq %d\n",
-                cmd, n_prompt, steps, d.cfg.max_seq);
+        fprintf(stderr, "crossrec %s: %d prompt ids + %lld new ones exceed the model's context "
+                "of %d tokens (max_seq); use -n %lld or less, or a shorter prompt\n",
+                cmd, n_prompt, steps, d.cfg.max_seq, (long long)d.cfg.max_seq - n_prompt + 1);
         rc = 2;
         goto done;
     }
@@ -194,6 +210,7 @@ static int generate(int argc, char **argv) {
         char *text = NULL;
         size_t len = 0;
         if (tok_decode(&tk, out, (size_t)steps, &text, &len, &e)) goto fail;
+        if (prompt) fputs(prompt, stdout); /* the continuation reads on from the prompt */
         fwrite(text, 1, len, stdout);
         printf("\n");
         cr_free(text);
@@ -216,13 +233,156 @@ done:
     return rc;
 }
 
+static void train_usage(FILE *f) {
+    fprintf(f,
+            "usage: crossrec lm train --config FILE.yaml --out DIR [--resume]\n"
+            "\n"
+            "Pretrains a decoder language model on a text corpus (recipe and keys:\n"
+            "docs/lm.md). Writes DIR/model.safetensors, DIR/train_state.safetensors,\n"
+            "DIR/tokens.bin (the corpus as ids), DIR/metrics.json and, with\n"
+            "train_tokenizer, DIR/tokenizer/. Progress goes to stderr.\n"
+            "  --config FILE        the YAML recipe (required)\n"
+            "  --out DIR            output directory (required; created)\n"
+            "  --resume             continue from DIR/train_state.safetensors, exactly\n"
+            "  --help               this text\n");
+}
+
+static int train(int argc, char **argv) {
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"resume", no_argument, 0, 'r'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *cfgp = NULL, *out = NULL, *cmd = "lm train";
+    int resume = 0, ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': cfgp = optarg; break;
+        case 'o': out = optarg; break;
+        case 'r': resume = 1; break;
+        case 'h': train_usage(stdout); return 0;
+        default: train_usage(stderr); return 2;
+        }
+    }
+    if (!cfgp || !out || optind != argc) {
+        fprintf(stderr, "crossrec %s: %s\n", cmd,
+                optind != argc ? "unexpected argument" : "--config and --out are required");
+        train_usage(stderr);
+        return 2;
+    }
+    cr_error e = {0};
+    cr_lm_cfg c;
+    if (cr_lm_cfg_load(&c, cfgp, &e)) return cr_cli_fail(cmd, &e);
+    cr_lm_opts o = {.out_dir = out, .resume = resume, .log = stderr};
+    cr_lm_result r;
+    if (cr_lm_train(&c, &o, &r, &e)) return cr_cli_fail(cmd, &e);
+    printf("step %lld: train loss %.4f, validation loss %.4f, perplexity %.2f -> %s/model.safetensors\n",
+           (long long)r.step, r.train_loss, r.valid_loss, r.valid_ppl, out);
+    return 0;
+}
+
+static void eval_usage(FILE *f) {
+    fprintf(f,
+            "usage: crossrec lm eval --model FILE --tokenizer DIR --text FILE [options]\n"
+            "\n"
+            "Cross-entropy and perplexity of a decoder on a text, over consecutive\n"
+            "windows of --seq-len tokens; each window starts with the tokenizer's\n"
+            "<|endoftext|> as BOS when it has one (as `lm train` does).\n"
+            "  --model FILE         a decoder checkpoint (as for lm generate)\n"
+            "  --tokenizer DIR      GPT-2 BPE directory (encoder.json, vocab.bpe)\n"
+            "  --text FILE          the text to score\n"
+            "  --seq-len N          tokens per window [the model's max_seq]\n"
+            "  --batch B            windows per forward [4]\n"
+            "  --max-windows K      score K evenly spaced windows, 0 = all [0]\n"
+            "  --threads N          threads, 0 = all cores [0]\n"
+            "  --help               this text\n");
+}
+
+static int eval(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"tokenizer", required_argument, 0, 'T'},
+        {"text", required_argument, 0, 'x'},    {"seq-len", required_argument, 0, 'L'},
+        {"batch", required_argument, 0, 'B'},   {"max-windows", required_argument, 0, 'K'},
+        {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *model = NULL, *tokp = NULL, *text = NULL, *cmd = "lm eval";
+    long long seq = 0, batch = 4, maxw = 0, threads = 0;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'T': tokp = optarg; break;
+        case 'x': text = optarg; break;
+        case 'L': bad = cr_cli_int(cmd, "--seq-len", optarg, 2, 1 << 20, &seq); break;
+        case 'B': bad = cr_cli_int(cmd, "--batch", optarg, 1, 4096, &batch); break;
+        case 'K': bad = cr_cli_int(cmd, "--max-windows", optarg, 0, INT64_MAX, &maxw); break;
+        case 'j': bad = cr_cli_int(cmd, "--threads", optarg, 0, 1024, &threads); break;
+        case 'h': eval_usage(stdout); return 0;
+        default: eval_usage(stderr); return 2;
+        }
+        if (bad) return 2;
+    }
+    if (!model || !tokp || !text || optind != argc) {
+        fprintf(stderr, "crossrec %s: %s\n", cmd,
+                optind != argc ? "unexpected argument" : "--model, --tokenizer and --text are required");
+        eval_usage(stderr);
+        return 2;
+    }
+    cr_set_threads((int)threads);
+    cr_error e = {0};
+    cr_decoder d;
+    if (cr_dec_open(&d, model, 0, &e)) return cr_cli_fail(cmd, &e);
+    cr_bpe *b = NULL;
+    cr_dec_ws ws = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 1;
+    if (seq == 0) seq = d.cfg.max_seq;
+    if (seq > d.cfg.max_seq) {
+        fprintf(stderr, "crossrec %s: --seq-len %lld is longer than the model's max_seq %d\n",
+                cmd, seq, d.cfg.max_seq);
+        rc = 2;
+        goto done;
+    }
+    if (cr_bpe_load(&b, tokp, &e)) goto fail;
+    if (cr_bpe_vocab_size(b) > d.cfg.vocab) {
+        cr_err(&e, CR_ERR_MISMATCH, "the tokenizer %s has %d tokens, the model %d", tokp,
+               (int)cr_bpe_vocab_size(b), d.cfg.vocab);
+        goto fail;
+    }
+    if (cr_lm_corpus_ids(text, b, tokp, NULL, &ids, &n, &e)) goto fail;
+    if (cr_dec_ws_create(&ws, &d, (int)batch, (int)seq, 0, &e)) goto fail;
+    double loss;
+    int64_t cnt;
+    if (cr_lm_eval_ids(&d, &ws, ids, n, (int)batch, (int)seq, cr_lm_bos(b), maxw, &loss, &cnt,
+                       &e))
+        goto fail;
+    printf("%s: %lld tokens scored (of %zu), loss %.4f, perplexity %.2f\n", text,
+           (long long)cnt, n, loss, exp(loss));
+    rc = 0;
+    goto done;
+fail:
+    rc = cr_cli_fail(cmd, &e);
+done:
+    cr_dec_ws_free(&ws);
+    cr_free(ids);
+    if (b) cr_bpe_free(b);
+    cr_dec_free(&d);
+    return rc;
+}
+
 int cr_cli_lm(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "generate")) return generate(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "train")) return train(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "eval")) return eval(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "crossrec lm: expected a subcommand: generate\n");
+    fprintf(stderr, "crossrec lm: expected a subcommand: generate, train or eval\n");
     usage(stderr);
     return 2;
 }
