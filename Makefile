@@ -4,7 +4,8 @@
 #   all      build/crossrec, build/libcrossrec.a, build/libcrossrec.so (default)
 #   test     build and run every test in tests/ (cmocka); needs no Python
 #   demo     run the bundled MovieLens job end to end
-#   bench    side-by-side benchmarks against the PyTorch twins (bench/)
+#   bench    side-by-side benchmarks against the PyTorch twins: kernels and the ranker
+#   bench-serve, bench-lm, bench-ilm   the serving, language-model and ILM benchmarks
 #   install  copy the binary, libraries and header under PREFIX (/usr/local)
 #   clean    remove build/
 #   deps     check (and as root, install) the Debian packages the build needs
@@ -93,7 +94,7 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test demo bench install clean deps check-layers
+.PHONY: all test demo bench bench-serve bench-lm bench-ilm install clean deps check-layers
 .SECONDARY:
 all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 
@@ -168,6 +169,15 @@ demo: $(BUILD)/crossrec
 
 bench: $(BUILD)/crossrec $(BENCH_BIN)
 	./scripts/bench.sh $(BUILD)
+
+bench-serve: $(BUILD)/crossrec $(BENCH_BIN)
+	./scripts/bench_serve.sh $(BUILD)
+
+bench-lm: $(BUILD)/crossrec $(BENCH_BIN)
+	./scripts/bench_lm.sh $(BUILD)
+
+bench-ilm: $(BUILD)/crossrec $(BENCH_BIN)
+	./scripts/bench_ilm.sh $(BUILD)
 
 # ---- install / clean ------------------------------------------------------------
 install: all
