@@ -424,4 +424,20 @@ run "$BIN" lm generate --model data/models/stories260K.bin --greedy --ids -n 8
 if [ $rc = 0 ] && [ "$(tr -d '\n' <"$OUT")" = "461 461 401 401 401 461 378 455" ]; then ok "lm generate: stories260K greedy ids"
 else not_ok "lm generate: stories260K greedy ids"; fi
 
+# Language model: the bundled austen-small model scores Austen text and
+# refuses a prompt longer than its context.
+head -c 20000 data/text/austen.txt >"$TMP/austen_head.txt"
+run "$BIN" lm eval --model data/models/austen-small/model.safetensors \
+    --tokenizer data/models/austen-small/tokenizer --text "$TMP/austen_head.txt"
+if [ "$rc" -eq 0 ] && grep -qi "perplexity" "$OUT"; then ok "lm eval: austen-small scores Austen text"
+else not_ok "lm eval: austen-small scores Austen text (exit $rc)"; fi
+long=$(printf 'word %.0s' $(seq 1 400))
+expect_fail "lm generate: a prompt longer than the context is refused" "context" -- \
+    "$BIN" lm generate --model data/models/austen-small/model.safetensors \
+    --tokenizer data/models/austen-small/tokenizer --prompt "$long" -n 5
+run "$BIN" ilm mf --ratings data/movielens/ratings.csv --out "$TMP/mf.safetensors" --epochs 2 --dim 8
+if [ "$rc" -eq 0 ] && has "HR@10" "popularity" && [ -s "$TMP/mf.safetensors" ]; then
+    ok "ilm mf: trains, saves and reports next-item HR@10 next to popularity"
+else not_ok "ilm mf: trains, saves and reports next-item HR@10 next to popularity (exit $rc)"; fi
+
 finish
