@@ -377,7 +377,7 @@ static cr_status write_domain(const world *w, catalogue *ct, const cr_synth_cfg 
                               uint64_t stream, FILE *log, cr_synth_stats *st, cr_error *e) {
     enum { MAXF = 32 };
     const char *hdr[MAXF];
-    char sig_names[CR_SYNTH_MAX_SIGNALS][16];
+    char sig_names[CR_SYNTH_MAX_SIGNALS][24]; /* "user_sig" + any int */
     int nf = 0;
     const char *base[] = {"request_id", "user_id", "item_id", "timestamp", "split", "hour",
                           "genre", "item_f1", "item_f2", "item_f3", "item_quality", "item_age",
