@@ -10,6 +10,7 @@
  * head dim, G = NH / NKV query heads per key/value head.
  */
 #include "kernels.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -84,11 +85,9 @@ void cr_attention_forward(float *out, float *att, const float *q, const float *k
             int n = pos0 + t + 1; /* visible keys */
             float mx = -INFINITY;
             for (int j = 0; j < n; j++) mx = p[j] > mx ? p[j] : mx;
+            for (int j = 0; j < n; j++) p[j] = cr_vexpf(p[j] - mx); /* vectorises */
             double sum = 0.0;
-            for (int j = 0; j < n; j++) {
-                p[j] = expf(p[j] - mx);
-                sum += p[j];
-            }
+            for (int j = 0; j < n; j++) sum += p[j];
             float inv = (float)(1.0 / sum);
             for (int j = 0; j < n; j++) p[j] *= inv;
             for (int j = n; j < Tk; j++) p[j] = 0.0f;

@@ -7,6 +7,7 @@
  * Legend: B rows, C channels, N rows of logits, V vocabulary size.
  */
 #include "kernels.h"
+#include "vmath.h"
 
 #include <math.h>
 
@@ -77,11 +78,8 @@ void cr_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
 
 #define CR_SWIGLU_PAR (1 << 14)
 
-static inline float cr_sigm(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
+/* Branch-free and libm-free so the SwiGLU loops vectorise. */
+static inline float cr_sigm(float x) { return 1.0f / (1.0f + cr_vexpf(-x)); }
 
 /* out = silu(a) * b: in Llama, a = x W1^T (the gate) and b = x W3^T (the
  * value); out then goes through W2. out may alias a or b only when no
@@ -165,7 +163,7 @@ void cr_xent_backward(float *dlogits, const float *lse, const float *logits,
         const float *x = logits + (size_t)r * V;
         float *dx = dlogits + (size_t)r * V;
         float l = lse[r];
-        for (int j = 0; j < V; j++) dx[j] += scale * expf(x[j] - l);
+        for (int j = 0; j < V; j++) dx[j] += scale * cr_vexpf(x[j] - l);
         dx[t] -= scale;
     }
 }
