@@ -106,6 +106,26 @@ static void fmt_iv(char *b, size_t n, double lo, double hi) {
     else snprintf(b, n, "[%+.4f, %+.4f]", lo, hi);
 }
 
+/* One table row's cells as text, shared by the terminal table and the HTML. */
+typedef struct row_text {
+    char prim[40], slice[40], gauc[16], ndcg[16], calib[16], diff[16], p[16], boot[40],
+        sdiff[16], sp[16], agree[16];
+} row_text;
+
+static void row_format(const row *r, row_text *t) {
+    fmt_ci(t->prim, sizeof t->prim, r->prim, r->lo, r->hi);
+    fmt_ci(t->slice, sizeof t->slice, r->slice, r->slo, r->shi);
+    fmt(t->gauc, sizeof t->gauc, "%.4f", r->gauc);
+    fmt(t->ndcg, sizeof t->ndcg, "%.4f", r->ndcg);
+    fmt(t->calib, sizeof t->calib, "%.3f", r->calib);
+    fmt(t->diff, sizeof t->diff, "%+.4f", r->diff);
+    fmt(t->p, sizeof t->p, "%.3f", r->p);
+    fmt_iv(t->boot, sizeof t->boot, r->blo, r->bhi);
+    fmt(t->sdiff, sizeof t->sdiff, "%+.4f", r->sdiff);
+    fmt(t->sp, sizeof t->sp, "%.3f", r->sp);
+    fmt(t->agree, sizeof t->agree, "%.3f", r->agree);
+}
+
 cr_status cr_experiment_print_table(FILE *f, const char *results_json, cr_error *e) {
     cJSON *root = cJSON_Parse(results_json);
     if (!root) return cr_err(e, CR_ERR_PARSE, "results: not JSON");
@@ -133,20 +153,11 @@ cr_status cr_experiment_print_table(FILE *f, const char *results_json, cr_error 
                 int n = collect(stu, fr, task, rows, 8);
                 for (int i = 0; i < n; i++) {
                     const row *r = &rows[i];
-                    char a[40], b[40], c[16], d[16], g[16], x[16], p[16], bi[40], sd[16], sp[16], ag[16];
-                    fmt_ci(a, sizeof a, r->prim, r->lo, r->hi);
-                    fmt_ci(b, sizeof b, r->slice, r->slo, r->shi);
-                    fmt(c, sizeof c, "%.4f", r->gauc);
-                    fmt(d, sizeof d, "%.4f", r->ndcg);
-                    fmt(g, sizeof g, "%.3f", r->calib);
-                    fmt(x, sizeof x, "%+.4f", r->diff);
-                    fmt(p, sizeof p, "%.3f", r->p);
-                    fmt_iv(bi, sizeof bi, r->blo, r->bhi);
-                    fmt(sd, sizeof sd, "%+.4f", r->sdiff);
-                    fmt(sp, sizeof sp, "%.3f", r->sp);
-                    fmt(ag, sizeof ag, "%.3f", r->agree);
+                    row_text t;
+                    row_format(r, &t);
                     fprintf(f, "  %-26s %-18s %7s %7s %7s %-18s %9s %7s %-20s %9s %7s %6s\n",
-                            r->name, a, c, d, g, b, x, p, bi, sd, sp, ag);
+                            r->name, t.prim, t.gauc, t.ndcg, t.calib, t.slice, t.diff, t.p,
+                            t.boot, t.sdiff, t.sp, t.agree);
                 }
             }
         }
@@ -324,18 +335,8 @@ cr_status cr_experiment_report_html(const char *results_json, const char *path, 
                 int n = collect(stu, fr, task, rows, 8);
                 for (int i = 0; i < n; i++) {
                     const row *r = &rows[i];
-                    char a[40], s2[40], c[16], d[16], g[16], x[16], p[16], bi[40], sd[16], sp[16], ag[16];
-                    fmt_ci(a, sizeof a, r->prim, r->lo, r->hi);
-                    fmt_ci(s2, sizeof s2, r->slice, r->slo, r->shi);
-                    fmt(c, sizeof c, "%.4f", r->gauc);
-                    fmt(d, sizeof d, "%.4f", r->ndcg);
-                    fmt(g, sizeof g, "%.3f", r->calib);
-                    fmt(x, sizeof x, "%+.4f", r->diff);
-                    fmt(p, sizeof p, "%.3f", r->p);
-                    fmt_iv(bi, sizeof bi, r->blo, r->bhi);
-                    fmt(sd, sizeof sd, "%+.4f", r->sdiff);
-                    fmt(sp, sizeof sp, "%.3f", r->sp);
-                    fmt(ag, sizeof ag, "%.3f", r->agree);
+                    row_text t;
+                    row_format(r, &t);
                     const char *cls = !strncmp(r->name, "teacher", 7) ? "teacher"
                                       : strstr(r->name, "control") ? "control" : "";
                     const char *dc = isnan(r->diff) ? "" : r->diff > 0 ? "pos" : "neg";
@@ -343,7 +344,8 @@ cr_status cr_experiment_report_html(const char *results_json, const char *path, 
                     esc(&b, r->name);
                     put(&b, "</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
                         "<td class=\"%s\">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                        "<td>%s</td></tr>\n", a, c, d, g, s2, dc, x, p, bi, sd, sp, ag);
+                        "<td>%s</td></tr>\n", t.prim, t.gauc, t.ndcg, t.calib, t.slice, dc, t.diff,
+                        t.p, t.boot, t.sdiff, t.sp, t.agree);
                 }
                 put(&b, "</table>\n<div class=\"charts\">");
                 char lab[160];
