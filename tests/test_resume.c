@@ -183,13 +183,9 @@ static void expect_load_error(const char *path, cr_status want, const char *what
 
 static void test_load_errors(void **state) {
     const fixture *f = *state;
-    char cfg[512], out[512], p[600], cut[600];
-    cfg_opts o = defaults();
-    o.epochs = 1;
-    write_cfg(f->dir, "le.yaml", &o, cfg, sizeof cfg);
+    char cfg[512], p[600], cut[600], out[512];
+    fit_one_epoch(f->dir, "le", cfg, sizeof cfg, p, sizeof p);
     snprintf(out, sizeof out, "%s/out_le", f->dir);
-    fit_ok(cfg, out, 0, NULL);
-    snprintf(p, sizeof p, "%s/model.safetensors", out);
     size_t n;
     char *bytes = slurp(p, &n);
     uint64_t hl = 0;
@@ -233,13 +229,10 @@ static void test_load_errors(void **state) {
 
 static void test_schema_mismatch(void **state) {
     const fixture *f = *state;
-    char cfg[512], cfg2[512], out[512], p[600];
+    char cfg[512], cfg2[512], p[600];
+    fit_one_epoch(f->dir, "sm", cfg, sizeof cfg, p, sizeof p);
     cfg_opts o = defaults();
     o.epochs = 1;
-    write_cfg(f->dir, "sm.yaml", &o, cfg, sizeof cfg);
-    snprintf(out, sizeof out, "%s/out_sm", f->dir);
-    fit_ok(cfg, out, 0, NULL);
-    snprintf(p, sizeof p, "%s/model.safetensors", out);
     cr_error e = {0};
     cr_ranker *m = NULL;
     cr_schema ms;
@@ -284,13 +277,9 @@ static int count_tmp_files(const char *dir) {
 
 static void test_failed_save(void **state) {
     const fixture *f = *state;
-    char cfg[512], out[512], p[600], dst[600];
-    cfg_opts o = defaults();
-    o.epochs = 1;
-    write_cfg(f->dir, "fs.yaml", &o, cfg, sizeof cfg);
+    char cfg[512], p[600], dst[600], out[512];
+    fit_one_epoch(f->dir, "fs", cfg, sizeof cfg, p, sizeof p);
     snprintf(out, sizeof out, "%s/out_fs", f->dir);
-    fit_ok(cfg, out, 0, NULL);
-    snprintf(p, sizeof p, "%s/model.safetensors", out);
     cr_error e = {0};
     cr_ranker *m = NULL;
     cr_schema ms;

@@ -192,6 +192,20 @@ static inline void fit_ok(const char *cfg_path, const char *out, int resume, cha
     assert_int_equal(s, CR_OK);
 }
 
+/* Train the default config for one epoch into dir/out_<tag> (config
+ * dir/<tag>.yaml); cfg and model receive the config's and the model's paths. */
+static inline void fit_one_epoch(const char *dir, const char *tag, char *cfg, size_t cfg_cap,
+                                 char *model, size_t model_cap) {
+    cfg_opts o = defaults();
+    o.epochs = 1;
+    char name[64], out[512];
+    snprintf(name, sizeof name, "%s.yaml", tag);
+    write_cfg(dir, name, &o, cfg, cfg_cap);
+    snprintf(out, sizeof out, "%s/out_%s", dir, tag);
+    fit_ok(cfg, out, 0, NULL);
+    snprintf(model, model_cap, "%s/model.safetensors", out);
+}
+
 /* ---- files ---------------------------------------------------------------------- */
 
 static inline char *slurp(const char *path, size_t *n) {
