@@ -3,7 +3,8 @@
  * computed product, then every backend against the reference for all four
  * transpose combinations, alpha/beta variants (beta 0 overwrites NaN),
  * padded leading dimensions (padding is NaN, so reading it fails the test),
- * and sizes 1, odd and ~300. Also: thread-count independence.
+ * and sizes 1, odd and ~300. Also: thread-count independence, and rows that
+ * do not depend on the batch they are in (cr_sgemm_rows).
  */
 #include "util/testutil.h"
 
@@ -15,7 +16,7 @@
 
 /* What a case runs: cr_sgemm_portable called directly, or the cr_sgemm seam
  * with a forced backend. */
-enum { VIA_PORTABLE_DIRECT = -1, VIA_SMALL_DIRECT = -2 };
+enum { VIA_PORTABLE_DIRECT = -1, VIA_SMALL_DIRECT = -2, VIA_ROWS = -3 };
 
 static void run_gemm(int via, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                      int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -25,6 +26,10 @@ static void run_gemm(int via, int ta, int tb, int M, int N, int K, float alpha, 
     }
     if (via == VIA_SMALL_DIRECT) {
         cr_sgemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (via == VIA_ROWS) {
+        cr_sgemm_rows(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     cr_sgemm_set_backend((cr_gemm_backend)via);
@@ -162,6 +167,62 @@ static void test_seam_auto_and_naive(void **state) {
     assert_true(check_case(CR_GEMM_NAIVE, "seam/naive", 1, 0, 13, 11, 7, 1.5f, 0.5f, 2, 0));
 }
 
+static void test_rows_correct(void **state) {
+    (void)state;
+    run_all(VIA_ROWS, "rows");
+}
+
+/* cr_sgemm_rows: row i of C is the same bits whether it is computed in a
+ * batch of 1, 3, 7, 13 or all M rows, at any offset, on 1 or 2 threads,
+ * and whatever backend AUTO would pick; every transpose combination. */
+static void test_rows_batch_independent(void **state) {
+    (void)state;
+    int saved = cr_get_threads();
+    const int M = 150, N = 70, K = 300;
+    static const int chunks[] = {1, 3, 7, 13, 150};
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            float *A = make_mat(ta ? K : M, ta ? M : K, lda, 5);
+            float *B = make_mat(tb ? N : K, tb ? K : N, ldb, 6);
+            float *bias = make_mat(1, N, N, 7);
+            float *ref = malloc(sizeof(float) * (size_t)M * N);
+            float *C = malloc(sizeof(float) * (size_t)M * N);
+            for (int i = 0; i < M; i++) memcpy(ref + (size_t)i * N, bias, sizeof(float) * N);
+            cr_set_threads(1);
+            cr_sgemm_rows(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, ref, N);
+            for (int t = 1; t <= 2; t++)
+                for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+                    cr_set_threads(t);
+                    for (int i = 0; i < M; i++) memcpy(C + (size_t)i * N, bias, sizeof(float) * N);
+                    for (int i0 = 0; i0 < M; i0 += chunks[c]) {
+                        int m = M - i0 < chunks[c] ? M - i0 : chunks[c];
+                        /* rows i0.. of op(A): a row offset, or a column one */
+                        const float *Ai = ta ? A + i0 : A + (size_t)i0 * lda;
+                        cr_sgemm_rows(ta, tb, m, N, K, 1.0f, Ai, lda, B, ldb, 1.0f,
+                                      C + (size_t)i0 * N, N);
+                    }
+                    assert_memory_equal(C, ref, sizeof(float) * (size_t)M * N);
+                }
+            /* and the linear layer built on it */
+            float *W = make_mat(N, K, K, 8), *X = make_mat(M, K, K, 9);
+            cr_set_threads(1);
+            cr_linear_forward_rows(ref, X, W, bias, M, K, N, K, N);
+            for (int i = 0; i < M; i++)
+                cr_linear_forward_rows(C + (size_t)i * N, X + (size_t)i * K, W, bias, 1, K, N, K,
+                                       N);
+            assert_memory_equal(C, ref, sizeof(float) * (size_t)M * N);
+            free(W);
+            free(X);
+            free(A);
+            free(B);
+            free(bias);
+            free(ref);
+            free(C);
+        }
+    cr_set_threads(saved);
+}
+
 /* K = 0 and alpha = 0 mean C = beta * C on every backend; beta 0 writes
  * zeros over NaN. */
 static void test_degenerate(void **state) {
@@ -216,6 +277,7 @@ int main(void) {
         cmocka_unit_test(test_seam_portable),   cmocka_unit_test(test_seam_blas),
         cmocka_unit_test(test_seam_auto_and_naive), cmocka_unit_test(test_degenerate),
         cmocka_unit_test(test_portable_threads),
+        cmocka_unit_test(test_rows_correct),    cmocka_unit_test(test_rows_batch_independent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,8 @@
 #include "kernels.h"
 
 #include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
 
 #if defined(CR_BLAS_OPENBLAS) && defined(CR_BLAS_BLIS)
 #error "define at most one of CR_BLAS_OPENBLAS and CR_BLAS_BLIS"
@@ -57,12 +59,41 @@ void cr_sgemm_set_backend(cr_gemm_backend b) {
 
 /* Which backend an AUTO call of this size takes. Forcing BLAS in a build
  * without BLAS falls back to the portable kernel (documented in kernels.h). */
+/* Whether AUTO should use BLAS at all. OpenBLAS picks its kernels at run
+ * time from the CPU, or from OPENBLAS_CORETYPE when that is set; told
+ * "Haswell" on an AVX-512 machine it runs 8-wide kernels at about two thirds
+ * of the portable 16-wide one (docs/kernels.md). So when this build's
+ * portable kernel is AVX-512 and OpenBLAS reports a core without AVX-512
+ * kernels, AUTO keeps to the portable one. Decided once per process (the
+ * core type does not change); -1 = not yet known. */
+static _Atomic int cr_gemm_blas_ok = -1;
+
+static int cr_gemm_blas_usable(void) {
+    int ok = atomic_load_explicit(&cr_gemm_blas_ok, memory_order_relaxed);
+    if (ok >= 0) return ok;
+    ok = 1;
+#if defined(CR_BLAS_OPENBLAS)
+    if (!strcmp(cr_sgemm_portable_isa(), "avx512")) {
+        const char *core = openblas_get_corename();
+        static const char *const wide[] = {"skylakex", "cooperlake", "sapphirerapids"};
+        ok = 0;
+        for (size_t i = 0; core && i < sizeof wide / sizeof wide[0]; i++)
+            if (!strcasecmp(core, wide[i])) ok = 1;
+    }
+#endif
+    atomic_store_explicit(&cr_gemm_blas_ok, ok, memory_order_relaxed);
+    return ok;
+}
+
 static cr_gemm_backend cr_gemm_pick(int M, int N, int K) {
     int f = atomic_load_explicit(&cr_gemm_forced, memory_order_relaxed);
     if (f == CR_GEMM_NAIVE) return CR_GEMM_NAIVE;
     if (f == CR_GEMM_PORTABLE) return CR_GEMM_PORTABLE;
     if (!CR_HAVE_BLAS) return CR_GEMM_PORTABLE;
     if (f == CR_GEMM_BLAS) return CR_GEMM_BLAS;
+    /* OpenBLAS's small-matrix path still wins below about 64^3 even with
+     * its AVX2 kernels (bench/kernels.c tiny_* rows). */
+    if (!cr_gemm_blas_usable() && (double)M * N * K >= 64.0 * 64 * 64) return CR_GEMM_PORTABLE;
     if ((double)M * N * K < CR_GEMM_BLAS_MIN_WORK) return CR_GEMM_PORTABLE;
     return CR_GEMM_BLAS;
 }
@@ -71,6 +102,9 @@ const char *cr_sgemm_backend_name(void) {
     int f = atomic_load_explicit(&cr_gemm_forced, memory_order_relaxed);
     if (f == CR_GEMM_NAIVE) return "naive";
     if (f == CR_GEMM_PORTABLE || !CR_HAVE_BLAS) return "portable";
+#if CR_HAVE_BLAS
+    if (f == CR_GEMM_AUTO && !cr_gemm_blas_usable()) return "portable+" CR_BLAS_NAME;
+#endif
 #if CR_HAVE_BLAS
     return CR_BLAS_NAME;
 #else
@@ -176,4 +210,21 @@ void cr_sgemm(int transA, int transB, int M, int N, int K, float alpha,
         cr_sgemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+}
+
+void cr_sgemm_rows(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    cr_gemm_check(transA, transB, M, N, K, lda, ldb, ldc);
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == 0.0f) {
+        cr_gemm_scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    /* BLAS makes no such promise (OpenBLAS's AVX2 kernels round a row
+     * differently in a 64-row call than in a 7-row one), nor does the
+     * small-matrix path next to the blocked one: both are left out. */
+    if (atomic_load_explicit(&cr_gemm_forced, memory_order_relaxed) == CR_GEMM_NAIVE)
+        cr_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        cr_sgemm_tiled(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

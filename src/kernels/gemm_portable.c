@@ -300,6 +300,24 @@ void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
         cr_sgemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    cr_sgemm_tiled(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* The blocked path alone, for every shape. Each element of C is one chain
+ * of fused multiply-adds over k = 0..K-1 in blocks of KC, the partial sum
+ * stored to C between blocks (alpha * acc + beta * C, then acc + C): the
+ * same operations whatever M, N, the tile a row falls in or the thread, so
+ * a row of C depends only on its own row of op(A) (cr_sgemm_rows). */
+void cr_sgemm_tiled(int transA, int transB, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                    int ldc) {
+    CR_ASSERT(M >= 0 && N >= 0 && K >= 0 && ldc >= N);
+    CR_ASSERT(lda >= (transA ? M : K) && ldb >= (transB ? K : N));
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == 0.0f) {
+        cr_sgemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     int nt = cr_get_threads();
     int par = nt > 1 && (double)M * N * K >= CR_GEMM_PAR_MIN_WORK;
     cr_gemm_plan p = cr_gemm_plan_for(M, N, par ? nt : 1);

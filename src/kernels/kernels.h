@@ -41,6 +41,19 @@ void cr_sgemm_naive(int transA, int transB, int M, int N, int K, float alpha,
 void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
                        const float *A, int lda, const float *B, int ldb, float beta,
                        float *C, int ldc);
+/* The portable blocked path for every shape (no small-matrix shortcut):
+ * each element is one fused multiply-add chain over k in a fixed order. */
+void cr_sgemm_tiled(int transA, int transB, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta,
+                    float *C, int ldc);
+/* C = alpha * op(A) @ op(B) + beta * C where row i of C depends only on row
+ * i of op(A), row i of C and op(B): the same bits whatever M, whatever the
+ * other rows and the thread count. What scoring promises (a candidate's
+ * score does not depend on the batch it came in); AUTO and BLAS use the
+ * blocked portable path, NAIVE the reference. */
+void cr_sgemm_rows(int transA, int transB, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc);
 /* Few rows or few columns (serving a handful of candidates, a 1-wide output
  * layer): no packing, A and B read in place. Correct for any shape; the
  * portable backend routes small M or N here (gemm_small.c). */
@@ -57,6 +70,12 @@ void cr_linear_forward(float *out,          /* (B, OC), row stride ldo */
                        const float *w,      /* (OC, C) */
                        const float *b,      /* (OC) or NULL */
                        int B, int C, int OC, int ldi, int ldo);
+typedef void (*cr_linear_fn)(float *out, const float *inp, const float *w, const float *b,
+                             int B, int C, int OC, int ldi, int ldo);
+/* The same product through cr_sgemm_rows: each output row depends only on
+ * its input row (inference forwards that promise batch-independent scores). */
+void cr_linear_forward_rows(float *out, const float *inp, const float *w, const float *b,
+                            int B, int C, int OC, int ldi, int ldo);
 void cr_linear_backward(float *dinp,        /* (B, C) stride ldi, or NULL */
                         float *dw,          /* (OC, C) or NULL */
                         float *db,          /* (OC) or NULL */

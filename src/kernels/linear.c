@@ -9,23 +9,36 @@
  */
 #include "kernels.h"
 
+/* Seed every row of out with the bias (when there is one) and return the
+ * beta for the GEMM that follows. */
+static float cr_linear_seed(float *out, const float *b, int B, int OC, int ldo) {
+    if (!b) return 0.0f;
+    /* then the GEMM accumulates onto it (beta = 1): one pass over out
+     * instead of two */
+    CR_PARALLEL_FOR((size_t)B * OC > CR_PAR_MIN_WORK)
+    for (int r = 0; r < B; r++) {
+        float *o = out + (size_t)r * ldo;
+        for (int j = 0; j < OC; j++) o[j] = b[j];
+    }
+    return 1.0f;
+}
+
 void cr_linear_forward(float *out, const float *inp, const float *w, const float *b, int B,
                        int C, int OC, int ldi, int ldo) {
     CR_ASSERT(out && inp && w && B >= 0 && C >= 0 && OC >= 0);
     CR_ASSERT(ldi >= C && ldo >= OC);
     if (B == 0 || OC == 0) return;
-    float beta = 0.0f;
-    if (b) {
-        /* Seed every row with the bias, then let the GEMM accumulate onto
-         * it (beta = 1): one pass over out instead of two. */
-        CR_PARALLEL_FOR((size_t)B * OC > CR_PAR_MIN_WORK)
-        for (int r = 0; r < B; r++) {
-            float *o = out + (size_t)r * ldo;
-            for (int j = 0; j < OC; j++) o[j] = b[j];
-        }
-        beta = 1.0f;
-    }
+    float beta = cr_linear_seed(out, b, B, OC, ldo);
     cr_sgemm(0, 1, B, OC, C, 1.0f, inp, ldi, w, C, beta, out, ldo);
+}
+
+void cr_linear_forward_rows(float *out, const float *inp, const float *w, const float *b,
+                            int B, int C, int OC, int ldi, int ldo) {
+    CR_ASSERT(out && inp && w && B >= 0 && C >= 0 && OC >= 0);
+    CR_ASSERT(ldi >= C && ldo >= OC);
+    if (B == 0 || OC == 0) return;
+    float beta = cr_linear_seed(out, b, B, OC, ldo);
+    cr_sgemm_rows(0, 1, B, OC, C, 1.0f, inp, ldi, w, C, beta, out, ldo);
 }
 
 /* Column sums of dout into db, one output channel per lane. Each db[j]

@@ -116,7 +116,8 @@ float *cr_mlp_out(const cr_mlp *m, float *acts, int cap_B) {
 }
 
 void cr_mlp_forward(const cr_mlp *m, const cr_ptable *pt, const float *params, float *acts,
-                    const float *inp, int ldi, int B, int cap_B) {
+                    const float *inp, int ldi, int B, int cap_B, int rows) {
+    cr_linear_fn lin = rows ? cr_linear_forward_rows : cr_linear_forward;
     CR_ASSERT(B <= cap_B);
     const float *x = inp;
     int C = m->in_dim, ld = ldi;
@@ -124,8 +125,8 @@ void cr_mlp_forward(const cr_mlp *m, const cr_ptable *pt, const float *params, f
     for (int i = 0; i < m->n_layers; i++) {
         int H = m->dims[i];
         float *h = cr_mlp_layer(m, acts, cap_B, i);
-        cr_linear_forward(h, x, cr_ptable_ptr(pt, P, m->w[i]), cr_ptable_ptr(pt, P, m->b[i]),
-                          B, C, H, ld, H);
+        lin(h, x, cr_ptable_ptr(pt, P, m->w[i]), cr_ptable_ptr(pt, P, m->b[i]), B, C, H, ld,
+            H);
         /* ReLU in place: backward needs only the output ([h > 0] = [pre > 0]). */
         cr_relu_forward(h, h, (size_t)B * H);
         x = h;
@@ -230,7 +231,8 @@ float *cr_experts_out(const cr_experts *x, float *acts, int cap_B) {
  * (row stride E*H_{i-1}) and writing its slice of the next, so the (B, E, H)
  * layout is kept without any copy. */
 void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *params,
-                        float *acts, const float *inp, int ldi, int B, int cap_B) {
+                        float *acts, const float *inp, int ldi, int B, int cap_B, int rows) {
+    cr_linear_fn lin = rows ? cr_linear_forward_rows : cr_linear_forward;
     CR_ASSERT(B <= cap_B);
     float *P = (float *)params;
     const int E = x->E;
@@ -240,14 +242,13 @@ void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *p
         const float *W = cr_ptable_ptr(pt, P, x->w[i]);
         const float *bias = cr_ptable_ptr(pt, P, x->b[i]);
         if (i == 0) {
-            cr_linear_forward(h, inp, W, bias, B, x->in_dim, E * H, ldi, E * H);
+            lin(h, inp, W, bias, B, x->in_dim, E * H, ldi, E * H);
         } else {
             int Hp = x->dims[i - 1];
             const float *prev = cr_experts_layer(x, acts, cap_B, i - 1);
             for (int ex = 0; ex < E; ex++)
-                cr_linear_forward(h + (size_t)ex * H, prev + (size_t)ex * Hp,
-                                  W + (size_t)ex * H * Hp, bias + (size_t)ex * H, B, Hp, H,
-                                  E * Hp, E * H);
+                lin(h + (size_t)ex * H, prev + (size_t)ex * Hp, W + (size_t)ex * H * Hp,
+                    bias + (size_t)ex * H, B, Hp, H, E * Hp, E * H);
         }
         cr_relu_forward(h, h, (size_t)B * E * H);
     }

@@ -59,7 +59,8 @@ int       cr_mlp_max_width(const cr_mlp *m);
 void cr_mlp_forward(const cr_mlp *m, const cr_ptable *pt, const float *params,
                     float *acts,         /* layer blocks, see the header comment */
                     const float *inp,    /* (B, in_dim) row stride ldi */
-                    int ldi, int B, int cap_B);
+                    int ldi, int B, int cap_B,
+                    int rows);           /* 1: cr_linear_forward_rows (batch-independent rows) */
 /* dacts holds d(loss)/d(output) in the last layer's block (the other blocks
  * must be zero or hold gradients to add to); it is used as the running
  * gradient of every layer. dinp (stride ldi, may be NULL) and grads (may be
@@ -92,7 +93,7 @@ int       cr_experts_max_width(const cr_experts *x);
 float    *cr_experts_out(const cr_experts *x, float *acts, int cap_B);
 
 void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *params,
-                        float *acts, const float *inp, int ldi, int B, int cap_B);
+                        float *acts, const float *inp, int ldi, int B, int cap_B, int rows);
 /* Same contract as cr_mlp_backward; dpre holds B * cr_experts_max_width. */
 void cr_experts_backward(const cr_experts *x, const cr_ptable *pt, const float *params,
                          float *grads, float *dinp, float *dacts, float *dpre,

@@ -629,6 +629,13 @@ cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch
     float *x = ws->acts + ws->off_x;
     ws->B = B;
 
+    /* An inference workspace promises batch-independent scores: a row's
+     * predictions are the same bits whatever else is in its batch (and
+     * whatever the batch size), which BLAS and the small-matrix GEMM path
+     * do not give. Training keeps the fastest product. */
+    const int rows = !ws->train;
+    cr_linear_fn lin = rows ? cr_linear_forward_rows : cr_linear_forward;
+
     /* x = [cat embeddings | pooled bags | dense], each written in place */
     for (int i = 0; i < m->n_cat; i++) {
         int t = m->cat_table[i];
@@ -647,17 +654,17 @@ cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch
                (size_t)m->n_dense * sizeof(float));
 
     if (!cr_is_moe(m)) {
-        cr_mlp_forward(&m->bottom, &m->params, P, ws->acts + ws->off_trunk, x, C, B, cap);
+        cr_mlp_forward(&m->bottom, &m->params, P, ws->acts + ws->off_trunk, x, C, B, cap, rows);
     } else {
         const cr_experts *X = &m->experts;
         const int S = m->S, E = X->E, He = X->dims[X->n_layers - 1];
-        cr_experts_forward(X, &m->params, P, ws->acts + ws->off_trunk, x, C, B, cap);
+        cr_experts_forward(X, &m->params, P, ws->acts + ws->off_trunk, x, C, B, cap, rows);
         const float *ex = cr_experts_out(X, ws->acts + ws->off_trunk, cap);
         for (int k = 0; k < m->K; k++) {
             /* gate_k = softmax(x Wg_k^T + bg_k), mix_k = sum_s gate_k[s] expert[sel_k[s]] */
             float *g = ws->acts + ws->off_gate[k];
-            cr_linear_forward(ws->gate_logits, x, cr_ptable_ptr(&m->params, P, m->gate_w[k]),
-                              cr_ptable_ptr(&m->params, P, m->gate_b[k]), B, C, S, C, S);
+            lin(ws->gate_logits, x, cr_ptable_ptr(&m->params, P, m->gate_w[k]),
+                cr_ptable_ptr(&m->params, P, m->gate_b[k]), B, C, S, C, S);
             cr_softmax_forward(g, ws->gate_logits, B, S);
             cr_moe_mix_forward(ws->acts + ws->off_mix[k], g, ex,
                                m->gate_sel ? m->gate_sel + (size_t)k * S : NULL, B, S, E, He);
@@ -667,15 +674,14 @@ cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch
         int ld;
         const float *tin = cr_ranker_tower_in(m, ws, ws->acts, k, &ld);
         cr_mlp_forward(&m->towers[k], &m->params, P, ws->acts + ws->off_tower[k], tin, ld, B,
-                       cap);
+                       cap, rows);
     }
     for (int h = 0; h < m->cfg.n_heads; h++) {
         int ld;
         const float *hin = cr_ranker_head_in(m, ws, ws->acts, h, &ld);
         /* one output column: out row h is (B) with stride 1 */
-        cr_linear_forward(ws->out + (size_t)h * B, hin,
-                          cr_ptable_ptr(&m->params, P, m->head_w[h]),
-                          cr_ptable_ptr(&m->params, P, m->head_b[h]), B, ld, 1, ld, 1);
+        lin(ws->out + (size_t)h * B, hin, cr_ptable_ptr(&m->params, P, m->head_w[h]),
+            cr_ptable_ptr(&m->params, P, m->head_b[h]), B, ld, 1, ld, 1);
     }
     return CR_OK;
 }
