@@ -173,8 +173,8 @@ static void test_rows_correct(void **state) {
 }
 
 /* cr_sgemm_rows: row i of C is the same bits whether it is computed in a
- * batch of 1, 3, 7, 13 or all M rows, at any offset, on 1 or 2 threads,
- * and whatever backend AUTO would pick; every transpose combination. */
+ * batch of 1, 3, 7, 13 or all M rows, at any offset, on 1 or 2 threads;
+ * every transpose combination, and the linear layer row by row. */
 static void test_rows_batch_independent(void **state) {
     (void)state;
     int saved = cr_get_threads();

@@ -46,6 +46,11 @@
 #define CR_GEMM_BLAS_MIN_WORK 0
 #endif
 
+/* With OpenBLAS on kernels narrower than the portable one, products of at
+ * least this many multiply-adds go to portable; below it OpenBLAS's
+ * small-matrix path still wins (bench/kernels.c tiny_* rows, docs/kernels.md). */
+#define CR_GEMM_NARROW_BLAS_MAX_WORK (64.0 * 64 * 64)
+
 /* The forced backend is the one process-wide knob in this layer. It exists
  * for tests and the kernel lab (run the same model on every backend), not
  * for production tuning, so an atomic int is enough: relaxed loads cost
@@ -57,14 +62,12 @@ void cr_sgemm_set_backend(cr_gemm_backend b) {
     atomic_store_explicit(&cr_gemm_forced, (int)b, memory_order_relaxed);
 }
 
-/* Which backend an AUTO call of this size takes. Forcing BLAS in a build
- * without BLAS falls back to the portable kernel (documented in kernels.h). */
-/* Whether AUTO should use BLAS at all. OpenBLAS picks its kernels at run
+/* Whether AUTO may give large products to BLAS. OpenBLAS picks its kernels at run
  * time from the CPU, or from OPENBLAS_CORETYPE when that is set; told
  * "Haswell" on an AVX-512 machine it runs 8-wide kernels at about two thirds
  * of the portable 16-wide one (docs/kernels.md). So when this build's
  * portable kernel is AVX-512 and OpenBLAS reports a core without AVX-512
- * kernels, AUTO keeps to the portable one. Decided once per process (the
+ * kernels, AUTO keeps those to the portable one. Decided once per process (the
  * core type does not change); -1 = not yet known. */
 static _Atomic int cr_gemm_blas_ok = -1;
 
@@ -85,15 +88,16 @@ static int cr_gemm_blas_usable(void) {
     return ok;
 }
 
+/* Which backend an AUTO call of this size takes. Forcing BLAS in a build
+ * without BLAS falls back to the portable kernel (documented in kernels.h). */
 static cr_gemm_backend cr_gemm_pick(int M, int N, int K) {
     int f = atomic_load_explicit(&cr_gemm_forced, memory_order_relaxed);
     if (f == CR_GEMM_NAIVE) return CR_GEMM_NAIVE;
     if (f == CR_GEMM_PORTABLE) return CR_GEMM_PORTABLE;
     if (!CR_HAVE_BLAS) return CR_GEMM_PORTABLE;
     if (f == CR_GEMM_BLAS) return CR_GEMM_BLAS;
-    /* OpenBLAS's small-matrix path still wins below about 64^3 even with
-     * its AVX2 kernels (bench/kernels.c tiny_* rows). */
-    if (!cr_gemm_blas_usable() && (double)M * N * K >= 64.0 * 64 * 64) return CR_GEMM_PORTABLE;
+    if (!cr_gemm_blas_usable() && (double)M * N * K >= CR_GEMM_NARROW_BLAS_MAX_WORK)
+        return CR_GEMM_PORTABLE;
     if ((double)M * N * K < CR_GEMM_BLAS_MIN_WORK) return CR_GEMM_PORTABLE;
     return CR_GEMM_BLAS;
 }
@@ -104,8 +108,6 @@ const char *cr_sgemm_backend_name(void) {
     if (f == CR_GEMM_PORTABLE || !CR_HAVE_BLAS) return "portable";
 #if CR_HAVE_BLAS
     if (f == CR_GEMM_AUTO && !cr_gemm_blas_usable()) return "portable+" CR_BLAS_NAME;
-#endif
-#if CR_HAVE_BLAS
     return CR_BLAS_NAME;
 #else
     return "portable";
