@@ -374,6 +374,7 @@ static void bench_usage(FILE *f) {
             "  --sparse-opt NAME  adagrad | lazy_adam, for the tables (default adagrad)\n"
             "  --part NAME        all | train | score: what to measure (default all)\n"
             "  --no-peak          skip the 1024^3 sgemm peak measurement\n"
+            "  --no-pack          score without packing the weights first (cr_ranker_pack)\n"
             "  --json             one JSON object instead of `name: value` lines\n"
             "  --help             this text\n");
 }
@@ -392,7 +393,7 @@ static int bench_parse_double(const char *s, double *out) {
     } while (0)
 
 int main(int argc, char **argv) {
-    int threads = 1, json = 0, peak = 1, part = BENCH_ALL;
+    int threads = 1, json = 0, peak = 1, pack = 1, part = BENCH_ALL;
     double seconds = 3.0, zipf = 1.05;
     const char *model_name = "reference";
     cr_sparse_opt_kind sparse_kind = CR_SPARSE_ADAGRAD;
@@ -401,7 +402,8 @@ int main(int argc, char **argv) {
         {"seconds", required_argument, 0, 's'},    {"zipf", required_argument, 0, 'z'},
         {"sparse-opt", required_argument, 0, 'o'}, {"part", required_argument, 0, 'p'},
         {"no-peak", no_argument, 0, 'P'},          {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+        {"no-pack", no_argument, 0, 'K'},          {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         double v;
@@ -436,6 +438,7 @@ int main(int argc, char **argv) {
             else BENCH_DIE("--part '%s': expected all, train or score", optarg);
             break;
         case 'P': peak = 0; break;
+        case 'K': pack = 0; break;
         case 'j': json = 1; break;
         case 'h': bench_usage(stdout); return 0;
         default: bench_usage(stderr); return 2;
@@ -552,6 +555,8 @@ int main(int argc, char **argv) {
     /* ---- scoring 1000 candidates: forward + predictions, one call at a time ---- */
     double score_cpu = 0, score_s = 0;
     if (part != BENCH_TRAIN) {
+        /* what a scoring process does once, after loading the model */
+        if (pack && cr_ranker_pack(m, &e) != CR_OK) BENCH_DIE("%s", e.msg);
         for (int i = 0; i < 3; i++) {
             if (cr_ranker_forward(m, sws, &req, &e) != CR_OK) BENCH_DIE("%s", e.msg);
             cr_ranker_predict(m, sws, pred);
@@ -602,6 +607,7 @@ int main(int argc, char **argv) {
         bench_put(&o, "train_gflops", 0, "%.2f", train_flops / p50 * 1e-9);
     }
     bench_put(&o, "score_batch", 0, "%d", BENCH_SCORE_B);
+    bench_put(&o, "score_packed", 0, "%d", pack && m->packed != NULL);
     if (n_lat) {
         double p50 = lat[(n_lat - 1) / 2], p99 = lat[(size_t)((n_lat - 1) * 0.99)];
         bench_put(&o, "score_calls", 0, "%zu", n_lat);

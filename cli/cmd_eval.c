@@ -73,6 +73,7 @@ int cr_cli_eval(int argc, char **argv) {
     if (cr_rank_config_load(&cfg, config, &e)) return cr_cli_fail("eval", &e);
     if (data) snprintf(cfg.data.path, sizeof cfg.data.path, "%s", data);
     if (cr_ranker_load(&m, &ms, model, &e)) goto done_cfg;
+    if (cr_ranker_pack(m, &e)) goto done;
     if (cr_schema_check_same(&ms, &cfg.schema, model, &e)) goto done;
     if (cr_dataset_load(&ds, &ms, &cfg.data, 0, &e)) goto done;
     cJSON *root = cJSON_CreateObject();

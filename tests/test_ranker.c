@@ -3,7 +3,7 @@
  * of the whole model (loss w.r.t. a sample of dense parameters and table
  * entries) for shared bottom, MMoE and PLE, including towers and bottoms of
  * zero layers; workspaces (inference = training outputs, B < max_B, two
- * workspaces on one model); gradient accumulation through the sparse
+ * workspaces on one model); packed weights (the same bits, a snapshot); gradient accumulation through the sparse
  * merge; the multi-task loss by hand (extra-column targets, masks,
  * uncertainty weighting); and the errors bad input must produce.
  */
@@ -574,12 +574,76 @@ static void test_errors(void **state) {
     cr_ranker_free(m);
 }
 
+/* Packed weights (cr_ranker_pack) score the same bits as the unpacked
+ * inference path, for every architecture, at 1 and 2 threads; training
+ * workspaces ignore them; they are a snapshot that packing again
+ * refreshes, and re-initialising the parameters drops them. */
+static void test_packed(void **state) {
+    (void)state;
+    tiny t;
+    tiny_init(&t, TB);
+    cr_error e;
+    int saved = cr_get_threads();
+    for (int arch = 0; arch < 3; arch++)
+        for (int layers = 0; layers < 3; layers += 2) {
+            cr_ranker *m = make(&t, (cr_arch)arch, layers, CR_LOSS_FIXED);
+            const size_t n = (size_t)m->cfg.n_heads * TB;
+            cr_ranker_ws *inf = NULL, *tr = NULL;
+            assert_int_equal(cr_ranker_ws_create(&inf, m, TB, 0, 0, &e), CR_OK);
+            assert_int_equal(cr_ranker_ws_create(&tr, m, TB, 1, 0, &e), CR_OK);
+            float *ref = malloc(n * sizeof(float)), *tref = malloc(n * sizeof(float));
+            cr_set_threads(1);
+            assert_int_equal(cr_ranker_forward(m, inf, &t.b, &e), CR_OK);
+            memcpy(ref, inf->out, n * sizeof(float));
+            assert_int_equal(cr_ranker_forward(m, tr, &t.b, &e), CR_OK);
+            memcpy(tref, tr->out, n * sizeof(float));
+            assert_null(m->packed);
+            assert_int_equal(cr_ranker_pack(m, &e), CR_OK);
+            assert_non_null(m->packed);
+            for (int th = 1; th <= 2; th++) {
+                cr_set_threads(th);
+                assert_int_equal(cr_ranker_forward(m, inf, &t.b, &e), CR_OK);
+                assert_memory_equal(inf->out, ref, n * sizeof(float));
+            }
+            cr_set_threads(1);
+            /* a snapshot: a changed weight is not seen until packed again;
+             * a training workspace reads the parameters themselves */
+            float *hb = cr_ptable_ptr(&m->params, m->params.data, m->head_b[0]);
+            hb[0] += 0.5f; /* a bias: the snapshot holds those too */
+            int wi = m->head_w[m->cfg.n_heads - 1];
+            float *w = cr_ptable_ptr(&m->params, m->params.data, wi);
+            for (size_t i = 0; i < m->params.t[wi].numel; i++) w[i] *= 1.5f;
+            assert_int_equal(cr_ranker_forward(m, inf, &t.b, &e), CR_OK);
+            assert_memory_equal(inf->out, ref, n * sizeof(float));
+            assert_int_equal(cr_ranker_forward(m, tr, &t.b, &e), CR_OK);
+            assert_memory_not_equal(tr->out, tref, n * sizeof(float));
+            memcpy(tref, tr->out, n * sizeof(float));
+            assert_int_equal(cr_ranker_pack(m, &e), CR_OK); /* replaces the copy */
+            assert_int_equal(cr_ranker_forward(m, inf, &t.b, &e), CR_OK);
+            assert_memory_not_equal(inf->out, ref, n * sizeof(float));
+            cr_ranker_unpack(m);
+            memcpy(ref, inf->out, n * sizeof(float));
+            assert_int_equal(cr_ranker_forward(m, inf, &t.b, &e), CR_OK);
+            assert_memory_equal(inf->out, ref, n * sizeof(float));
+            assert_int_equal(cr_ranker_pack(m, &e), CR_OK);
+            cr_ranker_init_params(m, 99);
+            assert_null(m->packed);
+            cr_ranker_ws_free(inf);
+            cr_ranker_ws_free(tr);
+            free(ref);
+            free(tref);
+            cr_ranker_free(m);
+        }
+    cr_set_threads(saved);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck_shared_bottom),
         cmocka_unit_test(test_gradcheck_mmoe),
         cmocka_unit_test(test_gradcheck_ple),
         cmocka_unit_test(test_workspaces),
+        cmocka_unit_test(test_packed),
         cmocka_unit_test(test_accumulate),
         cmocka_unit_test(test_loss_by_hand),
         cmocka_unit_test(test_errors),

@@ -39,13 +39,12 @@
  * in L1 while the MC/MR slivers of A stream past it from L2, where the
  * MC x KC block of A (<= 147 KB) and the KC x NC block of B (<= 256 KB)
  * live. NC 256 measured 10% faster than 128 on the MLP shapes; larger KC
- * or NC did not pay for the stack. Both buffers are on each thread's stack
+ * or NC did not pay for the stack (KC is CR_GEMM_KC, kernels.h, because the
+ * packed linear must cut K the same way). Both buffers are on each thread's stack
  * (the kernel layer never allocates): about 400 KB, well inside default
  * thread stacks (documented in kernels.h). The #ifndefs let the lab try
  * other sizes with -D. */
-#ifndef CR_KC
-#define CR_KC 256
-#endif
+#define CR_KC CR_GEMM_KC
 #ifndef CR_NC_MAX
 #define CR_NC_MAX 256
 #endif

@@ -46,6 +46,12 @@ void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
 void cr_sgemm_tiled(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta,
                     float *C, int ldc);
+/* The K block of the blocked path: a sum over k runs in chains of this many
+ * terms, each added to the running value. cr_linear_forward_packed cuts K
+ * the same way, which is what makes the two agree bit for bit. */
+#ifndef CR_GEMM_KC
+#define CR_GEMM_KC 256
+#endif
 /* C = alpha * op(A) @ op(B) + beta * C where row i of C depends only on row
  * i of op(A), row i of C and op(B): the same bits whatever M, whatever the
  * other rows and the thread count. What scoring promises (a candidate's
@@ -76,6 +82,17 @@ typedef void (*cr_linear_fn)(float *out, const float *inp, const float *w, const
  * its input row (inference forwards that promise batch-independent scores). */
 void cr_linear_forward_rows(float *out, const float *inp, const float *w, const float *b,
                             int B, int C, int OC, int ldi, int ldo);
+/* Inference on weights packed once (linear_packed.c): cr_linear_pack writes
+ * w (OC, C) into wp (cr_linear_pack_floats(OC, C) floats) in the order the
+ * micro-kernel reads it, and cr_linear_forward_packed computes exactly the
+ * bits of cr_linear_forward_rows (followed by cr_relu_forward when relu is
+ * 1) without packing anything per call: a row depends only on its input
+ * row. Its backward is cr_linear_backward on the unpacked w. */
+size_t cr_linear_pack_floats(int OC, int C);
+int    cr_linear_pack_width(void); /* output channels per packed sliver */
+void   cr_linear_pack(float *wp, const float *w, int OC, int C);
+void   cr_linear_forward_packed(float *out, const float *inp, const float *wp, const float *b,
+                                int B, int C, int OC, int ldi, int ldo, int relu);
 void cr_linear_backward(float *dinp,        /* (B, C) stride ldi, or NULL */
                         float *dw,          /* (OC, C) or NULL */
                         float *db,          /* (OC) or NULL */

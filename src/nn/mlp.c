@@ -116,19 +116,16 @@ float *cr_mlp_out(const cr_mlp *m, float *acts, int cap_B) {
 }
 
 void cr_mlp_forward(const cr_mlp *m, const cr_ptable *pt, const float *params, float *acts,
-                    const float *inp, int ldi, int B, int cap_B, int rows) {
-    cr_linear_fn lin = rows ? cr_linear_forward_rows : cr_linear_forward;
+                    const float *inp, int ldi, int B, int cap_B, int rows,
+                    const cr_nn_packed *pk) {
     CR_ASSERT(B <= cap_B);
     const float *x = inp;
     int C = m->in_dim, ld = ldi;
-    float *P = (float *)params; /* cr_ptable_ptr takes a mutable slab; we only read */
     for (int i = 0; i < m->n_layers; i++) {
         int H = m->dims[i];
         float *h = cr_mlp_layer(m, acts, cap_B, i);
-        lin(h, x, cr_ptable_ptr(pt, P, m->w[i]), cr_ptable_ptr(pt, P, m->b[i]), B, C, H, ld,
-            H);
         /* ReLU in place: backward needs only the output ([h > 0] = [pre > 0]). */
-        cr_relu_forward(h, h, (size_t)B * H);
+        cr_nn_linear(pk, rows, pt, params, m->w[i], m->b[i], 0, h, x, B, C, H, ld, H, 1);
         x = h;
         C = H;
         ld = H;
@@ -231,26 +228,23 @@ float *cr_experts_out(const cr_experts *x, float *acts, int cap_B) {
  * (row stride E*H_{i-1}) and writing its slice of the next, so the (B, E, H)
  * layout is kept without any copy. */
 void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *params,
-                        float *acts, const float *inp, int ldi, int B, int cap_B, int rows) {
-    cr_linear_fn lin = rows ? cr_linear_forward_rows : cr_linear_forward;
+                        float *acts, const float *inp, int ldi, int B, int cap_B, int rows,
+                        const cr_nn_packed *pk) {
     CR_ASSERT(B <= cap_B);
-    float *P = (float *)params;
     const int E = x->E;
     for (int i = 0; i < x->n_layers; i++) {
         int H = x->dims[i];
         float *h = cr_experts_layer(x, acts, cap_B, i);
-        const float *W = cr_ptable_ptr(pt, P, x->w[i]);
-        const float *bias = cr_ptable_ptr(pt, P, x->b[i]);
         if (i == 0) {
-            lin(h, inp, W, bias, B, x->in_dim, E * H, ldi, E * H);
+            cr_nn_linear(pk, rows, pt, params, x->w[i], x->b[i], 0, h, inp, B, x->in_dim, E * H,
+                         ldi, E * H, 1);
         } else {
             int Hp = x->dims[i - 1];
             const float *prev = cr_experts_layer(x, acts, cap_B, i - 1);
             for (int ex = 0; ex < E; ex++)
-                lin(h + (size_t)ex * H, prev + (size_t)ex * Hp, W + (size_t)ex * H * Hp,
-                    bias + (size_t)ex * H, B, Hp, H, E * Hp, E * H);
+                cr_nn_linear(pk, rows, pt, params, x->w[i], x->b[i], ex, h + (size_t)ex * H,
+                             prev + (size_t)ex * Hp, B, Hp, H, E * Hp, E * H, 1);
         }
-        cr_relu_forward(h, h, (size_t)B * E * H);
     }
 }
 

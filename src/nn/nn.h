@@ -35,6 +35,32 @@ cr_status cr_nn_check_dims(const char *prefix, int in_dim, int n_layers, const i
 void cr_nn_init_linear(const cr_ptable *pt, float *params, int w, int b, int fan_in,
                        cr_rng *r);
 
+/* ---- weights packed for inference (packed.c) --------------------------------
+ * A snapshot of a parameter table in one slab: every weight matrix (2-D
+ * (OC, C), or 3-D (G, OC, C) as G packs one after another) in the
+ * cr_linear_pack form, every other tensor (biases, norms) copied as is.
+ * Tensor i starts at data + off[i]; mat[i] says which form it has. */
+typedef struct cr_nn_packed {
+    float         *data;
+    size_t        *off; /* (n) */
+    unsigned char *mat; /* (n) 1: packed matrix, 0: plain copy */
+    int            n;
+} cr_nn_packed;
+cr_status    cr_nn_pack(cr_nn_packed *pk, const cr_ptable *pt, const float *params, cr_error *e);
+void         cr_nn_packed_free(cr_nn_packed *pk);
+/* Group g of matrix idx, packed; NULL when pk is NULL or idx is no matrix. */
+const float *cr_nn_packed_w(const cr_nn_packed *pk, const cr_ptable *pt, int idx, int g);
+/* The copy of a tensor that is not a packed matrix; NULL otherwise. */
+const float *cr_nn_packed_copy(const cr_nn_packed *pk, int idx);
+/* out = inp @ W^T + b (then ReLU when relu is 1) with W group g of tensor
+ * widx and b group g of bidx (none for bidx < 0): the training GEMM
+ * (rows 0), or batch-independent rows (rows 1) which run on pk's snapshot
+ * (weights and bias) when it has one: the same bits as unpacked, faster.
+ * A forced backend does not change the packed path. */
+void cr_nn_linear(const cr_nn_packed *pk, int rows, const cr_ptable *pt, const float *params,
+                  int widx, int bidx, int g, float *out, const float *inp, int B, int C, int OC,
+                  int ldi, int ldo, int relu);
+
 /* ---- MLP: h_0 = x, h_{i+1} = relu(h_i W_i^T + b_i) ------------------------
  * Tensors "<prefix>.l<i>.weight" (dims[i], in) and "<prefix>.l<i>.bias"
  * (dims[i]); biases carry CR_PARAM_NO_DECAY. An MLP of 0 layers is the
@@ -60,7 +86,8 @@ void cr_mlp_forward(const cr_mlp *m, const cr_ptable *pt, const float *params,
                     float *acts,         /* layer blocks, see the header comment */
                     const float *inp,    /* (B, in_dim) row stride ldi */
                     int ldi, int B, int cap_B,
-                    int rows);           /* 1: cr_linear_forward_rows (batch-independent rows) */
+                    int rows,            /* 1: cr_linear_forward_rows (batch-independent rows) */
+                    const cr_nn_packed *pk); /* with rows: packed weights, or NULL */
 /* dacts holds d(loss)/d(output) in the last layer's block (the other blocks
  * must be zero or hold gradients to add to); it is used as the running
  * gradient of every layer. dinp (stride ldi, may be NULL) and grads (may be
@@ -93,7 +120,8 @@ int       cr_experts_max_width(const cr_experts *x);
 float    *cr_experts_out(const cr_experts *x, float *acts, int cap_B);
 
 void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *params,
-                        float *acts, const float *inp, int ldi, int B, int cap_B, int rows);
+                        float *acts, const float *inp, int ldi, int B, int cap_B, int rows,
+                        const cr_nn_packed *pk);
 /* Same contract as cr_mlp_backward; dpre holds B * cr_experts_max_width. */
 void cr_experts_backward(const cr_experts *x, const cr_ptable *pt, const float *params,
                          float *grads, float *dinp, float *dacts, float *dpre,

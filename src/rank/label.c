@@ -258,6 +258,7 @@ static void progress(const label_ctx *c, double t0, double *last, int final) {
 static cr_status run(label_ctx *c, cr_error *e) {
     const cr_label_opts *o = c->o;
     CR_TRY(cr_ranker_load(&c->m, &c->s, o->teacher, e));
+    CR_TRY(cr_ranker_pack(c->m, e)); /* the teacher is never trained here */
     CR_TRY(cr_distill_map_load(&c->map, o->map, e));
     CR_TRY(cr_csv_open(&c->in, o->data, o->sep, e));
     CR_TRY(cr_distill_map_bind(&c->map, &c->s, &c->m->cfg, o->teacher, c->in, e));

@@ -313,6 +313,7 @@ static cr_status cr_ranker_register(cr_ranker *m, const cr_schema *s, cr_error *
 }
 
 void cr_ranker_init_params(cr_ranker *m, uint64_t seed) {
+    cr_ranker_unpack(m); /* it would score the old weights */
     cr_rng r;
     cr_rng_seed(&r, seed);
     /* Registration order: the trunk, gates, towers, heads, then tables. */
@@ -358,8 +359,29 @@ fail:
     return st;
 }
 
+cr_status cr_ranker_pack(cr_ranker *m, cr_error *e) {
+    cr_nn_packed *pk = calloc(1, sizeof *pk);
+    if (!pk) return cr_err(e, CR_ERR_NOMEM, "out of memory (packed weights)");
+    cr_status st = cr_nn_pack(pk, &m->params, m->params.data, e);
+    if (st) {
+        free(pk);
+        return st;
+    }
+    cr_ranker_unpack(m);
+    m->packed = pk;
+    return CR_OK;
+}
+
+void cr_ranker_unpack(cr_ranker *m) {
+    if (!m->packed) return;
+    cr_nn_packed_free(m->packed);
+    free(m->packed);
+    m->packed = NULL;
+}
+
 void cr_ranker_free(cr_ranker *m) {
     if (!m) return;
+    cr_ranker_unpack(m);
     free(m->cat_table);
     free(m->cat_col);
     free(m->multi_table);
@@ -634,7 +656,10 @@ cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch
      * whatever the batch size), which BLAS and the small-matrix GEMM path
      * do not give. Training keeps the fastest product. */
     const int rows = !ws->train;
-    cr_linear_fn lin = rows ? cr_linear_forward_rows : cr_linear_forward;
+    /* the weights packed once for scoring, when the model has them (the
+     * same bits as the rows path, without repacking on every call) */
+    const cr_nn_packed *pk = rows ? m->packed : NULL;
+    const cr_ptable *pt = &m->params;
 
     /* x = [cat embeddings | pooled bags | dense], each written in place */
     for (int i = 0; i < m->n_cat; i++) {
@@ -654,17 +679,17 @@ cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch
                (size_t)m->n_dense * sizeof(float));
 
     if (!cr_is_moe(m)) {
-        cr_mlp_forward(&m->bottom, &m->params, P, ws->acts + ws->off_trunk, x, C, B, cap, rows);
+        cr_mlp_forward(&m->bottom, pt, P, ws->acts + ws->off_trunk, x, C, B, cap, rows, pk);
     } else {
         const cr_experts *X = &m->experts;
         const int S = m->S, E = X->E, He = X->dims[X->n_layers - 1];
-        cr_experts_forward(X, &m->params, P, ws->acts + ws->off_trunk, x, C, B, cap, rows);
+        cr_experts_forward(X, pt, P, ws->acts + ws->off_trunk, x, C, B, cap, rows, pk);
         const float *ex = cr_experts_out(X, ws->acts + ws->off_trunk, cap);
         for (int k = 0; k < m->K; k++) {
             /* gate_k = softmax(x Wg_k^T + bg_k), mix_k = sum_s gate_k[s] expert[sel_k[s]] */
             float *g = ws->acts + ws->off_gate[k];
-            lin(ws->gate_logits, x, cr_ptable_ptr(&m->params, P, m->gate_w[k]),
-                cr_ptable_ptr(&m->params, P, m->gate_b[k]), B, C, S, C, S);
+            cr_nn_linear(pk, rows, pt, P, m->gate_w[k], m->gate_b[k], 0, ws->gate_logits, x, B,
+                         C, S, C, S, 0);
             cr_softmax_forward(g, ws->gate_logits, B, S);
             cr_moe_mix_forward(ws->acts + ws->off_mix[k], g, ex,
                                m->gate_sel ? m->gate_sel + (size_t)k * S : NULL, B, S, E, He);
@@ -673,15 +698,15 @@ cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch
     for (int k = 0; k < m->K; k++) {
         int ld;
         const float *tin = cr_ranker_tower_in(m, ws, ws->acts, k, &ld);
-        cr_mlp_forward(&m->towers[k], &m->params, P, ws->acts + ws->off_tower[k], tin, ld, B,
-                       cap, rows);
+        cr_mlp_forward(&m->towers[k], pt, P, ws->acts + ws->off_tower[k], tin, ld, B, cap, rows,
+                       pk);
     }
     for (int h = 0; h < m->cfg.n_heads; h++) {
         int ld;
         const float *hin = cr_ranker_head_in(m, ws, ws->acts, h, &ld);
         /* one output column: out row h is (B) with stride 1 */
-        lin(ws->out + (size_t)h * B, hin, cr_ptable_ptr(&m->params, P, m->head_w[h]),
-            cr_ptable_ptr(&m->params, P, m->head_b[h]), B, ld, 1, ld, 1);
+        cr_nn_linear(pk, rows, pt, P, m->head_w[h], m->head_b[h], 0, ws->out + (size_t)h * B,
+                     hin, B, ld, 1, ld, 1, 0);
     }
     return CR_OK;
 }

@@ -96,6 +96,7 @@ typedef struct cr_ranker {
     int n_served;
     int *head_served;           /* (n_heads) index among served heads, -1 if not served */
     int log_var;                /* "loss.log_var" (n_served) under uncertainty, else -1 */
+    cr_nn_packed *packed;       /* dense weights packed for scoring, or NULL (cr_ranker_pack) */
 } cr_ranker;
 
 /* Check cfg against the schema, register every tensor, allocate both slabs
@@ -105,8 +106,15 @@ typedef struct cr_ranker {
 cr_status cr_ranker_create(cr_ranker **out, const cr_schema *s, const cr_model_cfg *cfg,
                            uint64_t seed, cr_error *e);
 void      cr_ranker_free(cr_ranker *m);
-/* Re-draw every parameter and table from seed. */
+/* Re-draw every parameter and table from seed (and drop a packed copy). */
 void      cr_ranker_init_params(cr_ranker *m, uint64_t seed);
+/* Pack the dense weights for scoring, once, when a model is loaded to be
+ * scored: inference workspaces then run every layer on the packed copy
+ * (the same bits, without repacking the weights on every call). It is a
+ * snapshot: after changing m->params, pack again or unpack. Training
+ * workspaces never read it. Packing again replaces the copy. */
+cr_status cr_ranker_pack(cr_ranker *m, cr_error *e);
+void      cr_ranker_unpack(cr_ranker *m);
 
 /* Per-caller state. Activations always; with train also the gradient slab
  * (same offsets as m->params), row-sparse table gradients and backward

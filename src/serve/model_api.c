@@ -98,7 +98,9 @@ cr_status cr_model_load_opts(cr_model **out, const char *path, const cr_model_op
     snprintf(m->path, sizeof m->path, "%s", path);
     for (int h = 0; h < m->r->cfg.n_heads; h++)
         if (m->r->cfg.heads[h].served) m->out_head[m->n_out++] = h;
-    if ((s = cr_model_version_of(m->version, sizeof m->version, path, e)) ||
+    /* a loaded model is only scored: pack its weights once */
+    if ((s = cr_ranker_pack(m->r, e)) ||
+        (s = cr_model_version_of(m->version, sizeof m->version, path, e)) ||
         (s = cr_model_request_init(m, o, e))) {
         cr_model_free(m);
         return s;

@@ -1,0 +1,207 @@
+/*
+ * linear_packed.c - the inference linear on weights packed once: out =
+ * inp @ w^T + b, optionally followed by ReLU, with w laid out in the
+ * micro-kernel's order ahead of time (cr_linear_pack) and the input rows
+ * read where they are. The blocked GEMM (gemm_portable.c) copies both
+ * operands into packed buffers on every call; for a scoring forward of a
+ * thousand candidates those copies (strided gathers of w and of the input)
+ * took as long as a third of the multiply-adds. Here neither is copied.
+ *
+ * The sums are those of cr_linear_forward_rows, bit for bit: each output is
+ * one fused multiply-add chain over k in blocks of CR_GEMM_KC, the first
+ * block added to the bias (or standing alone), each later block added to
+ * the running value, exactly as cr_sgemm_tiled does with beta = 1 after the
+ * bias seed. So a packed model scores like an unpacked one, and a row
+ * depends only on its own input row (whatever B, the other rows or the
+ * thread count). The ReLU is max(x, 0) on the final value, like
+ * cr_relu_forward. Backward is cr_linear_backward on the unpacked w: this
+ * is a faster route to the same forward, not a new layer.
+ *
+ * Packed layout, for OC output channels of C inputs: ceil(OC / NR) slivers,
+ * sliver s holding rows s*NR .. s*NR+NR-1 of w transposed, (C, NR), row k
+ * = w[s*NR + j][k] for j = 0..NR-1, zero past OC.
+ *
+ * Legend: B batch rows, C input channels, OC output channels, NR sliver
+ * width, MR rows per register tile.
+ */
+#include "kernels.h"
+
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define CR_LP_MR 12
+#define CR_LP_NR 32
+#else
+#define CR_LP_MR 4
+#define CR_LP_NR 16
+#endif
+
+/* Rows and columns of one task (a block of the output one thread computes
+ * whole): multiples of MR and NR, so the split never changes the tiles. */
+#define CR_LP_MC (12 * CR_LP_MR)
+#define CR_LP_NC 256
+/* Below this many multiply-adds one thread is faster than forking two. */
+#define CR_LP_PAR_MIN_WORK (1 << 20)
+
+int cr_linear_pack_width(void) { return CR_LP_NR; }
+
+size_t cr_linear_pack_floats(int OC, int C) {
+    CR_ASSERT(OC >= 0 && C >= 0);
+    return (size_t)((OC + CR_LP_NR - 1) / CR_LP_NR) * CR_LP_NR * (size_t)C;
+}
+
+void cr_linear_pack(float *wp, const float *w, int OC, int C) {
+    CR_ASSERT(wp && (w || OC == 0 || C == 0) && OC >= 0 && C >= 0);
+    int ns = (OC + CR_LP_NR - 1) / CR_LP_NR;
+    for (int s = 0; s < ns; s++) {
+        float *d = wp + (size_t)s * C * CR_LP_NR;
+        int j0 = s * CR_LP_NR, nr = OC - j0 < CR_LP_NR ? OC - j0 : CR_LP_NR;
+        /* read w row by row (contiguous), write with stride NR */
+        for (int j = 0; j < nr; j++) {
+            const float *src = w + (size_t)(j0 + j) * C;
+            for (int k = 0; k < C; k++) d[(size_t)k * CR_LP_NR + j] = src[k];
+        }
+        for (int j = nr; j < CR_LP_NR; j++)
+            for (int k = 0; k < C; k++) d[(size_t)k * CR_LP_NR + j] = 0.0f;
+    }
+}
+
+/* One register tile: rows a[0..MR) (row i at a + i*lda; rows past mr
+ * repeat row mr-1 and are not stored), columns j0 .. j0+nr of the output,
+ * inputs k0 .. k0+kc. first: the block that starts each sum (bias or
+ * nothing before it); last: the block after which ReLU applies. */
+#if defined(__AVX512F__)
+__attribute__((aligned(64)))
+static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
+                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    const float *ar[CR_LP_MR];
+    for (int i = 0; i < CR_LP_MR; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
+    __m512 c0[CR_LP_MR], c1[CR_LP_MR];
+#pragma GCC unroll 12
+    for (int i = 0; i < CR_LP_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR);
+        __m512 b1 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < CR_LP_MR; i++) {
+            __m512 ai = _mm512_set1_ps(ar[i][k]);
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
+    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
+    __m512 z = _mm512_setzero_ps();
+    __m512 bb0 = z, bb1 = z;
+    if (first && bias) {
+        bb0 = _mm512_maskz_loadu_ps(m0, bias);
+        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    }
+    for (int i = 0; i < mr; i++) {
+        float *o = out + (size_t)i * ldo;
+        __m512 v0 = c0[i], v1 = c1[i];
+        if (!first) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, o));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, o + 16));
+        } else if (bias) {
+            v0 = _mm512_add_ps(v0, bb0);
+            v1 = _mm512_add_ps(v1, bb1);
+        }
+        if (relu) {
+            v0 = _mm512_max_ps(v0, z);
+            v1 = _mm512_max_ps(v1, z);
+        }
+        _mm512_mask_storeu_ps(o, m0, v0);
+        _mm512_mask_storeu_ps(o + 16, m1, v1);
+    }
+}
+#else
+/* Plain C, with the same operations as the blocked GEMM of this build:
+ * fused multiply-adds when the target has them (the AVX2 micro-kernel),
+ * a rounded product then a sum otherwise (the plain one). */
+static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
+                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    float acc[CR_LP_MR][CR_LP_NR];
+    memset(acc, 0, sizeof acc);
+    for (int i = 0; i < mr; i++) {
+        const float *ai = a + (size_t)i * lda;
+        for (int k = 0; k < kc; k++) {
+            const float *wk = w + (size_t)k * CR_LP_NR;
+            for (int j = 0; j < CR_LP_NR; j++)
+#if defined(__FMA__)
+                acc[i][j] = __builtin_fmaf(ai[k], wk[j], acc[i][j]);
+#else
+                acc[i][j] += ai[k] * wk[j];
+#endif
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        float *o = out + (size_t)i * ldo;
+        for (int j = 0; j < nr; j++) {
+            float v = acc[i][j];
+            if (!first) v = v + o[j];
+            else if (bias) v = v + bias[j];
+            o[j] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+    }
+}
+#endif
+
+/* Output block [i0, i0+mc) x [j0, j0+nc): for each tile of MR rows, each
+ * sliver, each K block. The tile's MR input rows stay in L1 across the
+ * block's slivers; its partial sums go out to `out` between K blocks. */
+static void cr_lp_task(float *out, const float *inp, const float *wp, const float *b, int C,
+                       int ldi, int ldo, int relu, int i0, int mc, int j0, int nc) {
+    for (int r = 0; r < mc; r += CR_LP_MR) {
+        int mr = mc - r < CR_LP_MR ? mc - r : CR_LP_MR;
+        const float *a = inp + (size_t)(i0 + r) * ldi;
+        float *o = out + (size_t)(i0 + r) * ldo;
+        for (int j = j0; j < j0 + nc; j += CR_LP_NR) {
+            int nr = j0 + nc - j < CR_LP_NR ? j0 + nc - j : CR_LP_NR;
+            const float *ws = wp + (size_t)(j / CR_LP_NR) * C * CR_LP_NR;
+            for (int pc = 0; pc < C; pc += CR_GEMM_KC) {
+                int kc = C - pc < CR_GEMM_KC ? C - pc : CR_GEMM_KC;
+                cr_lp_tile(kc, a + pc, ldi, mr, ws + (size_t)pc * CR_LP_NR, o + j, ldo, nr,
+                           b ? b + j : NULL, pc == 0, relu && pc + kc == C);
+            }
+        }
+    }
+}
+
+void cr_linear_forward_packed(float *out, const float *inp, const float *wp, const float *b,
+                              int B, int C, int OC, int ldi, int ldo, int relu) {
+    CR_ASSERT(out && inp && wp && B >= 0 && C >= 0 && OC >= 0);
+    CR_ASSERT(ldi >= C && ldo >= OC);
+    if (B == 0 || OC == 0) return;
+    if (C == 0) { /* no products: the bias, or zeros */
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < OC; j++) {
+                float v = b ? b[j] : 0.0f;
+                out[(size_t)i * ldo + j] = relu && !(v > 0.0f) ? 0.0f : v;
+            }
+        return;
+    }
+    int nib = (B + CR_LP_MC - 1) / CR_LP_MC, njb = (OC + CR_LP_NC - 1) / CR_LP_NC;
+    int ntask = nib * njb;
+    int nt = cr_get_threads();
+    int par = nt > 1 && ntask > 1 && (double)B * OC * C >= CR_LP_PAR_MIN_WORK;
+    if (!par) {
+        for (int t = 0; t < ntask; t++) {
+            int i0 = (t / njb) * CR_LP_MC, j0 = (t % njb) * CR_LP_NC;
+            cr_lp_task(out, inp, wp, b, C, ldi, ldo, relu, i0,
+                       B - i0 < CR_LP_MC ? B - i0 : CR_LP_MC, j0,
+                       OC - j0 < CR_LP_NC ? OC - j0 : CR_LP_NC);
+        }
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1)
+#endif
+    for (int t = 0; t < ntask; t++) {
+        int i0 = (t / njb) * CR_LP_MC, j0 = (t % njb) * CR_LP_NC;
+        cr_lp_task(out, inp, wp, b, C, ldi, ldo, relu, i0,
+                   B - i0 < CR_LP_MC ? B - i0 : CR_LP_MC, j0,
+                   OC - j0 < CR_LP_NC ? OC - j0 : CR_LP_NC);
+    }
+}
