@@ -314,6 +314,9 @@ int main(int argc, char **argv) {
                 cr_batch_gather(&cand[s], &ds, rows, sizes[s], &e))
                 DIE("%s", e.msg);
     }
+    /* what a scoring process does once after loading (the api_ paths load
+     * their own model, and cr_model_load packs it the same way) */
+    if (cr_ranker_pack(m, &e)) DIE("%s", e.msg);
     /* which slots are context, and how wide the candidate part of x is */
     int n_slots = m->n_cat + m->n_multi + m->n_dense, cand_cols = 0;
     slot_ctx = calloc((size_t)n_slots, 1);

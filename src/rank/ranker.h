@@ -112,7 +112,11 @@ void      cr_ranker_init_params(cr_ranker *m, uint64_t seed);
  * scored: inference workspaces then run every layer on the packed copy
  * (the same bits, without repacking the weights on every call). It is a
  * snapshot: after changing m->params, pack again or unpack. Training
- * workspaces never read it. Packing again replaces the copy. */
+ * workspaces never read it. Packing again replaces the copy. The request
+ * forward (cr_req_forward) in fp32 runs its later layers on the packed
+ * matrices too (biases and the split first layer from m->params), as its
+ * bf16/int8 plans run on theirs: like them it assumes a loaded model that
+ * no longer changes. */
 cr_status cr_ranker_pack(cr_ranker *m, cr_error *e);
 void      cr_ranker_unpack(cr_ranker *m);
 

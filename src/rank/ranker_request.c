@@ -47,6 +47,7 @@ struct cr_req_ws {
     float        *pre;      /* (max_B, OC) */
     float        *w_cand;   /* (OC, CC) the readers' candidate columns */
     cr_lp_weight *lp_cand;  /* w_cand packed (reduced precision only) */
+    float        *wp_cand;  /* w_cand in cr_linear_pack form (fp32, NULL otherwise) */
     void         *lp_scratch;
     uint8_t      *mask;     /* (n_slots) the split w_cand was gathered for */
     int           have_mask, CC;
@@ -211,6 +212,13 @@ cr_status cr_req_ws_create(cr_req_ws **out, const cr_req_plan *p, int max_B, cr_
             st = CR_ERR_NOMEM;
             goto fail;
         }
+    } else {
+        ws->wp_cand = cr_alloc_e(cr_linear_pack_floats(p->OC, (int)C) * sizeof(float) + 1, e,
+                                 "request candidate weights, packed");
+        if (!ws->wp_cand) {
+            st = CR_ERR_NOMEM;
+            goto fail;
+        }
     }
     *out = ws;
     return CR_OK;
@@ -228,6 +236,7 @@ void cr_req_ws_free(cr_req_ws *ws) {
     cr_free(ws->pre);
     cr_free(ws->w_cand);
     cr_lp_free(ws->lp_cand);
+    cr_free(ws->wp_cand);
     cr_free(ws->lp_scratch);
     cr_free(ws->mask);
     cr_free(ws->slot_cc);
@@ -244,10 +253,18 @@ int cr_req_ws_max_B(const cr_req_ws *ws) { return ws->max_B; }
 static void cr_req_linear(const cr_req_plan *p, cr_req_ws *ws, float *out, const float *inp,
                           int w, int sub, const float *W, const float *b, int B, int C, int OC,
                           int ldi, int ldo) {
-    if (p->lp && p->lp[w])
+    if (p->lp && p->lp[w]) {
         cr_lp_linear(out, inp, p->lp[w], sub > 0 ? sub : 0, b, B, ldi, ldo, ws->lp_scratch);
-    else
+        return;
+    }
+    /* fp32 on a packed model (cr_ranker_pack): its matrices, as the bf16
+     * and int8 plans use theirs, biases from the parameters */
+    const float *wp = cr_nn_packed_w(p->m->packed, &p->m->params, w, sub > 0 ? sub : 0);
+    if (wp) {
+        cr_linear_forward_packed(out, inp, wp, b, B, C, OC, ldi, ldo, 0);
+    } else {
         cr_linear_forward(out, inp, W, b, B, C, OC, ldi, ldo);
+    }
 }
 
 /* Columns of x the candidates supply, and the readers' weights restricted
@@ -280,6 +297,8 @@ static cr_status cr_req_gather(const cr_req_plan *p, cr_req_ws *ws, const uint8_
         cr_lp_free(ws->lp_cand);
         ws->lp_cand = NULL;
         if (CC > 0) CR_TRY(cr_lp_pack(&ws->lp_cand, p->precision, ws->w_cand, 1, p->OC, CC, e));
+    } else if (CC > 0) {
+        cr_linear_pack(ws->wp_cand, ws->w_cand, p->OC, CC);
     }
     memcpy(ws->mask, is_ctx, (size_t)p->n_slots);
     ws->have_mask = 1;
@@ -440,7 +459,8 @@ cr_status cr_req_forward(const cr_req_plan *p, cr_req_ws *ws, const uint8_t *is_
             cr_lp_linear(ws->pre, ws->x_cand, ws->lp_cand, 0, ws->ctx_pre, B, CC, OC,
                          ws->lp_scratch);
         else
-            cr_linear_forward(ws->pre, ws->x_cand, ws->w_cand, ws->ctx_pre, B, CC, OC, CC, OC);
+            cr_linear_forward_packed(ws->pre, ws->x_cand, ws->wp_cand, ws->ctx_pre, B, CC, OC,
+                                     CC, OC, 0);
     } else {
         for (int r = 0; r < B; r++)
             memcpy(ws->pre + (size_t)r * OC, ws->ctx_pre, (size_t)OC * sizeof(float));
