@@ -241,9 +241,14 @@ void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *p
         } else {
             int Hp = x->dims[i - 1];
             const float *prev = cr_experts_layer(x, acts, cap_B, i - 1);
+            /* the packed kernel fuses the ReLU; otherwise one pass over the
+             * whole (B, E*H) block after all experts (per-row passes over a
+             * column slice cost more than the layer on small batches) */
+            int fused = rows && cr_nn_packed_w(pk, pt, x->w[i], 0) != NULL;
             for (int ex = 0; ex < E; ex++)
                 cr_nn_linear(pk, rows, pt, params, x->w[i], x->b[i], ex, h + (size_t)ex * H,
-                             prev + (size_t)ex * Hp, B, Hp, H, E * Hp, E * H, 1);
+                             prev + (size_t)ex * Hp, B, Hp, H, E * Hp, E * H, fused);
+            if (!fused) cr_relu_forward(h, h, (size_t)B * E * H);
         }
     }
 }

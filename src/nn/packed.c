@@ -121,8 +121,13 @@ void cr_nn_linear(const cr_nn_packed *pk, int rows, const cr_ptable *pt, const f
     const float *w = cr_ptable_ptr(pt, P, widx) + (size_t)g * OC * C;
     (rows ? cr_linear_forward_rows : cr_linear_forward)(out, inp, w, b, B, C, OC, ldi, ldo);
     if (!relu) return;
-    if (ldo == OC) cr_relu_forward(out, out, (size_t)B * OC);
-    else
-        for (int i = 0; i < B; i++)
-            cr_relu_forward(out + (size_t)i * ldo, out + (size_t)i * ldo, (size_t)OC);
+    if (ldo == OC) {
+        cr_relu_forward(out, out, (size_t)B * OC);
+        return;
+    }
+    for (int i = 0; i < B; i++) /* a column slice: no threads per row */
+        for (int j = 0; j < OC; j++) {
+            float *o = out + (size_t)i * ldo + j;
+            *o = *o > 0.0f ? *o : 0.0f;
+        }
 }
