@@ -55,7 +55,10 @@ int  cr_get_threads(void);
 /* ---- models: load, score, free ----------------------------------------------
  * A trained ranker (crossrec train writes DIR/model.safetensors). The file
  * carries its schema, vocabularies included, so rows are given as the text
- * of their feature columns, exactly as they appear in the training CSV. */
+ * of their feature columns, exactly as they appear in the training CSV.
+ * Loading packs the weights once for the scoring kernel (about the size of
+ * the dense weights again); a row's scores are the same bits whatever else
+ * is in its batch and whatever the thread count. */
 typedef struct cr_model cr_model;
 
 cr_status   cr_model_load(cr_model **out, const char *path, cr_error *e);
