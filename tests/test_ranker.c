@@ -637,6 +637,67 @@ static void test_packed(void **state) {
     cr_set_threads(saved);
 }
 
+/* A forward of many rows on two threads splits the batch by rows: the
+ * same bits as one thread and as the rows scored one at a time, packed or
+ * not, for every architecture; the caller's thread count is left alone. */
+static void test_split_forward(void **state) {
+    (void)state;
+    enum { BB = 203 };
+    tiny t;
+    tiny_init(&t, TB);
+    /* BB rows cycling through the tiny rows, with noise on the dense values */
+    static int32_t cat[BB * 2], ids[BB * 3];
+    static int64_t off[BB + 1];
+    static float dense[BB * 2];
+    int64_t *offp = off;
+    int32_t *idsp = ids;
+    cr_test_fill(dense, BB * 2, 1.0f, 77);
+    for (int r = 0; r < BB; r++) {
+        int q = r % TB;
+        cat[2 * r] = t.cat[2 * q], cat[2 * r + 1] = t.cat[2 * q + 1];
+        off[r + 1] = off[r];
+        for (int64_t j = t.off[q]; j < t.off[q + 1]; j++) ids[off[r + 1]++] = t.ids[j];
+    }
+    cr_batch big = t.b;
+    big.B = big.max_B = BB;
+    big.cat = cat, big.bag_off = &offp, big.bag_ids = &idsp, big.dense = dense;
+    big.label = big.mask = big.weight = big.extra = NULL;
+    cr_error e;
+    int saved = cr_get_threads();
+    for (int arch = 0; arch < 3; arch++)
+        for (int packed = 0; packed < 2; packed++) {
+            cr_ranker *m = make(&t, (cr_arch)arch, 2, CR_LOSS_FIXED);
+            if (packed) assert_int_equal(cr_ranker_pack(m, &e), CR_OK);
+            const int NH = m->cfg.n_heads;
+            cr_ranker_ws *ws = NULL, *one = NULL;
+            assert_int_equal(cr_ranker_ws_create(&ws, m, BB, 0, 0, &e), CR_OK);
+            assert_int_equal(cr_ranker_ws_create(&one, m, 1, 0, 0, &e), CR_OK);
+            float *ref = malloc(sizeof(float) * NH * BB);
+            cr_set_threads(1);
+            assert_int_equal(cr_ranker_forward(m, ws, &big, &e), CR_OK);
+            memcpy(ref, ws->out, sizeof(float) * NH * BB);
+            cr_set_threads(2);
+            assert_int_equal(cr_ranker_forward(m, ws, &big, &e), CR_OK);
+            assert_int_equal(cr_get_threads(), 2);
+            assert_memory_equal(ws->out, ref, sizeof(float) * NH * BB);
+            for (int r = 0; r < BB; r += 37) { /* a row alone: the same bits */
+                cr_batch row = big;
+                row.B = row.max_B = 1;
+                row.cat = cat + 2 * r, row.dense = dense + 2 * r;
+                int64_t *ro = off + r;
+                row.bag_off = &ro;
+                assert_int_equal(cr_ranker_forward(m, one, &row, &e), CR_OK);
+                for (int h = 0; h < NH; h++)
+                    assert_memory_equal(&one->out[h], &ref[h * BB + r], sizeof(float));
+            }
+            cr_ranker_ws_free(ws);
+            cr_ranker_ws_free(one);
+            free(ref);
+            cr_ranker_free(m);
+        }
+    cr_set_threads(saved);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck_shared_bottom),
@@ -644,6 +705,7 @@ int main(void) {
         cmocka_unit_test(test_gradcheck_ple),
         cmocka_unit_test(test_workspaces),
         cmocka_unit_test(test_packed),
+        cmocka_unit_test(test_split_forward),
         cmocka_unit_test(test_accumulate),
         cmocka_unit_test(test_loss_by_hand),
         cmocka_unit_test(test_errors),

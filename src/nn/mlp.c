@@ -117,13 +117,13 @@ float *cr_mlp_out(const cr_mlp *m, float *acts, int cap_B) {
 
 void cr_mlp_forward(const cr_mlp *m, const cr_ptable *pt, const float *params, float *acts,
                     const float *inp, int ldi, int B, int cap_B, int rows,
-                    const cr_nn_packed *pk) {
-    CR_ASSERT(B <= cap_B);
+                    const cr_nn_packed *pk, int r0) {
+    CR_ASSERT(r0 >= 0 && r0 + B <= cap_B);
     const float *x = inp;
     int C = m->in_dim, ld = ldi;
     for (int i = 0; i < m->n_layers; i++) {
         int H = m->dims[i];
-        float *h = cr_mlp_layer(m, acts, cap_B, i);
+        float *h = cr_mlp_layer(m, acts, cap_B, i) + (size_t)r0 * H;
         /* ReLU in place: backward needs only the output ([h > 0] = [pre > 0]). */
         cr_nn_linear(pk, rows, pt, params, m->w[i], m->b[i], 0, h, x, B, C, H, ld, H, 1);
         x = h;
@@ -229,18 +229,18 @@ float *cr_experts_out(const cr_experts *x, float *acts, int cap_B) {
  * layout is kept without any copy. */
 void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *params,
                         float *acts, const float *inp, int ldi, int B, int cap_B, int rows,
-                        const cr_nn_packed *pk) {
-    CR_ASSERT(B <= cap_B);
+                        const cr_nn_packed *pk, int r0) {
+    CR_ASSERT(r0 >= 0 && r0 + B <= cap_B);
     const int E = x->E;
     for (int i = 0; i < x->n_layers; i++) {
         int H = x->dims[i];
-        float *h = cr_experts_layer(x, acts, cap_B, i);
+        float *h = cr_experts_layer(x, acts, cap_B, i) + (size_t)r0 * E * H;
         if (i == 0) {
             cr_nn_linear(pk, rows, pt, params, x->w[i], x->b[i], 0, h, inp, B, x->in_dim, E * H,
                          ldi, E * H, 1);
         } else {
             int Hp = x->dims[i - 1];
-            const float *prev = cr_experts_layer(x, acts, cap_B, i - 1);
+            const float *prev = cr_experts_layer(x, acts, cap_B, i - 1) + (size_t)r0 * E * Hp;
             /* the packed kernel fuses the ReLU; otherwise one pass over the
              * whole (B, E*H) block after all experts (per-row passes over a
              * column slice cost more than the layer on small batches) */

@@ -87,7 +87,8 @@ void cr_mlp_forward(const cr_mlp *m, const cr_ptable *pt, const float *params,
                     const float *inp,    /* (B, in_dim) row stride ldi */
                     int ldi, int B, int cap_B,
                     int rows,            /* 1: cr_linear_forward_rows (batch-independent rows) */
-                    const cr_nn_packed *pk); /* with rows: packed weights, or NULL */
+                    const cr_nn_packed *pk, /* with rows: packed weights, or NULL */
+                    int r0);             /* rows r0 .. r0+B-1 of the blocks (inp is row r0) */
 /* dacts holds d(loss)/d(output) in the last layer's block (the other blocks
  * must be zero or hold gradients to add to); it is used as the running
  * gradient of every layer. dinp (stride ldi, may be NULL) and grads (may be
@@ -121,7 +122,7 @@ float    *cr_experts_out(const cr_experts *x, float *acts, int cap_B);
 
 void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *params,
                         float *acts, const float *inp, int ldi, int B, int cap_B, int rows,
-                        const cr_nn_packed *pk);
+                        const cr_nn_packed *pk, int r0);
 /* Same contract as cr_mlp_backward; dpre holds B * cr_experts_max_width. */
 void cr_experts_backward(const cr_experts *x, const cr_ptable *pt, const float *params,
                          float *grads, float *dinp, float *dacts, float *dpre,

@@ -643,13 +643,14 @@ static cr_status cr_check_batch(const cr_ranker *m, cr_ranker_ws *ws, const cr_b
     return CR_OK;
 }
 
-cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch *b,
-                            cr_error *e) {
-    CR_TRY(cr_check_batch(m, ws, b, e));
+/* Rows r0 .. r0+n-1 of the forward, every stage: each block of ws->acts
+ * is (max_B, width) row-major, so a row range is a pointer offset per block
+ * and ranges write disjoint memory. */
+static void cr_ranker_forward_range(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch *b,
+                                    int r0, int n) {
     const int B = b->B, C = m->C_in, cap = ws->max_B;
     float *P = m->params.data, *T = m->tables.data;
-    float *x = ws->acts + ws->off_x;
-    ws->B = B;
+    float *x = ws->acts + ws->off_x + (size_t)r0 * C;
 
     /* An inference workspace promises batch-independent scores: a row's
      * predictions are the same bits whatever else is in its batch (and
@@ -664,49 +665,81 @@ cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch
     /* x = [cat embeddings | pooled bags | dense], each written in place */
     for (int i = 0; i < m->n_cat; i++) {
         int t = m->cat_table[i];
-        cr_embedding_forward(x + m->cat_col[i], ws->ids + (size_t)i * cap,
-                             cr_ptable_ptr(&m->tables, T, m->table_param[t]), B,
+        cr_embedding_forward(x + m->cat_col[i], ws->ids + (size_t)i * cap + r0,
+                             cr_ptable_ptr(&m->tables, T, m->table_param[t]), n,
                              m->table_dim[t], C);
     }
     for (int i = 0; i < m->n_multi; i++) {
         int t = m->multi_table[i];
-        cr_bag_forward(x + m->multi_col[i], b->bag_off[i], b->bag_ids[i],
-                       cr_ptable_ptr(&m->tables, T, m->table_param[t]), B, m->table_dim[t], C,
+        cr_bag_forward(x + m->multi_col[i], b->bag_off[i] + r0, b->bag_ids[i],
+                       cr_ptable_ptr(&m->tables, T, m->table_param[t]), n, m->table_dim[t], C,
                        m->multi_pool[i]);
     }
-    for (int r = 0; r < B && m->n_dense > 0; r++)
-        memcpy(x + (size_t)r * C + m->dense_col, b->dense + (size_t)r * m->n_dense,
+    for (int r = 0; r < n && m->n_dense > 0; r++)
+        memcpy(x + (size_t)r * C + m->dense_col, b->dense + (size_t)(r0 + r) * m->n_dense,
                (size_t)m->n_dense * sizeof(float));
 
     if (!cr_is_moe(m)) {
-        cr_mlp_forward(&m->bottom, pt, P, ws->acts + ws->off_trunk, x, C, B, cap, rows, pk);
+        cr_mlp_forward(&m->bottom, pt, P, ws->acts + ws->off_trunk, x, C, n, cap, rows, pk, r0);
     } else {
         const cr_experts *X = &m->experts;
         const int S = m->S, E = X->E, He = X->dims[X->n_layers - 1];
-        cr_experts_forward(X, pt, P, ws->acts + ws->off_trunk, x, C, B, cap, rows, pk);
-        const float *ex = cr_experts_out(X, ws->acts + ws->off_trunk, cap);
+        cr_experts_forward(X, pt, P, ws->acts + ws->off_trunk, x, C, n, cap, rows, pk, r0);
+        const float *ex = cr_experts_out(X, ws->acts + ws->off_trunk, cap) + (size_t)r0 * E * He;
         for (int k = 0; k < m->K; k++) {
             /* gate_k = softmax(x Wg_k^T + bg_k), mix_k = sum_s gate_k[s] expert[sel_k[s]] */
-            float *g = ws->acts + ws->off_gate[k];
-            cr_nn_linear(pk, rows, pt, P, m->gate_w[k], m->gate_b[k], 0, ws->gate_logits, x, B,
-                         C, S, C, S, 0);
-            cr_softmax_forward(g, ws->gate_logits, B, S);
-            cr_moe_mix_forward(ws->acts + ws->off_mix[k], g, ex,
-                               m->gate_sel ? m->gate_sel + (size_t)k * S : NULL, B, S, E, He);
+            float *g = ws->acts + ws->off_gate[k] + (size_t)r0 * S;
+            float *gl = ws->gate_logits + (size_t)r0 * S;
+            cr_nn_linear(pk, rows, pt, P, m->gate_w[k], m->gate_b[k], 0, gl, x, n, C, S, C, S, 0);
+            cr_softmax_forward(g, gl, n, S);
+            cr_moe_mix_forward(ws->acts + ws->off_mix[k] + (size_t)r0 * He, g, ex,
+                               m->gate_sel ? m->gate_sel + (size_t)k * S : NULL, n, S, E, He);
         }
     }
     for (int k = 0; k < m->K; k++) {
         int ld;
-        const float *tin = cr_ranker_tower_in(m, ws, ws->acts, k, &ld);
-        cr_mlp_forward(&m->towers[k], pt, P, ws->acts + ws->off_tower[k], tin, ld, B, cap, rows,
-                       pk);
+        const float *tin = cr_ranker_tower_in(m, ws, ws->acts, k, &ld) + (size_t)r0 * ld;
+        cr_mlp_forward(&m->towers[k], pt, P, ws->acts + ws->off_tower[k], tin, ld, n, cap, rows,
+                       pk, r0);
     }
     for (int h = 0; h < m->cfg.n_heads; h++) {
         int ld;
-        const float *hin = cr_ranker_head_in(m, ws, ws->acts, h, &ld);
+        const float *hin = cr_ranker_head_in(m, ws, ws->acts, h, &ld) + (size_t)r0 * ld;
         /* one output column: out row h is (B) with stride 1 */
-        cr_nn_linear(pk, rows, pt, P, m->head_w[h], m->head_b[h], 0, ws->out + (size_t)h * B,
-                     hin, B, ld, 1, ld, 1, 0);
+        cr_nn_linear(pk, rows, pt, P, m->head_w[h], m->head_b[h], 0,
+                     ws->out + (size_t)h * B + r0, hin, n, ld, 1, ld, 1, 0);
+    }
+}
+
+/* Rows per thread below which an inference forward stays in one piece. */
+#define CR_FWD_SPLIT_MIN_ROWS 64
+
+cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch *b,
+                            cr_error *e) {
+    CR_TRY(cr_check_batch(m, ws, b, e));
+    const int B = b->B;
+    ws->B = B;
+    int nt = cr_get_threads();
+    /* Inference on several threads splits the batch by rows, each thread
+     * running the whole network on its rows with one-thread kernels: one
+     * fork per call instead of one per layer, and no layer too narrow to
+     * share. Rows are batch-independent, so the split changes no bit.
+     * Training keeps threads inside each kernel (its backward needs
+     * whole-batch reductions in a fixed order). */
+    if (ws->train || nt < 2 || B < nt * CR_FWD_SPLIT_MIN_ROWS) {
+        cr_ranker_forward_range(m, ws, b, 0, B);
+        return CR_OK;
+    }
+    /* chunks in whole register tiles (12 rows) where the batch allows */
+    int per = ((B + nt - 1) / nt + 11) / 12 * 12;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
+#endif
+    for (int t = 0; t < nt; t++) {
+        int r0 = t * per, n = B - r0 < per ? B - r0 : per;
+        if (n <= 0) continue;
+        cr_set_threads(1); /* this thread's kernels only: the ICV is per task */
+        cr_ranker_forward_range(m, ws, b, r0, n);
     }
     return CR_OK;
 }
