@@ -282,8 +282,8 @@ def main():
     # ---- scoring 1000 candidates ----
     lat, score_s, score_cpu = [], 0.0, 0.0
     if a.part == "score":
-        # one backward pass first, as training would have run: in a process
-        # that never ran one, this PyTorch's fp32 GEMMs took more than twice
+        # backward passes first, as training would have run: in a process
+        # that never ran one, this PyTorch's fp32 GEMMs usually took twice
         # as long (bench/serve_torch.py has the measurement)
         for i in range(5):
             d = pool[i % POOL]

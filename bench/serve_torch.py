@@ -285,11 +285,12 @@ def main():
     print("threads: %d" % torch.get_num_threads())
     print("torch_version: %s" % torch.__version__)
     print("input_width: %d" % model.c_in)
-    # One backward pass before timing. In a process that has never run
-    # one, this PyTorch's fp32 GEMMs ran at less than half their speed here:
-    # F.linear of 1000x429 by 1024x429 took 19.8 ms on one thread, and 9.0 ms
-    # in the same process after 20 Adam steps. A serving process has no
-    # reason to pay that, so the twin gets its best case.
+    # One backward pass before timing. In a fresh process this PyTorch's
+    # fp32 GEMMs ran at less than half their speed on the project's machine:
+    # F.linear of 1000x429 by 1024x429 on one thread took 20.2, 24.1 and
+    # 21.7 ms in three processes, and 9.8, 18.8 and 9.0 ms in the same
+    # processes after 20 Adam steps (the cause was not found). The warm-up
+    # gives the twin its better case; it does not guarantee it.
     out = model(*inputs[SIZES[-1]])
     (out[0] if isinstance(out, (tuple, list)) else out).float().sum().backward()
     model.zero_grad(set_to_none=True)
