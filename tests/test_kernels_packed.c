@@ -2,6 +2,7 @@
  * test_kernels_packed.c - the inference linear on packed weights: the same
  * bits as cr_linear_forward_rows (+ cr_relu_forward) on every shape class
  * (edge rows and columns, K across several blocks, one row, one column,
+ * narrow layers of 1 to 16 outputs, tiles of at most four rows,
  * strided input and output whose padding is NaN), at one and two threads;
  * rows that do not depend on their batch; the packed layout itself; and
  * a check against the naive reference so a shared mistake cannot hide.
@@ -39,6 +40,13 @@ static const struct { int B, C, OC; } shapes[] = {
     {1, 1, 1},     {1, 429, 1024}, {5, 7, 3},     {12, 32, 32},  {13, 33, 33},
     {150, 256, 64}, {150, 257, 65}, {37, 600, 4}, {1000, 64, 1}, {300, 429, 1024},
     {29, 513, 100},
+    /* narrow layers (a lane per row): every width to 16, row counts around
+     * the row groups, K over several blocks and not a multiple of 16 */
+    {200, 429, 12}, {33, 300, 16}, {17, 70, 9},  {100, 64, 2},  {130, 257, 5},
+    {49, 600, 6},   {97, 31, 7},   {16, 16, 8},  {65, 40, 10},  {34, 19, 11},
+    {18, 33, 13},   {3, 50, 14},   {40, 17, 15}, {128, 3, 3},
+    /* tiles of at most 4 rows */
+    {4, 20, 32},    {28, 100, 70},
 };
 
 static void run_shape(int B, int C, int OC, int with_bias, int relu, int pad) {

@@ -15,6 +15,7 @@
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
+#include "simd_tr.h"
 
 /* Register tile MR x NR: MR rows of op(A) times NR columns of op(B) kept in
  * accumulators for a whole KC-long dot product.
@@ -68,49 +69,6 @@
  * reference ranker; with AVX-512 they go 16 x 16 through registers. The
  * other two copy short runs, which as loops became a memmove call per run
  * (another 7%); with AVX-512 they are masked loads and stores. */
-#if defined(__AVX512F__)
-/* dst[k * dld + i] = src[i * ld + k] for k < 16 and i < nrows (<= 16),
- * zero for nrows <= i < 16; lanes outside smask are not stored. */
-static inline void cr_tr16(float *dst, size_t dld, __mmask16 smask, const float *src, size_t ld,
-                           int nrows) {
-    __m512 r[16], t[16], u[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = i < nrows ? _mm512_loadu_ps(src + (size_t)i * ld) : _mm512_setzero_ps();
-    /* pairs of rows interleaved within each 128-bit lane */
-    for (int p = 0; p < 8; p++) {
-        t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
-        t[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
-    }
-    /* u[4q + c], lane L: rows 4q .. 4q+3 at k = 4L + c */
-    for (int q = 0; q < 4; q++) {
-        __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 1]);
-        __m512d c = _mm512_castps_pd(t[4 * q + 2]), d = _mm512_castps_pd(t[4 * q + 3]);
-        u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    /* a 4 x 4 transpose of 128-bit lanes: k = 4L + c gathers lane L of
-     * u[c], u[4 + c], u[8 + c], u[12 + c] */
-    for (int c = 0; c < 4; c++) {
-        __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
-        __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
-        __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
-        __m512 v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-        _mm512_mask_storeu_ps(dst + (size_t)c * dld, smask, _mm512_shuffle_f32x4(v0, v2, 0x88));
-        _mm512_mask_storeu_ps(dst + (size_t)(4 + c) * dld, smask,
-                              _mm512_shuffle_f32x4(v0, v2, 0xDD));
-        _mm512_mask_storeu_ps(dst + (size_t)(8 + c) * dld, smask,
-                              _mm512_shuffle_f32x4(v1, v3, 0x88));
-        _mm512_mask_storeu_ps(dst + (size_t)(12 + c) * dld, smask,
-                              _mm512_shuffle_f32x4(v1, v3, 0xDD));
-    }
-}
-
-static inline __mmask16 cr_lanes(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
-#endif
 
 static void cr_pack_a(float *restrict dst, int transA, const float *A, int lda, int i0, int mc,
                       int p0, int kc) {
@@ -125,7 +83,7 @@ static void cr_pack_a(float *restrict dst, int transA, const float *A, int lda, 
                                       _mm512_maskz_loadu_ps(m, A + (size_t)(p0 + k) * lda + i0 + r));
         } else {
             for (; k + 16 <= kc; k += 16)
-                cr_tr16(dst + (size_t)k * CR_MR, CR_MR, cr_lanes(CR_MR),
+                cr_tr16(dst + (size_t)k * CR_MR, CR_MR, cr_lanes(CR_MR), 0xFFFF,
                         A + (size_t)(i0 + r) * lda + p0 + k, (size_t)lda, mr);
         }
 #endif
@@ -151,8 +109,8 @@ static void cr_pack_b_sliver(float *restrict dst, int transB, const float *B, in
     if (transB) { /* op(B)[k][j] = B[j][k]: two 16-row transposes per 16 k */
         for (; k + 16 <= kc; k += 16) {
             const float *s = B + (size_t)j0 * ldb + p0 + k;
-            cr_tr16(dst + (size_t)k * CR_NR, CR_NR, 0xFFFF, s, (size_t)ldb, nr < 16 ? nr : 16);
-            cr_tr16(dst + (size_t)k * CR_NR + 16, CR_NR, 0xFFFF, s + (size_t)16 * ldb,
+            cr_tr16(dst + (size_t)k * CR_NR, CR_NR, 0xFFFF, 0xFFFF, s, (size_t)ldb, nr < 16 ? nr : 16);
+            cr_tr16(dst + (size_t)k * CR_NR + 16, CR_NR, 0xFFFF, 0xFFFF, s + (size_t)16 * ldb,
                     (size_t)ldb, nr - 16);
         }
     } else {

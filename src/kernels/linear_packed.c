@@ -25,6 +25,7 @@
  * width, MR rows per register tile.
  */
 #include "kernels.h"
+#include "simd_tr.h"
 
 #include <string.h>
 
@@ -72,19 +73,22 @@ void cr_linear_pack(float *wp, const float *w, int OC, int C) {
  * inputs k0 .. k0+kc. first: the block that starts each sum (bias or
  * nothing before it); last: the block after which ReLU applies. */
 #if defined(__AVX512F__)
-__attribute__((aligned(64)))
-static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
-                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
+/* MRC rows of registers: CR_LP_MR, or 4 for a last tile of at most 4 rows
+ * (a batch of 1000 ends in 4: twelve would be 8 rows of wasted work). */
+static inline __attribute__((always_inline)) void
+cr_lp_tile_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
+             float *out, int ldo, int nr, const float *bias, int first, int relu) {
     const float *ar[CR_LP_MR];
-    for (int i = 0; i < CR_LP_MR; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
+#pragma GCC unroll 12
+    for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
     __m512 c0[CR_LP_MR], c1[CR_LP_MR];
 #pragma GCC unroll 12
-    for (int i = 0; i < CR_LP_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < MRC; i++) c0[i] = c1[i] = _mm512_setzero_ps();
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR);
         __m512 b1 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR + 16);
 #pragma GCC unroll 12
-        for (int i = 0; i < CR_LP_MR; i++) {
+        for (int i = 0; i < MRC; i++) {
             __m512 ai = _mm512_set1_ps(ar[i][k]);
             c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
             c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
@@ -116,6 +120,15 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
         _mm512_mask_storeu_ps(o + 16, m1, v1);
     }
 }
+
+__attribute__((aligned(64)))
+static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
+                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    if (mr <= 4)
+        cr_lp_tile_n(4, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+    else
+        cr_lp_tile_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+}
 #else
 /* Plain C, with the same operations as the blocked GEMM of this build:
  * fused multiply-adds when the target has them (the AVX2 micro-kernel),
@@ -144,6 +157,120 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
             else if (bias) v = v + bias[j];
             o[j] = relu && !(v > 0.0f) ? 0.0f : v;
         }
+    }
+}
+#endif
+
+#if defined(__AVX512F__)
+/* ---- narrow layers: a lane per row ------------------------------------------
+ * A layer of at most CR_LP_NARROW outputs (a gate over a few experts, a
+ * 1-wide head) fills 1 to 8 of the tile's 32 lanes, so the tile above wastes
+ * most of its multiply-adds (a 4-wide gate over 429 inputs ran at 13
+ * GFLOP/s). Here a lane is a row instead: 16 input rows are transposed into
+ * (k, 16) order, 64 inputs at a time, and output j of those rows is one
+ * vector whose chain over k multiplies by w[j][k] broadcast. Each output is
+ * still one fused multiply-add chain over k per K block with the same
+ * epilogue, so the bits are those of the tile (and of the rows path).
+ * G groups of 16 rows share each broadcast: up to 24 accumulators. */
+#define CR_LP_NARROW 16
+#define CR_LP_KB 64
+
+/* Rows [0, mr) of the task (mr <= 16 G; rows past mr are computed on zeros
+ * and not stored), outputs [0, J), inputs k0 .. k0+kc of the K block. */
+static inline __attribute__((always_inline)) void
+cr_lp_lanes(const int G, const int J, int kc, const float *a, int lda, int mr,
+            const float *restrict w, float *out, int ldo, const float *bias, int first,
+            int relu) {
+    float xt[8 * CR_LP_KB * 16] __attribute__((aligned(64)));
+    __m512 acc[8][CR_LP_NARROW];
+#pragma GCC unroll 16
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 16
+        for (int j = 0; j < J; j++) acc[g][j] = _mm512_setzero_ps();
+    for (int k0 = 0; k0 < kc; k0 += CR_LP_KB) {
+        int kb = kc - k0 < CR_LP_KB ? kc - k0 : CR_LP_KB;
+        for (int g = 0; g < G; g++)
+            for (int kk = 0; kk < kb; kk += 16)
+                cr_tr16(xt + ((size_t)g * CR_LP_KB + kk) * 16, 16, 0xFFFF, cr_lanes(kb - kk),
+                        a + (size_t)g * 16 * lda + k0 + kk, (size_t)lda, mr - g * 16);
+        const float *wk = w + (size_t)k0 * CR_LP_NR;
+        for (int k = 0; k < kb; k++, wk += CR_LP_NR) {
+            __m512 wj[CR_LP_NARROW];
+#pragma GCC unroll 16
+            for (int j = 0; j < J; j++) wj[j] = _mm512_set1_ps(wk[j]);
+#pragma GCC unroll 16
+            for (int g = 0; g < G; g++) {
+                __m512 xv = _mm512_load_ps(xt + ((size_t)g * CR_LP_KB + k) * 16);
+#pragma GCC unroll 16
+                for (int j = 0; j < J; j++) acc[g][j] = _mm512_fmadd_ps(xv, wj[j], acc[g][j]);
+            }
+        }
+    }
+    __m512 z = _mm512_setzero_ps();
+    float v[16] __attribute__((aligned(64)));
+#pragma GCC unroll 16
+    for (int g = 0; g < G; g++) {
+        if (g * 16 >= mr) break;
+        int n = mr - g * 16 < 16 ? mr - g * 16 : 16;
+        float *o = out + (size_t)g * 16 * ldo;
+#pragma GCC unroll 16
+        for (int j = 0; j < J; j++) {
+            __m512 x = acc[g][j];
+            if (!first) {
+                for (int i = 0; i < n; i++) v[i] = o[(size_t)i * ldo + j];
+                x = _mm512_add_ps(x, _mm512_maskz_load_ps(cr_lanes(n), v));
+            } else if (bias) {
+                x = _mm512_add_ps(x, _mm512_set1_ps(bias[j]));
+            }
+            if (relu) x = _mm512_max_ps(x, z);
+            _mm512_store_ps(v, x);
+            for (int i = 0; i < n; i++) o[(size_t)i * ldo + j] = v[i];
+        }
+    }
+}
+
+/* One instance per width, each with as many row groups as fit 24
+ * accumulators (at most 8: the transposed inputs stay in L1). */
+#define CR_LP_LANES(J, G)                                                                   \
+    static void cr_lp_lanes_##J(int kc, const float *a, int lda, int mr, const float *w,   \
+                                float *out, int ldo, const float *bias, int first, int relu) { \
+        cr_lp_lanes(G, J, kc, a, lda, mr, w, out, ldo, bias, first, relu);                 \
+    }
+CR_LP_LANES(1, 8)
+CR_LP_LANES(2, 8)
+CR_LP_LANES(3, 8)
+CR_LP_LANES(4, 6)
+CR_LP_LANES(5, 4)
+CR_LP_LANES(6, 4)
+CR_LP_LANES(7, 3)
+CR_LP_LANES(8, 3)
+CR_LP_LANES(9, 2)
+CR_LP_LANES(10, 2)
+CR_LP_LANES(11, 2)
+CR_LP_LANES(12, 2)
+CR_LP_LANES(13, 1)
+CR_LP_LANES(14, 1)
+CR_LP_LANES(15, 1)
+CR_LP_LANES(16, 1)
+
+typedef void (*cr_lp_lanes_fn)(int kc, const float *a, int lda, int mr, const float *w,
+                               float *out, int ldo, const float *bias, int first, int relu);
+static const struct { cr_lp_lanes_fn fn; int rows; } cr_lp_lanes_tab[CR_LP_NARROW + 1] = {
+    {NULL, 0},           {cr_lp_lanes_1, 128}, {cr_lp_lanes_2, 128}, {cr_lp_lanes_3, 128},
+    {cr_lp_lanes_4, 96}, {cr_lp_lanes_5, 64},  {cr_lp_lanes_6, 64},  {cr_lp_lanes_7, 48},
+    {cr_lp_lanes_8, 48},  {cr_lp_lanes_9, 32},  {cr_lp_lanes_10, 32}, {cr_lp_lanes_11, 32},
+    {cr_lp_lanes_12, 32}, {cr_lp_lanes_13, 16}, {cr_lp_lanes_14, 16}, {cr_lp_lanes_15, 16},
+    {cr_lp_lanes_16, 16},
+};
+
+/* Rows [i0, i0+mr) of a narrow layer, every K block. */
+static void cr_lp_narrow_task(float *out, const float *inp, const float *wp, const float *b,
+                              int C, int OC, int ldi, int ldo, int relu, int i0, int mr) {
+    cr_lp_lanes_fn fn = cr_lp_lanes_tab[OC].fn;
+    for (int pc = 0; pc < C; pc += CR_GEMM_KC) {
+        int kc = C - pc < CR_GEMM_KC ? C - pc : CR_GEMM_KC;
+        fn(kc, inp + (size_t)i0 * ldi + pc, ldi, mr, wp + (size_t)pc * CR_LP_NR,
+           out + (size_t)i0 * ldo, ldo, b, pc == 0, relu && pc + kc == C);
     }
 }
 #endif
@@ -182,6 +309,22 @@ void cr_linear_forward_packed(float *out, const float *inp, const float *wp, con
             }
         return;
     }
+#if defined(__AVX512F__)
+    if (OC <= CR_LP_NARROW) {
+        int rows = cr_lp_lanes_tab[OC].rows, nt = (B + rows - 1) / rows;
+        int par = cr_get_threads() > 1 && nt > 1 && (double)B * OC * C >= CR_LP_PAR_MIN_WORK;
+        (void)par;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) if (par)
+#endif
+        for (int t = 0; t < nt; t++) {
+            int i0 = t * rows;
+            cr_lp_narrow_task(out, inp, wp, b, C, OC, ldi, ldo, relu, i0,
+                              B - i0 < rows ? B - i0 : rows);
+        }
+        return;
+    }
+#endif
     int nib = (B + CR_LP_MC - 1) / CR_LP_MC, njb = (OC + CR_LP_NC - 1) / CR_LP_NC;
     int ntask = nib * njb;
     int nt = cr_get_threads();

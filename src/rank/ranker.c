@@ -359,6 +359,8 @@ fail:
     return st;
 }
 
+static int cr_is_moe(const cr_ranker *m) { return m->cfg.arch != CR_ARCH_SHARED_BOTTOM; }
+
 cr_status cr_ranker_pack(cr_ranker *m, cr_error *e) {
     cr_nn_packed *pk = calloc(1, sizeof *pk);
     if (!pk) return cr_err(e, CR_ERR_NOMEM, "out of memory (packed weights)");
@@ -369,10 +371,37 @@ cr_status cr_ranker_pack(cr_ranker *m, cr_error *e) {
     }
     cr_ranker_unpack(m);
     m->packed = pk;
+    if (cr_is_moe(m)) {
+        /* The gates all read x: stacked into one layer, x streams through
+         * once for the K of them instead of once per gate (each output is
+         * the same sum as in its own gate: the same bits). */
+        const int K = m->K, S = m->S, C = m->C_in;
+        size_t wn = cr_linear_pack_floats(K * S, C);
+        float *stack = malloc((size_t)K * S * C * sizeof(float));
+        float *gp = cr_alloc_e((wn + (size_t)K * S) * sizeof(float), e, "packed gates");
+        if (!stack || !gp) {
+            free(stack);
+            cr_free(gp);
+            cr_ranker_unpack(m);
+            return cr_err(e, CR_ERR_NOMEM, "out of memory (packed gates)");
+        }
+        float *P = m->params.data;
+        for (int k = 0; k < K; k++) {
+            memcpy(stack + (size_t)k * S * C, cr_ptable_ptr(&m->params, P, m->gate_w[k]),
+                   (size_t)S * C * sizeof(float));
+            memcpy(gp + wn + (size_t)k * S, cr_ptable_ptr(&m->params, P, m->gate_b[k]),
+                   (size_t)S * sizeof(float));
+        }
+        cr_linear_pack(gp, stack, K * S, C);
+        free(stack);
+        m->gates_packed = gp;
+    }
     return CR_OK;
 }
 
 void cr_ranker_unpack(cr_ranker *m) {
+    cr_free(m->gates_packed);
+    m->gates_packed = NULL;
     if (!m->packed) return;
     cr_nn_packed_free(m->packed);
     free(m->packed);
@@ -407,7 +436,6 @@ void cr_ranker_free(cr_ranker *m) {
 
 static size_t cr_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-static int cr_is_moe(const cr_ranker *m) { return m->cfg.arch != CR_ARCH_SHARED_BOTTOM; }
 
 /* Widest activation block any backward step runs its ReLU/softmax over. */
 static int cr_ranker_max_width(const cr_ranker *m) {
@@ -527,8 +555,8 @@ cr_status cr_ranker_ws_create(cr_ranker_ws **out, const cr_ranker *m, int max_B,
     ws->out = cr_alloc_e((size_t)m->cfg.n_heads * B * sizeof(float), e, "head outputs");
     ws->ids = cr_alloc_e((size_t)(m->n_cat > 0 ? m->n_cat : 1) * B * sizeof(int32_t), e,
                          "categorical ids");
-    ws->gate_logits =
-        cr_alloc_e(B * (size_t)(m->S > 0 ? m->S : 1) * sizeof(float), e, "gate logits");
+    ws->gate_logits = cr_alloc_e(B * (size_t)(m->S > 0 ? m->S * K : 1) * sizeof(float), e,
+                                 "gate logits");
     if (!ws->acts || !ws->out || !ws->ids || !ws->gate_logits) {
         st = CR_ERR_NOMEM;
         goto fail;
@@ -686,12 +714,26 @@ static void cr_ranker_forward_range(const cr_ranker *m, cr_ranker_ws *ws, const 
         const int S = m->S, E = X->E, He = X->dims[X->n_layers - 1];
         cr_experts_forward(X, pt, P, ws->acts + ws->off_trunk, x, C, n, cap, rows, pk, r0);
         const float *ex = cr_experts_out(X, ws->acts + ws->off_trunk, cap) + (size_t)r0 * E * He;
+        const int KS = m->K * S;
+        const float *gates = pk ? m->gates_packed : NULL;
+        float *gall = ws->gate_logits + (size_t)r0 * KS;
+        if (gates)
+            cr_linear_forward_packed(gall, x, gates, gates + cr_linear_pack_floats(KS, C), n, C,
+                                     KS, C, KS, 0);
         for (int k = 0; k < m->K; k++) {
             /* gate_k = softmax(x Wg_k^T + bg_k), mix_k = sum_s gate_k[s] expert[sel_k[s]] */
             float *g = ws->acts + ws->off_gate[k] + (size_t)r0 * S;
-            float *gl = ws->gate_logits + (size_t)r0 * S;
-            cr_nn_linear(pk, rows, pt, P, m->gate_w[k], m->gate_b[k], 0, gl, x, n, C, S, C, S, 0);
-            cr_softmax_forward(g, gl, n, S);
+            if (gates) {
+                for (int r = 0; r < n; r++)
+                    memcpy(g + (size_t)r * S, gall + (size_t)r * KS + (size_t)k * S,
+                           (size_t)S * sizeof(float));
+                cr_softmax_forward(g, g, n, S);
+            } else {
+                float *gl = ws->gate_logits + (size_t)r0 * S;
+                cr_nn_linear(pk, rows, pt, P, m->gate_w[k], m->gate_b[k], 0, gl, x, n, C, S, C,
+                             S, 0);
+                cr_softmax_forward(g, gl, n, S);
+            }
             cr_moe_mix_forward(ws->acts + ws->off_mix[k] + (size_t)r0 * He, g, ex,
                                m->gate_sel ? m->gate_sel + (size_t)k * S : NULL, n, S, E, He);
         }

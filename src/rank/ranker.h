@@ -97,6 +97,8 @@ typedef struct cr_ranker {
     int *head_served;           /* (n_heads) index among served heads, -1 if not served */
     int log_var;                /* "loss.log_var" (n_served) under uncertainty, else -1 */
     cr_nn_packed *packed;       /* dense weights packed for scoring, or NULL (cr_ranker_pack) */
+    float *gates_packed;        /* with packed, MoE: the K gates stacked into one (K*S, C_in)
+                                 * layer, packed, then its K*S biases; else NULL */
 } cr_ranker;
 
 /* Check cfg against the schema, register every tensor, allocate both slabs
@@ -130,7 +132,7 @@ typedef struct cr_ranker_ws {
     float  *acts;               /* every activation, offsets below */
     size_t  off_x, off_trunk;   /* x (B, C_in); bottom or experts blocks */
     size_t *off_gate, *off_mix, *off_tower; /* (K) each */
-    float  *gate_logits;        /* (max_B, S) scratch */
+    float  *gate_logits;        /* (max_B, K * S) scratch */
     int32_t *ids;               /* (n_cat, max_B) cat ids gathered per slot */
     float  *out;                /* (n_heads, B) raw head outputs: logits or values */
     /* training only (NULL otherwise) */
