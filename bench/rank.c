@@ -372,6 +372,8 @@ static void bench_usage(FILE *f) {
             "  --seconds S        measuring time of each of training and scoring (default 3)\n"
             "  --zipf Z           id skew: Zipf exponent per table, 0 = uniform (default 1.05)\n"
             "  --sparse-opt NAME  adagrad | lazy_adam, for the tables (default adagrad)\n"
+            "  --precision NAME   fp32 | bf16: the training step's products (default fp32;\n"
+            "                     scoring is fp32 either way)\n"
             "  --part NAME        all | train | score: what to measure (default all)\n"
             "  --no-peak          skip the 1024^3 sgemm peak measurement\n"
             "  --no-pack          score without packing the weights first (cr_ranker_pack)\n"
@@ -394,6 +396,7 @@ static int bench_parse_double(const char *s, double *out) {
 
 int main(int argc, char **argv) {
     int threads = 1, json = 0, peak = 1, pack = 1, part = BENCH_ALL;
+    cr_gemm_precision precision = CR_GEMM_FP32;
     double seconds = 3.0, zipf = 1.05;
     const char *model_name = "reference";
     cr_sparse_opt_kind sparse_kind = CR_SPARSE_ADAGRAD;
@@ -403,6 +406,7 @@ int main(int argc, char **argv) {
         {"sparse-opt", required_argument, 0, 'o'}, {"part", required_argument, 0, 'p'},
         {"no-peak", no_argument, 0, 'P'},          {"json", no_argument, 0, 'j'},
         {"no-pack", no_argument, 0, 'K'},          {"help", no_argument, 0, 'h'},
+        {"precision", required_argument, 0, 'r'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -436,6 +440,11 @@ int main(int argc, char **argv) {
             else if (!strcmp(optarg, "train")) part = BENCH_TRAIN;
             else if (!strcmp(optarg, "score")) part = BENCH_SCORE;
             else BENCH_DIE("--part '%s': expected all, train or score", optarg);
+            break;
+        case 'r':
+            if (!strcmp(optarg, "fp32")) precision = CR_GEMM_FP32;
+            else if (!strcmp(optarg, "bf16")) precision = CR_GEMM_BF16;
+            else BENCH_DIE("--precision '%s': expected fp32 or bf16", optarg);
             break;
         case 'P': peak = 0; break;
         case 'K': pack = 0; break;
@@ -514,6 +523,7 @@ int main(int argc, char **argv) {
     float *pred = malloc((size_t)m->cfg.n_heads * BENCH_SCORE_B * sizeof(float));
     if (!step_t || !lat || !pred) BENCH_DIE("out of memory");
     if (part != BENCH_SCORE) {
+        cr_sgemm_set_precision(precision); /* as crossrec train does around its steps */
         double warm_s = seconds * 0.1 < 0.5 ? seconds * 0.1 : 0.5;
         double t_start = cr_now(), t_meas = 0, cpu0 = 0;
         int measuring = 0;
@@ -548,6 +558,7 @@ int main(int argc, char **argv) {
         }
         train_s = cr_now() - t_meas;
         train_cpu = bench_cpu_now() - cpu0;
+        cr_sgemm_set_precision(CR_GEMM_FP32);
         if (!isfinite(loss)) BENCH_DIE("the training loss is %g", loss);
         qsort(step_t, steps, sizeof *step_t, bench_cmp_double);
     }
@@ -584,6 +595,8 @@ int main(int argc, char **argv) {
     bench_put(&o, "gemm_backend", 1, "%s", cr_sgemm_backend_name());
     if (zipf > 0) bench_put(&o, "ids", 1, "zipf_%.2f", zipf);
     else bench_put(&o, "ids", 1, "uniform");
+    bench_put(&o, "precision", 1, "%s",
+              precision == CR_GEMM_FP32 ? "fp32" : cr_sgemm_bf16_native() ? "bf16" : "bf16-unavailable");
     bench_put(&o, "sparse_opt", 1, "%s", sparse_kind == CR_SPARSE_ADAGRAD ? "adagrad" : "lazy_adam");
     bench_put(&o, "input_width", 0, "%d", m->C_in);
     bench_put(&o, "dense_params", 0, "%zu", bench_numel(&m->params));

@@ -218,6 +218,8 @@ def main():
                     help="measuring time of each of training and scoring")
     ap.add_argument("--zipf", type=float, default=1.05, help="id skew, 0 = uniform")
     ap.add_argument("--sparse-opt", choices=["adagrad", "lazy_adam"], default="adagrad")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="training forward under torch.autocast('cpu', bfloat16) with bf16")
     ap.add_argument("--part", choices=["all", "train", "score"], default="all",
                     help="what to measure")
     ap.add_argument("--json", action="store_true", help="one JSON object")
@@ -257,7 +259,8 @@ def main():
                 break
             dense_opt.zero_grad(set_to_none=True)
             sparse_opt.zero_grad(set_to_none=True)
-            loss = model.loss(model(d), d)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+                loss = model.loss(model(d), d)
             t1 = time.perf_counter()
             loss.backward()
             t2 = time.perf_counter()
@@ -312,7 +315,7 @@ def main():
         ("impl", "torch"), ("model", spec["name"]), ("threads", torch.get_num_threads()),
         ("torch_version", torch.__version__),
         ("ids", "zipf_%.2f" % a.zipf if a.zipf > 0 else "uniform"),
-        ("sparse_opt", a.sparse_opt), ("input_width", model.c_in),
+        ("precision", a.precision), ("sparse_opt", a.sparse_opt), ("input_width", model.c_in),
         ("dense_params", sum(p.numel() for p in dense)),
         ("table_params", sum(p.numel() for p in model.tables)),
         ("train_batch", TRAIN_B),

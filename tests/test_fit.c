@@ -336,9 +336,52 @@ static void test_id_dropout(void **state) {
     assert_true(memcmp(row0[0], row0[1], sizeof row0[0]) != 0);
 }
 
+/* train.precision bf16: the run trains, says so in metrics.json, really
+ * took its products in bf16 (experts of 64 at batch 128 are large enough
+ * for cr_sgemm to route them, so the weights differ from the fp32 run's),
+ * and ends near the fp32 run's test metrics. */
+static void test_bf16_precision(void **state) {
+    const fixture *f = *state;
+    char cfg[2][512], out[2][512], p[600], q[600];
+    const char *prec[2] = {"fp32", "bf16"};
+    cJSON *m[2];
+    for (int v = 0; v < 2; v++) {
+        cfg_opts o = defaults();
+        o.expert = 64;
+        o.batch = 128;
+        o.epochs = 6;
+        o.precision = prec[v];
+        char name[32];
+        snprintf(name, sizeof name, "prec_%s.yaml", prec[v]);
+        write_cfg(f->dir, name, &o, cfg[v], sizeof cfg[v]);
+        snprintf(out[v], sizeof out[v], "%s/out_%s", f->dir, prec[v]);
+        fit_ok(cfg[v], out[v], 0, NULL);
+        snprintf(p, sizeof p, "%s/metrics.json", out[v]);
+        m[v] = read_json(p);
+    }
+    const cJSON *pr = jget(m[1], "train.precision");
+    assert_non_null(pr);
+    assert_true(cJSON_IsString(pr));
+    if (cr_sgemm_bf16_native()) {
+        assert_string_equal(pr->valuestring, "bf16");
+        snprintf(p, sizeof p, "%s/model.safetensors", out[0]);
+        snprintf(q, sizeof q, "%s/model.safetensors", out[1]);
+        assert_false(same_bytes(p, q));
+    }
+    assert_string_equal(jget(m[0], "train.precision")->valuestring, "fp32");
+    double a0 = jnum(m[0], "test.tasks.click.model.auc"), a1 = jnum(m[1], "test.tasks.click.model.auc");
+    double r0 = jnum(m[0], "test.tasks.dwell.model.r2"), r1 = jnum(m[1], "test.tasks.dwell.model.r2");
+    assert_true(isfinite(a1) && isfinite(r1));
+    assert_true(fabs(a0 - a1) < 0.03);
+    assert_true(fabs(r0 - r1) < 0.05);
+    cJSON_Delete(m[0]);
+    cJSON_Delete(m[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fit_end_to_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bf16_precision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_id_dropout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_determinism, setup, teardown),
         cmocka_unit_test_setup_teardown(test_negative_regression_labels, setup, teardown),

@@ -132,6 +132,7 @@ static const char FULL[] =
     "  seed: 7\n"
     "  threads: 2\n"
     "  checkpoint_every: 4\n"
+    "  precision: bf16\n"
     "  early_stopping: {mode: per_task, patience: 3, eval_every: 50}\n"
     "eval:\n"
     "  k: 5\n"
@@ -179,6 +180,7 @@ static void test_full_config(void **state) {
     assert_float_equal(t->eps, 1e-6f, 1e-12);
     assert_float_equal(t->weight_decay, 0.01f, 1e-9);
     assert_int_equal(t->sparse_optimizer, CR_SPARSE_LAZY_ADAM);
+    assert_int_equal(t->precision, CR_GEMM_BF16);
     assert_float_equal(t->sparse_lr, 0.2f, 1e-8);
     assert_float_equal(t->adagrad_init, 0.1f, 1e-8);
     assert_int_equal(t->batch_size, 64);
@@ -253,6 +255,7 @@ static void check_defaults(const cr_rank_config *c) {
     assert_float_equal(t->beta1, 0.9f, 0);
     assert_float_equal(t->beta2, 0.999f, 0);
     assert_int_equal(t->sparse_optimizer, CR_SPARSE_ADAGRAD);
+    assert_int_equal(t->precision, CR_GEMM_FP32);
     assert_float_equal(t->sparse_lr, 0.05f, 0);
     assert_int_equal(t->batch_size, 512);
     assert_int_equal(t->epochs, 10);
@@ -327,6 +330,8 @@ static void test_unknown_keys(void **state) {
 static void test_wrong_types(void **state) {
     const fixture *f = *state;
     expect_error(f, "train:\n  lr: fast\n", CR_ERR_CONFIG, 2, 7, "train.lr", "'fast'", NULL);
+    expect_error(f, "train:\n  precision: fp16\n", CR_ERR_CONFIG, 2, 14, "train.precision",
+                 "'fp16'", "bf16", NULL);
     expect_error(f, "train:\n  batch_size: 3.5\n", CR_ERR_CONFIG, 2, 15, "train.batch_size",
                  "integer", "'3.5'", NULL);
     expect_error(f, "model:\n  experts: many\n", CR_ERR_CONFIG, 2, 12, "model.experts",

@@ -62,6 +62,15 @@ void cr_sgemm_set_backend(cr_gemm_backend b) {
     atomic_store_explicit(&cr_gemm_forced, (int)b, memory_order_relaxed);
 }
 
+/* The precision is per calling thread (a training loop's, set around its
+ * steps), so two models training in one process do not interfere. */
+static _Thread_local int cr_gemm_prec = CR_GEMM_FP32;
+void cr_sgemm_set_precision(cr_gemm_precision p) {
+    CR_ASSERT(p == CR_GEMM_FP32 || p == CR_GEMM_BF16);
+    cr_gemm_prec = (int)p;
+}
+cr_gemm_precision cr_sgemm_get_precision(void) { return (cr_gemm_precision)cr_gemm_prec; }
+
 /* Whether AUTO may give large products to BLAS. OpenBLAS picks its kernels at run
  * time from the CPU, or from OPENBLAS_CORETYPE when that is set; told
  * "Haswell" on an AVX-512 machine it runs 8-wide kernels at about two thirds
@@ -199,7 +208,13 @@ void cr_sgemm(int transA, int transB, int M, int N, int K, float alpha,
         cr_gemm_scale_c(M, N, beta, C, ldc);
         return;
     }
-    switch (cr_gemm_pick(M, N, K)) {
+    cr_gemm_backend be = cr_gemm_pick(M, N, K);
+    if (cr_gemm_prec == CR_GEMM_BF16 && be != CR_GEMM_NAIVE && M >= 16 && N >= 16 &&
+        (double)M * N * K >= CR_GEMM_BF16_MIN_WORK) {
+        cr_sgemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    switch (be) {
     case CR_GEMM_NAIVE:
         cr_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;

@@ -15,6 +15,7 @@
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
+#include "gemm_internal.h"
 #include "simd_tr.h"
 
 /* Register tile MR x NR: MR rows of op(A) times NR columns of op(B) kept in
@@ -139,19 +140,19 @@ static void cr_pack_b_sliver(float *restrict dst, int transB, const float *B, in
 /* ---- micro-kernels -----------------------------------------------------------
  * acc = sum_k a[k, :]^T b[k, :] over a full MR x NR tile, then
  * C = alpha*acc + beta*C where beta == 0 never reads C (it may hold NaN).
- * Edge tiles go to a scratch tile and through cr_store_edge, which uses
+ * Edge tiles go to a scratch tile and through cr_gemm_store_edge, which uses
  * the same fused multiply-add per element, so a value does not depend on
  * where the tile grid falls.
  *
  * The micro-kernel is aligned to a cache line: with the same object code,
  * a link that happened to place it differently ran 20% slower on Zen 4
  * (the loop's position against the op-cache windows). */
-static void cr_store_edge(float *C, int ldc, int mr, int nr, const float *tile, float alpha,
-                          float beta) {
+void cr_gemm_store_edge(float *C, int ldc, int mr, int nr, const float *tile, int tile_ld,
+                        float alpha, float beta) {
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
             float *c = C + (size_t)i * ldc + j;
-            float t = tile[i * CR_NR + j];
+            float t = tile[(size_t)i * tile_ld + j];
 #if defined(__FMA__)
             *c = beta == 0.0f ? alpha * t : fmaf(alpha, t, beta * *c);
 #else
@@ -252,7 +253,7 @@ static void cr_tile(int kc, const float *a, const float *b, float *C, int ldc, i
     }
     _Alignas(64) float tile[CR_MR * CR_NR];
     cr_ukernel(kc, a, b, tile, CR_NR, 1.0f, 0.0f);
-    cr_store_edge(C, ldc, mr, nr, tile, alpha, beta);
+    cr_gemm_store_edge(C, ldc, mr, nr, tile, CR_NR, alpha, beta);
 }
 
 /* The output is cut into independent MC x NC blocks ("tasks"); a task
@@ -268,23 +269,19 @@ static void cr_tile(int kc, const float *a, const float *b, float *C, int ldc, i
  * Block sizes are multiples of MR and NR, so the tile grid (and with it
  * every rounding) is the same whatever the split; the split only decides
  * which thread runs which tile. Results are identical for any thread count. */
-typedef struct {
-    int mc, nc, nic, njc;
-} cr_gemm_plan;
-
-static cr_gemm_plan cr_gemm_plan_for(int M, int N, int nt) {
-    int nic = (M + CR_MC_MAX - 1) / CR_MC_MAX, njc = (N + CR_NC_MAX - 1) / CR_NC_MAX;
+cr_gemm_plan cr_gemm_plan_make(int M, int N, int nt, int mr, int nr, int mc_max, int nc_max) {
+    int nic = (M + mc_max - 1) / mc_max, njc = (N + nc_max - 1) / nc_max;
     /* Enough tasks for every thread, and a multiple of the thread count
      * when tasks are few (so the last round is not half idle). */
     while (nt > 1 && (nic * njc < nt || (nic * njc < 4 * nt && (nic * njc) % nt))) {
         int mcur = (M + nic - 1) / nic, ncur = (N + njc - 1) / njc;
-        if (mcur > CR_MR && (mcur >= ncur || ncur <= CR_NR)) nic++;
-        else if (ncur > CR_NR) njc++;
+        if (mcur > mr && (mcur >= ncur || ncur <= nr)) nic++;
+        else if (ncur > nr) njc++;
         else break;
     }
     cr_gemm_plan p;
-    p.mc = ((M + nic - 1) / nic + CR_MR - 1) / CR_MR * CR_MR;
-    p.nc = ((N + njc - 1) / njc + CR_NR - 1) / CR_NR * CR_NR;
+    p.mc = ((M + nic - 1) / nic + mr - 1) / mr * mr;
+    p.nc = ((N + njc - 1) / njc + nr - 1) / nr * nr;
     p.nic = (M + p.mc - 1) / p.mc;
     p.njc = (N + p.nc - 1) / p.nc;
     return p;
@@ -361,7 +358,7 @@ void cr_sgemm_tiled(int transA, int transB, int M, int N, int K, float alpha,
     }
     int nt = cr_get_threads();
     int par = nt > 1 && (double)M * N * K >= CR_GEMM_PAR_MIN_WORK;
-    cr_gemm_plan p = cr_gemm_plan_for(M, N, par ? nt : 1);
+    cr_gemm_plan p = cr_gemm_plan_make(M, N, par ? nt : 1, CR_MR, CR_NR, CR_MC_MAX, CR_NC_MAX);
     CR_ASSERT(p.mc <= CR_MC_MAX && p.nc <= CR_NC_MAX);
     int ntask = p.nic * p.njc;
     if (!par || ntask == 1) {

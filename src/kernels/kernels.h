@@ -70,6 +70,30 @@ void cr_sgemm_small(int transA, int transB, int M, int N, int K, float alpha,
  * "generic" (chosen at compile time from -march). */
 const char *cr_sgemm_portable_isa(void);
 
+/* ---- bfloat16 products for mixed-precision training (gemm_bf16.c) ---------
+ * cr_sgemm_bf16 has cr_sgemm's contract except that op(A) and op(B) are
+ * rounded to bfloat16 (nearest even) before they are multiplied; products
+ * and sums are fp32, C stays fp32, results do not depend on the thread
+ * count. With AVX512_BF16 it runs at twice the fp32 rate; a build without
+ * it (cr_sgemm_bf16_native() == 0) computes the fp32 product instead.
+ * cr_bf16_round is the same rounding for one value (tests, references).
+ *
+ * The precision of cr_sgemm itself is a per-thread setting (default FP32)
+ * that a training loop turns on around its steps: with BF16, products of
+ * at least CR_GEMM_BF16_MIN_WORK multiply-adds whose M and N are both at
+ * least 16 go to cr_sgemm_bf16 (a forced NAIVE backend still wins). It
+ * never touches cr_sgemm_rows or the packed inference linear, so scoring
+ * stays fp32. */
+void  cr_sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta,
+                    float *C, int ldc);
+int   cr_sgemm_bf16_native(void);
+float cr_bf16_round(float x);
+typedef enum { CR_GEMM_FP32 = 0, CR_GEMM_BF16 = 1 } cr_gemm_precision;
+#define CR_GEMM_BF16_MIN_WORK (64.0 * 64 * 64)
+void              cr_sgemm_set_precision(cr_gemm_precision p); /* this thread's */
+cr_gemm_precision cr_sgemm_get_precision(void);
+
 /* ---- linear: out = inp @ w^T + b  (PyTorch's nn.Linear layout) ---------- */
 void cr_linear_forward(float *out,          /* (B, OC), row stride ldo */
                        const float *inp,    /* (B, C),  row stride ldi */

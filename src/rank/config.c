@@ -79,7 +79,7 @@ cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error
         "optimizer", "lr", "beta1", "beta2", "eps", "weight_decay", "sparse_optimizer",
         "sparse_lr", "adagrad_init", "batch_size", "epochs", "max_steps", "schedule",
         "warmup_steps", "min_lr_frac", "clip_norm", "seed", "threads", "early_stopping",
-        "checkpoint_every", NULL};
+        "checkpoint_every", "precision", NULL};
     CR_TRY(cr_yaml_check_keys(n, keys, "train", e));
     int v = (int)t->optimizer;
     CR_TRY(cr_yaml_enum(n, "optimizer", "train", 0, v, cr_dense_opt_names, &v, e));
@@ -87,6 +87,9 @@ cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error
     v = (int)t->sparse_optimizer;
     CR_TRY(cr_yaml_enum(n, "sparse_optimizer", "train", 0, v, cr_sparse_opt_names, &v, e));
     t->sparse_optimizer = (cr_sparse_opt_kind)v;
+    static const char *const precision_names[] = {"fp32", "bf16", NULL}; /* cr_gemm_precision */
+    CR_TRY(cr_yaml_enum(n, "precision", "train", 0, t->precision, precision_names,
+                        &t->precision, e));
     v = (int)t->schedule;
     CR_TRY(cr_yaml_enum(n, "schedule", "train", 0, v, sched_names, &v, e));
     t->schedule = (cr_sched_kind)v;

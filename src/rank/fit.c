@@ -193,13 +193,19 @@ static cr_status train_step(fit_ctx *c, const uint32_t *rows, int B, double *los
     CR_TRY(cr_batch_gather(&c->b, &c->ds, rows, B, e));
     apply_id_dropout(c, B);
     cr_ranker_zero_grad(c->m, c->ws);
-    CR_TRY(cr_ranker_forward(c->m, c->ws, &c->b, e));
-    CR_TRY(cr_ranker_loss(c->m, c->ws, &c->b, head_loss, loss, e));
-    if (!isfinite(*loss))
-        return cr_err(e, CR_ERR_INTERNAL,
-                      "the training loss became %g at step %lld; lower train.lr or set train.clip_norm",
-                      *loss, (long long)c->st.step);
-    CR_TRY(cr_ranker_backward(c->m, c->ws, &c->b, NULL, e));
+    /* train.precision governs this step's products only: evaluation and
+     * scoring stay fp32 (they never go through cr_sgemm's setting) */
+    cr_gemm_precision prev = cr_sgemm_get_precision();
+    cr_sgemm_set_precision((cr_gemm_precision)t->precision);
+    cr_status s = cr_ranker_forward(c->m, c->ws, &c->b, e);
+    if (!s) s = cr_ranker_loss(c->m, c->ws, &c->b, head_loss, loss, e);
+    if (!s && !isfinite(*loss))
+        s = cr_err(e, CR_ERR_INTERNAL,
+                   "the training loss became %g at step %lld; lower train.lr or set train.clip_norm",
+                   *loss, (long long)c->st.step);
+    if (!s) s = cr_ranker_backward(c->m, c->ws, &c->b, NULL, e);
+    cr_sgemm_set_precision(prev);
+    if (s) return s;
     if (t->clip_norm > 0) cr_clip_grad_norm(&c->m->params, c->ws->grads, t->clip_norm);
     int64_t total = t->max_steps;
     float lr = cr_lr_at(t->schedule, t->lr, c->st.step, t->warmup_steps, total, t->min_lr_frac);
@@ -233,6 +239,10 @@ static cr_status write_metrics(fit_ctx *c, int stopped_early, char **metrics, cr
     cJSON_AddStringToObject(tr, "early_stopping", cfg->train.early_stopping == CR_ES_SUM_LOSS ? "sum_loss"
                                                   : cfg->train.early_stopping == CR_ES_PER_TASK ? "per_task" : "none");
     cJSON_AddNumberToObject(tr, "threads", cr_get_threads());
+    cJSON_AddStringToObject(tr, "precision",
+                            cfg->train.precision == CR_GEMM_BF16
+                                ? (cr_sgemm_bf16_native() ? "bf16" : "bf16 (fp32 products: no AVX512_BF16)")
+                                : "fp32");
     cJSON_AddNumberToObject(tr, "parameters", (double)(c->m->params.total));
     cJSON_AddNumberToObject(tr, "table_parameters", (double)(c->m->tables.total));
     cJSON *fz = cJSON_AddObjectToObject(tr, "frozen_at_step");
@@ -380,8 +390,11 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
     memcpy(c.best_tables, c.m->tables.data, c.m->tables.total * sizeof(float));
     if (o->resume && (s = try_resume(&c, e))) goto done;
     if ((s = copy_config(&c, e))) goto done;
-    logf_(&c, "model %s: %zu dense parameters, %zu table parameters, %d threads\n",
-          cr_arch_name(c.m->cfg.arch), c.m->params.total, c.m->tables.total, cr_get_threads());
+    logf_(&c, "model %s: %zu dense parameters, %zu table parameters, %d threads, %s products\n",
+          cr_arch_name(c.m->cfg.arch), c.m->params.total, c.m->tables.total, cr_get_threads(),
+          t->precision == CR_GEMM_FP32 ? "fp32"
+          : cr_sgemm_bf16_native()     ? "bf16"
+                                       : "fp32 (bf16 asked; this build has no AVX512_BF16)");
 
     cr_progress pg;
     cr_progress_init(&pg, o->log, total);

@@ -36,6 +36,7 @@ typedef struct cr_train_cfg {
     int                patience;     /* evaluations without improvement */
     int64_t            eval_every;   /* steps; 0 = once per epoch */
     int                checkpoint_every; /* evaluations between checkpoints; 0 = only the end */
+    int                precision;    /* products of training steps: CR_GEMM_FP32 | CR_GEMM_BF16 */
 } cr_train_cfg;
 
 void cr_train_cfg_default(cr_train_cfg *c);

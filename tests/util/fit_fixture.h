@@ -105,10 +105,13 @@ typedef struct cfg_opts {
     const char *lr;
     const char *data;    /* the log, in the fixture's directory */
     const char *item_dropout; /* id_dropout of the item feature, or NULL */
+    int expert;          /* expert width, 16 unless changed */
+    int batch;           /* 32 unless changed */
+    const char *precision; /* train.precision */
 } cfg_opts;
 
 static inline cfg_opts defaults(void) {
-    cfg_opts o = {"none", 2, 0, 4, 0, 0, 3, 8, "0.01", "data.csv", NULL};
+    cfg_opts o = {"none", 2, 0, 4, 0, 0, 3, 8, "0.01", "data.csv", NULL, 16, 32, "fp32"};
     return o;
 }
 
@@ -139,12 +142,13 @@ static inline void write_cfg(const char *dir, const char *name, const cfg_opts *
             "model:\n"
             "  type: mmoe\n"
             "  experts: 2\n"
-            "  expert_layers: [16]\n"
+            "  expert_layers: [%d]\n"
             "  tower_layers: [%d]\n"
             "train:\n"
             "  lr: %s\n"
             "  sparse_lr: 0.1\n"
-            "  batch_size: 32\n"
+            "  batch_size: %d\n"
+            "  precision: %s\n"
             "  epochs: %d\n"
             "  max_steps: %d\n"
             "  seed: 3\n"
@@ -154,8 +158,9 @@ static inline void write_cfg(const char *dir, const char *name, const cfg_opts *
             "eval:\n"
             "  k: 4\n"
             "  popularity_feature: price\n",
-            o->data, o->item_dropout ? o->item_dropout : "0", o->category_dim, o->coin ? "  - {name: coin, type: binary}\n" : "", o->tower, o->lr,
-            o->epochs, o->max_steps, o->es, o->patience, o->eval_every);
+            o->data, o->item_dropout ? o->item_dropout : "0", o->category_dim,
+            o->coin ? "  - {name: coin, type: binary}\n" : "", o->expert, o->tower, o->lr,
+            o->batch, o->precision, o->epochs, o->max_steps, o->es, o->patience, o->eval_every);
     assert_int_equal(fclose(f), 0);
 }
 
