@@ -13,6 +13,8 @@
 #   BENCH_QUICK=1  pass --quick to the kernel lab
 #   BENCH_ZIPF     id skew for both sides, 0 = uniform (default 1.05)
 #   BENCH_PYTHON   the interpreter for the twin (default /usr/bin/python3, Debian's torch)
+#   BENCH_BF16=0   skip the bf16 training rows (reference model, train.precision bf16
+#                  against the twin under torch.autocast bfloat16; scoring is fp32)
 # OpenMP settings in the environment (OMP_WAIT_POLICY=passive helps a lot on
 # a machine other jobs share: see docs/bench.md) reach both sides alike.
 # Raw outputs are kept in BUILD_DIR/bench/results/. On a shared machine
@@ -32,6 +34,7 @@ ROUNDS=${BENCH_ROUNDS:-2}
 THREADS=${BENCH_THREADS:-"1 2"}
 ZIPF=${BENCH_ZIPF:-1.05}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
+BF16=${BENCH_BF16:-1}
 # torch.set_num_threads only governs BLAS when BLAS is the OpenMP OpenBLAS.
 TORCH_LD=/usr/lib/x86_64-linux-gnu/openblas-openmp
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -98,6 +101,21 @@ for t in $THREADS; do
             fi
         done
     done
+    [ "$BF16" = 1 ] || continue
+    for r in $(seq 1 "$ROUNDS"); do
+        c=$OUT/crossrec_reference-bf16_${t}t.r$r.txt
+        p=$OUT/torch_reference-bf16_${t}t.r$r.txt
+        if [ -x "$rank_bin" ]; then
+            OMP_NUM_THREADS=$t "$rank_bin" --threads "$t" --model reference --seconds "$SECS" \
+                --zipf "$ZIPF" --part train --precision bf16 --no-peak > "$c" 2>&1 ||
+                fail "crossrec_reference-bf16_${t}t.r$r" $? "$c"
+        fi
+        if [ $have_torch = 1 ]; then
+            OMP_NUM_THREADS=$t LD_LIBRARY_PATH=$TORCH_LD "$PY" "$HERE/bench/rank_torch.py" \
+                --threads "$t" --model reference --seconds "$SECS" --zipf "$ZIPF" --part train \
+                --precision bf16 > "$p" 2>&1 || fail "torch_reference-bf16_${t}t.r$r" $? "$p"
+        fi
+    done
 done
 
 # ---- 4. side by side -------------------------------------------------------------
@@ -124,12 +142,14 @@ or_na() { if [ -n "$1" ]; then echo "$1"; else echo "n/a"; fi; }
 echo
 echo "train: examples/s (median step); score: ms for 1000 candidates; speedup = crossrec over PyTorch"
 echo "cpu: process CPU / wall while training, crossrec/torch (below the thread count = cores taken by others)"
-printf '%-10s %3s | %10s %10s %7s | %8s %8s %7s | %8s %8s | %9s\n' \
+printf '%-14s %3s | %10s %10s %7s | %8s %8s %7s | %8s %8s | %9s\n' \
     model thr "train cr" "train pt" speedup "p50 cr" "p50 pt" speedup "p99 cr" "p99 pt" cpu
 summary=""
 starved=""
+models="reference movielens"
+[ "$BF16" = 1 ] && models="$models reference-bf16"
 for t in $THREADS; do
-    for model in reference movielens; do
+    for model in $models; do
         c=$OUT/crossrec_${model}_${t}t
         p=$OUT/torch_${model}_${t}t
         ct=$(get "$c" train_examples_per_s); pt=$(get "$p" train_examples_per_s)
@@ -142,9 +162,17 @@ for t in $THREADS; do
         done
         ts=$(ratio "$ct" "$pt")
         ss=$(ratio "$ps" "$cs")
-        printf '%-10s %3s | %10s %10s %7s | %8s %8s %7s | %8s %8s | %9s\n' "$model" "$t" \
+        printf '%-14s %3s | %10s %10s %7s | %8s %8s %7s | %8s %8s | %9s\n' "$model" "$t" \
             "$(or_na "$ct")" "$(or_na "$pt")" "$ts" "$(or_na "$cs")" "$(or_na "$ps")" "$ss" \
             "$(or_na "$c99")" "$(or_na "$p99")" "$(or_na "$cu")/$(or_na "$pu")"
+        if [ "$model" = reference-bf16 ]; then
+            # like for like (both bf16), and against the fp32 twin
+            pf=$(get "$OUT/torch_reference_${t}t" train_examples_per_s)
+            summary="${summary}train_speedup_bf16_${t}t: $ts
+train_bf16_over_torch_fp32_${t}t: $(ratio "$ct" "$pf")
+"
+            continue
+        fi
         pre=""
         [ "$model" = movielens ] && pre="ml_"
         summary="$summary${pre}train_speedup_${t}t: $ts
