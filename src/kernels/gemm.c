@@ -199,7 +199,16 @@ void cr_sgemm(int transA, int transB, int M, int N, int K, float alpha,
         cr_gemm_scale_c(M, N, beta, C, ldc);
         return;
     }
-    switch (cr_gemm_pick(M, N, K)) {
+    cr_gemm_backend b = cr_gemm_pick(M, N, K);
+    /* One row against nn.Linear's (N, K) weight, a decode step's product:
+     * streaming the weight is all the work (gemv.c); BLAS's general path
+     * ran it at a third of the memory bandwidth (docs/lm.md, "Speed"). */
+    if (M == 1 && !transA && transB && b != CR_GEMM_NAIVE &&
+        atomic_load_explicit(&cr_gemm_forced, memory_order_relaxed) != CR_GEMM_BLAS) {
+        cr_sgemv_t(N, K, alpha, A, B, ldb, beta, C);
+        return;
+    }
+    switch (b) {
     case CR_GEMM_NAIVE:
         cr_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;

@@ -66,6 +66,13 @@ void cr_sgemm_rows(int transA, int transB, int M, int N, int K, float alpha,
 void cr_sgemm_small(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta,
                     float *C, int ldc);
+/* y = alpha * x @ B^T + beta * y for one row x (K) and B (N, K), row
+ * stride ldb (beta == 0 overwrites y): the M = 1, transB product, which the
+ * seam routes here on the AUTO and PORTABLE backends (gemv.c). B is read
+ * once, row after row; threads take contiguous blocks of rows, and y[j]
+ * does not depend on N or the thread count. */
+void cr_sgemv_t(int N, int K, float alpha, const float *x, const float *B, int ldb,
+                float beta, float *y);
 /* The portable kernel's instruction set in this build: "avx512", "avx2" or
  * "generic" (chosen at compile time from -march). */
 const char *cr_sgemm_portable_isa(void);
