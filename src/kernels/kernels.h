@@ -100,6 +100,17 @@ int    cr_linear_pack_width(void); /* output channels per packed sliver */
 void   cr_linear_pack(float *wp, const float *w, int OC, int C);
 void   cr_linear_forward_packed(float *out, const float *inp, const float *wp, const float *b,
                                 int B, int C, int OC, int ldi, int ldo, int relu);
+/* Inference with bfloat16 weights (linear_bf16.c): wb (OC, C) holds w
+ * rounded by cr_bf16_round; out = inp @ wb^T + b with inputs, products and
+ * sums in float (bf16 widens exactly), in gemv.c's order, so a row's outputs
+ * do not depend on B, the other rows or the thread count. No backward. */
+void     cr_linear_forward_bf16(float *out, const float *inp, const uint16_t *wb,
+                                const float *b, int B, int C, int OC, int ldi, int ldo);
+/* float -> bf16, round to nearest even (NaN stays a quiet NaN, overflow
+ * rounds to infinity); bf16 -> float is exact. */
+uint16_t cr_bf16_from_f32(float f);
+float    cr_bf16_to_f32(uint16_t h);
+void     cr_bf16_round(uint16_t *dst, const float *src, size_t n);
 void cr_linear_backward(float *dinp,        /* (B, C) stride ldi, or NULL */
                         float *dw,          /* (OC, C) or NULL */
                         float *db,          /* (OC) or NULL */
