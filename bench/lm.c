@@ -2,8 +2,11 @@
  * lm.c - the decoder language-model benchmark: training tokens/s (forward,
  * backward, clipping, AdamW), forward + backward in full and in frozen mode
  * (input-embedding gradient only), one forward over a T-token prompt, and
- * greedy generation tokens/s with the key/value cache, on a GPT-2-small-shaped stack or the austen-small shape,
- * random weights, random ids. bench/lm_torch.py is its PyTorch twin (same
+ * greedy generation tokens/s with the key/value cache, in float32 and with
+ * bf16 copies of the matrices, on a GPT-2-small-shaped stack, the
+ * austen-small shape or llama2.c's 110M shape with an untied classifier
+ * (llama134m), random weights, random ids; with one thread's streaming read
+ * bandwidth and the generation rate it allows. bench/lm_torch.py is its PyTorch twin (same
  * shapes, same output names); scripts/bench_lm.sh sets them side by side.
  * A bench, not a test: it measures time, checks only that losses are
  * finite, and never tunes the library it measures.
@@ -275,8 +278,19 @@ int main(int argc, char **argv) {
         CHECK(cr_dec_generate(&d, &ws, ids, 1, gen, &smp, NULL, out, &e));
         if (!warm) timer_add(&tg, cr_now() - t0);
     }
-    cr_dec_ws_free(&ws);
     double gen_s = timer_median(&tg);
+
+    /* 5. the same with bf16 copies of the matrices */
+    timer tb = {0};
+    CHECK(cr_dec_bf16_make(&d, &e));
+    for (int warm = 1; warm || timer_more(&tb, seconds / 2); warm = 0) {
+        double t0 = cr_now();
+        CHECK(cr_dec_generate(&d, &ws, ids, 1, gen, &smp, NULL, out, &e));
+        if (!warm) timer_add(&tb, cr_now() - t0);
+    }
+    cr_dec_ws_free(&ws);
+    cr_dec_bf16_drop(&d);
+    double gen_bf16_s = timer_median(&tb);
 
     double fpt = fwd_flops_per_token(c, T);
     double tps = (double)N / step_s;
@@ -298,14 +312,18 @@ int main(int argc, char **argv) {
     }
     printf("prefill_%d_ms: %.2f\n", T, prefill_s * 1e3);
     printf("gen_tokens_per_s: %.1f\n", gen / gen_s);
-    printf("gen_bytes_per_token_f32: %.0f\n", gen_bytes_per_token(c, gen, 4));
+    printf("gen_bf16_tokens_per_s: %.1f\n", gen / gen_bf16_s);
+    printf("gen_bf16_over_f32: %.3f\n", gen_s / gen_bf16_s);
+    double bpt32 = gen_bytes_per_token(c, gen, 4), bpt16 = gen_bytes_per_token(c, gen, 2);
+    printf("gen_bytes_per_token_f32: %.0f\n", bpt32);
+    printf("gen_bytes_per_token_bf16: %.0f\n", bpt16);
     if (bw) {
         double sink = 0, gbs = mem_read_gbs(1.0, &sink);
         printf("mem_read_gbs: %.2f\n", gbs);
-        printf("gen_bandwidth_limit_f32_tokens_per_s: %.1f\n",
-               gbs * 1e9 / gen_bytes_per_token(c, gen, 4));
-        printf("gen_f32_over_bandwidth_limit: %.3f\n",
-               gen / gen_s / (gbs * 1e9 / gen_bytes_per_token(c, gen, 4)));
+        printf("gen_bandwidth_limit_f32_tokens_per_s: %.1f\n", gbs * 1e9 / bpt32);
+        printf("gen_bandwidth_limit_bf16_tokens_per_s: %.1f\n", gbs * 1e9 / bpt16);
+        printf("gen_f32_over_bandwidth_limit: %.3f\n", gen / gen_s / (gbs * 1e9 / bpt32));
+        printf("gen_bf16_over_bandwidth_limit: %.3f\n", gen / gen_bf16_s / (gbs * 1e9 / bpt16));
         if (sink == 12345.0) printf("sink: %g\n", sink);
     }
     if (peak) printf("sgemm_peak_gflops: %.2f\n", sgemm_peak(0.3));
