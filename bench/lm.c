@@ -280,7 +280,7 @@ int main(int argc, char **argv) {
     }
     double gen_s = timer_median(&tg);
 
-    /* 5. the same with bf16 copies of the matrices */
+    /* 5. generation and prefill with bf16 copies of the matrices */
     timer tb = {0};
     CHECK(cr_dec_bf16_make(&d, &e));
     for (int warm = 1; warm || timer_more(&tb, seconds / 2); warm = 0) {
@@ -289,8 +289,17 @@ int main(int argc, char **argv) {
         if (!warm) timer_add(&tb, cr_now() - t0);
     }
     cr_dec_ws_free(&ws);
-    cr_dec_bf16_drop(&d);
     double gen_bf16_s = timer_median(&tb);
+    timer tq = {0};
+    CHECK(cr_dec_ws_create(&ws, &d, 1, T, 0, &e));
+    for (int warm = 1; warm || timer_more(&tq, seconds / 2); warm = 0) {
+        double t0 = cr_now();
+        CHECK(cr_dec_forward(&d, &ws, ids, NULL, NULL, 1, T, 0, &e));
+        if (!warm) timer_add(&tq, cr_now() - t0);
+    }
+    cr_dec_ws_free(&ws);
+    cr_dec_bf16_drop(&d);
+    double prefill_bf16_s = timer_median(&tq);
 
     double fpt = fwd_flops_per_token(c, T);
     double tps = (double)N / step_s;
@@ -312,6 +321,7 @@ int main(int argc, char **argv) {
     }
     printf("prefill_%d_ms: %.2f\n", T, prefill_s * 1e3);
     printf("gen_tokens_per_s: %.1f\n", gen / gen_s);
+    printf("prefill_%d_bf16_ms: %.2f\n", T, prefill_bf16_s * 1e3);
     printf("gen_bf16_tokens_per_s: %.1f\n", gen / gen_bf16_s);
     printf("gen_bf16_over_f32: %.3f\n", gen_s / gen_bf16_s);
     double bpt32 = gen_bytes_per_token(c, gen, 4), bpt16 = gen_bytes_per_token(c, gen, 2);

@@ -52,33 +52,73 @@ void cr_bf16_round(uint16_t *dst, const float *src, size_t n) {
 #endif
 #define CR_BF_JP 64 /* weight rows per panel: 64 x C bf16 stay in L2 across row tiles */
 
+/* The tile's loops are short and constant after inlining; unrolled, the
+ * accumulators stay in registers (GCC keeps them in memory otherwise). */
+#define CR_BF_UNROLL CR_PRAGMA_(GCC unroll 4)
+
 /* rb input rows (a constant after inlining) against weight row j. */
 static inline __attribute__((always_inline)) void
 cr_bf16_tile(int rb, float *out, int ldo, const float *inp, int ldi, const uint16_t *w,
              const float *b, int j, int C) {
     cr_vf acc[CR_BF_RB][4];
-    for (int r = 0; r < rb; r++)
+    CR_BF_UNROLL
+    for (int r = 0; r < rb; r++) {
+        CR_BF_UNROLL
         for (int q = 0; q < 4; q++) acc[r][q] = vf_zero();
+    }
     int k = 0;
-    for (; k + 4 * CR_VF_W <= C; k += 4 * CR_VF_W)
+    for (; k + 4 * CR_VF_W <= C; k += 4 * CR_VF_W) {
+        CR_BF_UNROLL
         for (int q = 0; q < 4; q++) {
             cr_vf wv = vf_load_bf16(w + k + q * CR_VF_W);
+            CR_BF_UNROLL
             for (int r = 0; r < rb; r++)
                 acc[r][q] = vf_fma(vf_load(inp + (size_t)r * ldi + k + q * CR_VF_W), wv, acc[r][q]);
         }
+    }
     /* fewer than four chunks left: they continue the rotation */
+    CR_BF_UNROLL
     for (int q = 0; q < 4; q++) {
-        if (k >= C) break;
-        int n = C - k < CR_VF_W ? C - k : CR_VF_W;
-        cr_vf wv = vf_load_bf16_n(w + k, n);
-        for (int r = 0; r < rb; r++)
-            acc[r][q] = vf_fma(vf_load_n(inp + (size_t)r * ldi + k, n), wv, acc[r][q]);
+        if (k < C) {
+            int n = C - k < CR_VF_W ? C - k : CR_VF_W;
+            cr_vf wv = vf_load_bf16_n(w + k, n);
+            CR_BF_UNROLL
+            for (int r = 0; r < rb; r++)
+                acc[r][q] = vf_fma(vf_load_n(inp + (size_t)r * ldi + k, n), wv, acc[r][q]);
+        }
         k += CR_VF_W;
     }
+    CR_BF_UNROLL
     for (int r = 0; r < rb; r++) {
         float s = vf_sum(vf_add(vf_add(acc[r][0], acc[r][1]), vf_add(acc[r][2], acc[r][3])));
         out[(size_t)r * ldo + j] = b ? s + b[j] : s;
     }
+}
+
+/* One input row against weight row j: the tile's sums, written out the way
+ * gemv.c's are (a decode step runs only this, at the speed of memory). */
+static inline cr_vf cr_bf16_tail(cr_vf acc, const float *x, const uint16_t *w, int *k, int C) {
+    if (*k >= C) return acc;
+    int n = C - *k < CR_VF_W ? C - *k : CR_VF_W;
+    acc = vf_fma(vf_load_n(x + *k, n), vf_load_bf16_n(w + *k, n), acc);
+    *k += CR_VF_W;
+    return acc;
+}
+
+static inline float cr_bf16_dot(const float *x, const uint16_t *w, int C) {
+    cr_vf a0 = vf_zero(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 4 * CR_VF_W <= C; k += 4 * CR_VF_W) {
+        a0 = vf_fma(vf_load(x + k), vf_load_bf16(w + k), a0);
+        a1 = vf_fma(vf_load(x + k + CR_VF_W), vf_load_bf16(w + k + CR_VF_W), a1);
+        a2 = vf_fma(vf_load(x + k + 2 * CR_VF_W), vf_load_bf16(w + k + 2 * CR_VF_W), a2);
+        a3 = vf_fma(vf_load(x + k + 3 * CR_VF_W), vf_load_bf16(w + k + 3 * CR_VF_W), a3);
+    }
+    a0 = cr_bf16_tail(a0, x, w, &k, C);
+    a1 = cr_bf16_tail(a1, x, w, &k, C);
+    a2 = cr_bf16_tail(a2, x, w, &k, C);
+    a3 = cr_bf16_tail(a3, x, w, &k, C);
+    return vf_sum(vf_add(vf_add(a0, a1), vf_add(a2, a3)));
 }
 
 /* Weight rows j0..j1 against every input row: tiles of RB rows, the
@@ -90,10 +130,14 @@ static void cr_bf16_panel(float *out, const float *inp, const uint16_t *w, const
         for (int j = j0; j < j1; j++)
             cr_bf16_tile(CR_BF_RB, out + (size_t)i * ldo, ldo, inp + (size_t)i * ldi, ldi,
                          w + (size_t)j * C, b, j, C);
-    for (; i < B; i++)
-        for (int j = j0; j < j1; j++)
-            cr_bf16_tile(1, out + (size_t)i * ldo, ldo, inp + (size_t)i * ldi, ldi,
-                         w + (size_t)j * C, b, j, C);
+    for (; i < B; i++) {
+        const float *x = inp + (size_t)i * ldi;
+        float *o = out + (size_t)i * ldo;
+        for (int j = j0; j < j1; j++) {
+            float s = cr_bf16_dot(x, w + (size_t)j * C, C);
+            o[j] = b ? s + b[j] : s;
+        }
+    }
 }
 
 void cr_linear_forward_bf16(float *out, const float *inp, const uint16_t *w, const float *b,
