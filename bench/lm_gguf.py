@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
-"""lm_gguf.py - write a random-weight GGUF (v3, float32) of the austen-small
-decoder shape (Llama blocks: C 192, 4 layers, 6 heads, SwiGLU 512, vocab
-4096, context 256) for the llama.cpp anchor of scripts/bench_lm.sh
-(bench/lm_llamacpp.mjs). Bench-only: the weights are N(0, 0.02) noise and
-the vocabulary is placeholder pieces (the control tokens, the 256 byte
-pieces llama.cpp looks up, then "w<i>"), enough for llama.cpp to load the
-file and time its forward passes. Needs only numpy.
+"""lm_gguf.py - write a random-weight GGUF (v3, float32) of a decoder shape
+of bench/lm.c for the llama.cpp anchor of scripts/bench_lm.sh
+(bench/lm_llamacpp.mjs):
+  austen     (default) the austen-small shape: Llama blocks, C 192, 4 layers,
+             6 heads, SwiGLU 512, vocab 4096, context 256, tied output;
+  llama134m  llama2.c's 110M shape with an untied classifier (134M
+             parameters): C 768, 12 layers, 12 heads, SwiGLU 2048, vocab
+             32000, context 256, a separate output.weight.
+Bench-only: the weights are N(0, 0.02) noise and the vocabulary is
+placeholder pieces (the control tokens, the 256 byte pieces llama.cpp looks
+up, then "w<i>"), enough for llama.cpp to load the file and time its
+forward passes. Needs only numpy (Debian's /usr/bin/python3 has it).
 
-Usage: python3 bench/lm_gguf.py OUT.gguf
+Usage: python3 bench/lm_gguf.py [--shape austen|llama134m] OUT.gguf
 """
+import argparse
 import struct
-import sys
 
 import numpy as np
 
-C, H, L, NH, NKV, V, T = 192, 512, 4, 6, 6, 4096, 256
+SHAPES = {
+    # C, H, L, NH, NKV, V, T, tied
+    "austen": (192, 512, 4, 6, 6, 4096, 256, True),
+    "llama134m": (768, 2048, 12, 12, 12, 32000, 256, False),
+}
 ALIGN = 32
 
 
@@ -43,8 +52,11 @@ def arr(key, etype, values):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", default="austen", choices=sorted(SHAPES))
+    ap.add_argument("out")
+    args = ap.parse_args()
+    C, H, L, NH, NKV, V, T, tied = SHAPES[args.shape]
     rng = np.random.default_rng(1)
     tensors = []  # (name, array in torch (out, in) layout)
 
@@ -64,7 +76,9 @@ def main():
         w(p + "ffn_gate.weight", H, C)
         w(p + "ffn_up.weight", H, C)
         w(p + "ffn_down.weight", C, H)
-    w("output_norm.weight", C, norm=True)  # no output.weight: tied to token_embd
+    w("output_norm.weight", C, norm=True)
+    if not tied:  # without output.weight llama.cpp ties the output to token_embd
+        w("output.weight", V, C)
 
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
     types = [2, 3, 3] + [6] * 256
@@ -73,7 +87,7 @@ def main():
         types.append(1)
     meta = [
         kv("general.architecture", 8, "llama"),
-        kv("general.name", 8, "crossrec-bench-austen-shape"),
+        kv("general.name", 8, f"crossrec-bench-{args.shape}-shape"),
         kv("llama.context_length", 4, T),
         kv("llama.embedding_length", 4, C),
         kv("llama.block_count", 4, L),
@@ -98,7 +112,7 @@ def main():
         info += struct.pack("<IQ", 0, off)  # type F32, offset in the data section
         off += (a.nbytes + ALIGN - 1) // ALIGN * ALIGN
     head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(meta)) + b"".join(meta) + info
-    with open(sys.argv[1], "wb") as f:
+    with open(args.out, "wb") as f:
         f.write(head)
         f.write(b"\0" * (-len(head) % ALIGN))
         for _, a in tensors:

@@ -1,9 +1,10 @@
-// lm_llamacpp.mjs - the llama.cpp anchor of scripts/bench_lm.sh: loads the
-// random-weight GGUF that bench/lm_gguf.py writes (the austen-small shape)
-// through node-llama-cpp's prebuilt CPU binaries and prints, as bench/lm.c
-// does, `name: value` lines: greedy generation tokens/s after a one-token
-// prompt (128 new tokens) and the time of one forward over a 256-token
-// prompt (prefill, no backward: llama.cpp does not train).
+// lm_llamacpp.mjs - the llama.cpp anchor of scripts/bench_lm.sh: loads a
+// random-weight GGUF that bench/lm_gguf.py writes (the austen-small or the
+// llama134m shape) through node-llama-cpp's prebuilt CPU binaries and
+// prints, as bench/lm.c does, `name: value` lines: greedy generation
+// tokens/s after a one-token prompt (128 new tokens) and the time of one
+// forward over a 256-token prompt (prefill, no backward: llama.cpp does not
+// train). The shape's name comes from the file name (lm_SHAPE_random.gguf).
 //
 // Usage (node-llama-cpp 3.21.1 installed outside the repository):
 //   cd /tmp/x && npm install node-llama-cpp@3.21.1
@@ -58,7 +59,8 @@ async function prefill() {
 
 const genS = await median(generate, seconds / 2);
 const preS = await median(prefill, seconds / 2);
-console.log(`model: austen (random weights, GGUF f32)`);
+const shape = path.basename(modelPath).replace(/^lm_/, "").replace(/_random\.gguf$|\.gguf$/, "");
+console.log(`model: ${shape} (random weights, GGUF f32)`);
 console.log(`threads: ${threads}`);
 console.log(`gen_tokens_per_s: ${(GEN / genS).toFixed(1)}`);
 console.log(`prefill_${T}_ms: ${(preS * 1e3).toFixed(2)}`);

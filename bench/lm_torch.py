@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """lm_torch.py - the PyTorch twin of bench/lm.c: the same decoder shapes
 (gpt2s: GPT-2 blocks, width 768, 12 heads, 2 layers, vocab 50257, T 256;
-austen: Llama blocks, width 192, 6 heads, 4 layers, hidden 512, vocab 4096)
-with random weights and ids, timing the same parts and printing the same
+austen: Llama blocks, width 192, 6 heads, 4 layers, hidden 512, vocab 4096;
+llama134m: llama2.c's 110M shape with an untied classifier, 134M parameters,
+width 768, 12 heads, 12 layers, hidden 2048, vocab 32000, generation only
+unless --train) with random weights and ids, timing the same parts and printing the same
 `name: value` lines: a training step (forward, backward, clipping, AdamW),
 forward + backward in full and frozen (only the input embeddings need a
 gradient), one forward over a T-token prompt, and greedy generation with a
@@ -23,9 +25,10 @@ import torch
 import torch.nn.functional as F
 
 SHAPES = {
-    # arch, C, H, L, NH, V, B, T
-    "gpt2s": ("gpt2", 768, 3072, 2, 12, 50257, 4, 256),
-    "austen": ("llama", 192, 512, 4, 6, 4096, 16, 256),
+    # arch, C, H, L, NH, V, B, T, tied, train by default
+    "gpt2s": ("gpt2", 768, 3072, 2, 12, 50257, 4, 256, True, True),
+    "austen": ("llama", 192, 512, 4, 6, 4096, 16, 256, True, True),
+    "llama134m": ("llama", 768, 2048, 12, 12, 32000, 1, 256, False, False),
 }
 
 
@@ -91,10 +94,11 @@ class Block(torch.nn.Module):
 
 
 class Decoder(torch.nn.Module):
-    def __init__(self, arch, C, H, L, NH, V, T):
+    def __init__(self, arch, C, H, L, NH, V, T, tied=True):
         super().__init__()
         self.arch = arch
         self.tok = torch.nn.Embedding(V, C)
+        self.cls = None if tied else torch.nn.Linear(C, V, bias=False)
         self.pos = torch.nn.Embedding(T, C) if arch == "gpt2" else None
         self.blocks = torch.nn.ModuleList(Block(arch, C, H, NH) for _ in range(L))
         self.nf = RMSNorm(C) if arch == "llama" else torch.nn.LayerNorm(C, eps=1e-5)
@@ -108,7 +112,8 @@ class Decoder(torch.nn.Module):
             x = x + self.pos.weight[pos0:pos0 + emb.shape[1]]
         for i, b in enumerate(self.blocks):
             x = b(x, None if caches is None else caches[i], pos0)
-        return self.nf(x) @ self.tok.weight.t()  # tied classifier
+        w = self.tok.weight if self.cls is None else self.cls.weight
+        return self.nf(x) @ w.t()
 
 
 def median_time(fn, seconds, warm=1):
@@ -136,13 +141,17 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--batch", type=int, default=0)
     ap.add_argument("--gen", type=int, default=128)
+    ap.add_argument("--train", action=argparse.BooleanOptionalAction, default=None,
+                    help="time the training parts (default: all shapes but llama134m)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    arch, C, H, L, NH, V, B, T = SHAPES[a.model]
+    arch, C, H, L, NH, V, B, T, tied, train = SHAPES[a.model]
     if a.batch > 0:
         B = a.batch
-    m = Decoder(arch, C, H, L, NH, V, T)
+    if a.train is not None:
+        train = a.train
+    m = Decoder(arch, C, H, L, NH, V, T, tied)
     ids = torch.randint(0, V, (B, T))
     tgt = torch.randint(0, V, (B, T))
     decay = [p for n, p in m.named_parameters() if p.dim() == 2 and not n.startswith(("tok", "pos"))]
@@ -159,18 +168,20 @@ def main():
         opt.step()
         assert math.isfinite(loss.item())
 
-    step_s = median_time(step, a.seconds)
-    emb0 = m.tok(ids).detach()
+    step_s = full_s = frozen_s = 0.0
+    if train:
+        step_s = median_time(step, a.seconds)
+        emb0 = m.tok(ids).detach()
 
-    def fwd_bwd():
-        m.zero_grad(set_to_none=False)
-        emb = emb0.clone().requires_grad_(True)
-        F.cross_entropy(m(emb).view(-1, V), tgt.view(-1)).backward()
+        def fwd_bwd():
+            m.zero_grad(set_to_none=False)
+            emb = emb0.clone().requires_grad_(True)
+            F.cross_entropy(m(emb).view(-1, V), tgt.view(-1)).backward()
 
-    full_s = median_time(fwd_bwd, a.seconds / 2)
-    for p in m.parameters():
-        p.requires_grad_(False)
-    frozen_s = median_time(fwd_bwd, a.seconds / 2)
+        full_s = median_time(fwd_bwd, a.seconds / 2)
+        for p in m.parameters():
+            p.requires_grad_(False)
+        frozen_s = median_time(fwd_bwd, a.seconds / 2)
 
     def prefill():
         with torch.no_grad():
@@ -188,17 +199,20 @@ def main():
 
     gen_s = median_time(generate, a.seconds / 2)
     fpt = fwd_flops_per_token(arch, C, H, L, V, T)
-    tps = B * T / step_s
+    tps = B * T / step_s if train else 0.0
     print(f"model: {a.model}")
-    print(f"shape: {arch} C={C} L={L} NH={NH} H={H} V={V} B={B} T={T}")
+    print(f"shape: {arch} C={C} L={L} NH={NH} H={H} V={V} B={B} T={T}" + ("" if tied else " untied"))
     print(f"threads: {a.threads}")
     print(f"torch: {torch.__version__}")
-    print(f"train_step_ms: {step_s * 1e3:.2f}")
-    print(f"train_tokens_per_s: {tps:.1f}")
-    print(f"train_gflops: {tps * 3 * fpt * 1e-9:.2f}")
-    print(f"fwd_bwd_full_ms: {full_s * 1e3:.2f}")
-    print(f"fwd_bwd_frozen_ms: {frozen_s * 1e3:.2f}")
-    print(f"frozen_over_full: {frozen_s / full_s:.3f}")
+    if train:
+        print(f"train_step_ms: {step_s * 1e3:.2f}")
+        print(f"train_tokens_per_s: {tps:.1f}")
+        print(f"train_gflops: {tps * 3 * fpt * 1e-9:.2f}")
+        print(f"fwd_bwd_full_ms: {full_s * 1e3:.2f}")
+        print(f"fwd_bwd_frozen_ms: {frozen_s * 1e3:.2f}")
+        print(f"frozen_over_full: {frozen_s / full_s:.3f}")
+    else:
+        print("train: skipped (generation shape; --train adds the training parts)")
     print(f"prefill_{T}_ms: {prefill_s * 1e3:.2f}")
     print(f"gen_tokens_per_s: {a.gen / gen_s:.1f}")
 

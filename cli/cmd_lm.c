@@ -44,6 +44,9 @@ static void usage(FILE *f) {
             "                       prompt, then its continuation)\n"
             "  --ids                print ids even with a tokenizer\n"
             "  --heads N            GPT-2 head count when there is no config.json\n"
+            "  --bf16               multiply by bf16 copies of the weight matrices (inference\n"
+            "                       only: about half the time per token; logits move by\n"
+            "                       bf16 rounding, so ids may differ) [off: float32]\n"
             "  --help               this text\n");
 }
 
@@ -93,12 +96,12 @@ static int generate(int argc, char **argv) {
         {"seed", required_argument, 0, 's'},       {"prompt-ids", required_argument, 0, 'i'},
         {"bos", required_argument, 0, 'b'},        {"prompt", required_argument, 0, 'P'},
         {"tokenizer", required_argument, 0, 'T'},  {"ids", no_argument, 0, 'I'},
-        {"heads", required_argument, 0, 'H'},      {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"heads", required_argument, 0, 'H'},      {"bf16", no_argument, 0, 'F'},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     const char *model = NULL, *prompt_ids = NULL, *prompt = NULL, *tokp = NULL;
     long long steps = 64, top_k = 0, seed = 0, bos = -1, heads = 0;
     double temp = 1.0, top_p = 0.9;
-    int greedy = 0, want_ids = 0, ch;
+    int greedy = 0, want_ids = 0, bf16 = 0, ch;
     const char *cmd = "lm generate";
     optind = 1;
     while ((ch = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
@@ -117,6 +120,7 @@ static int generate(int argc, char **argv) {
         case 'T': tokp = optarg; break;
         case 'I': want_ids = 1; break;
         case 'H': bad = cr_cli_int(cmd, "--heads", optarg, 1, 1024, &heads); break;
+        case 'F': bf16 = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -199,6 +203,7 @@ static int generate(int argc, char **argv) {
         rc = 2;
         goto done;
     }
+    if (bf16 && cr_dec_bf16_make(&d, &e)) goto fail;
     if (cr_dec_ws_create(&ws, &d, 1, (int)need, CR_DEC_WS_KV_CACHE, &e)) goto fail;
     cr_dec_sampler smp = {.temperature = greedy ? 0.0f : (float)temp, .top_k = (int)top_k,
                           .top_p = (float)top_p};

@@ -431,6 +431,12 @@ run "$BIN" lm eval --model data/models/austen-small/model.safetensors \
     --tokenizer data/models/austen-small/tokenizer --text "$TMP/austen_head.txt"
 if [ "$rc" -eq 0 ] && grep -qi "perplexity" "$OUT"; then ok "lm eval: austen-small scores Austen text"
 else not_ok "lm eval: austen-small scores Austen text (exit $rc)"; fi
+# --bf16 multiplies by bf16 copies of the matrices: greedy text that starts
+# as the float32 model's does ("Emma was not so much", docs/lm.md).
+run "$BIN" lm generate --model data/models/austen-small/model.safetensors \
+    --tokenizer data/models/austen-small/tokenizer --prompt "Emma was" -n 8 --greedy --bf16
+if [ "$rc" -eq 0 ] && grep -q "^Emma was not so much" "$OUT"; then ok "lm generate --bf16: austen-small greedy text"
+else not_ok "lm generate --bf16: austen-small greedy text (exit $rc)"; fi
 long=$(printf 'word %.0s' $(seq 1 400))
 expect_fail "lm generate: a prompt longer than the context is refused" "context" -- \
     "$BIN" lm generate --model data/models/austen-small/model.safetensors \

@@ -1,68 +1,57 @@
 /*
- * test_kernels_bf16.c - the bfloat16 product for mixed-precision training:
- * the scalar rounding (ties to even, overflow to inf, NaN kept) and the
- * vector one inside the kernel agree; every transpose case, edge and odd
- * shapes, K across blocks and odd K, alpha/beta and padded strides (padding
- * NaN) against a double reference on the *rounded* operands (bf16 x bf16 is
- * exact in fp32, so only the order of fp32 sums differs); the error against
- * the unrounded product is bf16-sized and not zero (the operands really are
- * rounded); 1 and 2 threads give the same bits; and the per-thread
- * precision switch of cr_sgemm routes large products only.
+ * test_kernels_bf16.c - bfloat16 weights (linear_bf16.c): rounding float to
+ * bf16 (nearest, ties to even, NaN, overflow, the exact way back), then
+ * cr_linear_forward_bf16 against a scalar double reference over the same
+ * rounded weights on odd shapes (one row and several, C not a multiple of
+ * any vector width, bias or none, strided input and output whose padding
+ * is NaN or a sentinel), rows that give the same bits alone as in a batch,
+ * and one thread against two.
  */
 #include "util/testutil.h"
 
 #include "../src/kernels/kernels.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-static float bits_to_f(uint32_t u) {
+static float bits_f(uint32_t u) {
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
 }
 
-static void test_round_scalar(void **state) {
+static void test_round(void **state) {
     (void)state;
-    /* bf16 keeps 7 mantissa bits: the step above 1 is 2^-7 */
-    assert_true(cr_bf16_round(1.0f) == 1.0f);
-    assert_true(cr_bf16_round(1.0f + 0x1p-8f) == 1.0f);                 /* tie -> even */
-    assert_true(cr_bf16_round(1.0f + 3 * 0x1p-8f) == 1.0f + 0x1p-6f);   /* tie -> even */
-    assert_true(cr_bf16_round(1.0f + 0x1p-8f + 0x1p-20f) == 1.0f + 0x1p-7f); /* above */
-    assert_true(cr_bf16_round(-2.5f) == -2.5f);
-    assert_true(isinf(cr_bf16_round(3.4e38f)) && cr_bf16_round(3.4e38f) > 0); /* overflow */
-    assert_true(isinf(cr_bf16_round(-INFINITY)) && cr_bf16_round(-INFINITY) < 0);
-    assert_true(isnan(cr_bf16_round(NAN)));
-    assert_true(isnan(cr_bf16_round(bits_to_f(0x7F800001u)))); /* a NaN that could round to inf */
-    assert_true(signbit(cr_bf16_round(-0.0f)));
-}
-
-/* A (M x 1) times a row of ones: C[i][j] = bf16(A[i]) exactly, the vector
- * conversion inside the kernel against the scalar one. */
-static void test_round_in_kernel(void **state) {
-    (void)state;
-    enum { M = 40, N = 33 };
-    float a[M], ones[N], c[M * N];
-    cr_test_fill(a, M, 3.0f, 7);
-    a[0] = 1.0f + 0x1p-8f;
-    a[1] = 1.0f + 3 * 0x1p-8f;
-    a[2] = -1e30f;
-    a[3] = 65504.0f;
-    a[4] = 3.4e38f;
-    for (int j = 0; j < N; j++) ones[j] = 1.0f;
-    for (int ta = 0; ta < 2; ta++) {
-        cr_sgemm_bf16(ta, 0, M, N, 1, 1.0f, a, ta ? M : 1, ones, N, 0.0f, c, N);
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) {
-                float want = cr_sgemm_bf16_native() ? cr_bf16_round(a[i]) : a[i];
-                assert_true(c[i * N + j] == want);
-            }
+    assert_int_equal(cr_bf16_from_f32(1.0f), 0x3f80);
+    assert_int_equal(cr_bf16_from_f32(-2.0f), 0xc000);
+    assert_int_equal(cr_bf16_from_f32(0.0f), 0x0000);
+    /* halfway cases go to the even neighbour; above halfway rounds up */
+    assert_int_equal(cr_bf16_from_f32(bits_f(0x3f808000u)), 0x3f80);
+    assert_int_equal(cr_bf16_from_f32(bits_f(0x3f818000u)), 0x3f82);
+    assert_int_equal(cr_bf16_from_f32(bits_f(0x3f808001u)), 0x3f81);
+    assert_int_equal(cr_bf16_from_f32(bits_f(0x3f807fffu)), 0x3f80);
+    /* the largest float rounds past bf16's largest to infinity; infinities stay */
+    assert_int_equal(cr_bf16_from_f32(bits_f(0x7f7fffffu)), 0x7f80);
+    assert_int_equal(cr_bf16_from_f32(INFINITY), 0x7f80);
+    assert_int_equal(cr_bf16_from_f32(-INFINITY), 0xff80);
+    /* a NaN whose payload sits only in the dropped bits stays a NaN */
+    assert_true(isnan(cr_bf16_to_f32(cr_bf16_from_f32(bits_f(0x7f800001u)))));
+    assert_true(isnan(cr_bf16_to_f32(cr_bf16_from_f32(NAN))));
+    /* relative error at most 2^-8 (8 significant bits); the way back is exact */
+    float x[1000];
+    uint16_t h[1000];
+    cr_test_fill(x, 1000, 3.0f, 9);
+    cr_bf16_round(h, x, 1000);
+    for (int i = 0; i < 1000; i++) {
+        float y = cr_bf16_to_f32(h[i]);
+        assert_true(fabs((double)y - x[i]) <= ldexp(fabs((double)x[i]), -8));
+        assert_int_equal(cr_bf16_from_f32(y), h[i]);
     }
 }
 
-static float *make(int rows, int cols, int ld, uint64_t seed) {
+/* rows x cols in a buffer of stride ld, padding NaN */
+static float *make_mat(int rows, int cols, int ld, uint64_t seed) {
     float *x = malloc(sizeof(float) * ((size_t)rows * ld + 1));
     for (int r = 0; r < rows; r++) {
         cr_test_fill(x + (size_t)r * ld, (size_t)cols, 1.0f, seed + (uint64_t)r);
@@ -71,138 +60,82 @@ static float *make(int rows, int cols, int ld, uint64_t seed) {
     return x;
 }
 
-/* C = alpha op(A) op(B) + beta C in double, on operands rounded (or not). */
-static double ref_elem(int ta, int tb, int i, int j, int K, const float *A, int lda,
-                       const float *B, int ldb, int round, double *mag) {
-    double s = 0, m = 0;
-    for (int p = 0; p < K; p++) {
-        float a = ta ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p];
-        float b = tb ? B[(size_t)j * ldb + p] : B[(size_t)p * ldb + j];
-        if (round) {
-            a = cr_bf16_round(a);
-            b = cr_bf16_round(b);
+/* One shape: the kernel against sum_k x * widen(w) + b in double. */
+static int check_shape(int B, int C, int OC, int bias, int pad) {
+    int ldi = C + pad, ldo = OC + pad;
+    float *x = make_mat(B, C, ldi, 100), *w = make_mat(OC, C, C, 200);
+    float *b = make_mat(1, OC, OC, 300);
+    uint16_t *wb = malloc(sizeof(uint16_t) * ((size_t)OC * C + 1));
+    cr_bf16_round(wb, w, (size_t)OC * C);
+    float *y = malloc(sizeof(float) * (size_t)B * ldo);
+    for (size_t i = 0; i < (size_t)B * ldo; i++) y[i] = -777.0f;
+    cr_linear_forward_bf16(y, x, wb, bias ? b : NULL, B, C, OC, ldi, ldo);
+    int ok = 1;
+    char what[96];
+    snprintf(what, sizeof what, "bf16 linear B=%d C=%d OC=%d bias=%d pad=%d", B, C, OC, bias,
+             pad);
+    float *ref = malloc(sizeof(float) * (size_t)OC);
+    for (int i = 0; i < B && ok; i++) {
+        for (int j = 0; j < OC; j++) {
+            double s = bias ? b[j] : 0.0;
+            for (int k = 0; k < C; k++)
+                s += (double)x[(size_t)i * ldi + k] * cr_bf16_to_f32(wb[(size_t)j * C + k]);
+            ref[j] = (float)s;
         }
-        s += (double)a * b;
-        m += fabs((double)a * b);
+        /* float sums of C products of values in (-1, 1) */
+        ok = cr_test_close(what, y + (size_t)i * ldo, ref, (size_t)OC, 4e-7 * (C + 8) + 1e-6,
+                           1e-5);
+        for (int j = OC; j < ldo; j++) ok &= y[(size_t)i * ldo + j] == -777.0f;
     }
-    *mag = m;
-    return s;
-}
-
-static const struct { int M, N, K; } shapes[] = {
-    {1, 1, 1},     {13, 33, 37},  {12, 32, 512}, {150, 70, 600}, {5, 100, 1},
-    {40, 31, 1025}, {200, 257, 64}, {17, 16, 3},  {145, 300, 513},
-};
-
-static void run_case(int ta, int tb, int M, int N, int K, float alpha, float beta, int pad) {
-    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
-    float *A = make(ta ? K : M, ta ? M : K, lda, 100 + (uint64_t)M);
-    float *B = make(tb ? N : K, tb ? K : N, ldb, 200 + (uint64_t)N);
-    float *C = make(M, N, ldc, 300), *C0 = make(M, N, ldc, 300);
-    cr_sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    double worst_rounded = 0, worst_exact = 0;
-    for (int i = 0; i < M; i++) {
-        for (int j = 0; j < N; j++) {
-            double mag;
-            double c0 = beta == 0.0f ? 0.0 : (double)beta * C0[(size_t)i * ldc + j];
-            double want = alpha * ref_elem(ta, tb, i, j, K, A, lda, B, ldb,
-                                           cr_sgemm_bf16_native(), &mag) + c0;
-            double got = C[(size_t)i * ldc + j];
-            double scale = fabs(alpha) * mag + fabs(c0) + 1e-30;
-            double err = fabs(got - want) / scale;
-            if (err > worst_rounded) worst_rounded = err;
-            double mag2;
-            double exact = alpha * ref_elem(ta, tb, i, j, K, A, lda, B, ldb, 0, &mag2) + c0;
-            double err2 = fabs(got - exact) / scale;
-            if (err2 > worst_exact) worst_exact = err2;
-        }
-        for (int j = N; j < ldc; j++) assert_true(isnan(C[(size_t)i * ldc + j])); /* padding */
+    /* each row alone: the same bits */
+    float *one = malloc(sizeof(float) * (size_t)OC);
+    for (int i = 0; i < B && ok; i += 3) {
+        cr_linear_forward_bf16(one, x + (size_t)i * ldi, wb, bias ? b : NULL, 1, C, OC, C, OC);
+        ok &= memcmp(one, y + (size_t)i * ldo, sizeof(float) * (size_t)OC) == 0;
     }
-    /* fp32 sums of exact products: a few ulp of the magnitude */
-    if (worst_rounded > 4e-7 * (1 + sqrt((double)K)))
-        fail_msg("ta %d tb %d %dx%dx%d: error %.3g against the rounded operands", ta, tb, M, N,
-                 K, worst_rounded);
-    /* against the unrounded product: at most two bf16 roundings per term */
-    assert_true(worst_exact <= 2 * 0x1p-8 + 1e-6);
-    if (cr_sgemm_bf16_native() && K > 1) assert_true(worst_exact > 1e-5);
-    free(A);
-    free(B);
-    free(C);
-    free(C0);
+    free(x), free(w), free(b), free(wb), free(y), free(ref), free(one);
+    return ok;
 }
 
-static void test_against_reference(void **state) {
+static void test_linear(void **state) {
     (void)state;
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int t = 0; t < 4; t++) {
-            int M = shapes[s].M, N = shapes[s].N, K = shapes[s].K;
-            run_case(t & 1, t >> 1, M, N, K, 1.0f, 0.0f, 0);
-            run_case(t & 1, t >> 1, M, N, K, -0.5f, 1.0f, 3);
-            run_case(t & 1, t >> 1, M, N, K, 2.0f, 0.25f, s % 2);
-        }
+    static const int Bs[] = {1, 2, 3, 5, 9}, Cs[] = {1, 7, 16, 17, 63, 65, 100, 301};
+    static const int OCs[] = {1, 5, 70, 130};
+    int ok = 1;
+    for (size_t a = 0; a < sizeof Bs / sizeof Bs[0]; a++)
+        for (size_t c = 0; c < sizeof Cs / sizeof Cs[0]; c++)
+            for (size_t o = 0; o < sizeof OCs / sizeof OCs[0]; o++)
+                ok &= check_shape(Bs[a], Cs[c], OCs[o], (int)(a + c + o) % 2, (int)(c % 3));
+    assert_true(ok);
 }
 
-static void test_threads_same_bits(void **state) {
+/* Threads split the weight rows, never a sum: 1 and 2 threads agree bit
+ * for bit, on one row (a decode step) and on many (a prefill). */
+static void test_threads(void **state) {
     (void)state;
-    const int M = 300, N = 260, K = 700;
-    for (int t = 0; t < 4; t++) {
-        int ta = t & 1, tb = t >> 1;
-        float *A = make(ta ? K : M, ta ? M : K, ta ? M : K, 1);
-        float *B = make(tb ? N : K, tb ? K : N, tb ? K : N, 2);
-        float *c1 = calloc((size_t)M * N, sizeof(float)), *c2 = calloc((size_t)M * N, sizeof(float));
-        int saved = cr_get_threads();
+    int saved = cr_get_threads();
+    static const int shapes[][3] = {{1, 300, 1000}, {37, 129, 500}};
+    for (int s = 0; s < 2; s++) {
+        int B = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        float *x = make_mat(B, C, C, 1), *w = make_mat(OC, C, C, 2);
+        uint16_t *wb = malloc(sizeof(uint16_t) * (size_t)OC * C);
+        cr_bf16_round(wb, w, (size_t)OC * C);
+        float *y1 = calloc((size_t)B * OC, sizeof(float)), *y2 = calloc((size_t)B * OC, 4);
         cr_set_threads(1);
-        cr_sgemm_bf16(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, c1, N);
+        cr_linear_forward_bf16(y1, x, wb, NULL, B, C, OC, C, OC);
         cr_set_threads(2);
-        cr_sgemm_bf16(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, c2, N);
-        cr_set_threads(saved);
-        assert_memory_equal(c1, c2, sizeof(float) * (size_t)M * N);
-        free(A);
-        free(B);
-        free(c1);
-        free(c2);
+        cr_linear_forward_bf16(y2, x, wb, NULL, B, C, OC, C, OC);
+        assert_memory_equal(y1, y2, sizeof(float) * (size_t)B * OC);
+        free(x), free(w), free(wb), free(y1), free(y2);
     }
-}
-
-static void *other_thread(void *arg) {
-    *(int *)arg = (int)cr_sgemm_get_precision();
-    return NULL;
-}
-
-/* cr_sgemm under BF16: large products are cr_sgemm_bf16's bits, narrow
- * ones (a 4-wide gate) stay fp32, and the setting belongs to this thread. */
-static void test_precision_switch(void **state) {
-    (void)state;
-    const int M = 128, N = 96, K = 200;
-    float *A = make(M, K, K, 5), *B = make(N, K, K, 6);
-    float *want = calloc((size_t)M * N, sizeof(float)), *got = calloc((size_t)M * N, sizeof(float));
-    float *f32 = calloc((size_t)M * N, sizeof(float));
-    assert_int_equal(cr_sgemm_get_precision(), CR_GEMM_FP32);
-    cr_sgemm_bf16(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, want, N);
-    cr_sgemm(0, 1, M, 4, K, 1.0f, A, K, B, K, 0.0f, f32, 4);
-    cr_sgemm_set_precision(CR_GEMM_BF16);
-    int seen = -1;
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, other_thread, &seen), 0);
-    pthread_join(th, NULL);
-    assert_int_equal(seen, CR_GEMM_FP32);
-    cr_sgemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, got, N);
-    assert_memory_equal(got, want, sizeof(float) * (size_t)M * N);
-    cr_sgemm(0, 1, M, 4, K, 1.0f, A, K, B, K, 0.0f, got, 4);
-    assert_memory_equal(got, f32, sizeof(float) * (size_t)M * 4);
-    cr_sgemm_set_precision(CR_GEMM_FP32);
-    free(A);
-    free(B);
-    free(want);
-    free(got);
-    free(f32);
+    cr_set_threads(saved);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_scalar),     cmocka_unit_test(test_round_in_kernel),
-        cmocka_unit_test(test_against_reference), cmocka_unit_test(test_threads_same_bits),
-        cmocka_unit_test(test_precision_switch),
+        cmocka_unit_test(test_round),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,8 +3,9 @@
  * computed product, then every backend against the reference for all four
  * transpose combinations, alpha/beta variants (beta 0 overwrites NaN),
  * padded leading dimensions (padding is NaN, so reading it fails the test),
- * and sizes 1, odd and ~300. Also: thread-count independence, and rows that
- * do not depend on the batch they are in (cr_sgemm_rows).
+ * and sizes 1, odd and ~300. Also: thread-count independence, rows that
+ * do not depend on the batch they are in (cr_sgemm_rows), and the one-row
+ * product of a decode step (cr_sgemv_t) on its own.
  */
 #include "util/testutil.h"
 
@@ -270,6 +271,40 @@ static void test_portable_threads(void **state) {
     cr_set_threads(saved);
 }
 
+/* cr_sgemv_t against the reference on K not a multiple of any vector width
+ * (and multiples of them), padded rows of NaN, alpha and beta; then each
+ * output must be the same bits when computed alone, and on 1 or 2 threads. */
+static void test_gemv(void **state) {
+    (void)state;
+    static const int Ns[] = {1, 3, 33, 1000}, Ks[] = {1, 7, 15, 16, 17, 63, 64, 65, 100, 301};
+    int saved = cr_get_threads(), ok = 1;
+    for (size_t a = 0; a < sizeof Ns / sizeof Ns[0]; a++)
+        for (size_t b = 0; b < sizeof Ks / sizeof Ks[0]; b++) {
+            int N = Ns[a], K = Ks[b], ldb = K + 3;
+            float *x = make_mat(1, K, K, 5), *B = make_mat(N, K, ldb, 6);
+            float *y = make_mat(1, N, N, 7), *r = make_mat(1, N, N, 7);
+            float *y2 = make_mat(1, N, N, 7), *one = make_mat(1, 1, 1, 8);
+            cr_sgemm_naive(0, 1, 1, N, K, -0.5f, x, K, B, ldb, 2.0f, r, N);
+            cr_set_threads(1);
+            cr_sgemv_t(N, K, -0.5f, x, B, ldb, 2.0f, y);
+            char what[64];
+            snprintf(what, sizeof what, "gemv N=%d K=%d", N, K);
+            ok &= cr_test_close(what, y, r, (size_t)N, 4e-7 * (K + 8) * 1.5 + 1e-6, 1e-5);
+            cr_sgemv_t(N, K, 1.0f, x, B, ldb, 0.0f, y);
+            for (int j = 0; j < N; j += 7) { /* one row alone: the same bits */
+                one[0] = NAN;
+                cr_sgemv_t(1, K, 1.0f, x, B + (size_t)j * ldb, ldb, 0.0f, one);
+                ok &= memcmp(one, y + j, sizeof(float)) == 0;
+            }
+            cr_set_threads(2);
+            cr_sgemv_t(N, K, 1.0f, x, B, ldb, 0.0f, y2);
+            ok &= memcmp(y, y2, sizeof(float) * (size_t)N) == 0;
+            free(x), free(B), free(y), free(r), free(y2), free(one);
+        }
+    cr_set_threads(saved);
+    assert_true(ok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_naive_by_hand),   cmocka_unit_test(test_portable_direct),
@@ -278,6 +313,7 @@ int main(void) {
         cmocka_unit_test(test_seam_auto_and_naive), cmocka_unit_test(test_degenerate),
         cmocka_unit_test(test_portable_threads),
         cmocka_unit_test(test_rows_correct),    cmocka_unit_test(test_rows_batch_independent),
+        cmocka_unit_test(test_gemv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -214,6 +214,14 @@ void cr_sgemm(int transA, int transB, int M, int N, int K, float alpha,
         cr_sgemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    /* One row against nn.Linear's (N, K) weight, a decode step's product:
+     * streaming the weight is all the work (gemv.c); BLAS's general path
+     * ran it at a third of the memory bandwidth (docs/lm.md, "Speed"). */
+    if (M == 1 && !transA && transB && be != CR_GEMM_NAIVE &&
+        atomic_load_explicit(&cr_gemm_forced, memory_order_relaxed) != CR_GEMM_BLAS) {
+        cr_sgemv_t(N, K, alpha, A, B, ldb, beta, C);
+        return;
+    }
     switch (be) {
     case CR_GEMM_NAIVE:
         cr_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -261,15 +261,3 @@ void cr_sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, con
 }
 
 #endif
-
-float cr_bf16_round(float x) {
-    union { float f; uint32_t u; } v = {x};
-    if ((v.u & 0x7F800000u) == 0x7F800000u) { /* inf stays, NaN stays NaN (quiet) */
-        if (v.u & 0x007FFFFFu) v.u |= 0x00400000u;
-        v.u &= 0xFFFF0000u;
-        return v.f;
-    }
-    v.u += 0x7FFFu + ((v.u >> 16) & 1u); /* to nearest, ties to even */
-    v.u &= 0xFFFF0000u;
-    return v.f;
-}

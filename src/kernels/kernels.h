@@ -66,6 +66,13 @@ void cr_sgemm_rows(int transA, int transB, int M, int N, int K, float alpha,
 void cr_sgemm_small(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta,
                     float *C, int ldc);
+/* y = alpha * x @ B^T + beta * y for one row x (K) and B (N, K), row
+ * stride ldb (beta == 0 overwrites y): the M = 1, transB product, which the
+ * seam routes here on the AUTO and PORTABLE backends (gemv.c). B is read
+ * once, row after row; threads take contiguous blocks of rows, and y[j]
+ * does not depend on N or the thread count. */
+void cr_sgemv_t(int N, int K, float alpha, const float *x, const float *B, int ldb,
+                float beta, float *y);
 /* The portable kernel's instruction set in this build: "avx512", "avx2" or
  * "generic" (chosen at compile time from -march). */
 const char *cr_sgemm_portable_isa(void);
@@ -75,8 +82,9 @@ const char *cr_sgemm_portable_isa(void);
  * rounded to bfloat16 (nearest even) before they are multiplied; products
  * and sums are fp32, C stays fp32, results do not depend on the thread
  * count. With AVX512_BF16 it runs at twice the fp32 rate; a build without
- * it (cr_sgemm_bf16_native() == 0) computes the fp32 product instead.
- * cr_bf16_round is the same rounding for one value (tests, references).
+ * it (cr_sgemm_bf16_native() == 0) computes the fp32 product instead. The
+ * rounding is cr_bf16_from_f32's (below) for normal values; denormal
+ * inputs flush to zero, as the instruction does.
  *
  * The precision of cr_sgemm itself is a per-thread setting (default FP32)
  * that a training loop turns on around its steps: with BF16, products of
@@ -88,7 +96,6 @@ void  cr_sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta,
                     float *C, int ldc);
 int   cr_sgemm_bf16_native(void);
-float cr_bf16_round(float x);
 typedef enum { CR_GEMM_FP32 = 0, CR_GEMM_BF16 = 1 } cr_gemm_precision;
 #define CR_GEMM_BF16_MIN_WORK (64.0 * 64 * 64)
 void              cr_sgemm_set_precision(cr_gemm_precision p); /* this thread's */
@@ -117,6 +124,17 @@ int    cr_linear_pack_width(void); /* output channels per packed sliver */
 void   cr_linear_pack(float *wp, const float *w, int OC, int C);
 void   cr_linear_forward_packed(float *out, const float *inp, const float *wp, const float *b,
                                 int B, int C, int OC, int ldi, int ldo, int relu);
+/* Inference with bfloat16 weights (linear_bf16.c): wb (OC, C) holds w
+ * rounded by cr_bf16_round; out = inp @ wb^T + b with inputs, products and
+ * sums in float (bf16 widens exactly), in gemv.c's order, so a row's outputs
+ * do not depend on B, the other rows or the thread count. No backward. */
+void     cr_linear_forward_bf16(float *out, const float *inp, const uint16_t *wb,
+                                const float *b, int B, int C, int OC, int ldi, int ldo);
+/* float -> bf16, round to nearest even (NaN stays a quiet NaN, overflow
+ * rounds to infinity); bf16 -> float is exact. */
+uint16_t cr_bf16_from_f32(float f);
+float    cr_bf16_to_f32(uint16_t h);
+void     cr_bf16_round(uint16_t *dst, const float *src, size_t n);
 void cr_linear_backward(float *dinp,        /* (B, C) stride ldi, or NULL */
                         float *dw,          /* (OC, C) or NULL */
                         float *db,          /* (OC) or NULL */

@@ -123,6 +123,7 @@ cr_status cr_dec_create(cr_decoder *d, const cr_dec_cfg *cfg, cr_error *e) {
 
 void cr_dec_free(cr_decoder *d) {
     if (!d) return;
+    cr_dec_bf16_drop(d);
     cr_ptable_free(&d->pt);
     cr_free(d->w);
     cr_free(d->layers);
@@ -264,6 +265,16 @@ static void cr_add(float *out, const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+/* out = inp W[wi]^T + b through the bf16 copy of W[wi] when there is one. */
+static void cr_dec_linear(const cr_decoder *d, int wi, int bi, float *out, const float *inp,
+                          int N, int C, int OC, int ldi, int ldo) {
+    const float *b = bi >= 0 ? d->w[bi] : NULL;
+    if (d->wb && d->wb[wi])
+        cr_linear_forward_bf16(out, inp, d->wb[wi], b, N, C, OC, ldi, ldo);
+    else
+        cr_linear_forward(out, inp, d->w[wi], b, N, C, OC, ldi, ldo);
+}
+
 /* One block. Llama: x += wo attn(rope(q, k), v) of rmsnorm(x), then
  * x += w2 (silu(w1 n) * w3 n) of rmsnorm(x). GPT-2: the same with
  * LayerNorm, a fused biased qkv, biases and gelu(w1 n + b1). */
@@ -281,11 +292,11 @@ static void cr_dec_block_forward(const cr_decoder *d, cr_dec_ws *ws, int l, int 
     else
         cr_rmsnorm_forward(a.n1, a.rstd1, a.xin, W[y->attn_norm], N, C, c->norm_eps);
     if (g) {
-        cr_linear_forward(a.qkv, a.n1, W[y->wqkv], W[y->bqkv], N, C, QKV, C, QKV);
+        cr_dec_linear(d, y->wqkv, y->bqkv, a.qkv, a.n1, N, C, QKV, C, QKV);
     } else {
-        cr_linear_forward(a.qkv, a.n1, W[y->wq], NULL, N, C, C, C, QKV);
-        cr_linear_forward(a.qkv + C, a.n1, W[y->wk], NULL, N, C, KV, C, QKV);
-        cr_linear_forward(a.qkv + C + KV, a.n1, W[y->wv], NULL, N, C, KV, C, QKV);
+        cr_dec_linear(d, y->wq, -1, a.qkv, a.n1, N, C, C, C, QKV);
+        cr_dec_linear(d, y->wk, -1, a.qkv + C, a.n1, N, C, KV, C, QKV);
+        cr_dec_linear(d, y->wv, -1, a.qkv + C + KV, a.n1, N, C, KV, C, QKV);
         cr_rope_forward(a.qkv, B, T, c->n_heads, HD, QKV, pos0);
         cr_rope_forward(a.qkv + C, B, T, c->n_kv_heads, HD, QKV, pos0);
     }
@@ -306,21 +317,21 @@ static void cr_dec_block_forward(const cr_decoder *d, cr_dec_ws *ws, int l, int 
         cr_attention_forward(a.ao, a.att, a.qkv, a.qkv + C, a.qkv + C + KV, B, T, T, 0,
                              c->n_heads, c->n_kv_heads, HD, QKV, QKV);
     }
-    cr_linear_forward(ws->tmp, a.ao, W[y->wo], g ? W[y->bo] : NULL, N, C, C, C, C);
+    cr_dec_linear(d, y->wo, g ? y->bo : -1, ws->tmp, a.ao, N, C, C, C, C);
     cr_add(a.xmid, a.xin, ws->tmp, (size_t)N * C);
     if (g)
         cr_layernorm_forward(a.n2, a.mean2, a.rstd2, a.xmid, W[y->ffn_norm], W[y->ffn_norm_b],
                              N, C, c->norm_eps);
     else
         cr_rmsnorm_forward(a.n2, a.rstd2, a.xmid, W[y->ffn_norm], N, C, c->norm_eps);
-    cr_linear_forward(a.h1, a.n2, W[y->w1], g ? W[y->b1] : NULL, N, C, H, C, H);
+    cr_dec_linear(d, y->w1, g ? y->b1 : -1, a.h1, a.n2, N, C, H, C, H);
     if (g) {
         cr_gelu_forward(a.hg, a.h1, (size_t)N * H);
     } else {
-        cr_linear_forward(a.h3, a.n2, W[y->w3], NULL, N, C, H, C, H);
+        cr_dec_linear(d, y->w3, -1, a.h3, a.n2, N, C, H, C, H);
         cr_swiglu_forward(a.hg, a.h1, a.h3, (size_t)N * H);
     }
-    cr_linear_forward(ws->tmp, a.hg, W[y->w2], g ? W[y->b2] : NULL, N, H, C, H, C);
+    cr_dec_linear(d, y->w2, g ? y->b2 : -1, ws->tmp, a.hg, N, H, C, H, C);
     cr_add(a.xout, a.xmid, ws->tmp, (size_t)N * C);
 }
 
@@ -367,7 +378,7 @@ cr_status cr_dec_forward(const cr_decoder *d, cr_dec_ws *ws, const int32_t *ids,
                              d->w[d->final_norm_b], N, C, c->norm_eps);
     else
         cr_rmsnorm_forward(ws->nf, ws->rstdf, xf, d->w[d->final_norm], N, C, c->norm_eps);
-    cr_linear_forward(ws->logits, ws->nf, d->w[cr_dec_cls(d)], NULL, N, C, V, C, V);
+    cr_dec_linear(d, cr_dec_cls(d), -1, ws->logits, ws->nf, N, C, V, C, V);
     ws->loss = 0.0f;
     ws->n_valid = 0;
     if (targets) {

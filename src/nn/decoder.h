@@ -64,6 +64,11 @@ typedef struct cr_decoder {
     cr_mmap       map;
     int           tok_emb, pos_emb, final_norm, final_norm_b, wcls;
     cr_dec_layer *layers; /* (L) */
+    /* bf16 copies of the matrices for inference (cr_dec_bf16_make): wb[i]
+     * is parameter i rounded to bf16 when it is one, else NULL; wb NULL:
+     * none made */
+    uint16_t    **wb;     /* (pt.n) */
+    uint16_t     *wb_data;
 } cr_decoder;
 
 /* Register and allocate an owned, zeroed model (call cr_dec_init or load
@@ -143,6 +148,23 @@ cr_status cr_dec_backward(const cr_decoder *d, cr_dec_ws *ws, float *demb, cr_er
  * embeddings whose token positions came from cr_dec_embed). */
 void      cr_dec_embed_backward(const cr_decoder *d, cr_dec_ws *ws, const float *demb,
                                 const int32_t *ids, int N);
+
+/* ---- bf16 weights for inference (decoder_bf16.c) -----------------------------
+ * cr_dec_bf16_make rounds every matrix the forward multiplies by (wq wk wv
+ * wo w1 w2 w3, GPT-2's wqkv, and the classifier: wcls, or tok_emb's copy
+ * when tied) to bfloat16, round to nearest even, into one new slab (half the
+ * bytes of those float32 weights, which stay: the embedding lookup, norms
+ * and biases keep reading them). From then on every forward multiplies by
+ * the bf16 copies, with float inputs and float sums; a decode step, bound by
+ * reading weights, runs about twice as fast. Inference only: backward
+ * refuses (CR_ERR_ARG) while they exist, since gradients of the float
+ * weights through a bf16 forward would be wrong. cr_dec_bf16_drop frees
+ * them (the model is then exactly what it was); making them twice remakes
+ * them from the current float weights. */
+cr_status cr_dec_bf16_make(cr_decoder *d, cr_error *e);
+void      cr_dec_bf16_drop(cr_decoder *d);
+/* Bytes of the bf16 slab (0 without one). */
+size_t    cr_dec_bf16_bytes(const cr_decoder *d);
 
 /* ---- generation (decoder_gen.c) --------------------------------------------------
  * temperature 0 is greedy (argmax, lowest id on ties). Otherwise logits are

@@ -111,6 +111,10 @@ cr_status cr_dec_backward(const cr_decoder *d, cr_dec_ws *ws, float *demb, cr_er
                       "CR_DEC_WS_BACKWARD");
     if (ws->B < 1 || ws->pos0 != 0)
         return cr_err(e, CR_ERR_ARG, "decoder backward: needs a forward at position 0 first");
+    if (d->wb)
+        return cr_err(e, CR_ERR_ARG, "decoder backward: the model multiplies by bf16 copies of "
+                      "its weights, which are for inference only (cr_dec_bf16_drop them, then "
+                      "run the forward again, to take gradients)");
     const cr_ptable *pt = &d->pt;
     float *G = ws->grads;
     int B = ws->B, T = ws->T, N = B * T, C = c->dim, V = c->vocab;

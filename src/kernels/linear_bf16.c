@@ -1,0 +1,163 @@
+/*
+ * linear_bf16.c - the inference linear with bfloat16 weights: out = inp @
+ * w^T + b, w (OC, C) rounded once to bf16 (round to nearest even), inp,
+ * out and b in float, every product and sum in float. Half the bytes of a
+ * float32 weight, so a decode step, which only streams weights, takes about
+ * half the time. Inference only: there is no backward (the decoder refuses
+ * one while bf16 weights are in use). Never allocates.
+ *
+ * Why not AVX512_BF16's dot product instruction: it rounds the input to
+ * bf16 as well, an error of up to 2^-8 of every activation, while widening
+ * bf16 to float is exact (a 16-bit shift) and costs nothing next to the
+ * memory traffic.
+ *
+ * Legend: B input rows, C input channels, OC output channels, VW float lanes,
+ * RB input rows per register tile, JP weight rows per panel.
+ *
+ * Order of the sums: gemv.c's (chunk c of VW lanes into accumulator c % 4,
+ * (a0 + a1) + (a2 + a3), a fixed horizontal sum), then + b[o]. Every output
+ * is that sum whatever B, the row's place in a tile or the thread count, so
+ * a row's outputs do not depend on the other rows.
+ */
+#include "kernels.h"
+#include "vec.h"
+
+#include <string.h>
+
+uint16_t cr_bf16_from_f32(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+float cr_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void cr_bf16_round(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = cr_bf16_from_f32(src[i]);
+}
+
+#if CR_VF_W >= 16
+#define CR_BF_RB 4 /* 16 accumulators + 4 weight vectors: 32 registers */
+#elif CR_VF_W >= 8
+#define CR_BF_RB 2 /* 16 ymm registers */
+#else
+#define CR_BF_RB 1
+#endif
+#define CR_BF_JP 64 /* weight rows per panel: 64 x C bf16 stay in L2 across row tiles */
+
+/* The tile's loops are short and constant after inlining; unrolled, the
+ * accumulators stay in registers (GCC keeps them in memory otherwise). */
+#define CR_BF_UNROLL CR_PRAGMA_(GCC unroll 4)
+
+/* rb input rows (a constant after inlining) against weight row j. */
+static inline __attribute__((always_inline)) void
+cr_bf16_tile(int rb, float *out, int ldo, const float *inp, int ldi, const uint16_t *w,
+             const float *b, int j, int C) {
+    cr_vf acc[CR_BF_RB][4];
+    CR_BF_UNROLL
+    for (int r = 0; r < rb; r++) {
+        CR_BF_UNROLL
+        for (int q = 0; q < 4; q++) acc[r][q] = vf_zero();
+    }
+    int k = 0;
+    for (; k + 4 * CR_VF_W <= C; k += 4 * CR_VF_W) {
+        CR_BF_UNROLL
+        for (int q = 0; q < 4; q++) {
+            cr_vf wv = vf_load_bf16(w + k + q * CR_VF_W);
+            CR_BF_UNROLL
+            for (int r = 0; r < rb; r++)
+                acc[r][q] = vf_fma(vf_load(inp + (size_t)r * ldi + k + q * CR_VF_W), wv, acc[r][q]);
+        }
+    }
+    /* fewer than four chunks left: they continue the rotation */
+    CR_BF_UNROLL
+    for (int q = 0; q < 4; q++) {
+        if (k < C) {
+            int n = C - k < CR_VF_W ? C - k : CR_VF_W;
+            cr_vf wv = vf_load_bf16_n(w + k, n);
+            CR_BF_UNROLL
+            for (int r = 0; r < rb; r++)
+                acc[r][q] = vf_fma(vf_load_n(inp + (size_t)r * ldi + k, n), wv, acc[r][q]);
+        }
+        k += CR_VF_W;
+    }
+    CR_BF_UNROLL
+    for (int r = 0; r < rb; r++) {
+        float s = vf_sum(vf_add(vf_add(acc[r][0], acc[r][1]), vf_add(acc[r][2], acc[r][3])));
+        out[(size_t)r * ldo + j] = b ? s + b[j] : s;
+    }
+}
+
+/* One input row against weight row j: the tile's sums, written out the way
+ * gemv.c's are (a decode step runs only this, at the speed of memory). */
+static inline cr_vf cr_bf16_tail(cr_vf acc, const float *x, const uint16_t *w, int *k, int C) {
+    if (*k >= C) return acc;
+    int n = C - *k < CR_VF_W ? C - *k : CR_VF_W;
+    acc = vf_fma(vf_load_n(x + *k, n), vf_load_bf16_n(w + *k, n), acc);
+    *k += CR_VF_W;
+    return acc;
+}
+
+static inline float cr_bf16_dot(const float *x, const uint16_t *w, int C) {
+    cr_vf a0 = vf_zero(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 4 * CR_VF_W <= C; k += 4 * CR_VF_W) {
+        a0 = vf_fma(vf_load(x + k), vf_load_bf16(w + k), a0);
+        a1 = vf_fma(vf_load(x + k + CR_VF_W), vf_load_bf16(w + k + CR_VF_W), a1);
+        a2 = vf_fma(vf_load(x + k + 2 * CR_VF_W), vf_load_bf16(w + k + 2 * CR_VF_W), a2);
+        a3 = vf_fma(vf_load(x + k + 3 * CR_VF_W), vf_load_bf16(w + k + 3 * CR_VF_W), a3);
+    }
+    a0 = cr_bf16_tail(a0, x, w, &k, C);
+    a1 = cr_bf16_tail(a1, x, w, &k, C);
+    a2 = cr_bf16_tail(a2, x, w, &k, C);
+    a3 = cr_bf16_tail(a3, x, w, &k, C);
+    return vf_sum(vf_add(vf_add(a0, a1), vf_add(a2, a3)));
+}
+
+/* Weight rows j0..j1 against every input row: tiles of RB rows, the
+ * leftover rows one at a time (the same sums). */
+static void cr_bf16_panel(float *out, const float *inp, const uint16_t *w, const float *b,
+                          int B, int C, int j0, int j1, int ldi, int ldo) {
+    int i = 0;
+    for (; i + CR_BF_RB <= B; i += CR_BF_RB)
+        for (int j = j0; j < j1; j++)
+            cr_bf16_tile(CR_BF_RB, out + (size_t)i * ldo, ldo, inp + (size_t)i * ldi, ldi,
+                         w + (size_t)j * C, b, j, C);
+    for (; i < B; i++) {
+        const float *x = inp + (size_t)i * ldi;
+        float *o = out + (size_t)i * ldo;
+        for (int j = j0; j < j1; j++) {
+            float s = cr_bf16_dot(x, w + (size_t)j * C, C);
+            o[j] = b ? s + b[j] : s;
+        }
+    }
+}
+
+void cr_linear_forward_bf16(float *out, const float *inp, const uint16_t *w, const float *b,
+                            int B, int C, int OC, int ldi, int ldo) {
+    CR_ASSERT(out && inp && w && B >= 0 && C >= 0 && OC >= 0);
+    CR_ASSERT(ldi >= C && ldo >= OC);
+    if (B == 0 || OC == 0) return;
+    int np = (OC + CR_BF_JP - 1) / CR_BF_JP;
+    /* Threads take contiguous runs of panels (schedule(static)), so each
+     * streams one stretch of w; a one-thread call never forks. */
+    if (cr_get_threads() == 1 || np == 1 || (double)B * OC * C < (1 << 17)) {
+        for (int p = 0; p < np; p++) {
+            int j0 = p * CR_BF_JP, j1 = j0 + CR_BF_JP < OC ? j0 + CR_BF_JP : OC;
+            cr_bf16_panel(out, inp, w, b, B, C, j0, j1, ldi, ldo);
+        }
+        return;
+    }
+    CR_PARALLEL_FOR(1)
+    for (int p = 0; p < np; p++) {
+        int j0 = p * CR_BF_JP, j1 = j0 + CR_BF_JP < OC ? j0 + CR_BF_JP : OC;
+        cr_bf16_panel(out, inp, w, b, B, C, j0, j1, ldi, ldo);
+    }
+}

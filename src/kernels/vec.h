@@ -1,0 +1,91 @@
+/*
+ * vec.h - the vector layer of the streaming kernels (gemv.c,
+ * linear_bf16.c): VW float lanes per vector, loads of the first n lanes
+ * that never touch memory past them, bfloat16 loads widened to float, and a
+ * horizontal sum in a fixed order. AVX-512, AVX2 + FMA, or one plain float
+ * per "vector", chosen at compile time from -march. Internal to src/kernels:
+ * not part of the API, no state, no allocation.
+ */
+#ifndef CR_VEC_H
+#define CR_VEC_H
+
+#include <stdint.h>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+#if defined(__AVX512F__)
+typedef __m512 cr_vf;
+#define CR_VF_W 16
+#define CR_VF_ISA "avx512"
+static inline cr_vf vf_zero(void) { return _mm512_setzero_ps(); }
+static inline cr_vf vf_add(cr_vf a, cr_vf b) { return _mm512_add_ps(a, b); }
+static inline cr_vf vf_fma(cr_vf a, cr_vf b, cr_vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline cr_vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline cr_vf vf_load_n(const float *p, int n) {
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
+}
+/* bf16 is the top half of a float: widen to 32 bits, shift into place */
+static inline cr_vf vf_load_bf16(const uint16_t *p) {
+    __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+}
+static inline cr_vf vf_load_bf16_n(const uint16_t *p, int n) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    __m256i r = _mm256_maskz_loadu_epi16((__mmask16)((1u << n) - 1u), p);
+#else
+    uint16_t t[16] = {0};
+    for (int i = 0; i < n; i++) t[i] = p[i];
+    __m256i r = _mm256_loadu_si256((const __m256i *)t);
+#endif
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(r), 16));
+}
+static inline float vf_sum(cr_vf v) { return _mm512_reduce_add_ps(v); }
+#elif defined(__AVX2__) && defined(__FMA__)
+typedef __m256 cr_vf;
+#define CR_VF_W 8
+#define CR_VF_ISA "avx2"
+static inline __m256i vf_mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline cr_vf vf_zero(void) { return _mm256_setzero_ps(); }
+static inline cr_vf vf_add(cr_vf a, cr_vf b) { return _mm256_add_ps(a, b); }
+static inline cr_vf vf_fma(cr_vf a, cr_vf b, cr_vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline cr_vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline cr_vf vf_load_n(const float *p, int n) { return _mm256_maskload_ps(p, vf_mask(n)); }
+static inline cr_vf vf_load_bf16(const uint16_t *p) {
+    __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+}
+static inline cr_vf vf_load_bf16_n(const uint16_t *p, int n) {
+    uint16_t t[8] = {0}; /* AVX2 has no 16-bit masked load */
+    for (int i = 0; i < n; i++) t[i] = p[i];
+    return vf_load_bf16(t);
+}
+static inline float vf_sum(cr_vf v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_hadd_ps(s, s);
+    s = _mm_hadd_ps(s, s);
+    return _mm_cvtss_f32(s);
+}
+#else
+typedef float cr_vf;
+#define CR_VF_W 1
+#define CR_VF_ISA "generic"
+static inline cr_vf vf_zero(void) { return 0.0f; }
+static inline cr_vf vf_add(cr_vf a, cr_vf b) { return a + b; }
+static inline cr_vf vf_fma(cr_vf a, cr_vf b, cr_vf c) { return a * b + c; }
+static inline cr_vf vf_load(const float *p) { return *p; }
+static inline cr_vf vf_load_n(const float *p, int n) { return n > 0 ? *p : 0.0f; }
+static inline cr_vf vf_load_bf16(const uint16_t *p) {
+    union { uint32_t u; float f; } v = {(uint32_t)*p << 16};
+    return v.f;
+}
+static inline cr_vf vf_load_bf16_n(const uint16_t *p, int n) {
+    return n > 0 ? vf_load_bf16(p) : 0.0f;
+}
+static inline float vf_sum(cr_vf v) { return v; }
+#endif
+
+#endif /* CR_VEC_H */
