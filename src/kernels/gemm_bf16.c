@@ -159,19 +159,7 @@ static void cr_bf_ukernel(int kp, const uint32_t *restrict a, const uint32_t *re
             c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
         }
     }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 12
-    for (int i = 0; i < CR_BF_MR; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (beta == 0.0f) {
-            _mm512_storeu_ps(c, _mm512_mul_ps(va, c0[i]));
-            _mm512_storeu_ps(c + 16, _mm512_mul_ps(va, c1[i]));
-        } else {
-            _mm512_storeu_ps(c, _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c))));
-            _mm512_storeu_ps(c + 16, _mm512_fmadd_ps(va, c1[i],
-                                                     _mm512_mul_ps(vb, _mm512_loadu_ps(c + 16))));
-        }
-    }
+    cr_gemm_store_tile12x32(C, ldc, c0, c1, alpha, beta);
 }
 
 static void cr_bf_tile(int kp, const uint32_t *a, const uint32_t *b, float *C, int ldc, int mr,

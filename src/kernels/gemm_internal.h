@@ -22,4 +22,30 @@ cr_gemm_plan cr_gemm_plan_make(int M, int N, int nt, int mr, int nr, int mc_max,
 void cr_gemm_store_edge(float *C, int ldc, int mr, int nr, const float *tile, int tile_ld,
                         float alpha, float beta);
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#include <stddef.h>
+
+/* The 12 x 32 AVX-512 register tile's store: row i of C (stride ldc) =
+ * alpha * (c0[i] | c1[i]) + beta * C, beta 0 overwriting. Shared by the
+ * fp32 and bf16 micro-kernels, so both round the epilogue alike. */
+static inline __attribute__((always_inline)) void
+cr_gemm_store_tile12x32(float *C, int ldc, const __m512 *c0, const __m512 *c1, float alpha,
+                        float beta) {
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) {
+            _mm512_storeu_ps(c, _mm512_mul_ps(va, c0[i]));
+            _mm512_storeu_ps(c + 16, _mm512_mul_ps(va, c1[i]));
+        } else {
+            _mm512_storeu_ps(c, _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c))));
+            _mm512_storeu_ps(c + 16, _mm512_fmadd_ps(va, c1[i],
+                                                     _mm512_mul_ps(vb, _mm512_loadu_ps(c + 16))));
+        }
+    }
+}
+#endif
+
 #endif /* CR_GEMM_INTERNAL_H */

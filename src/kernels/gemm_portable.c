@@ -179,19 +179,7 @@ static void cr_ukernel(int kc, const float *restrict a, const float *restrict b,
             c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
         }
     }
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 12
-    for (int i = 0; i < CR_MR; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (beta == 0.0f) {
-            _mm512_storeu_ps(c, _mm512_mul_ps(va, c0[i]));
-            _mm512_storeu_ps(c + 16, _mm512_mul_ps(va, c1[i]));
-        } else {
-            _mm512_storeu_ps(c, _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c))));
-            _mm512_storeu_ps(c + 16, _mm512_fmadd_ps(va, c1[i],
-                                                     _mm512_mul_ps(vb, _mm512_loadu_ps(c + 16))));
-        }
-    }
+    cr_gemm_store_tile12x32(C, ldc, c0, c1, alpha, beta);
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 __attribute__((aligned(64)))
