@@ -7,6 +7,7 @@
  * does); nothing here allocates during a step or depends on thread count.
  */
 #include "optim.h"
+#include "../kernels/kernels.h" /* CR_PARALLEL_FOR */
 
 #include <math.h>
 #include <string.h>
@@ -117,7 +118,7 @@ void cr_adam_free(cr_adam *o) {
 /* torch.optim.SGD(momentum=0): g += wd*p (L2), then p -= lr*g. */
 static void cr_sgd_tensor(float *p, const float *g, size_t n, float lr, float wd) {
     const float alpha = -lr;
-#pragma omp parallel for schedule(static) if (n >= CR_OPT_PAR_MIN)
+CR_PARALLEL_FOR(n >= CR_OPT_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         if (wd != 0.0f) gi = CR_FMA(wd, p[i], gi);
@@ -137,7 +138,7 @@ static inline __attribute__((always_inline)) void
 cr_adam_loop(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
              size_t n, int mode, float wd, float b1, float b2, float omb1, float omb2,
              float decay_mul, float bc2_sqrt, float eps, float neg_step) {
-#pragma omp parallel for schedule(static) if (n >= CR_OPT_PAR_MIN)
+CR_PARALLEL_FOR(n >= CR_OPT_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float pi = p[i], gi = g[i];
         if (mode == 1) pi = pi * decay_mul;          /* AdamW: decoupled */
@@ -267,7 +268,7 @@ static void cr_adagrad_rows(float *table, float *acc, const cr_sparse_grad *g, f
                             float eps) {
     const int D = g->D;
     const float alpha = -lr;
-#pragma omp parallel for schedule(static) if ((int64_t)g->n * D >= CR_OPT_PAR_MIN)
+CR_PARALLEL_FOR((int64_t)g->n * D >= CR_OPT_PAR_MIN)
     for (int r = 0; r < g->n; r++) {
         size_t base = (size_t)g->rows[r] * (size_t)D;
         const float *gr = g->vals + (size_t)r * (size_t)D;
@@ -290,7 +291,7 @@ static void cr_adagrad_rows(float *table, float *acc, const cr_sparse_grad *g, f
 static void cr_lazy_adam_rows(float *table, float *m, float *v, const cr_sparse_grad *g,
                               float omb1, float omb2, float eps, float neg_step) {
     const int D = g->D;
-#pragma omp parallel for schedule(static) if ((int64_t)g->n * D >= CR_OPT_PAR_MIN)
+CR_PARALLEL_FOR((int64_t)g->n * D >= CR_OPT_PAR_MIN)
     for (int r = 0; r < g->n; r++) {
         size_t base = (size_t)g->rows[r] * (size_t)D;
         const float *gr = g->vals + (size_t)r * (size_t)D;
@@ -315,7 +316,7 @@ static void cr_lazy_adam_rows(float *table, float *m, float *v, const cr_sparse_
 static void cr_sparse_sgd_rows(float *table, const cr_sparse_grad *g, float lr) {
     const int D = g->D;
     const float alpha = -lr;
-#pragma omp parallel for schedule(static) if ((int64_t)g->n * D >= CR_OPT_PAR_MIN)
+CR_PARALLEL_FOR((int64_t)g->n * D >= CR_OPT_PAR_MIN)
     for (int r = 0; r < g->n; r++) {
         float *p = table + (size_t)g->rows[r] * (size_t)D;
         const float *gr = g->vals + (size_t)r * (size_t)D;
@@ -387,7 +388,7 @@ static double cr_sumsq(const float *x, size_t n) {
     }
     double part[CR_CLIP_CHUNKS];
     size_t chunk = (n + CR_CLIP_CHUNKS - 1) / CR_CLIP_CHUNKS;
-#pragma omp parallel for schedule(static)
+CR_PARALLEL_FOR(1)
     for (int c = 0; c < CR_CLIP_CHUNKS; c++) {
         size_t lo = (size_t)c * chunk, hi = lo + chunk;
         if (hi > n) hi = n;
@@ -419,7 +420,7 @@ float cr_clip_grad_norm(const cr_ptable *pt, float *grads, float max_norm) {
         if (!cr_dense_owned(ti)) continue;
         float *g = grads + ti->offset;
         size_t n = ti->numel;
-#pragma omp parallel for schedule(static) if (n >= CR_OPT_PAR_MIN)
+CR_PARALLEL_FOR(n >= CR_OPT_PAR_MIN)
         for (size_t i = 0; i < n; i++) g[i] *= c;
     }
     return (float)norm;
