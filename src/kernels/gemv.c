@@ -19,32 +19,8 @@
 #include "kernels.h"
 #include "vec.h"
 
-/* The chunk at *k (possibly partial) into acc, if any is left. */
-static inline cr_vf cr_gemv_tail(cr_vf acc, const float *x, const float *w, int *k, int K) {
-    if (*k >= K) return acc;
-    int n = K - *k < CR_VF_W ? K - *k : CR_VF_W;
-    acc = vf_fma(vf_load_n(x + *k, n), vf_load_n(w + *k, n), acc);
-    *k += CR_VF_W;
-    return acc;
-}
-
 /* x . w over K, in the order above. */
-static inline float cr_gemv_dot(const float *x, const float *w, int K) {
-    cr_vf a0 = vf_zero(), a1 = a0, a2 = a0, a3 = a0;
-    int k = 0;
-    for (; k + 4 * CR_VF_W <= K; k += 4 * CR_VF_W) {
-        a0 = vf_fma(vf_load(x + k), vf_load(w + k), a0);
-        a1 = vf_fma(vf_load(x + k + CR_VF_W), vf_load(w + k + CR_VF_W), a1);
-        a2 = vf_fma(vf_load(x + k + 2 * CR_VF_W), vf_load(w + k + 2 * CR_VF_W), a2);
-        a3 = vf_fma(vf_load(x + k + 3 * CR_VF_W), vf_load(w + k + 3 * CR_VF_W), a3);
-    }
-    /* fewer than four chunks left: they continue the rotation */
-    a0 = cr_gemv_tail(a0, x, w, &k, K);
-    a1 = cr_gemv_tail(a1, x, w, &k, K);
-    a2 = cr_gemv_tail(a2, x, w, &k, K);
-    a3 = cr_gemv_tail(a3, x, w, &k, K);
-    return vf_sum(vf_add(vf_add(a0, a1), vf_add(a2, a3)));
-}
+CR_VF_DOT_DEFINE(cr_gemv_dot, float, vf_load, vf_load_n)
 
 static void cr_gemv_rows(int j0, int j1, int K, float alpha, const float *x, const float *B,
                          int ldb, float beta, float *y) {

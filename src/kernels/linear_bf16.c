@@ -95,31 +95,9 @@ cr_bf16_tile(int rb, float *out, int ldo, const float *inp, int ldi, const uint1
     }
 }
 
-/* One input row against weight row j: the tile's sums, written out the way
- * gemv.c's are (a decode step runs only this, at the speed of memory). */
-static inline cr_vf cr_bf16_tail(cr_vf acc, const float *x, const uint16_t *w, int *k, int C) {
-    if (*k >= C) return acc;
-    int n = C - *k < CR_VF_W ? C - *k : CR_VF_W;
-    acc = vf_fma(vf_load_n(x + *k, n), vf_load_bf16_n(w + *k, n), acc);
-    *k += CR_VF_W;
-    return acc;
-}
-
-static inline float cr_bf16_dot(const float *x, const uint16_t *w, int C) {
-    cr_vf a0 = vf_zero(), a1 = a0, a2 = a0, a3 = a0;
-    int k = 0;
-    for (; k + 4 * CR_VF_W <= C; k += 4 * CR_VF_W) {
-        a0 = vf_fma(vf_load(x + k), vf_load_bf16(w + k), a0);
-        a1 = vf_fma(vf_load(x + k + CR_VF_W), vf_load_bf16(w + k + CR_VF_W), a1);
-        a2 = vf_fma(vf_load(x + k + 2 * CR_VF_W), vf_load_bf16(w + k + 2 * CR_VF_W), a2);
-        a3 = vf_fma(vf_load(x + k + 3 * CR_VF_W), vf_load_bf16(w + k + 3 * CR_VF_W), a3);
-    }
-    a0 = cr_bf16_tail(a0, x, w, &k, C);
-    a1 = cr_bf16_tail(a1, x, w, &k, C);
-    a2 = cr_bf16_tail(a2, x, w, &k, C);
-    a3 = cr_bf16_tail(a3, x, w, &k, C);
-    return vf_sum(vf_add(vf_add(a0, a1), vf_add(a2, a3)));
-}
+/* One input row against weight row j: the tile's sums, in gemv.c's order
+ * (a decode step runs only this, at the speed of memory). */
+CR_VF_DOT_DEFINE(cr_bf16_dot, uint16_t, vf_load_bf16, vf_load_bf16_n)
 
 /* Weight rows j0..j1 against every input row: tiles of RB rows, the
  * leftover rows one at a time (the same sums). */

@@ -88,4 +88,35 @@ static inline cr_vf vf_load_bf16_n(const uint16_t *p, int n) {
 static inline float vf_sum(cr_vf v) { return v; }
 #endif
 
+/* NAME(x, w, K) = x . w over K, x float, w of type WT read through LOAD /
+ * LOAD_N (full and first-n vector loads): chunk c of CR_VF_W inputs goes
+ * into accumulator c % 4, the last partial chunk through LOAD_N, then
+ * (a0 + a1) + (a2 + a3) and vf_sum. One order for every caller, so the
+ * float GEMV and the bf16-weight linear sum alike, and an output never
+ * depends on the row count, its position or the thread count. */
+#define CR_VF_DOT_DEFINE(NAME, WT, LOAD, LOAD_N)                                          \
+    static inline cr_vf NAME##_tail(cr_vf acc, const float *x, const WT *w, int *k, int K) { \
+        if (*k >= K) return acc;                                                          \
+        int n = K - *k < CR_VF_W ? K - *k : CR_VF_W;                                      \
+        acc = vf_fma(vf_load_n(x + *k, n), LOAD_N(w + *k, n), acc);                       \
+        *k += CR_VF_W;                                                                    \
+        return acc;                                                                       \
+    }                                                                                     \
+    static inline float NAME(const float *x, const WT *w, int K) {                        \
+        cr_vf a0 = vf_zero(), a1 = a0, a2 = a0, a3 = a0;                                  \
+        int k = 0;                                                                        \
+        for (; k + 4 * CR_VF_W <= K; k += 4 * CR_VF_W) {                                  \
+            a0 = vf_fma(vf_load(x + k), LOAD(w + k), a0);                                 \
+            a1 = vf_fma(vf_load(x + k + CR_VF_W), LOAD(w + k + CR_VF_W), a1);             \
+            a2 = vf_fma(vf_load(x + k + 2 * CR_VF_W), LOAD(w + k + 2 * CR_VF_W), a2);     \
+            a3 = vf_fma(vf_load(x + k + 3 * CR_VF_W), LOAD(w + k + 3 * CR_VF_W), a3);     \
+        }                                                                                 \
+        /* fewer than four chunks left: they continue the rotation */                    \
+        a0 = NAME##_tail(a0, x, w, &k, K);                                                \
+        a1 = NAME##_tail(a1, x, w, &k, K);                                                \
+        a2 = NAME##_tail(a2, x, w, &k, K);                                                \
+        a3 = NAME##_tail(a3, x, w, &k, K);                                                \
+        return vf_sum(vf_add(vf_add(a0, a1), vf_add(a2, a3)));                            \
+    }
+
 #endif /* CR_VEC_H */
