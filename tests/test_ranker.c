@@ -335,9 +335,14 @@ static void test_workspaces(void **state) {
         assert_null(inf->sgrads);
         assert_non_null(tr->grads);
 
+        /* training runs the fastest product, inference the row-invariant
+         * one: the same network to rounding (bit for bit only when the
+         * backends happen to agree, which OpenBLAS does here and the
+         * portable small-matrix path does not) */
         assert_int_equal(cr_ranker_forward(m, tr, &t.b, &e), CR_OK);
         assert_int_equal(cr_ranker_forward(m, inf, &t.b, &e), CR_OK);
-        assert_memory_equal(tr->out, inf->out, (size_t)NH * TB * sizeof(float));
+        assert_true(cr_test_close("training vs inference", tr->out, inf->out, (size_t)NH * TB,
+                                  1e-6, 1e-6));
 
         /* a second workspace scoring another batch leaves the first alone,
          * and scores the same batch the same way */
