@@ -159,7 +159,9 @@ static char *request_json(int crow, const int *rows, int n) {
         cJSON *tags = cJSON_AddArrayToObject(c, "tags");
         char t[32];
         snprintf(t, sizeof t, "%s", row[2]);
-        for (char *tok = strtok(t, "|"); tok; tok = strtok(NULL, "|"))
+        /* strtok_r: client threads build requests at the same time */
+        for (char *save = NULL, *tok = strtok_r(t, "|", &save); tok;
+             tok = strtok_r(NULL, "|", &save))
             cJSON_AddItemToArray(tags, cJSON_CreateString(tok));
         if (row[5][0]) cJSON_AddNumberToObject(c, "pop", atof(row[5])); /* absent = missing */
         cJSON_AddItemToArray(cands, c);
