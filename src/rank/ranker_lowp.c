@@ -36,13 +36,6 @@ struct cr_lp_weight {
     int32_t *wsum;         /* int8: (G, NB*16) sum of a row's quantised values */
 };
 
-static uint16_t cr_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7FFFu + ((u >> 16) & 1u); /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
-
 cr_status cr_lp_pack(cr_lp_weight **out, cr_precision p, const float *w, int G, int OC, int C,
                      cr_error *e) {
     *out = NULL;
@@ -89,7 +82,7 @@ cr_status cr_lp_pack(cr_lp_weight **out, cr_precision p, const float *w, int G, 
             for (int c = 0; c < C; c++) {
                 size_t at = base + ((size_t)(c / R) * 16 + lane) * R + (size_t)(c % R);
                 if (p == CR_PRECISION_BF16) {
-                    ((uint16_t *)lw->data)[at] = cr_bf16(row[c]);
+                    ((uint16_t *)lw->data)[at] = cr_bf16_from_f32(row[c]);
                 } else {
                     long q = lrintf(row[c] * inv);
                     q = q > 127 ? 127 : q < -127 ? -127 : q;
@@ -128,15 +121,6 @@ const char *cr_lp_isa(cr_precision p) {
 
 /* ---- bf16 ------------------------------------------------------------------------- */
 
-#if !(defined(__AVX512F__) && defined(__AVX512BF16__))
-static float cr_bf16_f(uint16_t h) { /* the portable path only */
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-#endif
-
 static void cr_lp_bf16_rows(float *out, const uint16_t *x, const cr_lp_weight *w,
                             const uint16_t *W, const float *b, int nr, int ldo) {
     /* x: nr rows of CP bf16 values, one after another */
@@ -170,8 +154,8 @@ static void cr_lp_bf16_rows(float *out, const uint16_t *x, const cr_lp_weight *w
                 float acc = 0.0f;
                 for (int cr = 0; cr < NC; cr++)
                     for (int j = 0; j < 2; j++)
-                        acc += cr_bf16_f(x[(size_t)r * CP + 2 * cr + j]) *
-                               cr_bf16_f(wb[((size_t)cr * 16 + lane) * 2 + j]);
+                        acc += cr_bf16_to_f32(x[(size_t)r * CP + 2 * cr + j]) *
+                               cr_bf16_to_f32(wb[((size_t)cr * 16 + lane) * 2 + j]);
                 out[(size_t)r * ldo + blk * 16 + lane] = acc + (b ? b[blk * 16 + lane] : 0.0f);
             }
     }
@@ -243,7 +227,7 @@ void cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g, co
             for (int r = 0; r < nr; r++) {
                 const float *src = inp + (size_t)(r0 + r) * ldi;
                 uint16_t *d = x + (size_t)r * CP;
-                for (int c = 0; c < C; c++) d[c] = cr_bf16(src[c]);
+                for (int c = 0; c < C; c++) d[c] = cr_bf16_from_f32(src[c]);
                 for (int c = C; c < CP; c++) d[c] = 0;
             }
             cr_lp_bf16_rows(out + (size_t)r0 * ldo, x, w,
