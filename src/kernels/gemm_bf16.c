@@ -173,22 +173,23 @@ static void cr_bf_tile(int kp, const uint32_t *a, const uint32_t *b, float *C, i
     cr_gemm_store_edge(C, ldc, mr, nr, tile, CR_BF_NR, alpha, beta);
 }
 
-static void cr_bf_task(int transA, int transB, int mc, int nc, int K, float alpha,
-                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                       int ldc, int ic, int jc, uint32_t *apack, uint32_t *bpack) {
+static void cr_bf_task(const cr_gemm_args *g, int ic, int jc, int mc, int nc) {
+    _Alignas(64) uint32_t apack[CR_BF_MC_MAX * CR_BF_KP + CR_BF_SLACK];
+    _Alignas(64) uint32_t bpack[CR_BF_KP * CR_BF_NC_MAX + CR_BF_SLACK];
     int nsl = (nc + CR_BF_NR - 1) / CR_BF_NR;
-    for (int pc = 0; pc < K; pc += CR_BF_KC) {
-        int kc = K - pc < CR_BF_KC ? K - pc : CR_BF_KC, kp = (kc + 1) / 2;
-        float cbeta = pc == 0 ? beta : 1.0f;
-        cr_bf_pack_a(apack, transA, A, lda, ic, mc, pc, kc);
-        cr_bf_pack_b(bpack, transB, B, ldb, pc, kc, jc, nc);
+    for (int pc = 0; pc < g->K; pc += CR_BF_KC) {
+        int kc = g->K - pc < CR_BF_KC ? g->K - pc : CR_BF_KC, kp = (kc + 1) / 2;
+        float cbeta = pc == 0 ? g->beta : 1.0f;
+        cr_bf_pack_a(apack, g->transA, g->A, g->lda, ic, mc, pc, kc);
+        cr_bf_pack_b(bpack, g->transB, g->B, g->ldb, pc, kc, jc, nc);
         for (int s = 0; s < nsl; s++) {
             int j0 = s * CR_BF_NR, nr = nc - j0 < CR_BF_NR ? nc - j0 : CR_BF_NR;
             const uint32_t *bs = bpack + (size_t)s * kp * CR_BF_NR;
             for (int r = 0; r < mc; r += CR_BF_MR) {
                 int mr = mc - r < CR_BF_MR ? mc - r : CR_BF_MR;
-                cr_bf_tile(kp, apack + (size_t)r * kp, bs, C + (size_t)(ic + r) * ldc + jc + j0,
-                           ldc, mr, nr, alpha, cbeta);
+                cr_bf_tile(kp, apack + (size_t)r * kp, bs,
+                           g->C + (size_t)(ic + r) * g->ldc + jc + j0, g->ldc, mr, nr, g->alpha,
+                           cbeta);
             }
         }
     }
@@ -209,34 +210,8 @@ void cr_sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, con
     int par = nt > 1 && (double)M * N * K >= CR_BF_PAR_MIN_WORK;
     cr_gemm_plan p =
         cr_gemm_plan_make(M, N, par ? nt : 1, CR_BF_MR, CR_BF_NR, CR_BF_MC_MAX, CR_BF_NC_MAX);
-    int ntask = p.nic * p.njc;
-    if (!par || ntask == 1) {
-        _Alignas(64) uint32_t apack[CR_BF_MC_MAX * CR_BF_KP + CR_BF_SLACK];
-        _Alignas(64) uint32_t bpack[CR_BF_KP * CR_BF_NC_MAX + CR_BF_SLACK];
-        for (int t = 0; t < ntask; t++) {
-            int ic = (t / p.njc) * p.mc, jc = (t % p.njc) * p.nc;
-            int mc = M - ic < p.mc ? M - ic : p.mc, nc = N - jc < p.nc ? N - jc : p.nc;
-            cr_bf_task(transA, transB, mc, nc, K, alpha, A, lda, B, ldb, beta, C, ldc, ic, jc,
-                       apack, bpack);
-        }
-        return;
-    }
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-    {
-        _Alignas(64) uint32_t apack[CR_BF_MC_MAX * CR_BF_KP + CR_BF_SLACK];
-        _Alignas(64) uint32_t bpack[CR_BF_KP * CR_BF_NC_MAX + CR_BF_SLACK];
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-        for (int t = 0; t < ntask; t++) {
-            int ic = (t / p.njc) * p.mc, jc = (t % p.njc) * p.nc;
-            int mc = M - ic < p.mc ? M - ic : p.mc, nc = N - jc < p.nc ? N - jc : p.nc;
-            cr_bf_task(transA, transB, mc, nc, K, alpha, A, lda, B, ldb, beta, C, ldc, ic, jc,
-                       apack, bpack);
-        }
-    }
+    cr_gemm_args g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+    cr_gemm_run(&g, &p, par, cr_bf_task);
 }
 
 #else /* no AVX512_BF16 in this build: the fp32 product */

@@ -17,6 +17,22 @@ typedef struct {
 
 cr_gemm_plan cr_gemm_plan_make(int M, int N, int nt, int mr, int nr, int mc_max, int nc_max);
 
+/* One product, as a task sees it. */
+typedef struct cr_gemm_args {
+    int transA, transB, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+} cr_gemm_args;
+/* C[ic : ic+mc, jc : jc+nc] over the whole K range; a task keeps its
+ * packing buffers in its own frame, so each thread has one set. */
+typedef void (*cr_gemm_task_fn)(const cr_gemm_args *g, int ic, int jc, int mc, int nc);
+/* Every task of plan p, on the calling thread alone unless par (then
+ * handed out one at a time to OpenMP threads, so a descheduled thread
+ * delays only its own task). */
+void cr_gemm_run(const cr_gemm_args *g, const cr_gemm_plan *p, int par, cr_gemm_task_fn task);
+
 /* C (mr x nr, stride ldc) = alpha * tile + beta * C (beta 0: overwrite),
  * tile rows tile_ld apart: the edge of a blocked product. */
 void cr_gemm_store_edge(float *C, int ldc, int mr, int nr, const float *tile, int tile_ld,

@@ -275,21 +275,43 @@ cr_gemm_plan cr_gemm_plan_make(int M, int N, int nt, int mr, int nr, int mc_max,
     return p;
 }
 
+void cr_gemm_run(const cr_gemm_args *g, const cr_gemm_plan *p, int par, cr_gemm_task_fn task) {
+    int ntask = p->nic * p->njc;
+    if (!par || ntask == 1) {
+        /* No OpenMP region at all: even a one-thread region costs about as
+         * much as a 16x16x16 product. */
+        for (int t = 0; t < ntask; t++) {
+            int ic = (t / p->njc) * p->mc, jc = (t % p->njc) * p->nc;
+            task(g, ic, jc, g->M - ic < p->mc ? g->M - ic : p->mc,
+                 g->N - jc < p->nc ? g->N - jc : p->nc);
+        }
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1)
+#endif
+    for (int t = 0; t < ntask; t++) {
+        int ic = (t / p->njc) * p->mc, jc = (t % p->njc) * p->nc;
+        task(g, ic, jc, g->M - ic < p->mc ? g->M - ic : p->mc,
+             g->N - jc < p->nc ? g->N - jc : p->nc);
+    }
+}
+
 /* One task: C[ic : ic+mc, jc : jc+nc] over the whole K range. The first K
  * block applies beta; later ones accumulate onto it. */
-static void cr_gemm_task(int transA, int transB, int mc, int nc, int K, float alpha,
-                         const float *A, int lda, const float *B, int ldb, float beta,
-                         float *C, int ldc, int ic, int jc, float *apack, float *bpack) {
+static void cr_gemm_task(const cr_gemm_args *g, int ic, int jc, int mc, int nc) {
+    _Alignas(64) float apack[CR_MC_MAX * CR_KC];
+    _Alignas(64) float bpack[CR_KC * CR_NC_MAX];
     int nsl = (nc + CR_NR - 1) / CR_NR;
-    for (int pc = 0; pc < K; pc += CR_KC) {
-        int kc = K - pc < CR_KC ? K - pc : CR_KC;
-        float cbeta = pc == 0 ? beta : 1.0f;
-        cr_pack_a(apack, transA, A, lda, ic, mc, pc, kc);
+    for (int pc = 0; pc < g->K; pc += CR_KC) {
+        int kc = g->K - pc < CR_KC ? g->K - pc : CR_KC;
+        float cbeta = pc == 0 ? g->beta : 1.0f;
+        cr_pack_a(apack, g->transA, g->A, g->lda, ic, mc, pc, kc);
         for (int s = 0; s < nsl; s++) {
             int j0 = s * CR_NR;
             int nr = nc - j0 < CR_NR ? nc - j0 : CR_NR;
-            cr_pack_b_sliver(bpack + (size_t)s * kc * CR_NR, transB, B, ldb, pc, kc, jc + j0,
-                             nr);
+            cr_pack_b_sliver(bpack + (size_t)s * kc * CR_NR, g->transB, g->B, g->ldb, pc, kc,
+                             jc + j0, nr);
         }
         for (int s = 0; s < nsl; s++) {
             int j0 = s * CR_NR;
@@ -297,8 +319,9 @@ static void cr_gemm_task(int transA, int transB, int mc, int nc, int K, float al
             const float *bs = bpack + (size_t)s * kc * CR_NR;
             for (int r = 0; r < mc; r += CR_MR) {
                 int mr = mc - r < CR_MR ? mc - r : CR_MR;
-                cr_tile(kc, apack + (size_t)r * kc, bs, C + (size_t)(ic + r) * ldc + jc + j0,
-                        ldc, mr, nr, alpha, cbeta);
+                cr_tile(kc, apack + (size_t)r * kc, bs,
+                        g->C + (size_t)(ic + r) * g->ldc + jc + j0, g->ldc, mr, nr, g->alpha,
+                        cbeta);
             }
         }
     }
@@ -348,36 +371,8 @@ void cr_sgemm_tiled(int transA, int transB, int M, int N, int K, float alpha,
     int par = nt > 1 && (double)M * N * K >= CR_GEMM_PAR_MIN_WORK;
     cr_gemm_plan p = cr_gemm_plan_make(M, N, par ? nt : 1, CR_MR, CR_NR, CR_MC_MAX, CR_NC_MAX);
     CR_ASSERT(p.mc <= CR_MC_MAX && p.nc <= CR_NC_MAX);
-    int ntask = p.nic * p.njc;
-    if (!par || ntask == 1) {
-        /* No OpenMP region at all: even a one-thread region costs about as
-         * much as a 16x16x16 product. */
-        _Alignas(64) float apack[CR_MC_MAX * CR_KC];
-        _Alignas(64) float bpack[CR_KC * CR_NC_MAX];
-        for (int t = 0; t < ntask; t++) {
-            int ic = (t / p.njc) * p.mc, jc = (t % p.njc) * p.nc;
-            int mc = M - ic < p.mc ? M - ic : p.mc, nc = N - jc < p.nc ? N - jc : p.nc;
-            cr_gemm_task(transA, transB, mc, nc, K, alpha, A, lda, B, ldb, beta, C, ldc, ic, jc,
-                         apack, bpack);
-        }
-        return;
-    }
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-    {
-        _Alignas(64) float apack[CR_MC_MAX * CR_KC];
-        _Alignas(64) float bpack[CR_KC * CR_NC_MAX];
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-        for (int t = 0; t < ntask; t++) {
-            int ic = (t / p.njc) * p.mc, jc = (t % p.njc) * p.nc;
-            int mc = M - ic < p.mc ? M - ic : p.mc, nc = N - jc < p.nc ? N - jc : p.nc;
-            cr_gemm_task(transA, transB, mc, nc, K, alpha, A, lda, B, ldb, beta, C, ldc, ic, jc,
-                         apack, bpack);
-        }
-    }
+    cr_gemm_args g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc};
+    cr_gemm_run(&g, &p, par, cr_gemm_task);
 }
 
 /* Which micro-kernel this build uses, for the kernel lab's report. */

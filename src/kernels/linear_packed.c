@@ -229,39 +229,26 @@ cr_lp_lanes(const int G, const int J, int kc, const float *a, int lda, int mr,
     }
 }
 
-/* One instance per width, each with as many row groups as fit 24
- * accumulators (at most 8: the transposed inputs stay in L1). */
-#define CR_LP_LANES(J, G)                                                                   \
+/* Every width J with its row groups G: as many as fit 24 accumulators, at
+ * most 8 (the transposed inputs stay in L1). One instance per width, and
+ * the table the dispatch reads, from this one list. */
+#define CR_LP_WIDTHS(X)                                                                     \
+    X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
+    X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
+
+#define CR_LP_LANES_FN(J, G)                                                                \
     static void cr_lp_lanes_##J(int kc, const float *a, int lda, int mr, const float *w,   \
                                 float *out, int ldo, const float *bias, int first, int relu) { \
         cr_lp_lanes(G, J, kc, a, lda, mr, w, out, ldo, bias, first, relu);                 \
     }
-CR_LP_LANES(1, 8)
-CR_LP_LANES(2, 8)
-CR_LP_LANES(3, 8)
-CR_LP_LANES(4, 6)
-CR_LP_LANES(5, 4)
-CR_LP_LANES(6, 4)
-CR_LP_LANES(7, 3)
-CR_LP_LANES(8, 3)
-CR_LP_LANES(9, 2)
-CR_LP_LANES(10, 2)
-CR_LP_LANES(11, 2)
-CR_LP_LANES(12, 2)
-CR_LP_LANES(13, 1)
-CR_LP_LANES(14, 1)
-CR_LP_LANES(15, 1)
-CR_LP_LANES(16, 1)
+CR_LP_WIDTHS(CR_LP_LANES_FN)
 
 typedef void (*cr_lp_lanes_fn)(int kc, const float *a, int lda, int mr, const float *w,
                                float *out, int ldo, const float *bias, int first, int relu);
+/* Entry J: the instance for J outputs and the rows one call covers. */
+#define CR_LP_LANES_ENTRY(J, G) [J] = {cr_lp_lanes_##J, 16 * (G)},
 static const struct { cr_lp_lanes_fn fn; int rows; } cr_lp_lanes_tab[CR_LP_NARROW + 1] = {
-    {NULL, 0},           {cr_lp_lanes_1, 128}, {cr_lp_lanes_2, 128}, {cr_lp_lanes_3, 128},
-    {cr_lp_lanes_4, 96}, {cr_lp_lanes_5, 64},  {cr_lp_lanes_6, 64},  {cr_lp_lanes_7, 48},
-    {cr_lp_lanes_8, 48},  {cr_lp_lanes_9, 32},  {cr_lp_lanes_10, 32}, {cr_lp_lanes_11, 32},
-    {cr_lp_lanes_12, 32}, {cr_lp_lanes_13, 16}, {cr_lp_lanes_14, 16}, {cr_lp_lanes_15, 16},
-    {cr_lp_lanes_16, 16},
-};
+    CR_LP_WIDTHS(CR_LP_LANES_ENTRY)};
 
 /* Rows [i0, i0+mr) of a narrow layer, every K block. */
 static void cr_lp_narrow_task(float *out, const float *inp, const float *wp, const float *b,

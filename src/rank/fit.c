@@ -187,6 +187,12 @@ static void apply_id_dropout(fit_ctx *c, int B) {
     }
 }
 
+/* What train.precision gives in this build (the log and metrics.json). */
+static const char *precision_name(int precision) {
+    if (precision == CR_GEMM_FP32) return "fp32";
+    return cr_sgemm_bf16_native() ? "bf16" : "bf16 (fp32 products: no AVX512_BF16)";
+}
+
 static cr_status train_step(fit_ctx *c, const uint32_t *rows, int B, double *loss,
                             double *head_loss, cr_error *e) {
     const cr_train_cfg *t = &c->cfg->train;
@@ -239,10 +245,7 @@ static cr_status write_metrics(fit_ctx *c, int stopped_early, char **metrics, cr
     cJSON_AddStringToObject(tr, "early_stopping", cfg->train.early_stopping == CR_ES_SUM_LOSS ? "sum_loss"
                                                   : cfg->train.early_stopping == CR_ES_PER_TASK ? "per_task" : "none");
     cJSON_AddNumberToObject(tr, "threads", cr_get_threads());
-    cJSON_AddStringToObject(tr, "precision",
-                            cfg->train.precision == CR_GEMM_BF16
-                                ? (cr_sgemm_bf16_native() ? "bf16" : "bf16 (fp32 products: no AVX512_BF16)")
-                                : "fp32");
+    cJSON_AddStringToObject(tr, "precision", precision_name(cfg->train.precision));
     cJSON_AddNumberToObject(tr, "parameters", (double)(c->m->params.total));
     cJSON_AddNumberToObject(tr, "table_parameters", (double)(c->m->tables.total));
     cJSON *fz = cJSON_AddObjectToObject(tr, "frozen_at_step");
@@ -392,9 +395,7 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
     if ((s = copy_config(&c, e))) goto done;
     logf_(&c, "model %s: %zu dense parameters, %zu table parameters, %d threads, %s products\n",
           cr_arch_name(c.m->cfg.arch), c.m->params.total, c.m->tables.total, cr_get_threads(),
-          t->precision == CR_GEMM_FP32 ? "fp32"
-          : cr_sgemm_bf16_native()     ? "bf16"
-                                       : "fp32 (bf16 asked; this build has no AVX512_BF16)");
+          precision_name(t->precision));
 
     cr_progress pg;
     cr_progress_init(&pg, o->log, total);

@@ -717,17 +717,19 @@ static void cr_ranker_forward_range(const cr_ranker *m, cr_ranker_ws *ws, const 
         const int KS = m->K * S;
         const float *gates = pk ? m->gates_packed : NULL;
         float *gall = ws->gate_logits + (size_t)r0 * KS;
-        if (gates)
+        if (gates) {
+            /* (n, K*S) is (n*K, S): every gate's softmax in one call */
             cr_linear_forward_packed(gall, x, gates, gates + cr_linear_pack_floats(KS, C), n, C,
                                      KS, C, KS, 0);
+            cr_softmax_forward(gall, gall, n * m->K, S);
+        }
         for (int k = 0; k < m->K; k++) {
             /* gate_k = softmax(x Wg_k^T + bg_k), mix_k = sum_s gate_k[s] expert[sel_k[s]] */
             float *g = ws->acts + ws->off_gate[k] + (size_t)r0 * S;
             if (gates) {
                 for (int r = 0; r < n; r++)
-                    memcpy(g + (size_t)r * S, gall + (size_t)r * KS + (size_t)k * S,
-                           (size_t)S * sizeof(float));
-                cr_softmax_forward(g, g, n, S);
+                    for (int j = 0; j < S; j++)
+                        g[(size_t)r * S + j] = gall[(size_t)r * KS + (size_t)k * S + j];
             } else {
                 float *gl = ws->gate_logits + (size_t)r0 * S;
                 cr_nn_linear(pk, rows, pt, P, m->gate_w[k], m->gate_b[k], 0, gl, x, n, C, S, C,
