@@ -22,6 +22,7 @@ const char *cr_strerror(cr_status s) {
     case CR_ERR_NOT_FOUND: return "not found";
     case CR_ERR_LIMIT: return "limit exceeded";
     case CR_ERR_INTERNAL: return "internal error";
+    case CR_ERR_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }
