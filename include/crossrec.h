@@ -332,6 +332,74 @@ CR_API cr_status   cr_lm_generate_ids(cr_ctx *ctx, cr_lm *lm, const int32_t *pro
 CR_API cr_status   cr_lm_generate(cr_ctx *ctx, cr_lm *lm, const char *prompt,
                                   const cr_gen_opts *o, char **text, cr_error *e);
 
+
+/* ---- distillation: label, export, the study ----------------------------------------
+ * Zero-shot labelling: a frozen source-domain teacher scores target rows
+ * through a map file (docs/distillation.md); its predictions are written as
+ * soft-label columns beside the input columns, atomically (on any error no
+ * output file appears). */
+typedef struct cr_label_args {
+    const char *teacher;   /* the teacher checkpoint (.safetensors) */
+    const char *map;       /* the map YAML */
+    const char *data;      /* the target CSV/TSV (streamed, never held whole) */
+    const char *out;       /* the labelled CSV/TSV */
+    const char *coverage;  /* also write the coverage report as JSON here; NULL = no */
+    int         batch;     /* rows per forward pass; 0 = 1024 */
+} cr_label_args;
+
+/* *coverage_json (may be NULL) receives the coverage report: per teacher
+ * feature how it was filled (column, constant or default) and its
+ * out-of-vocabulary rate (free with cr_free). */
+CR_API cr_status cr_label(cr_ctx *ctx, const cr_label_args *a, char **coverage_json, cr_error *e);
+
+/* The serving model from a trained student: never-served (distillation)
+ * heads dropped. format: "safetensors" (NULL) is the only one today.
+ * *dropped (may be NULL) receives how many heads were dropped. */
+CR_API cr_status cr_export(const char *model, const char *out, const char *format, int *dropped,
+                           cr_error *e);
+
+/* A whole distillation study (docs/experiment.md): teacher, labels, every
+ * student variant over seeds and data fractions, intervals and paired
+ * tests. Writes DIR/results.json and DIR/report.html; *results_json (may be
+ * NULL) receives results.json's text (free with cr_free). fresh = 1 retrains
+ * runs a previous call already finished. The context's threads, when set,
+ * override every job's train.threads. */
+CR_API cr_status cr_experiment(cr_ctx *ctx, const char *config, const char *out_dir, int fresh,
+                               char **results_json, cr_error *e);
+/* The study's tables as text (*text, free with cr_free), and its report
+ * (self-contained HTML, written atomically), from results.json's text. */
+CR_API cr_status cr_experiment_table(const char *results_json, char **text, cr_error *e);
+CR_API cr_status cr_experiment_report(const char *results_json, const char *html_path,
+                                      cr_error *e);
+
+/* ---- the item-language model --------------------------------------------------------
+ * A trained ILM (crossrec ilm phase2 writes its directory): the Q-Former
+ * over collaborative-filtering item vectors and the frozen decoder LM it
+ * feeds. Items are named by their catalogue id (MovieLens movieId). One
+ * cr_ilm serves one call at a time. */
+typedef struct cr_ilm cr_ilm;
+
+CR_API cr_status   cr_ilm_open(cr_ilm **out, const char *dir, cr_error *e);
+CR_API void        cr_ilm_close(cr_ilm *m);
+CR_API int64_t     cr_ilm_n_items(const cr_ilm *m);
+/* The catalogue: item i's id and title (NULL when unknown), i in [0, n). */
+CR_API int64_t     cr_ilm_item_id(const cr_ilm *m, int64_t i);
+CR_API const char *cr_ilm_item_title(const cr_ilm *m, int64_t i);
+/* The catalogue id whose title best matches a name a person typed, or -1. */
+CR_API int64_t     cr_ilm_find(const cr_ilm *m, const char *name);
+/* Recommend k items (ids, best first; scores: the frozen LM's mean
+ * log-likelihood per title token, may be NULL) to a person who liked the
+ * given items. *n_out may be below k for a small catalogue. An unknown
+ * liked id is CR_ERR_NOT_FOUND naming it. */
+CR_API cr_status   cr_ilm_recommend(cr_ctx *ctx, cr_ilm *m, const int64_t *liked, int n_liked,
+                                    int k, int64_t *items, double *scores, int *n_out,
+                                    cr_error *e);
+/* One conversational turn: a line may name liked movies ("I liked Heat"),
+ * ask for suggestions, both, or say "reset"; the conversation's state
+ * lives in m. *reply: text (free with cr_free). */
+CR_API cr_status   cr_ilm_chat(cr_ctx *ctx, cr_ilm *m, const char *line, char **reply,
+                               cr_error *e);
+
 #ifdef __cplusplus
 }
 #endif
