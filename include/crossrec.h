@@ -170,6 +170,31 @@ CR_API cr_status   cr_model_score(const cr_model *m, int64_t n, const char *cons
                            float *scores, cr_error *e);
 
 
+/* Score n rows given as typed columns, one per input in the model's input
+ * order, without printing numbers to text: a number column feeds numeric
+ * and bucketized inputs directly (NaN = missing: the feature's default),
+ * and an integral number is an id for a categorical input (looked up as
+ * its decimal text, as the CSV reader sees it). Text columns are as in
+ * cr_model_score (NULL or "" = missing). Row r of a column is
+ * data[r * stride] (stride 0 = 1), so the columns of a row-major table or of
+ * a data frame pass without copies. */
+typedef enum cr_column_type {
+    CR_COL_TEXT = 0, /* const char *const *: one string per row */
+    CR_COL_F64 = 1,  /* const double * */
+    CR_COL_F32 = 2,  /* const float * */
+    CR_COL_I64 = 3,  /* const int64_t * */
+    CR_COL_I32 = 4   /* const int32_t * */
+} cr_column_type;
+
+typedef struct cr_column {
+    cr_column_type type;
+    const void    *data;
+    int64_t        stride; /* in elements */
+} cr_column;
+
+CR_API cr_status cr_model_score_columns(const cr_model *m, int64_t n, const cr_column *columns,
+                                        float *scores, cr_error *e);
+
 /* ---- requests: one context, many candidates ------------------------------------
  * A serving request scores N candidates for one context (the user, the
  * time, the history). The context part of the network's first layer is
