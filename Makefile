@@ -2,11 +2,13 @@
 #
 # Targets:
 #   all      build/crossrec, build/libcrossrec.a, build/libcrossrec.so (default)
-#   test     build and run every test in tests/ (cmocka); needs no Python
+#   test     build and run every test: tests/ (cmocka, shell) and python/tests (pytest)
 #   demo     run the bundled MovieLens job end to end
 #   bench    side-by-side benchmarks against the PyTorch twins: kernels and the ranker
 #   bench-serve, bench-lm, bench-ilm   the serving, language-model and ILM benchmarks
-#   install  copy the binary, libraries and header under PREFIX (/usr/local)
+#   install  the command, libraries, header, crossrec.pc, man pages and docs under
+#            $(DESTDIR)$(PREFIX) (PREFIX /usr/local)
+#   python   pip-install the Python package (python/) over this build's library
 #   clean    remove build/
 #   deps     check (and as root, install) the Debian packages the build needs
 #
@@ -103,14 +105,17 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test demo bench bench-serve bench-lm bench-ilm install clean deps check-layers
+.PHONY: all test demo bench bench-serve bench-lm bench-ilm install clean deps check-layers python
 .SECONDARY:
 all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 
 # ---- Debian packages -------------------------------------------------------
 # Checked once (stamp file); installed automatically when run as root.
 PKGS := libopenblas-openmp-dev libblis-openmp-dev libyaml-dev libcjson-dev \
-        libmicrohttpd-dev libcmocka-dev pkg-config
+        libmicrohttpd-dev libcmocka-dev pkg-config \
+        python3 python3-numpy python3-pandas python3-cffi python3-pytest python3-dask \
+        python3-distributed python3-tqdm python3-matplotlib python3-nbconvert python3-ipykernel \
+        python3-pip python3-setuptools python3-venv
 deps: $(DEPS_OK)
 $(DEPS_OK):
 	@mkdir -p build
@@ -193,6 +198,18 @@ bench-lm: $(BUILD)/crossrec $(BENCH_BIN)
 
 bench-ilm: $(BUILD)/crossrec $(BENCH_BIN)
 	./scripts/bench_ilm.sh $(BUILD)
+
+# ---- Python ----------------------------------------------------------------------
+# The crossrec package over this build's library (Debian's python3; no network).
+# Debian marks its python3 externally managed: outside a virtual environment
+# pip needs --break-system-packages to install beside Debian's packages.
+PYTHON ?= /usr/bin/python3
+PIP_SYSTEM = $(shell $(PYTHON) -c 'import os, sys, sysconfig; \
+  print("--break-system-packages" if sys.prefix == sys.base_prefix and \
+  os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else "")')
+python: $(BUILD)/libcrossrec.so
+	CROSSREC_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pip install --no-build-isolation --no-deps \
+	  $(PIP_SYSTEM) ./python
 
 # ---- install / clean ------------------------------------------------------------
 install: all

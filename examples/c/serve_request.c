@@ -59,17 +59,17 @@ int main(int argc, char **argv) {
             context[i] = lookup(argv[2], col, bufs[i], sizeof bufs[i]);
         }
     }
-    if (cand_in < 0) {
-        fprintf(stderr, "serve_request: the model has no input reading column '%s'\n", argv[3]);
-        return 2;
-    }
+    int rc = 0;
     cr_request rq = {.context = context, .n_candidates = nc, .candidates = cands};
     cr_response rs = {.scores = scores, .ranking = ranking, .order = order};
-    if (cr_model_score_request(m, &rq, &rs, &e)) {
+    if (cand_in < 0) {
+        fprintf(stderr, "serve_request: the model has no input reading column '%s'\n", argv[3]);
+        rc = 2;
+    } else if (cr_model_score_request(m, &rq, &rs, &e)) {
         fprintf(stderr, "serve_request: %s\n", e.msg);
-        return 1;
+        rc = 1;
     }
-    for (int r = 0; r < nc; r++) {
+    for (int r = 0; !rc && r < nc; r++) {
         int64_t c = order[r];
         printf("%d %s %.6f", r + 1, argv[4 + c], ranking[c]);
         for (int k = 0; k < no; k++) printf(" %s=%.6f", cr_model_output_name(m, k), scores[c * no + k]);
@@ -82,5 +82,5 @@ int main(int argc, char **argv) {
     free(ranking);
     free(order);
     cr_model_free(m);
-    return 0;
+    return rc;
 }

@@ -4,8 +4,8 @@ opened once.
 
 Where the library comes from, first match wins:
   1. the environment variable CROSSREC_LIBRARY (a path to libcrossrec.so);
-  2. the build directory the package was installed from (_build.json);
-  3. the repository's build/ when running from a source tree;
+  2. the repository's build/ when running from a source checkout;
+  3. the build directory the package was installed from (_build.json);
   4. an installed library through pkg-config (crossrec.pc), then the
      system's loader path.
 The header comes from the package (copied at install) or the source tree.
@@ -25,8 +25,17 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(os.path.dirname(_HERE))
 
 
+# Running from a source checkout (python/crossrec inside the repository):
+# its own header and build come first, never a copy an install left behind.
+_IN_SOURCE = os.path.exists(os.path.join(_ROOT, "include", "crossrec.h")) and \
+    os.path.basename(os.path.dirname(_HERE)) == "python"
+
+
 def _header_path() -> str:
-    for p in (os.path.join(_HERE, "crossrec.h"), os.path.join(_ROOT, "include", "crossrec.h")):
+    order = ("include", "package") if _IN_SOURCE else ("package", "include")
+    where = {"package": os.path.join(_HERE, "crossrec.h"),
+             "include": os.path.join(_ROOT, "include", "crossrec.h")}
+    for p in (where[k] for k in order):
         if os.path.exists(p):
             return p
     raise ImportError("crossrec: crossrec.h is neither in the package nor in a source tree "
@@ -64,6 +73,8 @@ def _library_path() -> str:
         if not os.path.exists(env):
             raise ImportError(f"crossrec: CROSSREC_LIBRARY={env}: no such file")
         return env
+    if _IN_SOURCE and os.path.exists(os.path.join(_ROOT, "build", "libcrossrec.so")):
+        return os.path.join(_ROOT, "build", "libcrossrec.so")
     info = os.path.join(_HERE, "_build.json")
     if os.path.exists(info):
         with open(info, encoding="utf-8") as f:

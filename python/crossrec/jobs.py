@@ -202,7 +202,7 @@ class Study:
         ax.set_yticklabels(labels)
         ax.invert_yaxis()
         ax.set_xlabel("difference from the control (primary metric), 95% CI")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()
         return fig
 
