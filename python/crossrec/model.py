@@ -41,27 +41,46 @@ def _as_frame(frame: Frame) -> pd.DataFrame:
 
 
 class _Text:
-    """A column of strings as char* pointers into one bytes block (None and
-    NaN become NULL: missing)."""
+    """A column of strings as char* pointers into one block of bytes (None
+    and NaN become NULL: missing). ASCII columns are converted by numpy in
+    one pass into fixed-width NUL-terminated slots; others, and lists for a
+    multi-valent input, a value at a time."""
 
     def __init__(self, values: Sequence[Any], sep: Optional[str] = None):
-        values = list(values)
-        parts, offsets, missing, pos = [], np.empty(len(values), np.int64), [], 0
-        for i, v in enumerate(values):
-            if v is None or (isinstance(v, float) and v != v):
-                missing.append(i)
-                offsets[i] = 0
-                continue
-            if sep is not None and isinstance(v, (list, tuple, set, np.ndarray)):
-                v = sep.join(str(x) for x in v)
-            b = str(v).encode("utf-8") + b"\0"
-            offsets[i] = pos
-            parts.append(b)
-            pos += len(b)
-        self.blob = ffi.from_buffer(b"".join(parts) or b"\0")
-        base = int(ffi.cast("uintptr_t", self.blob))
-        addr = offsets.astype(np.uint64) + np.uint64(base)
-        if missing:
+        arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
+        n = len(arr)
+        missing = np.asarray(pd.isna(arr), bool)
+        fixed = None
+        if arr.dtype.kind in "OUS" and not (sep and any(isinstance(v, (list, tuple, set))
+                                                        for v in arr[:64])):
+            try:
+                fixed = np.asarray(np.where(missing, "", arr) if missing.any() else arr, dtype="S")
+            except (UnicodeEncodeError, ValueError, TypeError):
+                fixed = None
+        if fixed is not None:
+            width = fixed.dtype.itemsize + 1  # room for the NUL of the longest
+            block = np.zeros((n, width), np.uint8)
+            if n and width > 1:
+                block[:, :width - 1] = fixed.view(np.uint8).reshape(n, width - 1)
+            self.blob = block
+            base = block.__array_interface__["data"][0]
+            addr = (np.arange(n, dtype=np.uint64) * np.uint64(width)) + np.uint64(base)
+        else:
+            parts, offsets, pos = [], np.empty(n, np.int64), 0
+            for i, v in enumerate(arr):
+                if missing[i]:
+                    offsets[i] = 0
+                    continue
+                if sep is not None and isinstance(v, (list, tuple, set, np.ndarray)):
+                    v = sep.join(str(x) for x in v)
+                b = str(v).encode("utf-8") + b"\0"
+                offsets[i] = pos
+                parts.append(b)
+                pos += len(b)
+            self.blob = np.frombuffer(b"".join(parts) or b"\0", np.uint8)
+            base = self.blob.__array_interface__["data"][0]
+            addr = offsets.astype(np.uint64) + np.uint64(base)
+        if missing.any():
             addr[missing] = 0
         self.addr = addr
         self.ptr = ffi.cast("const char *const *", ffi.from_buffer(addr))
@@ -195,25 +214,45 @@ class Model:
         ni = len(self.inputs)
         ctx_text = []
         ctx_ptrs = ffi.new("const char *[]", ni)
-        cand_cols = []
+        cand_idx, cand_names = [], []
         for i, inp in enumerate(self.inputs):
             if inp.column in context:
                 v = context[inp.column]
                 if isinstance(v, (list, tuple)) and inp.sep:
                     v = inp.sep.join(str(x) for x in v)
-                b = ffi.new("char[]", ("" if v is None else str(v)).encode())
+                missing = v is None or (isinstance(v, float) and v != v)
+                b = ffi.new("char[]", ("" if missing else str(v)).encode())
                 ctx_text.append(b)
                 ctx_ptrs[i] = b
             else:
-                if inp.column not in cands.columns:
-                    from .errors import NotFoundError
-                    raise NotFoundError(f"column '{inp.column}' is neither in the context nor in "
-                                        "the candidates")
                 ctx_ptrs[i] = ffi.NULL
-                cand_cols.append((i, _Text(cands[inp.column].to_numpy(), inp.sep)))
+                cand_idx.append(i)
+                cand_names.append(inp.column)
+        missing_cols = [c for c in cand_names if c not in cands.columns]
+        if missing_cols:
+            from .errors import NotFoundError
+            raise NotFoundError(f"column '{missing_cols[0]}' is neither in the context nor in "
+                                "the candidates")
+        # every candidate column in one conversion: one block of fixed-width
+        # NUL-terminated slots (a value at a time only for non-ASCII text)
+        block = cands[cand_names].to_numpy(dtype=object)
+        for j, i in enumerate(cand_idx):
+            # a float column (ints with a missing value) read by an id input:
+            # its ids as integers, not "5291.0"
+            col = cands[cand_names[j]]
+            if self.inputs[i].kind != "number" and col.dtype.kind == "f":
+                v = col.to_numpy()
+                ok = ~np.isnan(v)
+                block[:, j] = np.where(ok, np.where(ok, v, 0).astype(np.int64).astype(object), None)
         addr = np.zeros((n, ni), np.uint64)
-        for i, tx in cand_cols:
-            addr[:, i] = tx.addr
+        cand_cols = _Text(block.reshape(-1), None)
+        addr[:, cand_idx] = cand_cols.addr.reshape(n, len(cand_idx))
+        for j, i in enumerate(cand_idx):  # lists for a multi-valent input, joined
+            sep = self.inputs[i].sep
+            if sep and len(block) and isinstance(block[0, j], (list, tuple)):
+                tx = _Text(block[:, j], sep)
+                ctx_text.append(tx)
+                addr[:, i] = tx.addr
         rq = ffi.new("cr_request *")
         rq.context = ctx_ptrs
         rq.n_candidates = n

@@ -145,6 +145,15 @@ def test_score_request(model, frame):
     context = {c: req[c].iloc[0] for c in ctx_cols}
     scores, order = model.score_request(context, req)
     np.testing.assert_allclose(scores, model.score(req), atol=1e-5)
+    # typed candidates (ids as int64, a float year with a missing value) score the same
+    typed = pd.read_csv(pd.io.common.StringIO(req.to_csv(index=False)))
+    typed.loc[typed.index[0], "year"] = np.nan
+    want = model.score(typed)
+    s2, _ = model.score_request({c: typed[c].iloc[0] for c in ctx_cols}, typed)
+    np.testing.assert_allclose(s2, want, atol=1e-5)
+    rows = req.to_dict(orient="records")
+    s3, o3 = model.score_request(context, rows)
+    np.testing.assert_array_equal(s3, scores)
     assert sorted(order) == list(range(len(req)))
     assert list(order) == list(np.argsort(-scores[:, 0], kind="stable"))
 
