@@ -40,6 +40,8 @@ def test_two_threads_score_faster_than_one(ml):
     ratio = float(r.stdout.split()[-1])
     if os.cpu_count() < 2:
         pytest.skip("one CPU: threads cannot overlap")
+    if os.getloadavg()[0] > 1.5:  # other work holds the cores: a ratio means nothing then
+        pytest.skip(f"the machine is busy (load {os.getloadavg()[0]:.1f}); ratio {ratio:.2f}")
     assert ratio < 0.8, f"two threads at once took {ratio:.2f}x the time of two calls in a row"
 
 

@@ -77,4 +77,37 @@ const char *cr_ml_history_name(cr_ml_history h);
 cr_status cr_ml_protocol_parse(const char *s, cr_ml_protocol *out, cr_error *e);
 cr_status cr_ml_history_parse(const char *s, cr_ml_history *out, cr_error *e);
 
+/* ---- the files: the one reader of MovieLens' ratings.csv, movies.csv and
+ * movies-extra.tsv, for the impressions builder and the item-language model */
+
+/* ratings.csv (userId, movieId, rating in [0, 5], timestamp) in file order;
+ * line is each rating's line in the file. */
+typedef struct cr_ml_ratings {
+    int64_t  n;
+    int64_t *user, *movie, *ts, *line;
+    double  *rating;
+} cr_ml_ratings;
+
+cr_status cr_ml_ratings_read(cr_ml_ratings *r, const char *path, cr_error *e);
+void      cr_ml_ratings_free(cr_ml_ratings *r);
+
+/* movies.csv joined with the optional movies-extra.tsv by movieId: every
+ * movie once (a repeated movieId, or an extra row for an unknown movie, is
+ * an error naming the line). Text fields are "" when unknown. */
+typedef struct cr_ml_catalog cr_ml_catalog;
+typedef struct cr_ml_item {
+    int64_t     id;
+    const char *title;        /* "Toy Story (1995)" */
+    int32_t     year;         /* from a trailing "(YYYY)"; 0 = none */
+    const char *genres;       /* "Adventure|Animation"; "" for "(no genres listed)" */
+    const char *director, *mpaa, *major_genre, *imdb_rating, *running_time;
+} cr_ml_item;
+
+cr_status cr_ml_catalog_open(cr_ml_catalog **out, const char *dir, cr_error *e);
+void      cr_ml_catalog_free(cr_ml_catalog *c);
+int32_t   cr_ml_catalog_size(const cr_ml_catalog *c);
+/* The movie's index in file order, or -1. */
+int32_t   cr_ml_catalog_find(const cr_ml_catalog *c, int64_t movie_id);
+void      cr_ml_catalog_item(const cr_ml_catalog *c, int32_t i, cr_ml_item *out);
+
 #endif /* CR_DATA_MOVIELENS_H */

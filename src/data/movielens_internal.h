@@ -40,7 +40,8 @@ typedef struct cr_ml_movie {
     int32_t  year;        /* 0 = no year in the title */
     int      in_domain;
     uint64_t genres;      /* bit per genre id */
-    size_t   genres_text; /* arena offsets; 0 = empty */
+    size_t   title;       /* arena offsets; 0 = empty */
+    size_t   genres_text;
     size_t   director, mpaa, major, imdb, runtime;
     int64_t  pop;         /* ratings so far in the global order */
     double   sum;         /* their rating sum */

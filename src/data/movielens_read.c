@@ -1,7 +1,9 @@
 /*
- * movielens_read.c - loads MovieLens ratings.csv, movies.csv and the
- * optional movies-extra.tsv through the CSV reader into dense arrays.
- * It only reads and checks; it never computes a feature or writes a row.
+ * movielens_read.c - the one reader of MovieLens' ratings.csv, movies.csv
+ * and the optional movies-extra.tsv: through the CSV reader into dense
+ * arrays, for the impressions builder (cr_ml_load) and, as ratings and a
+ * catalogue, for the item-language model. It only reads and checks; it
+ * never computes a feature or writes a row.
  */
 #include "movielens_internal.h"
 
@@ -156,7 +158,9 @@ static cr_status cr_ml_read_movies(cr_ml_ctx *x, cr_error *e) {
             }
             a = b + 1;
         }
-        if ((s = cr_ml_arena_add(&x->text, g, gl, &m->genres_text, e)) != CR_OK) goto fail;
+        if ((s = cr_ml_arena_add(&x->text, g, gl, &m->genres_text, e)) != CR_OK ||
+            (s = cr_ml_arena_add(&x->text, title, tl, &m->title, e)) != CR_OK)
+            goto fail;
         if ((s = cr_ml_map_put(&x->movie_map, id, (int32_t)x->n_movies, e)) != CR_OK) goto fail;
         x->n_movies++;
         if (x->n_movies >= INT32_MAX) {
@@ -175,8 +179,8 @@ fail:
     return s;
 }
 
-/* movies-extra.tsv: optional metadata joined by movieId. Numbers are
- * checked, then written as they were. */
+/* movies-extra.tsv: optional metadata joined by movieId; each column but
+ * movieId is optional too. Numbers are checked, then written as they were. */
 static cr_status cr_ml_read_extra(cr_ml_ctx *x, int64_t *n_rows, cr_error *e) {
     *n_rows = 0;
     if (!cr_file_exists(x->path_extra)) return CR_OK;
@@ -187,8 +191,7 @@ static cr_status cr_ml_read_extra(cr_ml_ctx *x, int64_t *n_rows, cr_error *e) {
     static const char *const names[5] = {"director", "mpaa_rating", "major_genre",
                                          "imdb_rating", "running_time_min"};
     if ((s = cr_ml_col(c, "movieId", &c_id, e)) != CR_OK) goto fail;
-    for (int k = 0; k < 5; k++)
-        if ((s = cr_ml_col(c, names[k], &col[k], e)) != CR_OK) goto fail;
+    for (int k = 0; k < 5; k++) col[k] = cr_csv_find(c, names[k]); /* each optional: "" */
     for (;;) {
         int done;
         if ((s = cr_csv_next(c, &done, e)) != CR_OK) goto fail;
@@ -204,12 +207,12 @@ static cr_status cr_ml_read_extra(cr_ml_ctx *x, int64_t *n_rows, cr_error *e) {
         for (int k = 3; k < 5; k++) { /* imdb_rating, running_time_min must be numbers */
             double v;
             int missing;
-            if ((s = cr_csv_double(c, col[k], &v, &missing, e)) != CR_OK) goto fail;
+            if (col[k] >= 0 && (s = cr_csv_double(c, col[k], &v, &missing, e)) != CR_OK) goto fail;
         }
         size_t off[5];
         for (int k = 0; k < 5; k++) {
-            size_t len;
-            const char *f = cr_csv_field(c, col[k], &len);
+            size_t len = 0;
+            const char *f = col[k] >= 0 ? cr_csv_field(c, col[k], &len) : "";
             if ((s = cr_ml_arena_add(&x->text, f, len, &off[k], e)) != CR_OK) goto fail;
         }
         cr_ml_movie *m = &x->movies[mi];
@@ -227,82 +230,117 @@ fail:
     return s;
 }
 
-static cr_status cr_ml_read_ratings(cr_ml_ctx *x, cr_error *e) {
+void cr_ml_ratings_free(cr_ml_ratings *r) {
+    free(r->user);
+    free(r->movie);
+    free(r->ts);
+    free(r->line);
+    free(r->rating);
+    memset(r, 0, sizeof *r);
+}
+
+cr_status cr_ml_ratings_read(cr_ml_ratings *r, const char *path, cr_error *e) {
+    memset(r, 0, sizeof *r);
     cr_csv *c = NULL;
-    cr_status s = cr_csv_open(&c, x->path_ratings, ',', e);
+    cr_status s = cr_csv_open(&c, path, 0, e);
     if (s != CR_OK) return s;
-    int c_user, c_movie, c_rating, c_ts;
-    if ((s = cr_ml_col(c, "userId", &c_user, e)) != CR_OK ||
-        (s = cr_ml_col(c, "movieId", &c_movie, e)) != CR_OK ||
-        (s = cr_ml_col(c, "rating", &c_rating, e)) != CR_OK ||
-        (s = cr_ml_col(c, "timestamp", &c_ts, e)) != CR_OK)
-        goto fail;
+    static const char *const names[4] = {"userId", "movieId", "rating", "timestamp"};
+    int col[4];
+    for (int k = 0; k < 4; k++)
+        if ((col[k] = cr_csv_find(c, names[k])) < 0) {
+            s = cr_err(e, CR_ERR_NOT_FOUND, "%s:1: expected a column '%s' in the header (the "
+                       "columns are userId, movieId, rating, timestamp)", path, names[k]);
+            goto fail;
+        }
+    size_t cap = 0;
     for (;;) {
         int done;
         if ((s = cr_csv_next(c, &done, e)) != CR_OK) goto fail;
         if (done) break;
-        int64_t uid, mid, ts;
-        double r;
-        if ((s = cr_csv_int64(c, c_user, &uid, e)) != CR_OK ||
-            (s = cr_csv_int64(c, c_movie, &mid, e)) != CR_OK ||
-            (s = cr_csv_double(c, c_rating, &r, NULL, e)) != CR_OK ||
-            (s = cr_csv_int64(c, c_ts, &ts, e)) != CR_OK)
-            goto fail;
-        long long line = (long long)cr_csv_line(c);
-        if (!(r >= 0.0 && r <= 5.0)) {
-            s = cr_err(e, CR_ERR_PARSE,
-                       "%s:%lld: expected a rating from 0 to 5 in column 'rating', got '%s'",
-                       x->path_ratings, line, cr_csv_field(c, c_rating, NULL));
-            goto fail;
-        }
-        int32_t mi = cr_ml_map_get(&x->movie_map, mid);
-        if (mi < 0) {
-            s = cr_err(e, CR_ERR_MISMATCH, "%s:%lld: movieId %lld is not in %s", x->path_ratings,
-                       line, (long long)mid, x->path_movies);
-            goto fail;
-        }
-        int32_t ui = cr_ml_map_get(&x->user_map, uid);
-        if (ui < 0) {
-            if ((s = cr_grow((void **)&x->users, &x->cap_users, x->n_users + 1,
-                             sizeof *x->users, e)) != CR_OK)
-                goto fail;
-            ui = (int32_t)x->n_users++;
-            memset(&x->users[ui], 0, sizeof x->users[ui]);
-            x->users[ui].id = uid;
-            if ((s = cr_ml_map_put(&x->user_map, uid, ui, e)) != CR_OK) goto fail;
-        }
-        size_t i = x->n_ratings;
-        if (i + 1 > x->cap_ratings) { /* five parallel arrays grow in step */
-            size_t c1 = x->cap_ratings, c2 = c1, c3 = c1, c4 = c1, c5 = c1;
-            if ((s = cr_grow((void **)&x->r_user, &c1, i + 1, sizeof(int32_t), e)) != CR_OK ||
-                (s = cr_grow((void **)&x->r_movie, &c2, i + 1, sizeof(int32_t), e)) != CR_OK ||
-                (s = cr_grow((void **)&x->r_rating, &c3, i + 1, sizeof(double), e)) != CR_OK ||
-                (s = cr_grow((void **)&x->r_ts, &c4, i + 1, sizeof(int64_t), e)) != CR_OK ||
-                (s = cr_grow((void **)&x->r_line, &c5, i + 1, sizeof(int64_t), e)) != CR_OK)
+        size_t i = (size_t)r->n;
+        if (i + 1 > cap) { /* five parallel arrays grow in step */
+            size_t c1 = cap, c2 = cap, c3 = cap, c4 = cap, c5 = cap;
+            if ((s = cr_grow((void **)&r->user, &c1, i + 1, sizeof(int64_t), e)) != CR_OK ||
+                (s = cr_grow((void **)&r->movie, &c2, i + 1, sizeof(int64_t), e)) != CR_OK ||
+                (s = cr_grow((void **)&r->rating, &c3, i + 1, sizeof(double), e)) != CR_OK ||
+                (s = cr_grow((void **)&r->ts, &c4, i + 1, sizeof(int64_t), e)) != CR_OK ||
+                (s = cr_grow((void **)&r->line, &c5, i + 1, sizeof(int64_t), e)) != CR_OK)
                 goto fail;
             CR_ASSERT(c1 == c2 && c1 == c3 && c1 == c4 && c1 == c5);
-            x->cap_ratings = c1;
+            cap = c1;
         }
-        x->r_user[i] = ui;
-        x->r_movie[i] = mi;
-        x->r_rating[i] = r;
-        x->r_ts[i] = ts;
-        x->r_line[i] = line;
-        if (++x->n_ratings >= INT32_MAX) {
-            s = cr_err(e, CR_ERR_LIMIT, "%s: more than %d ratings", x->path_ratings, INT32_MAX - 1);
+        if ((s = cr_csv_int64(c, col[0], &r->user[i], e)) != CR_OK ||
+            (s = cr_csv_int64(c, col[1], &r->movie[i], e)) != CR_OK ||
+            (s = cr_csv_double(c, col[2], &r->rating[i], NULL, e)) != CR_OK ||
+            (s = cr_csv_int64(c, col[3], &r->ts[i], e)) != CR_OK)
+            goto fail;
+        r->line[i] = (int64_t)cr_csv_line(c);
+        if (!(r->rating[i] >= 0.0 && r->rating[i] <= 5.0)) {
+            s = cr_err(e, CR_ERR_PARSE,
+                       "%s:%lld: expected a rating from 0 to 5 in column 'rating', got '%s'", path,
+                       (long long)r->line[i], cr_csv_field(c, col[2], NULL));
+            goto fail;
+        }
+        if (++r->n >= INT32_MAX) {
+            s = cr_err(e, CR_ERR_LIMIT, "%s: more than %d ratings", path, INT32_MAX - 1);
             goto fail;
         }
     }
-    if (x->n_ratings == 0) {
-        s = cr_err(e, CR_ERR_PARSE, "%s: expected at least one rating, got none", x->path_ratings);
+    if (r->n == 0) {
+        s = cr_err(e, CR_ERR_PARSE, "%s: expected at least one rating, got none", path);
         goto fail;
     }
     cr_csv_close(c);
     return CR_OK;
 fail:
     cr_csv_close(c);
+    cr_ml_ratings_free(r);
     return s;
 }
+
+/* The ratings into the builder's dense users and movies. */
+static cr_status cr_ml_read_ratings(cr_ml_ctx *x, cr_error *e) {
+    cr_ml_ratings r;
+    CR_TRY(cr_ml_ratings_read(&r, x->path_ratings, e));
+    cr_status s = CR_OK;
+    size_t n = (size_t)r.n;
+    x->r_user = malloc(n * sizeof *x->r_user);
+    x->r_movie = malloc(n * sizeof *x->r_movie);
+    x->cap_ratings = n;
+    if (!x->r_user || !x->r_movie) {
+        s = cr_err(e, CR_ERR_NOMEM, "%s: out of memory for %zu ratings", x->path_ratings, n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t mi = cr_ml_map_get(&x->movie_map, r.movie[i]);
+        if (mi < 0) {
+            s = cr_err(e, CR_ERR_MISMATCH, "%s:%lld: movieId %lld is not in %s", x->path_ratings,
+                       (long long)r.line[i], (long long)r.movie[i], x->path_movies);
+            goto done;
+        }
+        int32_t ui = cr_ml_map_get(&x->user_map, r.user[i]);
+        if (ui < 0) {
+            if ((s = cr_grow((void **)&x->users, &x->cap_users, x->n_users + 1,
+                             sizeof *x->users, e)) != CR_OK)
+                goto done;
+            ui = (int32_t)x->n_users++;
+            memset(&x->users[ui], 0, sizeof x->users[ui]);
+            x->users[ui].id = r.user[i];
+            if ((s = cr_ml_map_put(&x->user_map, r.user[i], ui, e)) != CR_OK) goto done;
+        }
+        x->r_user[i] = ui;
+        x->r_movie[i] = mi;
+    }
+    /* the rest is the reader's, as it read it */
+    x->r_rating = r.rating, r.rating = NULL;
+    x->r_ts = r.ts, r.ts = NULL;
+    x->r_line = r.line, r.line = NULL;
+    x->n_ratings = n;
+done:
+    cr_ml_ratings_free(&r);
+    return s;
+}
+
 void cr_ml_ctx_free(cr_ml_ctx *x) {
     free(x->text.buf);
     cr_ml_map_free(&x->movie_map);
@@ -340,6 +378,53 @@ static cr_status cr_ml_paths(cr_ml_ctx *x, cr_error *e) {
                       sizeof x->path_ratings - 20, strlen(d));
     return CR_OK;
 }
+/* ---- the catalogue on its own (the item-language model's view) ---------------------- */
+
+struct cr_ml_catalog {
+    cr_ml_opts o;
+    cr_ml_ctx  x;
+};
+
+cr_status cr_ml_catalog_open(cr_ml_catalog **out, const char *dir, cr_error *e) {
+    *out = NULL;
+    cr_ml_catalog *c = calloc(1, sizeof *c);
+    if (!c) return cr_err(e, CR_ERR_NOMEM, "out of memory reading %s", dir);
+    cr_ml_opts_default(&c->o);
+    c->o.in_dir = dir;
+    c->x.o = &c->o;
+    size_t empty;
+    int64_t n_extra;
+    cr_status s = cr_ml_paths(&c->x, e);
+    if (!s) s = cr_ml_arena_add(&c->x.text, "", 0, &empty, e);
+    if (!s) s = cr_ml_read_movies(&c->x, e);
+    if (!s) s = cr_ml_read_extra(&c->x, &n_extra, e);
+    if (s) {
+        cr_ml_catalog_free(c);
+        return s;
+    }
+    *out = c;
+    return CR_OK;
+}
+
+void cr_ml_catalog_free(cr_ml_catalog *c) {
+    if (!c) return;
+    cr_ml_ctx_free(&c->x);
+    free(c);
+}
+
+int32_t cr_ml_catalog_size(const cr_ml_catalog *c) { return (int32_t)c->x.n_movies; }
+
+int32_t cr_ml_catalog_find(const cr_ml_catalog *c, int64_t movie_id) {
+    return cr_ml_map_get(&c->x.movie_map, movie_id);
+}
+
+void cr_ml_catalog_item(const cr_ml_catalog *c, int32_t i, cr_ml_item *out) {
+    const cr_ml_movie *m = &c->x.movies[i];
+    const char *t = c->x.text.buf;
+    *out = (cr_ml_item){m->id, t + m->title, m->year, t + m->genres_text, t + m->director,
+                        t + m->mpaa, t + m->major, t + m->imdb, t + m->runtime};
+}
+
 cr_status cr_ml_load(cr_ml_ctx *x, cr_ml_stats *st, cr_error *e) {
     size_t empty;
     CR_TRY(cr_ml_paths(x, e));

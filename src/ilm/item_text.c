@@ -8,22 +8,10 @@
 #include "item_text.h"
 
 #include "../data/data.h"
+#include "../data/movielens.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct { int64_t raw; int32_t idx; } cr_it_key;
-
-static int cr_it_cmp(const void *a, const void *b) {
-    int64_t x = ((const cr_it_key *)a)->raw, y = ((const cr_it_key *)b)->raw;
-    return x < y ? -1 : x > y;
-}
-
-static int32_t cr_it_find(const cr_it_key *k, int32_t n, int64_t raw) {
-    cr_it_key q = {raw, 0};
-    const cr_it_key *h = bsearch(&q, k, (size_t)n, sizeof *k, cr_it_cmp);
-    return h ? h->idx : -1;
-}
 
 /* Append src[0..n) to the heap string *s (NULL = empty). */
 static cr_status cr_it_append(char **s, const char *src, size_t n, cr_error *e) {
@@ -38,80 +26,33 @@ static cr_status cr_it_append(char **s, const char *src, size_t n, cr_error *e) 
     return CR_OK;
 }
 
-static cr_status cr_it_col(cr_csv *c, const char *name, int *col, cr_error *e) {
-    *col = cr_csv_find(c, name);
-    if (*col < 0)
-        return cr_err(e, CR_ERR_PARSE, "%s: no column '%s'", cr_csv_path(c), name);
-    return CR_OK;
+static cr_status cr_it_cat(char **s, const char *src, cr_error *e) {
+    return cr_it_append(s, src, strlen(src), e);
 }
 
-static cr_status cr_it_movies(cr_item_texts *t, const char *path, const cr_it_key *k,
-                              cr_error *e) {
-    cr_csv *c = NULL;
-    CR_TRY(cr_csv_open(&c, path, ',', e));
-    int ci, ct, cg;
-    cr_status s;
-    if ((s = cr_it_col(c, "movieId", &ci, e)) || (s = cr_it_col(c, "title", &ct, e)) ||
-        (s = cr_it_col(c, "genres", &cg, e)))
-        goto done;
-    for (;;) {
-        int finished;
-        int64_t id;
-        if ((s = cr_csv_next(c, &finished, e)) != CR_OK || finished) break;
-        if ((s = cr_csv_int64(c, ci, &id, e)) != CR_OK) break;
-        int32_t idx = cr_it_find(k, t->n, id);
-        if (idx < 0 || t->text[idx]) continue; /* not a CF item (never rated), or repeated */
-        size_t tl, gl;
-        const char *title = cr_csv_field(c, ct, &tl), *g = cr_csv_field(c, cg, &gl);
-        if ((s = cr_it_append(&t->text[idx], title, tl, e)) != CR_OK) break;
-        if (gl && strcmp(g, "(no genres listed)")) {
-            if ((s = cr_it_append(&t->text[idx], ". ", 2, e)) != CR_OK) break;
-            for (size_t a = 0; a < gl && s == CR_OK;) {
-                size_t b = a;
-                while (b < gl && g[b] != '|') b++;
-                if (a) s = cr_it_append(&t->text[idx], ", ", 2, e);
-                if (s == CR_OK) s = cr_it_append(&t->text[idx], g + a, b - a, e);
-                a = b + 1;
-            }
-            if (s != CR_OK) break;
+/* "Title. Genre, Genre. Directed by D. Rated R." from the catalogue's fields. */
+static cr_status cr_it_text(char **out, const cr_ml_item *m, cr_error *e) {
+    cr_status s = cr_it_cat(out, m->title, e);
+    if (!s && *m->genres) {
+        s = cr_it_cat(out, ". ", e);
+        for (const char *g = m->genres; !s && *g;) {
+            size_t n = strcspn(g, "|");
+            if (g != m->genres) s = cr_it_cat(out, ", ", e);
+            if (!s) s = cr_it_append(out, g, n, e);
+            g += n + (g[n] == '|');
         }
-        if ((s = cr_it_append(&t->text[idx], ".", 1, e)) != CR_OK) break;
     }
-done:
-    cr_csv_close(c);
-    return s;
-}
-
-static cr_status cr_it_extra(cr_item_texts *t, const char *path, const cr_it_key *k,
-                             cr_error *e) {
-    if (!cr_file_exists(path)) return CR_OK;
-    cr_csv *c = NULL;
-    CR_TRY(cr_csv_open(&c, path, '\t', e));
-    int ci, cd, cm;
-    cr_status s;
-    if ((s = cr_it_col(c, "movieId", &ci, e)) || (s = cr_it_col(c, "director", &cd, e)) ||
-        (s = cr_it_col(c, "mpaa_rating", &cm, e)))
-        goto done;
-    for (;;) {
-        int finished;
-        int64_t id;
-        if ((s = cr_csv_next(c, &finished, e)) != CR_OK || finished) break;
-        if ((s = cr_csv_int64(c, ci, &id, e)) != CR_OK) break;
-        int32_t idx = cr_it_find(k, t->n, id);
-        if (idx < 0 || !t->text[idx]) continue;
-        size_t dl, ml;
-        const char *d = cr_csv_field(c, cd, &dl), *m = cr_csv_field(c, cm, &ml);
-        if (dl && ((s = cr_it_append(&t->text[idx], " Directed by ", 13, e)) != CR_OK ||
-                   (s = cr_it_append(&t->text[idx], d, dl, e)) != CR_OK ||
-                   (s = cr_it_append(&t->text[idx], ".", 1, e)) != CR_OK))
-            break;
-        if (ml && ((s = cr_it_append(&t->text[idx], " Rated ", 7, e)) != CR_OK ||
-                   (s = cr_it_append(&t->text[idx], m, ml, e)) != CR_OK ||
-                   (s = cr_it_append(&t->text[idx], ".", 1, e)) != CR_OK))
-            break;
+    if (!s) s = cr_it_cat(out, ".", e);
+    if (!s && *m->director) {
+        s = cr_it_cat(out, " Directed by ", e);
+        if (!s) s = cr_it_cat(out, m->director, e);
+        if (!s) s = cr_it_cat(out, ".", e);
     }
-done:
-    cr_csv_close(c);
+    if (!s && *m->mpaa) {
+        s = cr_it_cat(out, " Rated ", e);
+        if (!s) s = cr_it_cat(out, m->mpaa, e);
+        if (!s) s = cr_it_cat(out, ".", e);
+    }
     return s;
 }
 
@@ -119,24 +60,23 @@ cr_status cr_item_texts_load(cr_item_texts *t, const char *dir, const int64_t *r
                              int32_t n, cr_error *e) {
     memset(t, 0, sizeof *t);
     if (n < 1) return cr_err(e, CR_ERR_ARG, "item texts: no items");
-    char path[4096];
-    cr_it_key *k = cr_alloc(sizeof *k * (size_t)n);
+    cr_ml_catalog *cat = NULL;
+    CR_TRY(cr_ml_catalog_open(&cat, dir, e));
     t->text = cr_alloc(sizeof *t->text * (size_t)n);
-    if (!k || !t->text) {
-        cr_free(k);
-        cr_item_texts_free(t);
+    if (!t->text) {
+        cr_ml_catalog_free(cat);
         return cr_err(e, CR_ERR_NOMEM, "item texts: out of memory for %d items", n);
     }
     t->n = n;
-    for (int32_t i = 0; i < n; i++) k[i] = (cr_it_key){raw_item[i], i};
-    qsort(k, (size_t)n, sizeof *k, cr_it_cmp);
-    snprintf(path, sizeof path, "%s/movies.csv", dir);
-    cr_status s = cr_it_movies(t, path, k, e);
-    if (s == CR_OK) {
-        snprintf(path, sizeof path, "%s/movies-extra.tsv", dir);
-        s = cr_it_extra(t, path, k, e);
+    cr_status s = CR_OK;
+    for (int32_t i = 0; i < n && !s; i++) {
+        int32_t j = cr_ml_catalog_find(cat, raw_item[i]);
+        if (j < 0) continue; /* a CF item without a catalogue entry: no text */
+        cr_ml_item m;
+        cr_ml_catalog_item(cat, j, &m);
+        s = cr_it_text(&t->text[i], &m, e);
     }
-    cr_free(k);
+    cr_ml_catalog_free(cat);
     if (s != CR_OK) {
         cr_item_texts_free(t);
         return s;

@@ -7,6 +7,7 @@
 
 #include "../core/ptable_io.h"
 #include "../data/data.h"
+#include "../data/movielens.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -52,43 +53,19 @@ static int32_t find_id(const int64_t *v, int64_t n, int64_t key) {
 
 cr_status cr_interactions_load(cr_interactions *x, const char *path, cr_error *e) {
     memset(x, 0, sizeof *x);
-    cr_csv *c = NULL;
     raw_row *rows = NULL;
-    int64_t n = 0, cap = 0, *us = NULL, *is = NULL;
-    cr_status s = cr_csv_open(&c, path, 0, e);
+    int64_t n = 0, *us = NULL, *is = NULL;
+    cr_ml_ratings rr;
+    cr_status s = cr_ml_ratings_read(&rr, path, e); /* the one MovieLens ratings reader */
     if (s) return s;
-    int cu = cr_csv_find(c, "userId"), ci = cr_csv_find(c, "movieId");
-    int cr = cr_csv_find(c, "rating"), ct = cr_csv_find(c, "timestamp");
-    if (cu < 0 || ci < 0 || cr < 0 || ct < 0) {
-        s = cr_err(e, CR_ERR_NOT_FOUND,
-                   "%s: expected the columns userId, movieId, rating, timestamp in the header", path);
+    n = rr.n;
+    rows = malloc((size_t)n * sizeof *rows);
+    if (!rows) {
+        s = cr_err(e, CR_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
-    for (;;) {
-        int done;
-        if ((s = cr_csv_next(c, &done, e))) goto fail;
-        if (done) break;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 65536;
-            raw_row *r = realloc(rows, (size_t)cap * sizeof *r);
-            if (!r) {
-                s = cr_err(e, CR_ERR_NOMEM, "%s: out of memory", path);
-                goto fail;
-            }
-            rows = r;
-        }
-        raw_row *r = &rows[n];
-        double rating;
-        if ((s = cr_csv_int64(c, cu, &r->user, e)) || (s = cr_csv_int64(c, ci, &r->item, e)) ||
-            (s = cr_csv_double(c, cr, &rating, NULL, e)) || (s = cr_csv_int64(c, ct, &r->ts, e)))
-            goto fail;
-        r->rating = (float)rating;
-        r->order = n++;
-    }
-    if (n == 0) {
-        s = cr_err(e, CR_ERR_PARSE, "%s: no interactions", path);
-        goto fail;
-    }
+    for (int64_t i = 0; i < n; i++)
+        rows[i] = (raw_row){rr.user[i], rr.movie[i], rr.ts[i], i, (float)rr.rating[i]};
     us = malloc((size_t)n * sizeof *us);
     is = malloc((size_t)n * sizeof *is);
     x->item = malloc((size_t)n * sizeof *x->item);
@@ -129,13 +106,13 @@ cr_status cr_interactions_load(cr_interactions *x, const char *path, cr_error *e
     free(us);
     free(is);
     free(rows);
-    cr_csv_close(c);
+    cr_ml_ratings_free(&rr);
     return CR_OK;
 fail:
     free(us);
     free(is);
     free(rows);
-    cr_csv_close(c);
+    cr_ml_ratings_free(&rr);
     cr_interactions_free(x);
     return s;
 }

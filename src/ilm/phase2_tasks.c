@@ -12,17 +12,11 @@
 #include "item_text.h"
 
 #include "../data/data.h"
+#include "../data/movielens.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct { int64_t raw; int32_t idx; } cr_p2_key;
-
-static int cr_p2_key_cmp(const void *a, const void *b) {
-    int64_t x = ((const cr_p2_key *)a)->raw, y = ((const cr_p2_key *)b)->raw;
-    return x < y ? -1 : x > y;
-}
 
 static char *cr_p2_strndup(const char *s, size_t n) {
     char *p = cr_alloc(n + 1);
@@ -40,75 +34,44 @@ static int cr_p2_genre_id(cr_p2_data *d, const char *g, size_t n) {
     return d->n_genres++;
 }
 
-/* movies.csv: title, year (a trailing "(YYYY)"), genres; movies-extra.tsv: director. */
+/* The catalogue's title, year, genres and director of every CF item. */
 static cr_status cr_p2_fields(cr_p2_data *d, const char *dir, cr_error *e) {
     int32_t n = d->mf.n_items;
-    cr_p2_key *k = cr_alloc(sizeof *k * (size_t)n);
-    if (!k) return cr_err(e, CR_ERR_NOMEM, "phase 2: out of memory");
-    for (int32_t i = 0; i < n; i++) k[i] = (cr_p2_key){d->raw_item[i], i};
-    qsort(k, (size_t)n, sizeof *k, cr_p2_key_cmp);
-    char path[4096];
-    cr_csv *c = NULL;
+    cr_ml_catalog *cat = NULL;
+    CR_TRY(cr_ml_catalog_open(&cat, dir, e));
     cr_status s = CR_OK;
-    for (int pass = 0; pass < 2 && s == CR_OK; pass++) {
-        snprintf(path, sizeof path, pass ? "%s/movies-extra.tsv" : "%s/movies.csv", dir);
-        if (pass && !cr_file_exists(path)) break;
-        if ((s = cr_csv_open(&c, path, pass ? '\t' : ',', e))) break;
-        int ci = cr_csv_find(c, "movieId"), ct = cr_csv_find(c, pass ? "director" : "title");
-        int cg = pass ? -1 : cr_csv_find(c, "genres");
-        if (ci < 0 || ct < 0 || (!pass && cg < 0))
-            s = cr_err(e, CR_ERR_PARSE, "%s: missing movieId, %s column", path,
-                       pass ? "director" : "title or genres");
-        for (;;) {
-            int done;
-            int64_t id;
-            if (s || (s = cr_csv_next(c, &done, e)) || done) break;
-            if ((s = cr_csv_int64(c, ci, &id, e))) break;
-            cr_p2_key q = {id, 0};
-            const cr_p2_key *h = bsearch(&q, k, (size_t)n, sizeof *k, cr_p2_key_cmp);
-            if (!h) continue;
-            int32_t it = h->idx;
-            size_t tl;
-            const char *t = cr_csv_field(c, ct, &tl);
-            if (pass) {
-                if (tl && !d->director[it] && !(d->director[it] = cr_p2_strndup(t, tl)))
-                    s = cr_err(e, CR_ERR_NOMEM, "phase 2: out of memory");
-                continue;
-            }
-            if (d->title[it]) continue;
-            if (!(d->title[it] = cr_p2_strndup(t, tl))) {
-                s = cr_err(e, CR_ERR_NOMEM, "phase 2: out of memory");
-                break;
-            }
-            while (tl && t[tl - 1] == ' ') tl--;
-            if (tl >= 6 && t[tl - 1] == ')' && t[tl - 6] == '(')
-                d->year[it] = (int32_t)strtol(t + tl - 5, NULL, 10);
-            size_t gl;
-            const char *g = cr_csv_field(c, cg, &gl);
-            if (!gl || !strncmp(g, "(no genres", 10)) continue;
-            char *gs = cr_alloc(2 * gl + 1);
-            if (!gs) {
-                s = cr_err(e, CR_ERR_NOMEM, "phase 2: out of memory");
-                break;
-            }
-            size_t o = 0;
-            for (size_t a = 0; a < gl;) {
-                size_t b = a;
-                while (b < gl && g[b] != '|') b++;
-                int gid = cr_p2_genre_id(d, g + a, b - a);
-                if (gid >= 0) d->gmask[it] |= 1u << gid;
-                if (o) gs[o++] = ',', gs[o++] = ' ';
-                memcpy(gs + o, g + a, b - a);
-                o += b - a;
-                a = b + 1;
-            }
-            gs[o] = '\0';
-            d->genres[it] = gs;
+    for (int32_t it = 0; it < n && !s; it++) {
+        int32_t j = cr_ml_catalog_find(cat, d->raw_item[it]);
+        if (j < 0) continue;
+        cr_ml_item m;
+        cr_ml_catalog_item(cat, j, &m);
+        d->year[it] = m.year;
+        if (!(d->title[it] = cr_p2_strndup(m.title, strlen(m.title))) ||
+            (*m.director && !(d->director[it] = cr_p2_strndup(m.director, strlen(m.director))))) {
+            s = cr_err(e, CR_ERR_NOMEM, "phase 2: out of memory");
+            break;
         }
-        cr_csv_close(c);
-        c = NULL;
+        size_t gl = strlen(m.genres);
+        if (!gl) continue;
+        char *gs = cr_alloc(2 * gl + 1);
+        if (!gs) {
+            s = cr_err(e, CR_ERR_NOMEM, "phase 2: out of memory");
+            break;
+        }
+        size_t o = 0;
+        for (const char *g = m.genres; *g;) {
+            size_t len = strcspn(g, "|");
+            int gid = cr_p2_genre_id(d, g, len);
+            if (gid >= 0) d->gmask[it] |= 1u << gid;
+            if (o) gs[o++] = ',', gs[o++] = ' ';
+            memcpy(gs + o, g, len);
+            o += len;
+            g += len + (g[len] == '|');
+        }
+        gs[o] = '\0';
+        d->genres[it] = gs;
     }
-    cr_free(k);
+    cr_ml_catalog_free(cat);
     return s;
 }
 
