@@ -33,16 +33,55 @@ class Run:
         return Model.load(self.model_path, **kw)
 
 
+def _deep_merge(base: Dict[str, Any], over: Dict[str, Any], where: str) -> None:
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_merge(base[k], v, f"{where}.{k}")
+        else:
+            base[k] = v
+
+
+def _overridden(config: str, overrides: Dict[str, Any], tmp: str) -> str:
+    """The config with sections overridden, written to tmp: data.path made
+    absolute so it still names the same file."""
+    import yaml
+    with open(config, encoding="utf-8") as f:
+        doc = yaml.safe_load(f) or {}
+    for section, value in overrides.items():
+        if not isinstance(value, dict):
+            raise TypeError(f"override {section}= expects a dict of keys, e.g. "
+                            f"{section}={{'key': value}}")
+        doc.setdefault(section, {})
+        if not isinstance(doc[section], dict):
+            raise TypeError(f"{config}: section {section} is not a mapping; it cannot be merged")
+        _deep_merge(doc[section], value, section)
+    data = doc.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str) and \
+            not os.path.isabs(data["path"]):
+        data["path"] = os.path.join(os.path.dirname(os.path.abspath(config)), data["path"])
+    path = os.path.join(tmp, os.path.basename(config))
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
+    return path
+
+
 def train(config: str, out: str, *, resume: bool = False, seed: Optional[int] = None,
           epochs: Optional[int] = None, max_steps: Optional[int] = None,
-          context: Optional[Context] = None, progress: Optional[bool] = None) -> Run:
+          context: Optional[Context] = None, progress: Optional[bool] = None,
+          **overrides: Dict[str, Any]) -> Run:
     """Train the ranker a YAML config describes into directory out.
 
-    seed, epochs and max_steps override the config's train section; the
+    seed, epochs and max_steps override the config's train section; any
+    other section is overridden by a keyword holding a dict, merged into it
+    (train={"lr": 1e-3}, model={"type": "ple", "task_experts": 2}). The
     context's threads and precision override train.threads and
     train.precision when set. A progress bar shows steps, rate and loss;
     Ctrl-C stops at the next step, keeps the last checkpoint (resume=True
     continues from it) and raises KeyboardInterrupt."""
+    if overrides:
+        with tempfile.TemporaryDirectory(prefix="crossrec-config-") as tmp:
+            return train(_overridden(str(config), overrides, tmp), out, resume=resume, seed=seed,
+                         epochs=epochs, max_steps=max_steps, context=context, progress=progress)
     ctx = context or default_context()
     opts = ffi.new("cr_train_opts *")
     lib.cr_train_opts_init(opts)

@@ -52,6 +52,23 @@ def test_train_overrides_and_errors(ml, tmp_path):
     assert "nope.yaml" in str(ei.value)
 
 
+def test_train_section_overrides(ml, tmp_path):
+    ctx = crossrec.Context(threads=1, quiet=True, progress=False)
+    run = crossrec.train(ml / "ranker.yaml", tmp_path / "r", context=ctx,
+                         train={"max_steps": 7, "lr": 0.002},
+                         model={"type": "shared_bottom", "bottom_layers": [8]})
+    assert run.metrics["train"]["steps"] == 7
+    saved = (tmp_path / "r" / "config.yaml").read_text()
+    assert "shared_bottom" in saved
+    m = crossrec.Model.load(run.model_path)
+    assert m.outputs == ["click", "like", "engagement"]
+    with pytest.raises(crossrec.ConfigError) as ei:
+        crossrec.train(ml / "ranker.yaml", tmp_path / "x", context=ctx, model={"experts": "many"})
+    assert "experts" in str(ei.value)
+    with pytest.raises(TypeError):
+        crossrec.train(ml / "ranker.yaml", tmp_path / "x", context=ctx, train=3)
+
+
 def test_evaluate_equals_cli(ml, tmp_path):
     model = ml / "cli_run" / "model.safetensors"
     got = crossrec.evaluate(model, ml / "ranker.yaml", split="valid")
