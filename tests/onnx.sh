@@ -158,8 +158,8 @@ print(" ".join(o.name for o in m.graph.output))' "$TMP/student/model.onnx" >"$OU
         not_ok "student: the graph serves click like engagement, not the distillation heads"
     fi
     "$BIN" export --model "$TMP/student.out/model.safetensors" --out "$TMP/served.safetensors" >"$OUT" 2>&1
-    grep -q "(2 never-served heads dropped)" "$OUT" && ok "student: both exports drop the same 2 heads" ||
-        not_ok "student: both exports drop the same 2 heads"
+    if grep -q "(2 never-served heads dropped)" "$OUT"; then ok "student: both exports drop the same 2 heads"
+    else not_ok "student: both exports drop the same 2 heads"; fi
 fi
 
 # ---- bad input ---------------------------------------------------------------------------

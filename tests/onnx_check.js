@@ -9,39 +9,8 @@
 //   NODE_PATH=build/node/node_modules node tests/onnx_check.js \
 //       model.onnx inputs.safetensors scores.csv [--tol 1e-5]
 'use strict';
-const fs = require('fs');
 const ort = require('onnxruntime-node');
-
-// A safetensors file as {name: ort.Tensor}: an 8-byte little-endian header
-// length, the JSON header, then the tensors' bytes.
-function readSafetensors(path) {
-  const buf = fs.readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const hdr = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const types = {
-    I64: ['int64', BigInt64Array],
-    F64: ['float64', Float64Array],
-    F32: ['float32', Float32Array],
-  };
-  const out = {};
-  for (const [name, t] of Object.entries(hdr)) {
-    if (name === '__metadata__') continue;
-    if (!types[t.dtype]) throw new Error(`${path}: tensor ${name} has dtype ${t.dtype}`);
-    const [type, Arr] = types[t.dtype];
-    const [a, b] = t.data_offsets;
-    const copy = new Uint8Array(buf.subarray(8 + n + a, 8 + n + b)).buffer; // aligned
-    out[name] = new ort.Tensor(type, new Arr(copy), t.shape);
-  }
-  return out;
-}
-
-function readCsv(path) {
-  const lines = fs.readFileSync(path, 'utf8').split('\n').filter((l) => l.length);
-  const cols = lines[0].split(',');
-  const data = cols.map(() => []);
-  for (const l of lines.slice(1)) l.split(',').forEach((v, i) => data[i].push(Number(v)));
-  return Object.fromEntries(cols.map((c, i) => [c, data[i]]));
-}
+const { readSafetensors, readCsv, maxAbsDiff } = require('../tools/onnx_io.js');
 
 async function main() {
   const args = process.argv.slice(2);
@@ -61,7 +30,7 @@ async function main() {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
   });
-  const all = readSafetensors(inputs);
+  const all = readSafetensors(ort, inputs);
   const feeds = {};
   for (const name of session.inputNames) {
     if (!all[name]) throw new Error(`${inputs} has no tensor for the graph input '${name}'`);
@@ -82,11 +51,7 @@ async function main() {
       bad++;
       continue;
     }
-    let diff = 0, at = 0;
-    for (let i = 0; i < g.length; i++) {
-      const d = Math.abs(g[i] - w[i]);
-      if (!(d <= diff)) diff = d, at = i; // NaN is taken as the worst
-    }
+    const { diff, at } = maxAbsDiff(g, w, g.length);
     const ok = diff <= tol;
     console.log(`${name}: ${g.length} rows, max abs diff ${diff.toExponential(2)} ` +
                 `(row ${at}: onnx ${g[at]}, crossrec ${w[at]}) ${ok ? 'ok' : 'ABOVE ' + tol}`);

@@ -298,12 +298,6 @@ static const char *ox_feature(ox *b, const cr_ranker *m, const cr_schema *s, int
     case CR_FEAT_MULTI: {
         /* cr_bag_forward over padded bags: sum of the rows the mask keeps,
          * times 1/count for mean (an empty bag stays 0) */
-        if (f->pooling != CR_POOL_SUM && f->pooling != CR_POOL_MEAN) {
-            b->st = cr_err(e, CR_ERR_CONFIG, "feature '%s': pooling %d is not covered by "
-                           "the ONNX exporter (it covers sum and mean)", f->name,
-                           (int)f->pooling);
-            return "";
-        }
         const char *rows = ox_op(b, "Gather", NULL, table, in[0], NULL);
         const char *m3 = ox_op(b, "Unsqueeze", NULL, in[1], ox_axes(b, 2), NULL);
         const char *kept = ox_op(b, "Mul", NULL, rows, m3, NULL);
@@ -318,11 +312,6 @@ static const char *ox_feature(ox *b, const cr_ranker *m, const cr_schema *s, int
     }
     case CR_FEAT_NUMERIC: {
         /* dataset.c: empty -> default, log1p, then (x - mean) / std in double */
-        if ((unsigned)f->transform > CR_TX_LOG1P_ZSCORE) {
-            b->st = cr_err(e, CR_ERR_CONFIG, "feature '%s': transform %d is not covered "
-                           "by the ONNX exporter", f->name, (int)f->transform);
-            return "";
-        }
         const char *nan = ox_op(b, "IsNaN", NULL, in[0], NULL);
         const char *x = ox_op(b, "Where", NULL, nan, ox_f64(b, f->default_value), in[0], NULL);
         if (cr_feature_takes_log(f))
@@ -336,8 +325,7 @@ static const char *ox_feature(ox *b, const cr_ranker *m, const cr_schema *s, int
         return ox_op(b, "Unsqueeze", NULL, x, ox_axes(b, 1), NULL);
     }
     }
-    b->st = cr_err(e, CR_ERR_CONFIG, "feature '%s': kind %d is not covered by the ONNX "
-                   "exporter", f->name, (int)f->kind);
+    CR_ASSERT(!"a feature kind ox_covered lets through");
     return "";
 }
 
@@ -441,14 +429,8 @@ static const char *ox_mix(ox *b, const cr_ranker *m, const char *x, const char *
 static cr_status ox_graph(ox *b, const cr_ranker *m, const cr_schema *s, cr_error *e) {
     const char *x = ox_input(b, m, s, e);
     const char *trunk = x, *ex = NULL;
-    switch (m->cfg.arch) {
-    case CR_ARCH_SHARED_BOTTOM: trunk = ox_mlp(b, m, &m->bottom, x); break;
-    case CR_ARCH_MMOE:
-    case CR_ARCH_PLE: ex = ox_experts(b, m, x); break;
-    default:
-        return cr_err(e, CR_ERR_CONFIG, "architecture %d is not covered by the ONNX "
-                      "exporter", (int)m->cfg.arch);
-    }
+    if (m->cfg.arch == CR_ARCH_SHARED_BOTTOM) trunk = ox_mlp(b, m, &m->bottom, x);
+    else ex = ox_experts(b, m, x);
     const char *tower[CR_MODEL_MAX_HEADS];
     for (int k = 0; k < m->K; k++)
         tower[k] = ox_mlp(b, m, &m->towers[k], ex ? ox_mix(b, m, x, ex, k) : trunk);
@@ -457,15 +439,45 @@ static cr_status ox_graph(ox *b, const cr_ranker *m, const cr_schema *s, cr_erro
     for (int h = 0; h < m->cfg.n_heads; h++) {
         const cr_head *hd = &m->cfg.heads[h];
         if (!hd->served) continue;
-        if (hd->kind != CR_HEAD_BINARY && hd->kind != CR_HEAD_REGRESSION)
-            return cr_err(e, CR_ERR_CONFIG, "head '%s': kind %d is not covered by the "
-                          "ONNX exporter", hd->name, (int)hd->kind);
         const char *z = ox_linear(b, m, tower[hd->tower], m->head_w[h], m->head_b[h], 0);
         if (hd->kind == CR_HEAD_BINARY) z = ox_op(b, "Sigmoid", NULL, z, NULL);
         ox_op(b, "Reshape", hd->name, z, ox_i64s(b, 1, flat), NULL);
         ox_io(b, 1, hd->name, OX_FLOAT, 1, dyn1, B);
     }
     return b->st;
+}
+
+/* Everything the graph code mirrors, checked before any of it runs: a model
+ * with anything else is refused by name rather than exported wrong. */
+static cr_status ox_covered(const cr_ranker *m, const cr_schema *s, cr_error *e) {
+    if (m->cfg.arch != CR_ARCH_SHARED_BOTTOM && m->cfg.arch != CR_ARCH_MMOE &&
+        m->cfg.arch != CR_ARCH_PLE)
+        return cr_err(e, CR_ERR_CONFIG, "architecture %d is not covered by the ONNX exporter "
+                      "(it covers shared_bottom, mmoe and ple)", (int)m->cfg.arch);
+    if (m->K > CR_MODEL_MAX_HEADS || m->S > 1024)
+        return cr_err(e, CR_ERR_CONFIG, "%d towers and %d experts per gate: more than the "
+                      "ONNX exporter covers", m->K, m->S);
+    for (int i = 0; i < s->n_features; i++) {
+        const cr_feature *f = &s->features[i];
+        if ((unsigned)f->kind > CR_FEAT_BUCKET)
+            return cr_err(e, CR_ERR_CONFIG, "feature '%s': kind %d is not covered by the ONNX "
+                          "exporter (it covers categorical, multi, numeric and bucketized)",
+                          f->name, (int)f->kind);
+        if (f->kind == CR_FEAT_MULTI && f->pooling != CR_POOL_SUM && f->pooling != CR_POOL_MEAN)
+            return cr_err(e, CR_ERR_CONFIG, "feature '%s': pooling %d is not covered by the "
+                          "ONNX exporter (it covers sum and mean)", f->name, (int)f->pooling);
+        if (f->kind == CR_FEAT_NUMERIC && (unsigned)f->transform > CR_TX_LOG1P_ZSCORE)
+            return cr_err(e, CR_ERR_CONFIG, "feature '%s': transform %d is not covered by the "
+                          "ONNX exporter (it covers none, zscore, log1p and log1p_zscore)",
+                          f->name, (int)f->transform);
+    }
+    for (int h = 0; h < m->cfg.n_heads; h++) {
+        const cr_head *hd = &m->cfg.heads[h];
+        if (hd->served && hd->kind != CR_HEAD_BINARY && hd->kind != CR_HEAD_REGRESSION)
+            return cr_err(e, CR_ERR_CONFIG, "head '%s': kind %d is not covered by the ONNX "
+                          "exporter (it covers binary and regression)", hd->name, (int)hd->kind);
+    }
+    return CR_OK;
 }
 
 /* Inputs, outputs and initializers share one namespace in ONNX. */
@@ -515,6 +527,7 @@ cr_status cr_onnx_write(const cr_ranker *m, const cr_schema *s, const char *out_
         vocab_path_of(out_path, vpath, sizeof vpath);
         vocab_path = vpath;
     }
+    if ((st = ox_covered(m, s, e))) goto done;
     if ((st = cr_onnx_vocab_json(m, s, &vocab, e))) goto done;
     if ((st = cr_model_cfg_to_json(&m->cfg, &model_json, e))) goto done;
     if ((st = ox_graph(&b, m, s, e)) || (st = b.st)) goto done;
