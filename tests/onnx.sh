@@ -23,36 +23,8 @@ TMP=$(mktemp -d /tmp/crossrec-onnx-XXXXXX) || exit 1
 trap 'rm -rf "$TMP"' EXIT
 export OMP_WAIT_POLICY=passive
 OUT="$TMP/output.txt"
-pass=0
-fail=0
-
-ok() {
-    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$OUT" 2>/dev/null; then
-        not_ok "$1 (sanitizer report)"
-        return
-    fi
-    echo "ok - $1"
-    pass=$((pass + 1))
-}
-not_ok() {
-    echo "not ok - $1"
-    if [ -s "$OUT" ]; then sed -e 's/^/    | /' "$OUT" | head -n 40; fi
-    fail=$((fail + 1))
-}
-finish() {
-    echo "$pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit $?
-}
-# check WHAT CMD...: CMD exits 0 (its output shown if not).
-check() {
-    local what=$1
-    shift
-    "$@" >"$OUT" 2>&1
-    local rc=$?
-    if [ $rc -eq 0 ]; then ok "$what"; else not_ok "$what (exit $rc)"; fi
-    return $rc
-}
+# shellcheck source=tests/util/tap.sh
+. tests/util/tap.sh
 
 # ---- the tools: missing ones fail loudly, with the command that installs them ----
 : >"$OUT"
@@ -72,12 +44,12 @@ ok "tools: $PY with onnx $("$PY" -c 'import onnx; print(onnx.__version__)'), nod
 export_check() {
     local name=$1 model=$2 data=$3 tol=${4:-1e-5} d="$TMP/$1"
     mkdir -p "$d"
-    check "$name: export --format onnx" \
+    expect_ok "$name: export --format onnx" \
         "$BIN" export --format onnx --model "$model" --out "$d/model.onnx" || return
-    check "$name: onnx.checker.check_model, metadata read back" \
+    expect_ok "$name: onnx.checker.check_model, metadata read back" \
         "$PY" tests/onnx_check.py "$d/model.onnx" "$d/model.vocab.json" || return
-    check "$name: encode" "$BIN" encode --model "$model" --data "$data" --out "$d/inputs.safetensors" &&
-        check "$name: score" "$BIN" score --model "$model" --data "$data" --out "$d/scores.csv" --threads 1 ||
+    expect_ok "$name: encode" "$BIN" encode --model "$model" --data "$data" --out "$d/inputs.safetensors" &&
+        expect_ok "$name: score" "$BIN" score --model "$model" --data "$data" --out "$d/scores.csv" --threads 1 ||
         return
     if NODE_PATH=$ORT node tests/onnx_check.js "$d/model.onnx" "$d/inputs.safetensors" "$d/scores.csv" \
         --tol "$tol" >"$OUT" 2>&1; then
@@ -90,7 +62,7 @@ export_check() {
 
 # ---- every architecture on the tiny MovieLens-shaped log ---------------------------------
 IMP="$TMP/imp.csv"
-check "movielens builds the tiny impressions" \
+expect_ok "movielens builds the tiny impressions" \
     "$BIN" movielens --in tests/fixtures/ml_tiny --out "$IMP" --negatives 2 || finish
 
 # arch_cfg FILE MODEL_YAML [EXTRA]: every feature kind, pooling and transform.
@@ -124,7 +96,7 @@ EOF
 
 train_arch() { # NAME MODEL_YAML [EXTRA]
     arch_cfg "$TMP/$1.yaml" "$2" "${3:-}"
-    check "$1: train" "$BIN" train --config "$TMP/$1.yaml" --out "$TMP/$1.out" --quiet
+    expect_ok "$1: train" "$BIN" train --config "$TMP/$1.yaml" --out "$TMP/$1.out" --quiet
 }
 
 train_arch sb '{type: shared_bottom, bottom_layers: [8, 6], tower_layers: [5, 3]}' &&
@@ -146,7 +118,7 @@ arch_cfg "$TMP/student.yaml" '{type: ple, shared_experts: 1, task_experts: 2, ex
   new_heads:
     - {name: teacher_extra, kind: regression, tower: like}"
 sed -i "s#path: $IMP#path: $TMP/labelled.csv#" "$TMP/student.yaml"
-if check "student: train with a distillation head and a new head" \
+if expect_ok "student: train with a distillation head and a new head" \
     "$BIN" train --config "$TMP/student.yaml" --out "$TMP/student.out" --quiet; then
     export_check student "$TMP/student.out/model.safetensors" "$TMP/labelled.csv"
     "$PY" -c 'import onnx, sys
@@ -207,14 +179,14 @@ else not_ok "export --format tflite is refused"; fi
 
 # ---- MovieLens: the example ranker on the real data, its whole test split ----------------
 ML="$TMP/ml.csv"
-check "movielens builds the impressions of data/movielens" \
+expect_ok "movielens builds the impressions of data/movielens" \
     "$BIN" movielens --in data/movielens --out "$ML" --protocol period || finish
 # a quick model: 60,000 training rows, one epoch; every test row is scored
 awk -F, 'NR == 1 || $5 == "test" || ($5 == "train" && ++t <= 60000) || ($5 == "valid" && ++v <= 5000)' \
     "$ML" >"$TMP/ml_small.csv"
 sed -e "s#path: .*impressions.csv#path: $TMP/ml_small.csv#" -e 's/epochs: 8/epochs: 1/' \
     examples/movielens/ranker.yaml >"$TMP/ml.yaml"
-if check "movielens: train the example MMoE ranker (1 epoch)" \
+if expect_ok "movielens: train the example MMoE ranker (1 epoch)" \
     "$BIN" train --config "$TMP/ml.yaml" --out "$TMP/ml.out" --quiet; then
     awk -F, 'NR == 1 || $5 == "test"' "$ML" >"$TMP/ml_test.csv"
     export_check movielens "$TMP/ml.out/model.safetensors" "$TMP/ml_test.csv"

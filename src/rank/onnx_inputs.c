@@ -29,8 +29,8 @@ int cr_onnx_input_names(const cr_feature *f, char name[2][80]) {
 
 static const char *const missing_rule[] = {
     [CR_FEAT_CATEGORICAL] = "an empty value, or one not in the vocabulary, is id 0",
-    [CR_FEAT_MULTI] = "tokens are split at sep, empty tokens are dropped, each token "
-                      "encodes as a categorical value; an empty bag has mask all 0",
+    [CR_FEAT_MULTI] = ("tokens are split at sep, empty tokens are dropped, each token "
+                      "encodes as a categorical value; an empty bag has mask all 0"),
     [CR_FEAT_NUMERIC] = "send NaN for an empty value: the graph replaces it by default",
     [CR_FEAT_BUCKET] = "send NaN for an empty value: the graph maps it to id 0",
 };
