@@ -24,6 +24,8 @@ static void usage(FILE *f) {
             "  --out FILE     the exported model, written atomically (required)\n"
             "  --format F     safetensors or onnx [safetensors]\n"
             "  --vocab FILE   onnx: the vocabulary file [OUT without .onnx + .vocab.json]\n"
+            "  --weights P    onnx: fp32, or bf16 (matrices and tables as bfloat16, each\n"
+            "                 read through a Cast to float; biases fp32) [fp32]\n"
             "  --help         this text\n");
 }
 
@@ -32,9 +34,11 @@ int cr_cli_export(int argc, char **argv) {
                                          {"out", required_argument, 0, 'o'},
                                          {"format", required_argument, 0, 'f'},
                                          {"vocab", required_argument, 0, 'v'},
+                                         {"weights", required_argument, 0, 'w'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *in = NULL, *out = NULL, *format = "safetensors", *vocab = NULL;
+    const char *in = NULL, *out = NULL, *format = "safetensors", *vocab = NULL,
+               *weights = NULL;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -43,6 +47,7 @@ int cr_cli_export(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'f': format = optarg; break;
         case 'v': vocab = optarg; break;
+        case 'w': weights = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -65,13 +70,19 @@ int cr_cli_export(int argc, char **argv) {
                 format);
         return 2;
     }
-    if (vocab && !onnx) {
-        fprintf(stderr, "crossrec export: --vocab goes with --format onnx\n");
+    if ((vocab || weights) && !onnx) {
+        fprintf(stderr, "crossrec export: --vocab and --weights go with --format onnx\n");
+        return 2;
+    }
+    cr_precision prec = CR_PRECISION_FP32;
+    if (weights && !strcmp(weights, "bf16")) prec = CR_PRECISION_BF16;
+    else if (weights && strcmp(weights, "fp32")) {
+        fprintf(stderr, "crossrec export: --weights must be fp32 or bf16, not '%s'\n", weights);
         return 2;
     }
     cr_error e = {0};
     int dropped = 0;
-    if (onnx ? cr_ranker_export_onnx(in, out, vocab, &dropped, &e)
+    if (onnx ? cr_ranker_export_onnx(in, out, vocab, prec, &dropped, &e)
              : cr_ranker_export(in, out, &dropped, &e))
         return cr_cli_fail("export", &e);
     fprintf(stderr, "exported %s to %s (%d never-served head%s dropped)\n", in, out, dropped,

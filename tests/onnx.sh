@@ -39,22 +39,23 @@ if ! command -v node >/dev/null || ! NODE_PATH=$ORT node -e 'require("onnxruntim
 fi
 ok "tools: $PY with onnx $("$PY" -c 'import onnx; print(onnx.__version__)'), node $(node --version) with onnxruntime-node"
 
-# export_check NAME MODEL DATA [TOL]: export MODEL to ONNX, run the checker and
-# read the metadata back, then score DATA in ONNX Runtime against crossrec.
+# export_check NAME MODEL DATA [TOL [WEIGHTS]]: export MODEL to ONNX, run the
+# checker and read the metadata back, then score DATA in ONNX Runtime against
+# crossrec (DATA's label columns give each binary output's AUC on both sides).
 export_check() {
-    local name=$1 model=$2 data=$3 tol=${4:-1e-5} d="$TMP/$1"
+    local name=$1 model=$2 data=$3 tol=${4:-1e-5} weights=${5:-fp32} d="$TMP/$1"
     mkdir -p "$d"
-    expect_ok "$name: export --format onnx" \
-        "$BIN" export --format onnx --model "$model" --out "$d/model.onnx" || return
+    expect_ok "$name: export --format onnx --weights $weights" \
+        "$BIN" export --format onnx --weights "$weights" --model "$model" --out "$d/model.onnx" || return
     expect_ok "$name: onnx.checker.check_model, metadata read back" \
         "$PY" tests/onnx_check.py "$d/model.onnx" "$d/model.vocab.json" || return
     expect_ok "$name: encode" "$BIN" encode --model "$model" --data "$data" --out "$d/inputs.safetensors" &&
         expect_ok "$name: score" "$BIN" score --model "$model" --data "$data" --out "$d/scores.csv" --threads 1 ||
         return
     if NODE_PATH=$ORT node tests/onnx_check.js "$d/model.onnx" "$d/inputs.safetensors" "$d/scores.csv" \
-        --tol "$tol" >"$OUT" 2>&1; then
+        --tol "$tol" --labels "$data" >"$OUT" 2>&1; then
         ok "$name: ONNX Runtime = crossrec score within $tol ($(grep -c 'max abs diff' "$OUT") outputs, $(sed -n 's/.*: \([0-9]*\) rows.*/\1/p' "$OUT" | head -n 1) rows)"
-        sed -n 's/^/    /p' "$OUT" | grep 'max abs'
+        sed -n 's/^/    /p' "$OUT" | grep -E 'max abs|AUC'
     else
         not_ok "$name: ONNX Runtime = crossrec score within $tol"
     fi
@@ -190,5 +191,7 @@ if expect_ok "movielens: train the example MMoE ranker (1 epoch)" \
     "$BIN" train --config "$TMP/ml.yaml" --out "$TMP/ml.out" --quiet; then
     awk -F, 'NR == 1 || $5 == "test"' "$ML" >"$TMP/ml_test.csv"
     export_check movielens "$TMP/ml.out/model.safetensors" "$TMP/ml_test.csv"
+    # bf16 weights: the same graph behind Casts; scores move by about 1e-3
+    export_check movielens_bf16 "$TMP/ml.out/model.safetensors" "$TMP/ml_test.csv" 0.05 bf16
 fi
 finish

@@ -4,13 +4,16 @@
 // every output with the column of the same name in `crossrec score`'s CSV.
 // Prints one line per output with its max absolute difference; exits 1 if
 // any exceeds --tol, an output or column is missing, or a value is not a
-// number.
+// number. With --labels (the scored rows with their label columns) it also
+// prints, per binary output with a label column of its name, the AUC of
+// both sides (rows with an empty label are masked out): what bf16 weights
+// cost.
 //
 //   NODE_PATH=build/node/node_modules node tests/onnx_check.js \
-//       model.onnx inputs.safetensors scores.csv [--tol 1e-5]
+//       model.onnx inputs.safetensors scores.csv [--tol 1e-5] [--labels rows.csv]
 'use strict';
 const ort = require('onnxruntime-node');
-const { readSafetensors, readCsv, maxAbsDiff } = require('../tools/onnx_io.js');
+const { readSafetensors, readCsv, maxAbsDiff, auc } = require('../tools/onnx_io.js');
 
 async function main() {
   const args = process.argv.slice(2);
@@ -19,6 +22,12 @@ async function main() {
   if (ti >= 0) {
     tol = Number(args[ti + 1]);
     args.splice(ti, 2);
+  }
+  let labels = null;
+  const li = args.indexOf('--labels');
+  if (li >= 0) {
+    labels = readCsv(args[li + 1]);
+    args.splice(li, 2);
   }
   if (args.length !== 3) {
     console.error('usage: onnx_check.js MODEL.onnx INPUTS.safetensors SCORES.csv [--tol T]');
@@ -55,6 +64,11 @@ async function main() {
     const ok = diff <= tol;
     console.log(`${name}: ${g.length} rows, max abs diff ${diff.toExponential(2)} ` +
                 `(row ${at}: onnx ${g[at]}, crossrec ${w[at]}) ${ok ? 'ok' : 'ABOVE ' + tol}`);
+    const y = labels && labels[name];
+    if (y && y.every((v) => Number.isNaN(v) || v === 0 || v === 1)) {
+      const a = auc(g, y), b = auc(w, y);
+      console.log(`${name}: AUC onnx ${a.toFixed(5)}, crossrec ${b.toFixed(5)} (${(a - b >= 0 ? '+' : '') + (a - b).toFixed(5)})`);
+    }
     if (!ok) bad++;
   }
   console.log(`onnxruntime-node ${require('onnxruntime-node/package.json').version}`);

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """onnx_check.py - an ONNX graph exported by crossrec, read back with
 Python's onnx: onnx.checker.check_model with full shape inference, opset 13
-standard operators only, an fp32 weight for every float initializer, the
-vocabulary document in metadata_props equal to the file beside the graph,
+standard operators only, weights in the precision the metadata names
+(fp32, or bf16 each read through a Cast to float), the vocabulary document in metadata_props equal to the file beside the graph,
 and graph inputs and outputs exactly those the document lists.
 
     /usr/bin/python3 tests/onnx_check.py model.onnx model.vocab.json
@@ -32,10 +32,28 @@ def main():
     for n in m.graph.node:
         if n.domain not in ("", "ai.onnx"):
             fail("%s: node %s is in domain %s" % (path, n.name, n.domain))
-    for t in m.graph.initializer:
-        if t.data_type in (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16):
-            fail("%s: initializer %s is not fp32" % (path, t.name))
     meta = {p.key: p.value for p in m.metadata_props}
+    weights = meta.get("crossrec.weights")
+    if weights not in ("fp32", "bf16"):
+        fail("%s: metadata crossrec.weights is %r" % (path, weights))
+    casts = {n.input[0] for n in m.graph.node if n.op_type == "Cast"}
+    readers = {}
+    for n in m.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n.op_type)
+    n_half = 0
+    for t in m.graph.initializer:
+        if t.data_type == onnx.TensorProto.FLOAT16 or (
+                t.data_type == onnx.TensorProto.BFLOAT16 and weights != "bf16"):
+            fail("%s: initializer %s is %s with weights %s" % (
+                path, t.name, onnx.TensorProto.DataType.Name(t.data_type), weights))
+        if t.data_type == onnx.TensorProto.BFLOAT16:
+            n_half += 1
+            if t.name not in casts or readers[t.name] != ["Cast"]:
+                fail("%s: bf16 initializer %s is read by %s, not one Cast" % (
+                    path, t.name, readers.get(t.name)))
+    if weights == "bf16" and n_half == 0:
+        fail("%s: weights bf16 but no bf16 initializer" % path)
     if meta.get("crossrec.format") != "crossrec.onnx":
         fail("%s: metadata crossrec.format is %r" % (path, meta.get("crossrec.format")))
     with open(vocab_path, encoding="utf-8") as f:
@@ -55,10 +73,10 @@ def main():
         d0 = v.type.tensor_type.shape.dim[0]
         if d0.dim_param != "B":
             fail("%s: %s's first dimension is not the symbolic batch B" % (path, v.name))
-    print("%s: checker ok, opset 13, %d nodes, %d initializers, %d inputs, outputs %s, "
-          "%d features in the vocabulary" % (path, len(m.graph.node), len(m.graph.initializer),
-                                              len(got_in), " ".join(got_out),
-                                              len(vocab["features"])))
+    print("%s: checker ok, opset 13, %d nodes, %d initializers (%d bf16), %d inputs, "
+          "outputs %s, %d features in the vocabulary" % (
+              path, len(m.graph.node), len(m.graph.initializer), n_half, len(got_in),
+              " ".join(got_out), len(vocab["features"])))
 
 
 if __name__ == "__main__":

@@ -48,36 +48,39 @@ static void test_uncovered_is_named(void **state) {
     assert_int_equal(pop->kind, CR_FEAT_NUMERIC);
 
     tags->pooling = (cr_pooling)7;
-    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, &e), CR_ERR_CONFIG);
+    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, CR_PRECISION_FP32, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "feature 'tags': pooling 7 is not covered"));
     tags->pooling = CR_POOL_MEAN;
 
     pop->transform = (cr_transform)9;
-    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, &e), CR_ERR_CONFIG);
+    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, CR_PRECISION_FP32, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "feature 'pop': transform 9 is not covered"));
     pop->transform = CR_TX_LOG1P_ZSCORE;
 
     cr_feat_kind k = age->kind;
     age->kind = (cr_feat_kind)11;
-    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, &e), CR_ERR_CONFIG);
+    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, CR_PRECISION_FP32, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "feature 'age': kind 11 is not covered"));
     age->kind = k;
 
     m->cfg.heads[1].kind = (cr_head_kind)5;
-    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, &e), CR_ERR_CONFIG);
+    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, CR_PRECISION_FP32, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "head 'stay': kind 5 is not covered"));
     m->cfg.heads[1].kind = CR_HEAD_REGRESSION;
 
     cr_arch a = m->cfg.arch;
     m->cfg.arch = (cr_arch)6;
-    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, &e), CR_ERR_CONFIG);
+    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, CR_PRECISION_FP32, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "architecture 6 is not covered"));
     m->cfg.arch = a;
+
+    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, CR_PRECISION_INT8, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "weights in int8 are not covered"));
     assert_false(cr_file_exists(out));
     assert_false(cr_file_exists(vocab));
 
     /* restored, the same model exports */
-    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, &e), CR_OK);
+    assert_int_equal(cr_onnx_write(m, &t.s, out, NULL, CR_PRECISION_FP32, &e), CR_OK);
     assert_true(cr_file_exists(out));
     assert_true(cr_file_exists(vocab));
     cr_ranker_free(m);
@@ -97,7 +100,7 @@ static void test_served_heads_only(void **state) {
     cr_error e = {0};
     assert_int_equal(cr_ranker_save(m, &t.s, model, NULL, &e), CR_OK);
     int dropped = -1, dropped_st = -1;
-    assert_int_equal(cr_ranker_export_onnx(model, out, NULL, &dropped, &e), CR_OK);
+    assert_int_equal(cr_ranker_export_onnx(model, out, NULL, CR_PRECISION_FP32, &dropped, &e), CR_OK);
     assert_int_equal(cr_ranker_export(model, st, &dropped_st, &e), CR_OK);
     assert_int_equal(dropped, 1);
     assert_int_equal(dropped_st, 1);

@@ -54,13 +54,32 @@ function randomInputs(ort, vocab, B, seed) {
   return feeds;
 }
 
-// `crossrec score` output: {column: [numbers]}.
+// A CSV without quoted fields (`crossrec score` output, the MovieLens
+// impressions) as {column: [numbers]}; an empty field is NaN.
 function readCsv(path) {
   const lines = fs.readFileSync(path, 'utf8').split('\n').filter((l) => l.length);
   const cols = lines[0].split(',');
   const data = cols.map(() => []);
-  for (const l of lines.slice(1)) l.split(',').forEach((v, i) => data[i].push(Number(v)));
+  for (const l of lines.slice(1)) l.split(',').forEach((v, i) => data[i].push(v === '' ? NaN : Number(v)));
   return Object.fromEntries(cols.map((c, i) => [c, data[i]]));
+}
+
+// ROC AUC of scores against 0/1 labels over the rows whose label is not
+// NaN (a masked task), ties counted half; NaN when one class is absent.
+function auc(scores, labels) {
+  const idx = [];
+  for (let i = 0; i < labels.length; i++) if (!Number.isNaN(labels[i])) idx.push(i);
+  idx.sort((a, b) => scores[a] - scores[b]);
+  let pos = 0, rankSum = 0;
+  for (let i = 0; i < idx.length;) {
+    let j = i;
+    while (j < idx.length && scores[idx[j]] === scores[idx[i]]) j++;
+    const mid = (i + j + 1) / 2; // 1-based mean rank of the tie group
+    for (let k = i; k < j; k++) if (labels[idx[k]] > 0) pos++, rankSum += mid;
+    i = j;
+  }
+  const neg = idx.length - pos;
+  return pos && neg ? (rankSum - pos * (pos + 1) / 2) / (pos * neg) : NaN;
 }
 
 // Largest |got - want| over the first n values and where (NaN counts as worst).
@@ -73,4 +92,4 @@ function maxAbsDiff(got, want, n) {
   return { diff, at };
 }
 
-module.exports = { readSafetensors, firstRows, randomInputs, readCsv, maxAbsDiff };
+module.exports = { readSafetensors, firstRows, randomInputs, readCsv, maxAbsDiff, auc };

@@ -4,7 +4,8 @@
  * operators, through protobuf-c code generated from Debian's onnx.proto.
  * It mirrors the forward op for op: any layer or feature it cannot mirror
  * is an error naming it, never an approximate graph. The weights are fp32
- * initializers pointing into the model (nothing is copied until packing).
+ * initializers pointing into the model (nothing is copied until packing),
+ * or on request bfloat16 ones behind a Cast.
  *
  * Legend: B batch rows, L bag length, C_in model input width, K tasks,
  * E experts, S experts one gate mixes, H layer width.
@@ -28,6 +29,7 @@ enum {
     OX_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
     OX_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
     OX_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
+    OX_BF16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
 };
 
 /* ---- a graph builder over protobuf-c messages ------------------------------------
@@ -52,6 +54,7 @@ typedef struct ox {
     ox_list          nodes, inits, inputs, outputs, meta;
     Onnx__NodeProto *last;
     int              counter;
+    int              bf16; /* weight matrices and tables as bfloat16 behind a Cast */
 } ox;
 
 static void *ox_alloc(ox *b, size_t n) {
@@ -234,18 +237,37 @@ static void ox_io(ox *b, int output, const char *name, int dtype, int ndim, cons
 
 /* ---- the ranker's forward as nodes ------------------------------------------------ */
 
-/* A parameter of m as an fp32 initializer under its own name, once however
- * often it is read (a shared table); dims NULL = the tensor's shape (a
- * reshaped view otherwise: same floats). */
+/* A weight as an initializer under its own name, once however often it is
+ * read (a shared table). fp32: the floats themselves (borrowed). With
+ * b->bf16 every matrix and table (biases stay fp32, as in crossrec's own
+ * bf16 path) is rounded to bfloat16 (cr_bf16_from_f32) and read through a
+ * Cast to float named "<name>.f32". Returns the name the nodes read. */
+static const char *ox_weight(ox *b, const char *name, int ndim, const int64_t *dims,
+                             const float *data, size_t n) {
+    size_t len = strlen(name);
+    int half = b->bf16 && !(len > 5 && !strcmp(name + len - 5, ".bias"));
+    char cast[CR_MAX_NAME + 16];
+    snprintf(cast, sizeof cast, "%s.f32", name);
+    for (size_t i = 0; i < b->inits.n; i++)
+        if (!strcmp(((Onnx__TensorProto *)b->inits.p[i])->name, name))
+            return ox_str(b, half ? cast : name);
+    if (!half) return ox_tensor(b, name, OX_FLOAT, ndim, dims, data, n * sizeof(float), 0);
+    uint16_t *h = ox_alloc(b, n * sizeof *h);
+    if (!h) return "";
+    for (size_t i = 0; i < n; i++) h[i] = cr_bf16_from_f32(data[i]);
+    const char *t = ox_tensor(b, name, OX_BF16, ndim, dims, h, n * sizeof *h, 0);
+    const char *f = ox_op(b, "Cast", cast, t, NULL);
+    ox_attr_i(b, "to", OX_FLOAT);
+    return f;
+}
+
+/* A parameter of m under its own name; dims NULL = the tensor's shape (a
+ * reshaped view otherwise: the same floats). */
 static const char *ox_param(ox *b, const cr_ranker *m, const cr_ptable *pt, int idx, int ndim,
                             const int64_t *dims) {
     const cr_tensor_info *t = &pt->t[idx];
-    for (size_t i = 0; i < b->inits.n; i++) {
-        const char *have = ((Onnx__TensorProto *)b->inits.p[i])->name;
-        if (!strcmp(have, t->name)) return have;
-    }
-    return ox_tensor(b, t->name, OX_FLOAT, dims ? ndim : t->ndim, dims ? dims : t->shape,
-                     cr_ptable_ptr(pt, pt->data, idx), t->numel * sizeof(float), 0);
+    return ox_weight(b, t->name, dims ? ndim : t->ndim, dims ? dims : t->shape,
+                     cr_ptable_ptr(pt, pt->data, idx), t->numel);
 }
 
 /* relu(x W^T + b), the layer of cr_nn_linear (relu) or a head (no relu). */
@@ -396,7 +418,7 @@ static const char *ox_experts(ox *b, const cr_ranker *m, const char *x) {
         char name[CR_MAX_NAME + 8];
         snprintf(name, sizeof name, "%s.T", m->params.t[X->w[i]].name);
         int64_t wd[3] = {E, Hp, H}, bd[3] = {E, 1, H};
-        const char *W = ox_tensor(b, name, OX_FLOAT, 3, wd, wt, n * sizeof *wt, 0);
+        const char *W = ox_weight(b, name, 3, wd, wt, n);
         const char *y = ox_op(b, "MatMul", NULL, h, W, NULL);
         y = ox_op(b, "Add", NULL, y, ox_param(b, m, &m->params, X->b[i], 3, bd), NULL);
         h = ox_op(b, "Relu", NULL, y, NULL);
@@ -517,8 +539,8 @@ static void vocab_path_of(const char *out, char *buf, size_t cap) {
 }
 
 cr_status cr_onnx_write(const cr_ranker *m, const cr_schema *s, const char *out_path,
-                        const char *vocab_path, cr_error *e) {
-    ox b = {.e = e};
+                        const char *vocab_path, cr_precision weights, cr_error *e) {
+    ox b = {.e = e, .bf16 = weights == CR_PRECISION_BF16};
     char vpath[4200];
     char *vocab = NULL, *model_json = NULL;
     uint8_t *buf = NULL;
@@ -526,6 +548,11 @@ cr_status cr_onnx_write(const cr_ranker *m, const cr_schema *s, const char *out_
     if (!vocab_path) {
         vocab_path_of(out_path, vpath, sizeof vpath);
         vocab_path = vpath;
+    }
+    if (weights != CR_PRECISION_FP32 && weights != CR_PRECISION_BF16) {
+        st = cr_err(e, CR_ERR_CONFIG, "ONNX export: weights in %s are not covered (fp32 or "
+                    "bf16)", weights == CR_PRECISION_INT8 ? "int8" : "an unknown precision");
+        goto done;
     }
     if ((st = ox_covered(m, s, e))) goto done;
     if ((st = cr_onnx_vocab_json(m, s, &vocab, e))) goto done;
@@ -535,6 +562,7 @@ cr_status cr_onnx_write(const cr_ranker *m, const cr_schema *s, const char *out_
     ox_meta(&b, "crossrec.format", "crossrec.onnx");
     ox_meta(&b, "crossrec.version", CR_VERSION);
     ox_meta(&b, "crossrec.arch", cr_arch_name(m->cfg.arch));
+    ox_meta(&b, "crossrec.weights", b.bf16 ? "bf16" : "fp32");
     ox_meta(&b, "crossrec.model", model_json);
     ox_meta(&b, "crossrec.vocab", vocab);
 
@@ -585,12 +613,13 @@ done:
 }
 
 cr_status cr_ranker_export_onnx(const char *in_path, const char *out_path,
-                                const char *vocab_path, int *dropped, cr_error *e) {
+                                const char *vocab_path, cr_precision weights, int *dropped,
+                                cr_error *e) {
     cr_ranker *m = NULL, *x = NULL;
     cr_schema s;
     CR_TRY(cr_ranker_load(&m, &s, in_path, e));
     cr_status st = cr_ranker_served(m, &s, &x, e);
-    if (!st) st = cr_onnx_write(x, &s, out_path, vocab_path, e);
+    if (!st) st = cr_onnx_write(x, &s, out_path, vocab_path, weights, e);
     if (st) cr_err_prefix(e, "exporting %s to ONNX", in_path);
     if (!st && dropped) *dropped = m->cfg.n_heads - x->cfg.n_heads;
     cr_ranker_free(x);

@@ -29,15 +29,18 @@ cr_status cr_onnx_vocab_json(const cr_ranker *m, const cr_schema *s, char **json
 /* Load the ranker at in_path and write its served part as ONNX to out_path,
  * and its vocabulary document to vocab_path (NULL: out_path with ".onnx"
  * replaced by ".vocab.json"), both atomically; the document also goes into
- * the graph's metadata_props ("crossrec.vocab"). A feature kind, pooling,
- * transform or architecture the exporter does not cover is an error naming
- * it. *dropped (may be NULL) gets the number of never-served heads left out. */
+ * the graph's metadata_props ("crossrec.vocab"). weights: CR_PRECISION_FP32,
+ * or BF16 (weight matrices and tables stored as bfloat16, each read through
+ * a Cast to float; biases fp32). A feature kind, pooling, transform or
+ * architecture the exporter does not cover is an error naming it. *dropped
+ * (may be NULL) gets the number of never-served heads left out. */
 cr_status cr_ranker_export_onnx(const char *in_path, const char *out_path,
-                                const char *vocab_path, int *dropped, cr_error *e);
+                                const char *vocab_path, cr_precision weights, int *dropped,
+                                cr_error *e);
 /* The same for a loaded model (m itself is written: call it with a served
  * model, as cr_ranker_export_onnx does). */
 cr_status cr_onnx_write(const cr_ranker *m, const cr_schema *s, const char *out_path,
-                        const char *vocab_path, cr_error *e);
+                        const char *vocab_path, cr_precision weights, cr_error *e);
 
 /* Encode the rows of data_path with the model's schema (the same encoder
  * as training and scoring) into the graph's inputs, written as one
