@@ -111,7 +111,7 @@ PKGS := libopenblas-openmp-dev libblis-openmp-dev libyaml-dev libcjson-dev \
         libmicrohttpd-dev libcmocka-dev pkg-config \
         libprotobuf-c-dev protobuf-c-compiler python3-onnx python3-numpy
 deps: $(DEPS_OK)
-$(DEPS_OK):
+$(DEPS_OK): Makefile
 	@mkdir -p build
 	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
