@@ -70,6 +70,10 @@ int cr_cli_export(int argc, char **argv) {
                 format);
         return 2;
     }
+    if (vocab && (!strcmp(vocab, in) || !strcmp(vocab, out))) {
+        fprintf(stderr, "crossrec export: --vocab must differ from --model and --out\n");
+        return 2;
+    }
     if ((vocab || weights) && !onnx) {
         fprintf(stderr, "crossrec export: --vocab and --weights go with --format onnx\n");
         return 2;

@@ -178,6 +178,12 @@ fi
 if [ $? = 2 ] && grep -q "tflite" "$OUT"; then ok "export --format tflite is refused"
 else not_ok "export --format tflite is refused"; fi
 
+cp "$MODEL" "$TMP/keep.safetensors"
+"$BIN" export --format onnx --model "$TMP/keep.safetensors" --out "$TMP/k.onnx" --vocab "$TMP/keep.safetensors" >"$OUT" 2>&1
+if [ $? = 2 ] && grep -q "vocab must differ" "$OUT" && cmp -s "$MODEL" "$TMP/keep.safetensors"; then
+    ok "export --vocab onto the model itself is refused"
+else not_ok "export --vocab onto the model itself is refused"; fi
+
 # ---- MovieLens: the example ranker on the real data, its whole test split ----------------
 ML="$TMP/ml.csv"
 expect_ok "movielens builds the impressions of data/movielens" \
