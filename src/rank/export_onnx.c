@@ -332,22 +332,9 @@ static const char *ox_feature(ox *b, const cr_ranker *m, const cr_schema *s, int
                                 ox_op(b, "Max", NULL, cnt, ox_f32(b, 1.0f), NULL), NULL);
         return ox_op(b, "Mul", NULL, sum, inv, NULL);
     }
-    case CR_FEAT_NUMERIC: {
-        /* dataset.c: empty -> default, log1p, then (x - mean) / std in double */
-        const char *nan = ox_op(b, "IsNaN", NULL, in[0], NULL);
-        const char *x = ox_op(b, "Where", NULL, nan, ox_f64(b, f->default_value), in[0], NULL);
-        if (cr_feature_takes_log(f))
-            x = ox_op(b, "Log", NULL, ox_op(b, "Add", NULL, x, ox_f64(b, 1.0), NULL), NULL);
-        if (f->transform == CR_TX_ZSCORE || f->transform == CR_TX_LOG1P_ZSCORE) {
-            x = ox_op(b, "Sub", NULL, x, ox_f64(b, f->mean), NULL);
-            x = ox_op(b, "Div", NULL, x, ox_f64(b, f->std > 0 ? f->std : 1.0), NULL);
-        }
-        x = ox_op(b, "Cast", NULL, x, NULL);
-        ox_attr_i(b, "to", OX_FLOAT);
-        return ox_op(b, "Unsqueeze", NULL, x, ox_axes(b, 1), NULL);
+    case CR_FEAT_NUMERIC: break; /* all at once in ox_dense */
     }
-    }
-    CR_ASSERT(!"a feature kind ox_covered lets through");
+    CR_ASSERT(!"ox_feature: an embedded feature (numeric ones go through ox_dense)");
     return "";
 }
 
@@ -370,28 +357,76 @@ static void ox_declare(ox *b, const cr_feature *f) {
     }
 }
 
+/* Concat of parts along axis 1 (Concat takes any number of inputs: the
+ * node is built by hand). */
+static const char *ox_concat(ox *b, const char *out, int n, const char *const *parts) {
+    const char *y = ox_op(b, "Concat", out, NULL);
+    char **ins = ox_alloc(b, (size_t)(n ? n : 1) * sizeof *ins);
+    if (b->st || !ins) return "";
+    for (int i = 0; i < n; i++) ins[i] = (char *)parts[i];
+    b->last->n_input = (size_t)n;
+    b->last->input = ins;
+    ox_attr_i(b, "axis", 1);
+    return y;
+}
+
+/* The dense block of x (B, n_dense), every numeric feature at once, each
+ * column as dataset.c computes it in double: empty (NaN) -> default, log1p
+ * where the transform takes it, then (x - mean) / std (mean 0 and std 1 for
+ * the columns without a z-score: the value itself), then float. */
+static const char *ox_dense(ox *b, const cr_schema *s) {
+    const int nd = s->n_dense;
+    const char **cols = ox_alloc(b, (size_t)nd * sizeof *cols);
+    double *def = ox_alloc(b, (size_t)nd * sizeof *def), *mean = ox_alloc(b, (size_t)nd * sizeof *mean);
+    double *sd = ox_alloc(b, (size_t)nd * sizeof *sd);
+    uint8_t *takes_log = ox_alloc(b, (size_t)nd);
+    if (!cols || !def || !mean || !sd || !takes_log) return "";
+    int any_log = 0, any_z = 0;
+    for (int i = 0; i < nd; i++) {
+        const cr_feature *f = &s->features[s->dense_feat[i]];
+        int z = f->transform == CR_TX_ZSCORE || f->transform == CR_TX_LOG1P_ZSCORE;
+        char in[2][80];
+        cr_onnx_input_names(f, in);
+        cols[i] = ox_op(b, "Unsqueeze", NULL, in[0], ox_axes(b, 1), NULL);
+        def[i] = f->default_value;
+        mean[i] = z ? f->mean : 0.0;
+        sd[i] = z && f->std > 0 ? f->std : 1.0;
+        takes_log[i] = (uint8_t)cr_feature_takes_log(f);
+        any_log |= takes_log[i];
+        any_z |= z;
+    }
+    int64_t dn[1] = {nd};
+    const size_t bytes = (size_t)nd * sizeof(double);
+    const char *x = ox_concat(b, NULL, nd, cols);
+    const char *nan = ox_op(b, "IsNaN", NULL, x, NULL);
+    x = ox_op(b, "Where", NULL, nan, ox_tensor(b, NULL, OX_DOUBLE, 1, dn, def, bytes, 1), x, NULL);
+    if (any_log) {
+        const char *l = ox_op(b, "Log", NULL, ox_op(b, "Add", NULL, x, ox_f64(b, 1.0), NULL), NULL);
+        const char *sel = ox_tensor(b, NULL, ONNX__TENSOR_PROTO__DATA_TYPE__BOOL, 1, dn, takes_log,
+                                    (size_t)nd, 1);
+        x = ox_op(b, "Where", NULL, sel, l, x, NULL);
+    }
+    if (any_z) {
+        x = ox_op(b, "Sub", NULL, x, ox_tensor(b, NULL, OX_DOUBLE, 1, dn, mean, bytes, 1), NULL);
+        x = ox_op(b, "Div", NULL, x, ox_tensor(b, NULL, OX_DOUBLE, 1, dn, sd, bytes, 1), NULL);
+    }
+    x = ox_op(b, "Cast", NULL, x, NULL);
+    ox_attr_i(b, "to", OX_FLOAT);
+    return x;
+}
+
 /* x = [cat embeddings | pooled bags | dense], in the model's slot order;
  * the inputs are declared in feature order. */
 static const char *ox_input(ox *b, const cr_ranker *m, const cr_schema *s, cr_error *e) {
     for (int i = 0; i < s->n_features; i++) ox_declare(b, &s->features[i]);
-    int n = s->n_cat + s->n_multi + s->n_dense;
+    int n = s->n_cat + s->n_multi + (s->n_dense > 0);
     const char **parts = ox_alloc(b, (size_t)(n ? n : 1) * sizeof *parts);
     if (!parts) return "";
     int k = 0;
     for (int i = 0; i < s->n_cat; i++) parts[k++] = ox_feature(b, m, s, s->cat_feat[i], e);
     for (int i = 0; i < s->n_multi; i++) parts[k++] = ox_feature(b, m, s, s->multi_feat[i], e);
-    for (int i = 0; i < s->n_dense; i++) parts[k++] = ox_feature(b, m, s, s->dense_feat[i], e);
-    if (b->st) return "";
-    /* Concat takes any number of inputs: build the node by hand */
-    const char *x = ox_op(b, "Concat", "/x", NULL);
-    if (b->st) return "";
-    char **ins = ox_alloc(b, (size_t)n * sizeof *ins);
-    if (!ins) return "";
-    for (int i = 0; i < n; i++) ins[i] = (char *)parts[i];
-    b->last->n_input = (size_t)n;
-    b->last->input = ins;
-    ox_attr_i(b, "axis", 1);
-    return x;
+    if (s->n_dense) parts[k++] = ox_dense(b, s);
+    return b->st ? "" : ox_concat(b, "/x", n, parts);
 }
 
 /* The experts (cr_experts_forward) as (E, B, H): layer 0 one stacked Gemm,
@@ -426,26 +461,45 @@ static const char *ox_experts(ox *b, const cr_ranker *m, const char *x) {
     return h;
 }
 
-/* mix_k = sum_s softmax(x Wg_k^T + bg_k)[s] expert[sel_k[s]] (cr_moe_mix_forward). */
-static const char *ox_mix(ox *b, const cr_ranker *m, const char *x, const char *ex, int k) {
-    const int S = m->S;
-    const char *g = ox_linear(b, m, x, m->gate_w[k], m->gate_b[k], 0);
-    g = ox_op(b, "Softmax", NULL, g, NULL);
-    ox_attr_i(b, "axis", 1);
-    if (m->gate_sel) {
-        int64_t sel[1024];
-        CR_ASSERT(S <= 1024);
-        for (int j = 0; j < S; j++) sel[j] = m->gate_sel[(size_t)k * S + j];
-        ex = ox_op(b, "Gather", NULL, ex, ox_i64s(b, S, sel), NULL); /* (S, B, H) */
+/* Every task's mixture at once, (B, K, H): mix_k = sum_s gate_k[s]
+ * expert[sel_k[s]] (cr_moe_mix_forward) with gate_k = softmax(x Wg_k^T +
+ * bg_k), the K gates stacked into one layer as cr_ranker_pack stacks them.
+ * PLE's selection becomes a one-hot (K, S, E) product, so each task weighs
+ * all E experts with 0 for those its gate does not mix. */
+static const char *ox_mix(ox *b, const cr_ranker *m, const char *x, const char *ex) {
+    const int K = m->K, S = m->S, E = m->experts.E, C = m->C_in;
+    float *w = ox_alloc(b, (size_t)K * S * C * sizeof *w);
+    float *bias = ox_alloc(b, (size_t)K * S * sizeof *bias);
+    if (!w || !bias) return "";
+    for (int k = 0; k < K; k++) {
+        memcpy(w + (size_t)k * S * C, cr_ptable_ptr(&m->params, m->params.data, m->gate_w[k]),
+               (size_t)S * C * sizeof *w);
+        memcpy(bias + (size_t)k * S, cr_ptable_ptr(&m->params, m->params.data, m->gate_b[k]),
+               (size_t)S * sizeof *bias);
     }
-    int64_t perm[2] = {1, 0};
-    const char *gt = ox_op(b, "Transpose", NULL, g, NULL);
-    ox_attr_ints(b, "perm", 2, perm);
-    gt = ox_op(b, "Unsqueeze", NULL, gt, ox_axes(b, 2), NULL); /* (S, B, 1) */
-    const char *mix = ox_op(b, "ReduceSum", NULL, ox_op(b, "Mul", NULL, ex, gt, NULL),
-                            ox_axes(b, 0), NULL);
-    ox_attr_i(b, "keepdims", 0);
-    return mix;
+    int64_t wd[2] = {(int64_t)K * S, C}, bd[1] = {(int64_t)K * S}, gshape[3] = {0, K, S};
+    const char *g = ox_op(b, "Gemm", NULL, x, ox_weight(b, "gates.weight", 2, wd, w, (size_t)K * S * C),
+                          ox_weight(b, "gates.bias", 1, bd, bias, (size_t)K * S), NULL);
+    ox_attr_i(b, "transB", 1);
+    g = ox_op(b, "Reshape", NULL, g, ox_i64s(b, 3, gshape), NULL);
+    g = ox_op(b, "Softmax", NULL, g, NULL);
+    ox_attr_i(b, "axis", 2);
+    if (m->gate_sel) {
+        float *P = ox_alloc(b, (size_t)K * S * E * sizeof *P);
+        if (!P) return "";
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < S; j++) P[((size_t)k * S + j) * E + m->gate_sel[(size_t)k * S + j]] = 1;
+        int64_t pd[3] = {K, S, E}, eshape[3] = {0, K, E};
+        const char *sel = ox_tensor(b, "gates.select", OX_FLOAT, 3, pd, P,
+                                    (size_t)K * S * E * sizeof *P, 0);
+        g = ox_op(b, "Unsqueeze", NULL, g, ox_axes(b, 2), NULL);       /* (B, K, 1, S) */
+        g = ox_op(b, "MatMul", NULL, g, sel, NULL);                     /* (B, K, 1, E) */
+        g = ox_op(b, "Reshape", NULL, g, ox_i64s(b, 3, eshape), NULL);  /* (B, K, E) */
+    }
+    int64_t perm[3] = {1, 0, 2};
+    const char *exb = ox_op(b, "Transpose", NULL, ex, NULL); /* (B, E, H) */
+    ox_attr_ints(b, "perm", 3, perm);
+    return ox_op(b, "MatMul", NULL, g, exb, NULL);
 }
 
 static cr_status ox_graph(ox *b, const cr_ranker *m, const cr_schema *s, cr_error *e) {
@@ -454,8 +508,15 @@ static cr_status ox_graph(ox *b, const cr_ranker *m, const cr_schema *s, cr_erro
     if (m->cfg.arch == CR_ARCH_SHARED_BOTTOM) trunk = ox_mlp(b, m, &m->bottom, x);
     else ex = ox_experts(b, m, x);
     const char *tower[CR_MODEL_MAX_HEADS];
-    for (int k = 0; k < m->K; k++)
-        tower[k] = ox_mlp(b, m, &m->towers[k], ex ? ox_mix(b, m, x, ex, k) : trunk);
+    const char *mix = ex ? ox_mix(b, m, x, ex) : NULL;
+    for (int k = 0; k < m->K; k++) {
+        const char *in = trunk;
+        if (mix) { /* task k's row of the mixtures: (B, H) */
+            in = ox_op(b, "Gather", NULL, mix, ox_i64(b, k), NULL);
+            ox_attr_i(b, "axis", 1);
+        }
+        tower[k] = ox_mlp(b, m, &m->towers[k], in);
+    }
     const char *B[1] = {"B"};
     int64_t dyn1[1] = {-1}, flat[1] = {-1};
     for (int h = 0; h < m->cfg.n_heads; h++) {
