@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static cr_ranker *make_ranker(cr_tiny_log *t, cr_arch arch, int extra_head) {
+/* A ranker on the tiny log's schema; with model (600 bytes) also saved
+ * there as <dir>/m.safetensors. */
+static cr_ranker *make_ranker(cr_tiny_log *t, cr_arch arch, int extra_head, char *model) {
     cr_model_cfg mc;
     cr_model_cfg_defaults(&mc, &t->s);
     mc.arch = arch;
@@ -30,6 +32,10 @@ static cr_ranker *make_ranker(cr_tiny_log *t, cr_arch arch, int extra_head) {
     cr_ranker *m = NULL;
     cr_error e = {0};
     if (cr_ranker_create(&m, &t->s, &mc, 3, &e)) fail_msg("create: %s", e.msg);
+    if (model) {
+        snprintf(model, 600, "%s/m.safetensors", t->dir);
+        if (cr_ranker_save(m, &t->s, model, NULL, &e)) fail_msg("save: %s", e.msg);
+    }
     return m;
 }
 
@@ -38,7 +44,7 @@ static void test_uncovered_is_named(void **state) {
     (void)state;
     cr_tiny_log t;
     assert_int_equal(cr_tiny_log_make(&t, 120), 0);
-    cr_ranker *m = make_ranker(&t, CR_ARCH_PLE, 0);
+    cr_ranker *m = make_ranker(&t, CR_ARCH_PLE, 0, NULL);
     char out[600], vocab[600];
     snprintf(out, sizeof out, "%s/m.onnx", t.dir);
     snprintf(vocab, sizeof vocab, "%s/m.vocab.json", t.dir);
@@ -92,13 +98,11 @@ static void test_served_heads_only(void **state) {
     (void)state;
     cr_tiny_log t;
     assert_int_equal(cr_tiny_log_make(&t, 120), 0);
-    cr_ranker *m = make_ranker(&t, CR_ARCH_MMOE, 1);
     char model[600], out[600], st[600];
-    snprintf(model, sizeof model, "%s/m.safetensors", t.dir);
+    cr_ranker *m = make_ranker(&t, CR_ARCH_MMOE, 1, model);
     snprintf(out, sizeof out, "%s/m.onnx", t.dir);
     snprintf(st, sizeof st, "%s/served.safetensors", t.dir);
     cr_error e = {0};
-    assert_int_equal(cr_ranker_save(m, &t.s, model, NULL, &e), CR_OK);
     int dropped = -1, dropped_st = -1;
     assert_int_equal(cr_ranker_export_onnx(model, out, NULL, CR_PRECISION_FP32, &dropped, &e), CR_OK);
     assert_int_equal(cr_ranker_export(model, st, &dropped_st, &e), CR_OK);
@@ -123,12 +127,10 @@ static void test_encode_is_the_dataset_encoding(void **state) {
     (void)state;
     cr_tiny_log t;
     assert_int_equal(cr_tiny_log_make(&t, 150), 0);
-    cr_ranker *m = make_ranker(&t, CR_ARCH_SHARED_BOTTOM, 0);
     char model[600], enc[600];
-    snprintf(model, sizeof model, "%s/m.safetensors", t.dir);
+    cr_ranker *m = make_ranker(&t, CR_ARCH_SHARED_BOTTOM, 0, model);
     snprintf(enc, sizeof enc, "%s/in.safetensors", t.dir);
     cr_error e = {0};
-    assert_int_equal(cr_ranker_save(m, &t.s, model, NULL, &e), CR_OK);
     int64_t rows = 0;
     assert_int_equal(cr_onnx_encode(model, t.csv, enc, &rows, &e), CR_OK);
     cr_dataset ds;
