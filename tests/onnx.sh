@@ -184,6 +184,17 @@ if [ $? = 2 ] && grep -q "vocab must differ" "$OUT" && cmp -s "$MODEL" "$TMP/kee
     ok "export --vocab onto the model itself is refused"
 else not_ok "export --vocab onto the model itself is refused"; fi
 
+cut -d, -f1-5 "$IMP" >"$TMP/cols.csv"
+expect_fail "encode: a file without the model's columns names the column and the file" \
+    "user_id" "cols.csv" -- "$BIN" encode --model "$MODEL" --data "$TMP/cols.csv" --out "$TMP/x.safetensors"
+if [ -e "$TMP/x.safetensors" ]; then not_ok "a failed encode leaves no file"; else ok "a failed encode leaves no file"; fi
+run "$BIN" encode --help
+if [ "$rc" = 0 ] && has "usage: crossrec encode" "--model" "--data" "--out"; then ok "encode --help"
+else not_ok "encode --help (exit $rc)"; fi
+run "$BIN" export --help
+if [ "$rc" = 0 ] && has "--format F" "[safetensors]" "--weights P" "[fp32]"; then ok "export --help shows --format and --weights with defaults"
+else not_ok "export --help shows --format and --weights with defaults (exit $rc)"; fi
+
 # ---- MovieLens: the example ranker on the real data, its whole test split ----------------
 ML="$TMP/ml.csv"
 expect_ok "movielens builds the impressions of data/movielens" \
