@@ -2,11 +2,13 @@
 #
 # Targets:
 #   all      build/crossrec, build/libcrossrec.a, build/libcrossrec.so (default)
-#   test     build and run every test in tests/ (cmocka); needs no Python
+#   test     build and run every test: tests/ (cmocka, shell) and python/tests (pytest)
 #   demo     run the bundled MovieLens job end to end
 #   bench    side-by-side benchmarks against the PyTorch twins: kernels and the ranker
 #   bench-serve, bench-lm, bench-ilm   the serving, language-model and ILM benchmarks
-#   install  copy the binary, libraries and header under PREFIX (/usr/local)
+#   install  the command, libraries, header, crossrec.pc, man pages and docs under
+#            $(DESTDIR)$(PREFIX) (PREFIX /usr/local)
+#   python   pip-install the Python package (python/) over this build's library
 #   clean    remove build/
 #   deps     check (and as root, install) the Debian packages the build needs
 #   ort      onnxruntime-node from the npm registry into build/node (for make test)
@@ -54,6 +56,7 @@ endif
 WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter -Wvla
 CFLAGS  := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(ARCH) $(WARN) -fPIC \
+           -fvisibility=hidden \
            -ffp-contract=off \
            -Iinclude -I/usr/include/cjson $(EXTRA_CFLAGS)
 LDLIBS  := -lyaml -lcjson -lmicrohttpd -lprotobuf-c -lm -lpthread
@@ -66,9 +69,11 @@ VECTFLAG := $(shell $(CC) -fvect-cost-model=dynamic -E -x c /dev/null >/dev/null
               && echo -fvect-cost-model=dynamic)
 CFLAGS  += -O2 -g -fno-math-errno $(VECTFLAG)
 endif
+SANFLAGS :=
 ifeq ($(SAN),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS += -fsanitize=address,undefined
+SANFLAGS := -fsanitize=address,undefined
+CFLAGS  += $(SANFLAGS) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += $(SANFLAGS)
 endif
 ifeq ($(OMP),1)
 CFLAGS  += -fopenmp
@@ -101,7 +106,7 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test demo bench bench-serve bench-lm bench-ilm install clean deps ort check-layers
+.PHONY: all test demo bench bench-serve bench-lm bench-ilm install clean deps ort check-layers python
 .SECONDARY:
 all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 
@@ -109,7 +114,10 @@ all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 # Checked once (stamp file); installed automatically when run as root.
 PKGS := libopenblas-openmp-dev libblis-openmp-dev libyaml-dev libcjson-dev \
         libmicrohttpd-dev libcmocka-dev pkg-config \
-        libprotobuf-c-dev protobuf-c-compiler python3-onnx python3-numpy
+        python3 python3-numpy python3-pandas python3-cffi python3-pytest python3-dask \
+        python3-distributed python3-tqdm python3-matplotlib python3-nbconvert python3-ipykernel \
+        python3-pip python3-setuptools python3-venv \
+        libprotobuf-c-dev protobuf-c-compiler python3-onnx
 deps: $(DEPS_OK)
 $(DEPS_OK): Makefile
 	@mkdir -p build
@@ -140,7 +148,7 @@ $(BUILD)/gen/onnx.proto: | $(DEPS_OK)
 $(BUILD)/gen/onnx.pb-c.c: $(BUILD)/gen/onnx.proto
 	protoc-c --proto_path=$(dir $<) --c_out=$(dir $<) $<
 $(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c ;
-$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c Makefile
 	$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/src/rank/export_onnx.o: $(BUILD)/gen/onnx.pb-c.h
 $(BUILD)/src/rank/export_onnx.o: CFLAGS += -I$(BUILD)/gen
@@ -172,8 +180,15 @@ $(BUILD)/libcrossrec.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The shared library exports only what crossrec.h declares with CR_API
+# (objects are built with -fvisibility=hidden); its SONAME carries the major
+# version, and libcrossrec.so links to it for -lcrossrec.
+VERSION := $(shell sed -n 's/^\#define CR_VERSION "\(.*\)"/\1/p' include/crossrec.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 $(BUILD)/libcrossrec.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libcrossrec.so.$(SOMAJOR) -o $@.$(VERSION) $^ $(LDLIBS)
+	ln -sf libcrossrec.so.$(VERSION) $(BUILD)/libcrossrec.so.$(SOMAJOR)
+	ln -sf libcrossrec.so.$(VERSION) $@
 
 $(BUILD)/crossrec: $(CLI_OBJ) $(BUILD)/libcrossrec.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libcrossrec.a $(LDLIBS)
@@ -186,27 +201,25 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcrossrec.a
 
 # ---- test ---------------------------------------------------------------------------
 # Every test binary runs from the repository root (fixtures are relative).
-test: $(TEST_BIN) $(BUILD)/crossrec check-layers $(ORT_OK)
+# Shell tests: the CLI (cli.sh), the exported symbols (symbols.sh), ...
+TEST_SH  := $(wildcard tests/*.sh)
+test: $(TEST_BIN) $(BUILD)/crossrec $(BUILD)/libcrossrec.so check-layers $(ORT_OK)
 	@fail=0; pass=0; \
 	for t in $(TEST_BIN); do \
 	  if CR_BUILD=$(BUILD) $$t > $$t.log 2>&1; then pass=$$((pass+1)); \
 	  else fail=$$((fail+1)); echo "FAILED: $$t (log: $$t.log)"; tail -n 30 $$t.log; fi; \
 	done; \
-	for s in tests/cli.sh tests/onnx.sh; do \
-	  log=$(BUILD)/tests/$$(basename $$s .sh).log; \
-	  if CR_BUILD=$(BUILD) $$s > $$log 2>&1; then pass=$$((pass+1)); \
-	  else fail=$$((fail+1)); echo "FAILED: $$s"; tail -n 30 $$log; fi; \
+	for t in $(TEST_SH); do \
+	  log=$(BUILD)/tests/$$(basename $$t .sh).log; \
+	  if CR_BUILD=$(BUILD) $$t > $$log 2>&1; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: $$t (log: $$log)"; tail -n 30 $$log; fi; \
 	done; \
 	echo "$$pass passed, $$fail failed"; [ $$fail = 0 ]
 
-# A layer may include only layers below it (see LAYERS).
+# A layer may include only layers below it (see LAYERS), in any spelling;
+# cli/ and bench/ reach internals only through scripts/layers_allow.txt.
 check-layers:
-	@bad=0; i=0; for l in $(LAYERS); do \
-	  j=0; for u in $(LAYERS); do \
-	    if [ $$j -gt $$i ] && grep -l "\.\./$$u/" src/$$l/*.[ch] 2>/dev/null | grep -q .; then \
-	      echo "layering: src/$$l includes src/$$u"; bad=1; fi; j=$$((j+1)); \
-	  done; i=$$((i+1)); \
-	done; [ $$bad = 0 ]
+	@scripts/check_layers.sh
 
 # ---- demo and bench -------------------------------------------------------------
 demo: $(BUILD)/crossrec
@@ -224,13 +237,22 @@ bench-lm: $(BUILD)/crossrec $(BENCH_BIN)
 bench-ilm: $(BUILD)/crossrec $(BENCH_BIN)
 	./scripts/bench_ilm.sh $(BUILD)
 
+# ---- Python ----------------------------------------------------------------------
+# The crossrec package over this build's library (Debian's python3; no network).
+# Debian marks its python3 externally managed: outside a virtual environment
+# pip needs --break-system-packages to install beside Debian's packages.
+PYTHON ?= /usr/bin/python3
+PIP_SYSTEM = $(shell $(PYTHON) -c 'import os, sys, sysconfig; \
+  print("--break-system-packages" if sys.prefix == sys.base_prefix and \
+  os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else "")')
+python: $(BUILD)/libcrossrec.so
+	CROSSREC_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pip install --no-build-isolation --no-deps \
+	  $(PIP_SYSTEM) ./python
+
 # ---- install / clean ------------------------------------------------------------
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
-	install -m 755 $(BUILD)/crossrec $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(BUILD)/libcrossrec.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libcrossrec.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 include/crossrec.h $(DESTDIR)$(PREFIX)/include/
+	LIBS_PRIVATE="$(LDFLAGS) $(LDLIBS)" SANFLAGS="$(SANFLAGS)" \
+	  scripts/install.sh $(BUILD) $(PREFIX) $(DESTDIR)
 
 clean:
 	rm -rf build

@@ -4,10 +4,8 @@
  */
 #include "cli.h"
 
-#include "../src/rank/checkpoint.h"
-#include "../src/rank/evaluate.h"
+#include "../src/core/core.h" /* cr_write_file_atomic */
 
-#include <cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,49 +54,24 @@ int cr_cli_eval(int argc, char **argv) {
         fprintf(stderr, "crossrec eval: --model and --config are required (see --help)\n");
         return 2;
     }
-    int sp = !strcmp(split, "test") ? CR_SPLIT_TEST : !strcmp(split, "valid") ? CR_SPLIT_VALID
-             : !strcmp(split, "train") ? CR_SPLIT_TRAIN : -1;
-    if (sp < 0) {
+    if (strcmp(split, "test") && strcmp(split, "valid") && strcmp(split, "train")) {
         fprintf(stderr, "crossrec eval: --split expects test, valid or train, got '%s'\n", split);
         return 2;
     }
-    cr_set_threads((int)threads);
+    cr_ctx_params cp;
+    cr_ctx_params_init(&cp);
+    cp.threads = (int)threads;
     cr_error e = {0};
-    cr_rank_config cfg;
-    cr_schema ms;
-    cr_ranker *m = NULL;
-    cr_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    int rc = 1;
-    if (cr_rank_config_load(&cfg, config, &e)) return cr_cli_fail("eval", &e);
-    if (data) snprintf(cfg.data.path, sizeof cfg.data.path, "%s", data);
-    if (cr_ranker_load(&m, &ms, model, &e)) goto done_cfg;
-    if (cr_ranker_pack(m, &e)) goto done;
-    if (cr_schema_check_same(&ms, &cfg.schema, model, &e)) goto done;
-    if (cr_dataset_load(&ds, &ms, &cfg.data, 0, &e)) goto done;
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "model", model);
-    cJSON_AddStringToObject(root, "data", cfg.data.path);
-    cJSON_AddStringToObject(root, "split", split);
-    cJSON *ev = cJSON_AddObjectToObject(root, "eval");
-    if (cr_rank_evaluate(m, &ms, &ds, sp, &cfg.eval, ev, NULL, &e)) {
-        cJSON_Delete(root);
-        goto done;
+    cr_ctx *ctx = NULL;
+    char *txt = NULL;
+    if (cr_ctx_new(&ctx, &cp, &e) || cr_evaluate(ctx, model, config, data, split, &txt, &e) ||
+        (out && cr_write_file_atomic(out, txt, strlen(txt), &e))) {
+        cr_free(txt);
+        cr_ctx_free(ctx);
+        return cr_cli_fail("eval", &e);
     }
-    char *txt = cJSON_Print(root);
-    cJSON_Delete(root);
     cr_cli_print_metrics(stdout, txt);
-    if (out && cr_write_file_atomic(out, txt, strlen(txt), &e)) {
-        free(txt);
-        goto done;
-    }
-    free(txt);
-    rc = 0;
-done:
-    cr_dataset_free(&ds);
-    cr_ranker_free(m);
-    cr_schema_free(&ms);
-done_cfg:
-    cr_rank_config_free(&cfg);
-    return rc ? cr_cli_fail("eval", &e) : 0;
+    cr_free(txt);
+    cr_ctx_free(ctx);
+    return 0;
 }

@@ -50,30 +50,6 @@ static void usage(FILE *f) {
             "  --help               this text\n");
 }
 
-/* Either tokenizer behind one pair of calls. */
-typedef struct tok {
-    cr_bpe *bpe;
-    cr_sp *sp;
-} tok;
-
-static cr_status tok_load(tok *t, const char *path, cr_error *e) {
-    struct stat s;
-    if (stat(path, &s) == 0 && S_ISDIR(s.st_mode)) return cr_bpe_load(&t->bpe, path, e);
-    return cr_sp_load(&t->sp, path, 0, e);
-}
-
-static cr_status tok_encode(const tok *t, const char *text, int32_t **ids, size_t *n,
-                            cr_error *e) {
-    if (t->bpe) return cr_bpe_encode(t->bpe, text, strlen(text), ids, n, e);
-    return cr_sp_encode(t->sp, text, strlen(text), 0, ids, n, e);
-}
-
-static cr_status tok_decode(const tok *t, const int32_t *ids, size_t n, char **text, size_t *len,
-                            cr_error *e) {
-    if (t->bpe) return cr_bpe_decode(t->bpe, ids, n, text, len, e);
-    return cr_sp_decode(t->sp, ids, n, text, len, e);
-}
-
 /* "1 2 3" into ids (appended to *n); every entry a whole integer in range. */
 static int parse_ids(const char *s, int32_t *out, int cap, int *n, int V) {
     char *end;
@@ -140,85 +116,64 @@ static int generate(int argc, char **argv) {
         return 2;
     }
     cr_error e = {0};
-    cr_decoder d;
-    cr_status st = heads ? cr_dec_load_gpt2_hf(&d, model, (int)heads, &e)
-                         : cr_dec_open(&d, model, 0, &e);
-    if (st) return cr_cli_fail(cmd, &e);
-    int V = d.cfg.vocab, rc = 1;
-    tok tk = {0};
-    int32_t *prompt_buf = NULL, *out = NULL, *enc = NULL;
+    cr_lm_load_opts lo;
+    cr_lm_load_opts_init(&lo);
+    lo.tokenizer = tokp;
+    lo.gpt2_heads = (int)heads;
+    lo.bf16 = bf16;
+    cr_lm *lm = NULL;
+    if (cr_lm_load(&lm, model, &lo, &e)) return cr_cli_fail(cmd, &e);
+    int V = cr_lm_vocab_size(lm), ctxlen = cr_lm_context_length(lm), rc = 1;
+    cr_gen_opts go;
+    cr_gen_opts_init(&go);
+    go.n_tokens = (int)steps;
+    go.temperature = greedy ? 0.0f : (float)temp;
+    go.top_k = (int)top_k;
+    go.top_p = (float)top_p;
+    go.seed = (uint64_t)seed;
+    go.bos = (int32_t)bos;
+    int32_t *ids = NULL, *out = NULL, *enc = NULL;
+    char *text = NULL;
     int n_prompt = 0;
-    cr_dec_ws ws = {0};
-    if (tokp && tok_load(&tk, tokp, &e)) goto fail;
-    /* models trained by `lm train` start every sequence with the BPE's
-     * <|endoftext|>; GPT-2's is its last id, so the two defaults agree */
-    if (bos < 0 && tk.bpe && cr_lm_bos(tk.bpe) >= 0) bos = cr_lm_bos(tk.bpe);
-    if (bos < 0) bos = d.cfg.arch == CR_DEC_GPT2 ? V - 1 : 1;
-    if (bos >= V) {
-        fprintf(stderr, "crossrec %s: the BOS id %lld is outside the model's vocabulary of %d\n",
-                cmd, bos, V);
-        rc = 2;
+    if (tokp && !want_ids && !prompt_ids) {
+        /* text in, text out: the library prepends BOS and decodes */
+        if (cr_lm_generate(NULL, lm, prompt ? prompt : "", &go, &text, &e)) goto fail;
+        if (prompt) fputs(prompt, stdout); /* the continuation reads on from the prompt */
+        fputs(text, stdout);
+        printf("\n");
+        rc = 0;
         goto done;
     }
-    prompt_buf = calloc((size_t)d.cfg.max_seq + 1, sizeof *prompt_buf);
+    ids = calloc((size_t)ctxlen + 1, sizeof *ids);
     out = calloc((size_t)steps, sizeof *out);
-    if (!prompt_buf || !out) {
+    if (!ids || !out) {
         cr_err(&e, CR_ERR_NOMEM, "out of memory");
         goto fail;
     }
     if (prompt_ids) {
-        if (parse_ids(prompt_ids, prompt_buf, d.cfg.max_seq, &n_prompt, V) || !n_prompt) {
+        if (parse_ids(prompt_ids, ids, ctxlen, &n_prompt, V) || !n_prompt) {
             fprintf(stderr, "crossrec %s: --prompt-ids expects 1 to %d ids in [0, %d), got '%s'\n",
-                    cmd, d.cfg.max_seq, V, prompt_ids);
+                    cmd, ctxlen, V, prompt_ids);
             rc = 2;
             goto done;
         }
     } else {
-        prompt_buf[n_prompt++] = (int32_t)bos;
-        if (prompt) {
-            size_t n = 0;
-            if (tok_encode(&tk, prompt, &enc, &n, &e)) goto fail;
-            if (n > (size_t)d.cfg.max_seq - 1) {
-                fprintf(stderr, "crossrec %s: the prompt is %zu tokens (%zu with BOS), longer "
-                        "than the model's context of %d tokens (max_seq); shorten it\n",
-                        cmd, n, n + 1, d.cfg.max_seq);
-                rc = 2;
-                goto done;
-            }
-            for (size_t i = 0; i < n; i++) {
-                if (enc[i] >= V) {
-                    cr_err(&e, CR_ERR_MISMATCH, "the tokenizer gave id %d, the model has %d",
-                           (int)enc[i], V);
-                    goto fail;
-                }
-                prompt_buf[n_prompt++] = enc[i];
-            }
+        /* ids out: BOS (ours, or the model's own) then the prompt's ids */
+        size_t n = 0;
+        if (prompt && cr_lm_tokenize(lm, prompt, &enc, &n, &e)) goto fail;
+        if (n + 1 > (size_t)ctxlen) {
+            cr_err(&e, CR_ERR_LIMIT, "the prompt is %zu tokens (%zu with BOS), longer than the "
+                   "model's context of %d tokens (max_seq); shorten it", n, n + 1, ctxlen);
+            goto fail;
         }
+        ids[n_prompt++] = go.bos >= 0 ? go.bos : cr_lm_bos_id(lm);
+        for (size_t i = 0; i < n; i++) ids[n_prompt++] = enc[i];
     }
-    long long need = n_prompt + steps - 1;
-    if (need > d.cfg.max_seq) {
-        fprintf(stderr, "crossrec %s: %d prompt ids + %lld new ones exceed the model's context "
-                "of %d tokens (max_seq); use -n %lld or less, or a shorter prompt\n",
-                cmd, n_prompt, steps, d.cfg.max_seq, (long long)d.cfg.max_seq - n_prompt + 1);
-        rc = 2;
-        goto done;
-    }
-    if (bf16 && cr_dec_bf16_make(&d, &e)) goto fail;
-    if (cr_dec_ws_create(&ws, &d, 1, (int)need, CR_DEC_WS_KV_CACHE, &e)) goto fail;
-    cr_dec_sampler smp = {.temperature = greedy ? 0.0f : (float)temp, .top_k = (int)top_k,
-                          .top_p = (float)top_p};
-    cr_rng r;
-    cr_rng_seed(&r, (uint64_t)seed);
-    if (cr_dec_generate(&d, &ws, prompt_buf, n_prompt, (int)steps, &smp, &r, out, &e))
-        goto fail;
+    if (cr_lm_generate_ids(NULL, lm, ids, n_prompt, &go, out, &e)) goto fail;
     if (tokp && !want_ids) {
-        char *text = NULL;
-        size_t len = 0;
-        if (tok_decode(&tk, out, (size_t)steps, &text, &len, &e)) goto fail;
-        if (prompt) fputs(prompt, stdout); /* the continuation reads on from the prompt */
-        fwrite(text, 1, len, stdout);
+        if (cr_lm_detokenize(lm, out, (size_t)steps, &text, &e)) goto fail;
+        fputs(text, stdout);
         printf("\n");
-        cr_free(text);
     } else {
         for (long long i = 0; i < steps; i++) printf(i ? " %d" : "%d", (int)out[i]);
         printf("\n");
@@ -228,13 +183,11 @@ static int generate(int argc, char **argv) {
 fail:
     rc = cr_cli_fail(cmd, &e);
 done:
-    cr_dec_ws_free(&ws);
-    if (tk.bpe) cr_bpe_free(tk.bpe);
-    if (tk.sp) cr_sp_free(tk.sp);
+    cr_free(text);
     cr_free(enc);
-    free(prompt_buf);
+    free(ids);
     free(out);
-    cr_dec_free(&d);
+    cr_lm_free(lm);
     return rc;
 }
 

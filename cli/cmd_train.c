@@ -4,8 +4,6 @@
  */
 #include "cli.h"
 
-#include "../src/rank/fit.h"
-
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,20 +66,26 @@ int cr_cli_train(int argc, char **argv) {
         fprintf(stderr, "crossrec train: --config and --out are required (see --help)\n");
         return 2;
     }
+    cr_ctx_params cp;
+    cr_ctx_params_init(&cp);
+    cp.threads = (int)(threads > 0 ? threads : 0);
+    cp.quiet = quiet;
+    cr_train_opts to;
+    cr_train_opts_init(&to);
+    to.resume = resume;
+    to.seed = seed;
+    to.epochs = epochs > 0 ? (int)epochs : 0;
+    to.max_steps = max_steps;
     cr_error e = {0};
-    cr_rank_config cfg;
-    if (cr_rank_config_load(&cfg, config, &e)) return cr_cli_fail("train", &e);
-    if (threads >= 0) cfg.train.threads = (int)threads;
-    if (seed >= 0) cfg.train.seed = (uint64_t)seed;
-    if (epochs > 0) cfg.train.epochs = (int)epochs;
-    if (max_steps >= 0) cfg.train.max_steps = max_steps;
-    cr_fit_opts fo = {out, resume, quiet ? NULL : stderr, stop_after};
-    char *metrics = NULL;
-    cr_status s = cr_rank_fit(&cfg, &fo, &metrics, &e);
-    cr_rank_config_free(&cfg);
+    cr_ctx *ctx = NULL;
+    cr_run *run = NULL;
+    if (cr_ctx_new(&ctx, &cp, &e)) return cr_cli_fail("train", &e);
+    to.stop_after_steps = stop_after;
+    cr_status s = cr_train(ctx, config, out, &to, &run, &e);
+    cr_ctx_free(ctx);
     if (s) return cr_cli_fail("train", &e);
-    cr_cli_print_metrics(stdout, metrics);
-    printf("\nwrote %s/model.safetensors and %s/metrics.json\n", out, out);
-    free(metrics);
+    cr_cli_print_metrics(stdout, cr_run_metrics_json(run));
+    printf("\nwrote %s and %s/metrics.json\n", cr_run_model_path(run), out);
+    cr_run_free(run);
     return 0;
 }

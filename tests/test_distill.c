@@ -531,10 +531,19 @@ static void test_train_and_export(void **state) {
     assert_int_equal(fclose(fp), 0);
     char out[512];
     snprintf(out, sizeof out, "%s/labelled.csv", fx->dir);
-    cr_label_opts o = {.teacher = teacher, .map = map, .data = data, .out = out, .batch = 64};
+    /* through the public entry point */
+    cr_label_args la = {.teacher = teacher, .map = map, .data = data, .out = out, .batch = 64};
     cr_error e = {0};
-    if (cr_distill_label(&o, NULL, &e)) fprintf(stderr, "%s\n", e.msg);
+    char *cov = NULL;
+    if (cr_label(NULL, &la, &cov, &e)) fprintf(stderr, "%s\n", e.msg);
     assert_int_equal(e.status, CR_OK);
+    assert_non_null(cov);
+    assert_non_null(strstr(cov, "\"features\""));
+    cr_free(cov);
+    la.batch = -1;
+    assert_int_equal(cr_label(NULL, &la, NULL, &e), CR_ERR_ARG);
+    assert_non_null(strstr(e.msg, "batch"));
+    cr_err_clear(&e);
 
     /* the student: trained with every technique at once */
     snprintf(text, sizeof text, "%s%s", student_head, student_distill);
@@ -550,7 +559,9 @@ static void test_train_and_export(void **state) {
     snprintf(model, sizeof model, "%s/model.safetensors", outdir);
     snprintf(exported, sizeof exported, "%s/served.safetensors", fx->dir);
     int dropped = -1;
-    assert_int_equal(cr_ranker_export(model, exported, &dropped, &e), CR_OK);
+    assert_int_equal(cr_export(model, exported, "nope", &dropped, &e), CR_ERR_ARG);
+    assert_non_null(strstr(e.msg, "nope"));
+    assert_int_equal(cr_export(model, exported, NULL, &dropped, &e), CR_OK);
     assert_int_equal(dropped, 4);
 
     /* the control: the same config without distill:, built and saved */

@@ -176,6 +176,12 @@ static void check_results(const cJSON *r) {
     }
 }
 
+/* A context's log sink writing into a stream. */
+static void log_line(void *user, cr_log_level lv, const char *line) {
+    (void)lv;
+    fprintf(user, "%s\n", line);
+}
+
 static void test_study(void **st) {
     char dir[256], cfg[320], out[320], p[400];
     cr_test_tmpdir(dir, sizeof dir);
@@ -212,20 +218,27 @@ static void test_study(void **st) {
     cr_free(html);
     /* the text table has a row per variant */
     char *tab = NULL;
-    size_t tl = 0;
-    FILE *tf = open_memstream(&tab, &tl);
-    assert_int_equal(cr_experiment_print_table(tf, res, &e), CR_OK);
-    fclose(tf);
+    assert_int_equal(cr_experiment_table(res, &tab, &e), CR_OK);
     assert_non_null(strstr(tab, "aux_head_tempered"));
     assert_non_null(strstr(tab, "none (control)"));
-    free(tab);
+    cr_free(tab);
+    assert_int_equal(cr_experiment_table("{", &tab, &e), CR_ERR_PARSE);
+    assert_null(tab);
 
-    /* again: every run is reused, and the numbers are the same */
+    /* again, through the public entry point: every run is reused, and the
+     * numbers are the same */
     log = NULL;
     lf = open_memstream(&log, &loglen);
-    o.progress = lf;
+    cr_ctx_params cp;
+    cr_ctx_params_init(&cp);
+    cp.threads = 1;
+    cp.log = log_line;
+    cp.log_user = lf;
+    cr_ctx *ctx = NULL;
+    assert_int_equal(cr_ctx_new(&ctx, &cp, &e), CR_OK);
     char *res2 = NULL;
-    s = cr_experiment_run(&o, &res2, &e);
+    s = cr_experiment(ctx, cfg, out, 0, &res2, &e);
+    cr_ctx_free(ctx);
     fclose(lf);
     if (s) fprintf(stderr, "%s\n", e.msg);
     assert_int_equal(s, CR_OK);

@@ -108,6 +108,16 @@ static void test_served_heads_only(void **state) {
     assert_int_equal(cr_ranker_export(model, st, &dropped_st, &e), CR_OK);
     assert_int_equal(dropped, 1);
     assert_int_equal(dropped_st, 1);
+    /* the public call reaches the same export */
+    char pub[600];
+    snprintf(pub, sizeof pub, "%s/pub.onnx", t.dir);
+    int dropped_pub = -1;
+    assert_int_equal(cr_export(model, pub, "onnx-bf16", &dropped_pub, &e), CR_OK);
+    assert_int_equal(dropped_pub, 1);
+    snprintf(pub, sizeof pub, "%s/pub.vocab.json", t.dir);
+    assert_true(cr_file_exists(pub));
+    assert_int_equal(cr_export(model, pub, "tflite", NULL, &e), CR_ERR_ARG);
+    assert_non_null(strstr(e.msg, "onnx-bf16"));
     char vpath[600];
     snprintf(vpath, sizeof vpath, "%s/m.vocab.json", t.dir);
     char *v = NULL;

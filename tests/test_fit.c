@@ -21,7 +21,7 @@ static void test_fit_end_to_end(void **state) {
     char *buf = NULL, *metrics = NULL;
     size_t len = 0;
     FILE *lf = open_memstream(&buf, &len);
-    cr_fit_opts fo = {out, 0, lf, 0};
+    cr_fit_opts fo = {.out_dir = out, .log = lf};
     cr_error e = {0};
     cr_status s = cr_rank_fit(&c, &fo, &metrics, &e);
     fclose(lf);

@@ -244,6 +244,54 @@ static void test_study_and_chat(void **state) {
     cr_p2_bundle_free(&b);
     free(buf);
     cr_chat_free(ch);
+
+    /* the public entry points over the same directory */
+    cr_ilm *im = NULL;
+    assert_int_not_equal(cr_ilm_open(&im, "no/such/dir", &e), CR_OK);
+    assert_non_null(strstr(e.msg, "no/such/dir"));
+    assert_null(im);
+    assert_int_equal(cr_ilm_open(&im, p, &e), CR_OK);
+    assert_true(cr_ilm_n_items(im) > 3);
+    int64_t toy = cr_ilm_find(im, "Toy Stroy"), mat = cr_ilm_find(im, "the matrix");
+    assert_true(toy >= 0 && mat >= 0 && toy != mat);
+    assert_int_equal(cr_ilm_find(im, "qqqq"), -1);
+    int64_t found = -1;
+    for (int64_t i = 0; i < cr_ilm_n_items(im); i++)
+        if (cr_ilm_item_id(im, i) == toy) found = i;
+    assert_true(found >= 0);
+    assert_string_equal(cr_ilm_item_title(im, found), "Toy Story (1995)");
+    assert_null(cr_ilm_item_title(im, -1));
+    int64_t liked[2] = {toy, mat}, rec[3];
+    double rs[3];
+    int nr = 0;
+    assert_int_equal(cr_ilm_recommend(NULL, im, liked, 2, 3, rec, rs, &nr, &e), CR_OK);
+    assert_int_equal(nr, 3);
+    for (int i = 0; i < nr; i++) {
+        assert_true(rec[i] != toy && rec[i] != mat);
+        if (i) assert_true(rs[i] <= rs[i - 1]);
+    }
+    /* a chat turn suggests the same items, in the same order */
+    char *reply = NULL;
+    assert_int_equal(cr_ilm_chat(NULL, im, "I liked toy story and the matrix. What should I watch?",
+                                 &reply, &e), CR_OK);
+    const char *at_title = reply;
+    for (int i = 0; i < nr; i++) {
+        const char *title = NULL;
+        for (int64_t j = 0; j < cr_ilm_n_items(im); j++)
+            if (cr_ilm_item_id(im, j) == rec[i]) title = cr_ilm_item_title(im, j);
+        assert_non_null(title);
+        const char *hit = strstr(at_title, title);
+        if (!hit) fprintf(stderr, "'%s' not after position %d of: %s\n", title, (int)(at_title - reply), reply);
+        assert_non_null(hit);
+        at_title = hit + strlen(title);
+    }
+    cr_free(reply);
+    liked[1] = 999999999;
+    assert_int_equal(cr_ilm_recommend(NULL, im, liked, 2, 3, rec, rs, &nr, &e), CR_ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, "999999999"));
+    assert_int_equal(cr_ilm_recommend(NULL, im, liked, 1, 0, rec, rs, &nr, &e), CR_ERR_ARG);
+    assert_int_equal(cr_ilm_chat(NULL, im, NULL, &reply, &e), CR_ERR_ARG);
+    cr_ilm_close(im);
     cr_test_rmdir(dir);
 }
 

@@ -10,6 +10,7 @@
 #include "../src/rank/checkpoint.h"
 #include "../src/rank/evaluate.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,66 @@ static void test_score_matches_training_path(void **state) {
             want[i * NO + o] = ref[(size_t)cr_rank_task_head(r, o) * (size_t)n + (size_t)i];
     assert_true(cr_test_close("cr_model_score", got, want, (size_t)(n * NO), 1e-6, 1e-5));
     free(want);
+
+    /* the same rows as typed columns: numbers as doubles (missing as NaN),
+     * integral ids as int64, the rest as text; every score the same bits */
+    cr_column *cols = calloc((size_t)NI, sizeof *cols);
+    void **bufs = calloc((size_t)NI, sizeof *bufs);
+    int n_num = 0, n_id = 0;
+    for (int j = 0; j < NI; j++) {
+        int ints = 1;
+        for (int64_t i = 0; i < n && ints; i++) {
+            char *end;
+            const char *v = vals[i * NI + j];
+            (void)strtoll(v, &end, 10);
+            ints = *v && !*end;
+        }
+        if (cr_model_input_is_number(m, j)) {
+            double *x = malloc((size_t)n * sizeof *x);
+            for (int64_t i = 0; i < n; i++)
+                x[i] = *vals[i * NI + j] ? strtod(vals[i * NI + j], NULL) : NAN;
+            cols[j] = (cr_column){CR_COL_F64, x, 0};
+            bufs[j] = x;
+            n_num++;
+        } else if (ints) {
+            int64_t *x = malloc((size_t)n * sizeof *x);
+            for (int64_t i = 0; i < n; i++) x[i] = strtoll(vals[i * NI + j], NULL, 10);
+            cols[j] = (cr_column){CR_COL_I64, x, 1};
+            bufs[j] = x;
+            n_id++;
+        } else {
+            const char **x = malloc((size_t)n * sizeof *x);
+            for (int64_t i = 0; i < n; i++) x[i] = vals[i * NI + j];
+            cols[j] = (cr_column){CR_COL_TEXT, x, 1};
+            bufs[j] = x;
+        }
+    }
+    assert_true(n_num >= 1);
+    float *colscore = malloc((size_t)NO * (size_t)n * sizeof(float));
+    assert_int_equal(cr_model_score_columns(m, n, cols, colscore, &e), CR_OK);
+    assert_memory_equal(colscore, got, (size_t)NO * (size_t)n * sizeof(float));
+    /* a fractional number where an id is expected names row and column */
+    for (int j = 0; j < NI; j++)
+        if (cols[j].type == CR_COL_I64 || cols[j].type == CR_COL_TEXT) {
+            if (cr_model_input_is_number(m, j)) continue;
+            double *x = malloc((size_t)n * sizeof *x);
+            for (int64_t i = 0; i < n; i++) x[i] = 1.5;
+            cr_column keep = cols[j];
+            cols[j] = (cr_column){CR_COL_F64, x, 1};
+            assert_int_equal(cr_model_score_columns(m, n, cols, colscore, &e), CR_ERR_PARSE);
+            assert_non_null(strstr(e.msg, "row 0"));
+            assert_non_null(strstr(e.msg, "expected an id"));
+            cols[j] = keep;
+            free(x);
+            break;
+        }
+    cols[0].type = (cr_column_type)9;
+    assert_int_equal(cr_model_score_columns(m, n, cols, colscore, &e), CR_ERR_ARG);
+    for (int j = 0; j < NI; j++) free(bufs[j]);
+    free(bufs);
+    free(cols);
+    free(colscore);
+    (void)n_id;
 
     /* a bad number names the row and the column */
     char *saved = vals[3 * NI + 5];

@@ -17,7 +17,10 @@
  * callers write `return cr_err(e, CR_ERR_IO, "%s: %s", path, strerror(errno));` */
 cr_status cr_err(cr_error *e, cr_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Prefix an existing message: "while loading model.st: <old message>". */
+/* Prefix an existing message: "while loading model.st: <old message>" (the
+ * ": " is added here; fmt must not end with one). Returns e->status, or
+ * CR_ERR_INTERNAL when e is NULL: callers that return a status they hold
+ * return that, not this. */
 cr_status cr_err_prefix(cr_error *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void cr_err_clear(cr_error *e);
@@ -144,6 +147,40 @@ bool      cr_file_exists(const char *path);
 
 /* ---- time ---------------------------------------------------------------- */
 double cr_now(void); /* monotonic seconds */
+
+/* ---- threads and the context ---------------------------------------------------
+ * cr_set_threads/cr_get_threads (crossrec.h) act on the calling thread's
+ * OpenMP setting only. */
+int cr_threads_available(void); /* CPUs this process may use */
+
+struct cr_ctx {
+    cr_ctx_params p;
+    FILE         *log;       /* stderr, the sink (fopencookie), or NULL when quiet */
+    int           own_log;
+    _Atomic int   cancel;
+    _Atomic int   busy;      /* a call is running on it */
+    double        last_progress;
+    char          line[1024]; /* the sink's partial line */
+    size_t        line_len;
+};
+
+/* One public call's bracket: takes ctx (NULL = defaults in k itself), marks
+ * it busy (a second concurrent user gets CR_ERR_ARG naming `what`), sets the
+ * calling thread's thread count; cr_call_end restores everything. k->ctx is
+ * the context to use in between. */
+typedef struct cr_call {
+    cr_ctx *ctx;
+    cr_ctx  local;
+    int     saved_threads;
+} cr_call;
+cr_status cr_call_begin(cr_call *k, cr_ctx *ctx, const char *what, cr_error *e);
+void      cr_call_end(cr_call *k);
+/* Report progress (rate-limited to the callback) and say whether the job
+ * should stop: 1 once cr_ctx_cancel was called or the callback asked. */
+int       cr_ctx_poll(cr_ctx *c, const cr_progress_info *p);
+int       cr_ctx_cancelled(const cr_ctx *c);
+/* Where log lines go: NULL when the context is quiet. */
+FILE     *cr_ctx_log(const cr_ctx *c);
 
 /* ---- safetensors ----------------------------------------------------------
  * The checkpoint format: an 8-byte little-endian header length, a JSON

@@ -8,6 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CR_STR_(x) #x
+#define CR_STR(x) CR_STR_(x)
+_Static_assert(sizeof CR_VERSION == sizeof(CR_STR(CR_VERSION_MAJOR) "." CR_STR(CR_VERSION_MINOR) "." CR_STR(CR_VERSION_PATCH)),
+               "CR_VERSION must spell CR_VERSION_MAJOR.MINOR.PATCH");
+
+const char *cr_version(void) { return CR_VERSION; }
+
 const char *cr_strerror(cr_status s) {
     switch (s) {
     case CR_OK: return "ok";
@@ -22,6 +29,7 @@ const char *cr_strerror(cr_status s) {
     case CR_ERR_NOT_FOUND: return "not found";
     case CR_ERR_LIMIT: return "limit exceeded";
     case CR_ERR_INTERNAL: return "internal error";
+    case CR_ERR_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }

@@ -10,9 +10,18 @@
 #include <omp.h>
 #endif
 
+/* omp_get_num_procs counts the CPUs of the process's affinity mask. */
+int cr_threads_available(void) {
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
 void cr_set_threads(int n) {
 #ifdef _OPENMP
-    if (n <= 0) n = omp_get_num_procs();
+    if (n <= 0) n = cr_threads_available();
     omp_set_num_threads(n);
 #else
     (void)n;

@@ -105,7 +105,7 @@ cr_status cr_synth_cfg_load(cr_synth_cfg *c, const char *path, cr_error *e) {
     if ((s = load_domain(r, "source", &c->source, e))) goto done;
     if ((s = load_domain(r, "target", &c->target, e))) goto done;
     s = cr_synth_check(c, e);
-    if (s) cr_err_prefix(e, "%s: ", path);
+    if (s) cr_err_prefix(e, "%s", path);
 done:
     cr_yaml_free(doc);
     return s;

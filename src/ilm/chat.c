@@ -191,7 +191,8 @@ void cr_chat_free(cr_chat *c) {
 /* ---- suggestions ----------------------------------------------------------------------- */
 /* The shortlist: items nearest (cosine) to the mean of the liked items'
  * vectors, liked ones and items without a title excluded. */
-static int cr_chat_shortlist(const cr_chat *c, int32_t *out, int k) {
+static int cr_chat_shortlist(const cr_chat *c, const int32_t *liked, int n_liked, int32_t *out,
+                             int k) {
     const cr_p2_data *d = &c->b.d;
     int C = c->b.m.C, n = 0;
     int32_t N = d->mf.n_items;
@@ -201,12 +202,12 @@ static int cr_chat_shortlist(const cr_chat *c, int32_t *out, int k) {
         cr_free(q), cr_free(best);
         return 0;
     }
-    for (int l = 0; l < c->n_liked; l++)
-        for (int j = 0; j < C; j++) q[j] += c->space[(size_t)c->liked[l] * C + j];
+    for (int l = 0; l < n_liked; l++)
+        for (int j = 0; j < C; j++) q[j] += c->space[(size_t)liked[l] * C + j];
     for (int32_t i = 0; i < N; i++) {
         if (!d->title[i]) continue;
         int skip = 0;
-        for (int l = 0; l < c->n_liked; l++) skip |= c->liked[l] == i;
+        for (int l = 0; l < n_liked; l++) skip |= liked[l] == i;
         if (skip) continue;
         double s = 0;
         for (int j = 0; j < C; j++) s += (double)q[j] * c->space[(size_t)i * C + j];
@@ -278,19 +279,28 @@ static void cr_chat_cat(cr_chat_str *r, const char *fmt, ...) {
     if (k > 0) r->n += (size_t)k < r->cap - r->n ? (size_t)k : r->cap - r->n - 1;
 }
 
-static cr_status cr_chat_suggest(cr_chat *c, cr_chat_str *out, cr_error *e) {
+cr_status cr_chat_recommend(cr_chat *c, const int32_t *liked, int n_liked, int k, int32_t *items,
+                            double *scores, int *n_out, cr_error *e) {
+    *n_out = 0;
     cr_p2_bundle *b = &c->b;
     const cr_p2_data *d = &b->d;
-    int K = c->o.shortlist, D = b->m.D;
+    int K = c->o.shortlist > k ? c->o.shortlist : k, D = b->m.D;
+    if (n_liked < 1 || n_liked > CR_CHAT_MAX_LIKED)
+        return cr_err(e, CR_ERR_ARG, "recommend: expected 1 to %d liked items, got %d",
+                      CR_CHAT_MAX_LIKED, n_liked);
+    for (int l = 0; l < n_liked; l++)
+        if (liked[l] < 0 || liked[l] >= d->mf.n_items)
+            return cr_err(e, CR_ERR_ARG, "recommend: liked item %d is outside the catalogue [0, %d)",
+                          (int)liked[l], (int)d->mf.n_items);
     int32_t *sl = cr_alloc(sizeof(int32_t) * (size_t)K);
     if (!sl) return cr_err(e, CR_ERR_NOMEM, "chat: out of memory");
-    int n = cr_chat_shortlist(c, sl, K);
+    int n = cr_chat_shortlist(c, liked, n_liked, sl, K);
     /* the person as a {user}: the mean CF vector of what they liked */
     memset(c->user_cf, 0, sizeof(float) * (size_t)D);
-    for (int l = 0; l < c->n_liked; l++)
-        for (int j = 0; j < D; j++) c->user_cf[j] += d->mf.item[(size_t)c->liked[l] * D + j] / c->n_liked;
-    int H = c->n_liked < b->hist ? c->n_liked : b->hist;
-    const int32_t *hist = c->liked + (c->n_liked - H);
+    for (int l = 0; l < n_liked; l++)
+        for (int j = 0; j < D; j++) c->user_cf[j] += d->mf.item[(size_t)liked[l] * D + j] / n_liked;
+    int H = n_liked < b->hist ? n_liked : b->hist;
+    const int32_t *hist = liked + (n_liked - H);
     cr_p2_batch bt;
     cr_p2_step st;
     double *score = cr_alloc(sizeof(double) * (size_t)(n ? n : 1));
@@ -317,34 +327,60 @@ static cr_status cr_chat_suggest(cr_chat *c, cr_chat_str *out, cr_error *e) {
         for (int q = 0; q < nb; q++) score[i0 + q] = cnt[q] ? sum[q] / cnt[q] : -INFINITY;
     }
     /* the top k by likelihood, in order (selection: k is small) */
-    int k = c->o.k < n ? c->o.k : n;
-    for (int i = 0; s == CR_OK && i < k; i++) {
+    int kk = k < n ? k : n;
+    for (int i = 0; s == CR_OK && i < kk; i++) {
         int bi = i;
         for (int j = i + 1; j < n; j++) bi = score[j] > score[bi] ? j : bi;
         double ts = score[i];
         int32_t ti = sl[i];
         score[i] = score[bi], sl[i] = sl[bi], score[bi] = ts, sl[bi] = ti;
+        items[i] = sl[i];
+        if (scores) scores[i] = score[i];
     }
-    if (s == CR_OK && k > 0) {
+    if (s == CR_OK) *n_out = kk;
+    cr_p2_step_free(&st);
+    cr_p2_batch_free(&bt);
+    cr_free(score), cr_free(sl);
+    return s;
+}
+
+static cr_status cr_chat_suggest(cr_chat *c, cr_chat_str *out, cr_error *e) {
+    const cr_p2_data *d = &c->b.d;
+    int32_t top[64];
+    int k = 0;
+    CR_TRY(cr_chat_recommend(c, c->liked, c->n_liked, c->o.k < 64 ? c->o.k : 64, top, NULL, &k, e));
+    cr_status s = CR_OK;
+    if (k > 0) {
         cr_chat_cat(out, "Since you liked ");
         for (int l = 0; l < c->n_liked; l++)
             cr_chat_cat(out, "%s%s", l ? (l + 1 == c->n_liked ? " and " : ", ") : "", d->title[c->liked[l]]);
         cr_chat_cat(out, ", you might enjoy: ");
         for (int i = 0; i < k; i++)
-            cr_chat_cat(out, "%s%s", i ? (i + 1 == k ? " and " : ", ") : "", d->title[sl[i]]);
+            cr_chat_cat(out, "%s%s", i ? (i + 1 == k ? " and " : ", ") : "", d->title[top[i]]);
         cr_chat_cat(out, ".");
         char *about = NULL;
-        if (c->o.describe > 0 && (s = cr_chat_describe(c, sl[0], &about, e)) == CR_OK) {
+        if (c->o.describe > 0 && (s = cr_chat_describe(c, top[0], &about, e)) == CR_OK) {
             for (char *p = about; *p; p++)
                 if (*p == '\n' || *p == '\r') *p = ' ';
-            cr_chat_cat(out, "\nAbout %s, the model says:%s", d->title[sl[0]], about);
+            cr_chat_cat(out, "\nAbout %s, the model says:%s", d->title[top[0]], about);
         }
         cr_free(about);
     }
-    cr_p2_step_free(&st);
-    cr_p2_batch_free(&bt);
-    cr_free(score), cr_free(sl);
     return s;
+}
+
+/* The catalogue as the chat knows it: dense item ids, their MovieLens ids
+ * and titles. */
+int32_t cr_chat_n_items(const cr_chat *c) { return c->b.d.mf.n_items; }
+int64_t cr_chat_raw_item(const cr_chat *c, int32_t i) { return c->b.d.raw_item[i]; }
+const char *cr_chat_title(const cr_chat *c, int32_t i) { return c->b.d.title[i]; }
+int32_t cr_chat_item_of_raw(const cr_chat *c, int64_t raw) {
+    for (int32_t i = 0; i < c->b.d.mf.n_items; i++)
+        if (c->b.d.raw_item[i] == raw) return i;
+    return -1;
+}
+int32_t cr_chat_find(const cr_chat *c, const char *name, double *score) {
+    return cr_chat_match_keys(&c->b.d, c->key, name, c->o.min_match, score);
 }
 
 /* ---- turns ---------------------------------------------------------------------------- */

@@ -40,6 +40,19 @@ int32_t   cr_chat_match(const cr_p2_data *d, const char *name, double min, doubl
  * *reply is a heap string (cr_free). */
 cr_status cr_chat_turn(cr_chat *c, const char *line, char **reply, cr_error *e);
 
+/* The k best items (dense ids, best first) for a person who liked
+ * liked[0..n_liked): the shortlist of items nearest to the liked ones,
+ * re-ranked by the frozen LM's mean log-likelihood of each title after the
+ * next-item prompt (scores, may be NULL). *n_out may be below k when the
+ * catalogue is small. */
+cr_status cr_chat_recommend(cr_chat *c, const int32_t *liked, int n_liked, int k, int32_t *items,
+                            double *scores, int *n_out, cr_error *e);
+int32_t     cr_chat_n_items(const cr_chat *c);
+int64_t     cr_chat_raw_item(const cr_chat *c, int32_t i);   /* the MovieLens movieId */
+const char *cr_chat_title(const cr_chat *c, int32_t i);      /* NULL when unknown */
+int32_t     cr_chat_item_of_raw(const cr_chat *c, int64_t raw); /* -1 when absent */
+/* cr_chat_match over this chat's catalogue, with its min_match. */
+int32_t     cr_chat_find(const cr_chat *c, const char *name, double *score);
 /* Turns from in (one line each) until EOF or "quit"; replies to out, each
  * after "> " when prompt is set (interactive use). */
 cr_status cr_chat_loop(cr_chat *c, FILE *in, FILE *out, int prompt, cr_error *e);

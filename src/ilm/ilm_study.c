@@ -242,9 +242,11 @@ cr_status cr_ilm_study_run(const cr_ilm_study_cfg *c, const char *out_dir,
             double t1 = cr_now();
             cr_ilm_run_result *x = &r->runs[r->n];
             cr_status s = cr_ilm_one(c, out_dir, mf, v, c->seeds[si], x, e);
-            if (s != CR_OK)
-                return cr_err_prefix(e, "seed %llu, variant %s: ",
-                                     (unsigned long long)c->seeds[si], cr_ilm_variant_name(v));
+            if (s != CR_OK) {
+                cr_err_prefix(e, "seed %llu, variant %s", (unsigned long long)c->seeds[si],
+                              cr_ilm_variant_name(v));
+                return s;
+            }
             r->n++;
             cr_ilm_log(log, ctx, "seed %llu %-8s  phase2 loss %.3f -> %.3f  HR@10 %.4f  "
                        "NDCG@10 %.4f  desc ppl %.1f  genre %.3f  (%.0fs)",

@@ -304,10 +304,13 @@ static cr_status get_teacher(study_ctx *c, cr_error *e) {
     apply_overrides(c, &cfg, 0);
     study_log(c, "teacher: training %s\n", c->st.teacher_config);
     double t0 = cr_now();
-    cr_fit_opts fo = {dir, 0, NULL, 0};
+    cr_fit_opts fo = {.out_dir = dir};
     cr_status s = cr_rank_fit(&cfg, &fo, NULL, e);
     cr_rank_config_free(&cfg);
-    if (s) return cr_err_prefix(e, "teacher %s: ", c->st.teacher_config);
+    if (s) {
+        cr_err_prefix(e, "teacher %s", c->st.teacher_config);
+        return s;
+    }
     study_log(c, "teacher: trained in %.1f s\n", cr_now() - t0);
     return stamp_write(dir, key, e);
 }
@@ -366,7 +369,7 @@ static cr_status write_fractions(study_ctx *c, cr_error *e) {
     }
     cr_status s = cr_dataset_load(&ds, &cfg.schema, &cfg.data, 1, e);
     if (s) {
-        cr_err_prefix(e, "splitting the labelled target data with %s's data section: ",
+        cr_err_prefix(e, "splitting the labelled target data with %s's data section",
                       c->st.students[0].name);
         goto done;
     }
@@ -486,7 +489,8 @@ cr_status study_variant_config(const study_ctx *c, int si, int f, int tech, uint
     cr_status s = cr_distill_apply(&cfg->distill, &cfg->schema, &cfg->data, &cfg->model, e);
     if (s) {
         cr_rank_config_free(cfg);
-        return cr_err_prefix(e, "student %s, %s: ", st->name, cr_study_tech_names[tech]);
+        cr_err_prefix(e, "student %s, %s", st->name, cr_study_tech_names[tech]);
+        return s;
     }
     return CR_OK;
 }
@@ -518,11 +522,11 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
                   (unsigned long long)seed, dir);
     } else {
         double t0 = cr_now();
-        cr_fit_opts fo = {dir, 0, NULL, 0};
+        cr_fit_opts fo = {.out_dir = dir};
         char *metrics = NULL;
         s = cr_rank_fit(&cfg, &fo, &metrics, e);
         if (s) {
-            cr_err_prefix(e, "student %s, %s, fraction %g, seed %llu: ", st->name,
+            cr_err_prefix(e, "student %s, %s, fraction %g, seed %llu", st->name,
                           cr_study_tech_names[tech], c->st.fractions[f], (unsigned long long)seed);
             goto done;
         }

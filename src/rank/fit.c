@@ -432,6 +432,15 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
             if (t->eval_every > 0 && c.st.step % t->eval_every == 0 &&
                 (s = do_eval(&c, &stop, e)))
                 goto done_names;
+            cr_progress_info pi = {"train", c.st.step, total, "steps", cr_now() - tstart, ema};
+            if (cr_ctx_poll(o->ctx, &pi)) {
+                /* cancelled: keep the work so far as the resume point */
+                if (!(s = save_last(&c, e)))
+                    s = cr_err(e, CR_ERR_CANCELLED,
+                               "training cancelled at step %lld; %s resumes it (--resume)",
+                               (long long)c.st.step, c.path_last);
+                goto done_names;
+            }
             if (o->stop_after_steps > 0 && c.st.step >= o->stop_after_steps) {
                 s = cr_err(e, CR_ERR_LIMIT, "stopped after %lld steps as asked",
                            (long long)c.st.step);

@@ -14,6 +14,7 @@ typedef struct cr_fit_opts {
     int         resume;   /* continue from out_dir/last.safetensors if present */
     FILE       *log;      /* progress and evaluation lines; NULL = silent */
     int64_t     stop_after_steps; /* testing knob: stop (as if killed) after this many steps; 0 = off */
+    cr_ctx     *ctx;      /* progress and cancel; NULL = none */
 } cr_fit_opts;
 
 /* Train per cfg (whose schema gets fitted on the training split) and write

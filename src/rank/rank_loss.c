@@ -1,5 +1,5 @@
 /*
- * loss.c - the multi-task loss of the ranker's heads and its gradient with
+ * rank_loss.c - the multi-task loss of the ranker's heads and its gradient with
  * respect to the head outputs and the learned log-variances (see loss.h
  * for the formula). Pure function of its inputs: never allocates, never
  * touches model parameters other than reading log_var.

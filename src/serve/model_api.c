@@ -151,32 +151,95 @@ typedef struct score_buf {
     size_t   ids_cap;
 } score_buf;
 
+/* One input value of one row, from a column of any type: text (NULL or ""
+ * = missing) or a number (NaN = missing). */
+typedef struct cell {
+    const char *s;   /* text, or NULL for a number */
+    size_t      len;
+    double      x;
+    int         missing;
+    char        buf[32]; /* an integer id as text */
+} cell;
+
+static void cell_at(const cr_column *c, int64_t r, cell *v) {
+    int64_t at = r * (c->stride ? c->stride : 1);
+    v->s = NULL;
+    v->missing = 0;
+    switch (c->type) {
+    case CR_COL_TEXT: {
+        const char *s = ((const char *const *)c->data)[at];
+        v->s = s ? s : "";
+        v->len = strlen(v->s);
+        v->missing = !v->len;
+        return;
+    }
+    case CR_COL_F64: v->x = ((const double *)c->data)[at]; break;
+    case CR_COL_F32: v->x = ((const float *)c->data)[at]; break;
+    case CR_COL_I64: v->x = (double)((const int64_t *)c->data)[at]; break;
+    case CR_COL_I32: v->x = ((const int32_t *)c->data)[at]; break;
+    }
+    v->missing = isnan(v->x);
+}
+
+/* The value as text, for a vocabulary lookup: text as it is, an integral
+ * number as its decimal digits (ids read from a CSV look the same). */
+static cr_status cell_text(cell *v, const cr_model *m, const cr_column *c, int64_t r,
+                           const cr_feature *f, cr_error *e) {
+    if (v->s) return CR_OK;
+    if (!isfinite(v->x) || v->x != floor(v->x) || fabs(v->x) > 9.0e15)
+        return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected an id, got the number %g",
+                      (long long)r, f->column, v->x);
+    if (c->type == CR_COL_I64)
+        snprintf(v->buf, sizeof v->buf, "%lld", (long long)((const int64_t *)c->data)[r * (c->stride ? c->stride : 1)]);
+    else
+        snprintf(v->buf, sizeof v->buf, "%.0f", v->x);
+    v->s = v->buf;
+    v->len = strlen(v->buf);
+    (void)m;
+    return CR_OK;
+}
+
+/* The value as a number, parsing text. */
+static cr_status cell_number(cell *v, int64_t r, const cr_feature *f, cr_error *e) {
+    if (!v->s) {
+        if (!isfinite(v->x))
+            return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected a finite number, got %g",
+                          (long long)r, f->column, v->x);
+        return CR_OK;
+    }
+    char *end;
+    errno = 0;
+    v->x = strtod(v->s, &end);
+    if (errno || end == v->s || *end || !isfinite(v->x))
+        return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected a finite number, got '%.60s'",
+                      (long long)r, f->column, v->s);
+    return CR_OK;
+}
+
 static cr_status encode(const cr_model *m, score_buf *sb, int64_t r0, int B,
-                        const char *const *values, int32_t **bag_ids, size_t *bag_cap,
+                        const cr_column *cols, int32_t **bag_ids, size_t *bag_cap,
                         cr_error *e) {
     const cr_schema *s = &m->s;
-    int NF = s->n_features;
     cr_batch *b = &sb->b;
+    cell v;
     for (int c = 0; c < s->n_cat; c++) {
         int fi = s->cat_feat[c];
         const cr_feature *f = &s->features[fi];
         const cr_feature *own = &s->features[cr_feature_owner(s, fi)];
         for (int i = 0; i < B; i++) {
-            const char *v = values[(size_t)(r0 + i) * (size_t)NF + (size_t)fi];
-            int32_t id;
+            int64_t r = r0 + i;
+            cell_at(&cols[fi], r, &v);
+            int32_t id = 0;
             if (f->kind == CR_FEAT_BUCKET) {
-                if (!*v) id = 0;
-                else {
-                    char *end;
-                    errno = 0;
-                    double x = strtod(v, &end);
-                    if (errno || end == v || *end || !isfinite(x))
-                        return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected a number, got '%.60s'",
-                                      (long long)(r0 + i), f->column, v);
-                    id = cr_feature_bucket(f, x);
+                if (!v.missing) {
+                    CR_TRY(cell_number(&v, r, f, e));
+                    id = cr_feature_bucket(f, v.x);
                 }
+            } else if (v.missing) {
+                id = cr_feature_id(own, "", 0);
             } else {
-                id = cr_feature_id(own, v, strlen(v));
+                CR_TRY(cell_text(&v, m, &cols[fi], r, f, e));
+                id = cr_feature_id(own, v.s, v.len);
             }
             b->cat[(size_t)i * (size_t)s->n_cat + (size_t)c] = id;
         }
@@ -189,21 +252,27 @@ static cr_status encode(const cr_model *m, score_buf *sb, int64_t r0, int B,
         size_t n = 0;
         off[0] = 0;
         for (int i = 0; i < B; i++) {
-            const char *v = values[(size_t)(r0 + i) * (size_t)NF + (size_t)fi];
-            while (*v) {
-                const char *t = strchr(v, f->sep);
-                size_t len = t ? (size_t)(t - v) : strlen(v);
+            int64_t r = r0 + i;
+            cell_at(&cols[fi], r, &v);
+            const char *p = "";
+            if (!v.missing) {
+                CR_TRY(cell_text(&v, m, &cols[fi], r, f, e));
+                p = v.s;
+            }
+            while (*p) {
+                const char *t = strchr(p, f->sep);
+                size_t len = t ? (size_t)(t - p) : strlen(p);
                 if (len) {
                     if (n == bag_cap[q]) {
                         size_t nc = bag_cap[q] ? 2 * bag_cap[q] : 4096;
-                        int32_t *p = realloc(bag_ids[q], nc * sizeof *p);
-                        if (!p) return cr_err(e, CR_ERR_NOMEM, "out of memory encoding bags");
-                        bag_ids[q] = p;
+                        int32_t *np = realloc(bag_ids[q], nc * sizeof *np);
+                        if (!np) return cr_err(e, CR_ERR_NOMEM, "out of memory encoding bags");
+                        bag_ids[q] = np;
                         bag_cap[q] = nc;
                     }
-                    bag_ids[q][n++] = cr_feature_id(own, v, len);
+                    bag_ids[q][n++] = cr_feature_id(own, p, len);
                 }
-                v += len + (t ? 1 : 0);
+                p += len + (t ? 1 : 0);
             }
             off[i + 1] = (int64_t)n;
         }
@@ -214,19 +283,16 @@ static cr_status encode(const cr_model *m, score_buf *sb, int64_t r0, int B,
         int fi = s->dense_feat[d];
         const cr_feature *f = &s->features[fi];
         for (int i = 0; i < B; i++) {
-            const char *v = values[(size_t)(r0 + i) * (size_t)NF + (size_t)fi];
+            int64_t r = r0 + i;
+            cell_at(&cols[fi], r, &v);
             double x = f->default_value;
-            if (*v) {
-                char *end;
-                errno = 0;
-                x = strtod(v, &end);
-                if (errno || end == v || *end || !isfinite(x))
-                    return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected a finite number, got '%.60s'",
-                                  (long long)(r0 + i), f->column, v);
+            if (!v.missing) {
+                CR_TRY(cell_number(&v, r, f, e));
+                x = v.x;
             }
             if (cr_feature_takes_log(f) && x < -1)
                 return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': %g is below -1, which log1p cannot take",
-                              (long long)(r0 + i), f->column, x);
+                              (long long)r, f->column, x);
             b->dense[(size_t)i * (size_t)s->n_dense + (size_t)d] = cr_feature_transform(f, x);
         }
     }
@@ -236,6 +302,32 @@ static cr_status encode(const cr_model *m, score_buf *sb, int64_t r0, int B,
 
 cr_status cr_model_score(const cr_model *m, int64_t n, const char *const *values, float *scores,
                          cr_error *e) {
+    if (!m || n < 0 || (n && (!values || !scores)))
+        return cr_err(e, CR_ERR_ARG, "cr_model_score: m, values and scores are required, n >= 0");
+    int NF = m->s.n_features;
+    cr_column *cols = calloc((size_t)NF + 1, sizeof *cols);
+    if (!cols) return cr_err(e, CR_ERR_NOMEM, "out of memory");
+    /* row-major text: input i of row r is values[r * NF + i] */
+    for (int i = 0; i < NF; i++) cols[i] = (cr_column){CR_COL_TEXT, values + i, NF};
+    cr_status s = cr_model_score_columns(m, n, cols, scores, e);
+    free(cols);
+    return s;
+}
+
+cr_status cr_model_score_columns(const cr_model *m, int64_t n, const cr_column *columns,
+                                 float *scores, cr_error *e) {
+    if (!m || n < 0 || (n && (!columns || !scores)))
+        return cr_err(e, CR_ERR_ARG, "cr_model_score_columns: m, columns and scores are required, "
+                      "n >= 0");
+    for (int i = 0; i < m->s.n_features; i++) {
+        if ((unsigned)columns[i].type > CR_COL_I32)
+            return cr_err(e, CR_ERR_ARG, "columns[%d] ('%s'): unknown type %d", i,
+                          m->s.features[i].column, (int)columns[i].type);
+        if (n && !columns[i].data)
+            return cr_err(e, CR_ERR_ARG, "columns[%d] ('%s'): data is NULL", i, m->s.features[i].column);
+        if (columns[i].stride < 0)
+            return cr_err(e, CR_ERR_ARG, "columns[%d] ('%s'): negative stride", i, m->s.features[i].column);
+    }
     const cr_schema *s = &m->s;
     int chunk = n < CR_SCORE_CHUNK ? (int)(n > 0 ? n : 1) : CR_SCORE_CHUNK;
     int NH = m->r->cfg.n_heads;
@@ -269,7 +361,7 @@ cr_status cr_model_score(const cr_model *m, int64_t n, const char *const *values
     if ((st = cr_ranker_ws_create(&ws, m->r, chunk, 0, 0, e))) goto done;
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
         int B = (int)(n - r0 < chunk ? n - r0 : chunk);
-        if ((st = encode(m, &sb, r0, B, values, bag_ids, bag_cap, e))) goto done;
+        if ((st = encode(m, &sb, r0, B, columns, bag_ids, bag_cap, e))) goto done;
         if ((st = cr_ranker_forward(m->r, ws, &sb.b, e))) goto done;
         cr_ranker_predict(m->r, ws, pred);
         for (int i = 0; i < B; i++)

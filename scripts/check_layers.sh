@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# check_layers.sh - the architecture, checked: a layer of src/ includes only
+# itself and the layers below it, whatever the spelling ("../x/y.h", "y.h"
+# found through the including file's folder, or through -Iinclude / -Isrc);
+# examples/ and python/ see the public headers in include/ only; cli/ and
+# bench/ may reach an internal header only while it is listed in
+# scripts/layers_allow.txt (the CLI's remaining debt to the public API: the
+# list only shrinks).
+set -u
+LAYERS=(core kernels nn data train rank ilm serve)
+bad=0
+layer_index() { # path under src/ -> index, or -1
+    local l=${1#src/}
+    l=${l%%/*}
+    for i in "${!LAYERS[@]}"; do [ "${LAYERS[$i]}" = "$l" ] && { echo "$i"; return; }; done
+    echo -1
+}
+# resolve INCLUDE as written in FILE to a repository path, or nothing (system header)
+resolve() {
+    local file=$1 inc=$2 dir cand
+    dir=$(dirname "$file")
+    for cand in "$dir/$inc" "include/$inc" "src/$inc"; do
+        [ -f "$cand" ] && { realpath -m --relative-to=. "$cand"; return; }
+    done
+}
+includes() { # FILE -> the quoted and angled includes it names
+    sed -nE 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]([^>"]+)[>"].*/\1/p' "$1"
+}
+allow=$(grep -v '^#' scripts/layers_allow.txt 2>/dev/null)
+
+for f in $(find src -name '*.[ch]' | sort); do
+    me=$(layer_index "$f")
+    for inc in $(includes "$f"); do
+        r=$(resolve "$f" "$inc")
+        [ -n "$r" ] || continue
+        case $r in
+        include/*) continue ;;
+        src/*) them=$(layer_index "$r")
+               if [ "$them" -gt "$me" ]; then
+                   echo "layering: $f includes $r (${LAYERS[$them]} is above ${LAYERS[$me]})"; bad=1
+               fi ;;
+        *) echo "layering: $f includes $r, outside src/ and include/"; bad=1 ;;
+        esac
+    done
+done
+for f in $(find examples python -name '*.[ch]' 2>/dev/null | sort); do
+    for inc in $(includes "$f"); do
+        r=$(resolve "$f" "$inc")
+        case $r in ""|include/*) ;; *) echo "public API only: $f includes $r"; bad=1 ;; esac
+    done
+done
+for f in $(find cli bench -name '*.[ch]' 2>/dev/null | sort); do
+    for inc in $(includes "$f"); do
+        r=$(resolve "$f" "$inc")
+        case $r in
+        ""|include/*|cli/*|bench/*) ;;
+        src/*) if ! grep -qxF "$r" <<< "$allow"; then
+                   echo "public API only: $f includes $r (not in scripts/layers_allow.txt)"; bad=1
+               fi ;;
+        *) echo "layering: $f includes $r"; bad=1 ;;
+        esac
+    done
+done
+# an allowance nobody uses any more is removed, so the list only shrinks
+for r in $allow; do
+    if ! grep -rqE "#[[:space:]]*include[[:space:]]*\"[^\"]*${r#src/}\"" cli bench 2>/dev/null; then
+        echo "scripts/layers_allow.txt: $r is no longer used by cli/ or bench/; remove it"; bad=1
+    fi
+done
+exit $bad
