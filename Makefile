@@ -11,6 +11,7 @@
 #   python   pip-install the Python package (python/) over this build's library
 #   clean    remove build/
 #   deps     check (and as root, install) the Debian packages the build needs
+#   ort      onnxruntime-node from the npm registry into build/node (for make test)
 #
 # Toggles:
 #   OMP=0        build without OpenMP (one thread)
@@ -58,7 +59,7 @@ CFLAGS  := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(ARCH) $(WARN) 
            -fvisibility=hidden \
            -ffp-contract=off \
            -Iinclude -I/usr/include/cjson $(EXTRA_CFLAGS)
-LDLIBS  := -lyaml -lcjson -lmicrohttpd -lm -lpthread
+LDLIBS  := -lyaml -lcjson -lmicrohttpd -lprotobuf-c -lm -lpthread
 
 ifeq ($(DEBUG),1)
 CFLAGS  += -O0 -g
@@ -94,7 +95,7 @@ endif
 # Layers, bottom to top; each may include only the ones before it.
 LAYERS   := core kernels nn data train rank ilm serve
 LIB_SRC  := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -105,7 +106,7 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test demo bench bench-serve bench-lm bench-ilm install clean deps check-layers python
+.PHONY: all test demo bench bench-serve bench-lm bench-ilm install clean deps ort check-layers python
 .SECONDARY:
 all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 
@@ -115,9 +116,10 @@ PKGS := libopenblas-openmp-dev libblis-openmp-dev libyaml-dev libcjson-dev \
         libmicrohttpd-dev libcmocka-dev pkg-config \
         python3 python3-numpy python3-pandas python3-cffi python3-pytest python3-dask \
         python3-distributed python3-tqdm python3-matplotlib python3-nbconvert python3-ipykernel \
-        python3-pip python3-setuptools python3-venv python3-yaml
+        python3-pip python3-setuptools python3-venv python3-yaml \
+        libprotobuf-c-dev protobuf-c-compiler python3-onnx
 deps: $(DEPS_OK)
-$(DEPS_OK):
+$(DEPS_OK): Makefile
 	@mkdir -p build
 	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -131,6 +133,42 @@ $(DEPS_OK):
 	    echo "  apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
+	@touch $@
+
+# ---- ONNX ------------------------------------------------------------------------
+# The ONNX export writes protobuf through protobuf-c, with C code generated
+# here from the onnx.proto that Debian's python3-onnx ships (no hand-written
+# encoder; the schema is the one the checker in make test reads back).
+ONNX_PROTO ?= /usr/lib/python3/dist-packages/onnx/onnx.proto
+$(BUILD)/gen/onnx.proto: | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@test -f $(ONNX_PROTO) || { echo "$(ONNX_PROTO) is missing: apt-get install -y python3-onnx" \
+	  "(or set ONNX_PROTO to an onnx.proto)"; exit 1; }
+	cp $(ONNX_PROTO) $@
+$(BUILD)/gen/onnx.pb-c.c: $(BUILD)/gen/onnx.proto
+	protoc-c --proto_path=$(dir $<) --c_out=$(dir $<) $<
+$(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c ;
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c Makefile
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/src/rank/export_onnx.o: $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/src/rank/export_onnx.o: CFLAGS += -I$(BUILD)/gen
+
+# onnxruntime-node (its CPU binaries are inside the npm package, so
+# ONNXRUNTIME_NODE_INSTALL=skip downloads nothing else) for the check that
+# scores exported graphs in ONNX Runtime. node and npm come from Debian when
+# missing; the package from the npm registry.
+ORT_VERSION := 1.31.1
+ORT_OK      := build/node/.ort-$(ORT_VERSION)
+ort: $(ORT_OK)
+$(ORT_OK): | $(DEPS_OK)
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm) || exit 1; \
+	  else echo "the ONNX Runtime check needs node and npm; run as root:"; \
+	    echo "  apt-get install -y nodejs npm"; exit 1; fi; \
+	fi
+	ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix build/node --no-audit --no-fund --silent \
+	  onnxruntime-node@$(ORT_VERSION)
 	@touch $@
 
 # ---- build ---------------------------------------------------------------------
@@ -165,7 +203,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcrossrec.a
 # Every test binary runs from the repository root (fixtures are relative).
 # Shell tests: the CLI (cli.sh), the exported symbols (symbols.sh), ...
 TEST_SH  := $(wildcard tests/*.sh)
-test: $(TEST_BIN) $(BUILD)/crossrec $(BUILD)/libcrossrec.so check-layers
+test: $(TEST_BIN) $(BUILD)/crossrec $(BUILD)/libcrossrec.so check-layers $(ORT_OK)
 	@fail=0; pass=0; \
 	for t in $(TEST_BIN); do \
 	  if CR_BUILD=$(BUILD) $$t > $$t.log 2>&1; then pass=$$((pass+1)); \

@@ -22,6 +22,9 @@
  *   build/bench/serve_latency --model reference [--threads N] [--seconds S]
  *   build/bench/serve_latency --model out/movielens/model.safetensors \
  *       --config examples/movielens/ranker.yaml [--data rows.csv]
+ *   build/bench/serve_latency --model reference --save ref.safetensors
+ * (--save writes the reference model as a checkpoint and exits, so its
+ * ONNX export runs the same shape in ONNX Runtime.)
  */
 #include "../src/data/config.h"
 #include "../src/rank/checkpoint.h"
@@ -250,18 +253,20 @@ static void usage(FILE *f) {
                "  --data CSV              rows to score instead of the config's data path\n"
                "  --threads N             kernel threads (default 1)\n"
                "  --seconds S             measuring time of each path and size (default 1)\n"
-               "  --no-peak               skip the 1024^3 sgemm peak\n");
+               "  --no-peak               skip the 1024^3 sgemm peak\n"
+               "  --save PATH             write the model as a checkpoint and exit\n");
 }
 
 int main(int argc, char **argv) {
-    const char *model = "reference", *config = NULL, *data = NULL;
+    const char *model = "reference", *config = NULL, *data = NULL, *save = NULL;
     int threads = 1, peak = 1;
     double seconds = 1.0;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"config", required_argument, 0, 'c'},
         {"data", required_argument, 0, 'd'},    {"threads", required_argument, 0, 't'},
         {"seconds", required_argument, 0, 's'}, {"no-peak", no_argument, 0, 'P'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"save", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -277,6 +282,7 @@ int main(int argc, char **argv) {
             if (!(seconds > 0 && seconds <= 3600)) DIE("--seconds '%s': expected (0, 3600]", optarg);
             break;
         case 'P': peak = 0; break;
+        case 'S': save = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -297,6 +303,12 @@ int main(int argc, char **argv) {
     cr_rng_seed(&rng, 1234);
     if (is_ref) {
         reference_model(&m, &schema);
+        if (save) {
+            if (cr_ranker_save(m, &schema, save, NULL, &e)) DIE("%s", e.msg);
+            cr_ranker_free(m);
+            cr_schema_free(&schema);
+            return 0;
+        }
         reference_batch(&ctx, m, 1, &rng); /* read by no slot: nothing is context */
         for (int s = 0; s < NSIZES; s++) reference_batch(&cand[s], m, sizes[s], &rng);
     } else {

@@ -1,84 +1,86 @@
 #!/usr/bin/env node
 // serve_onnx.js - the ONNX Runtime side of the in-process serving
-// comparison: the twin that bench/export_onnx.py exported, run from node
+// comparison: a graph `crossrec export --format onnx` wrote, run from node
 // with onnxruntime-node (CPU execution provider, intra-op threads set
 // explicitly, inter-op 1, sequential), p50/p99 of one session.run per
 // request of 10, 100 and 1000 candidates, under the names
-// build/bench/serve_latency prints. Before timing a size it checks the
-// outputs against PyTorch's on the same inputs (exported beside the graph).
+// build/bench/serve_latency prints. The candidates are the first rows of
+// --inputs (`crossrec encode` of real rows), checked before timing against
+// --expected (`crossrec score` of the same rows), or random rows drawn from
+// the graph's vocabulary file (--random, for a shape with no data).
 //
-//   NODE_PATH=/tmp/ort/node_modules node bench/serve_onnx.js \
-//       --onnx build/bench/onnx/reference --threads 1 --seconds 1
+//   NODE_PATH=build/node/node_modules node bench/serve_onnx.js \
+//       --onnx model.onnx (--inputs in.safetensors --expected scores.csv | --random) \
+//       [--threads N] [--seconds S]
 // onnxruntime-node ships its CPU binaries inside the npm package
-// (install with ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node).
+// (`make ort` installs it with ONNXRUNTIME_NODE_INSTALL=skip).
 'use strict';
 const fs = require('fs');
 const ort = require('onnxruntime-node');
+const io = require('../tools/onnx_io.js');
+
+const SIZES = [10, 100, 1000];
 
 function parseArgs(argv) {
-  const a = { onnx: null, threads: 1, seconds: 1 };
+  const a = { onnx: null, inputs: null, expected: null, random: false, threads: 1, seconds: 1 };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i], v = argv[i + 1];
     if (k === '--onnx') a.onnx = v, i++;
+    else if (k === '--inputs') a.inputs = v, i++;
+    else if (k === '--expected') a.expected = v, i++;
+    else if (k === '--random') a.random = true;
     else if (k === '--threads') a.threads = Number(v), i++;
     else if (k === '--seconds') a.seconds = Number(v), i++;
     else if (k === '--help') {
-      console.log('usage: serve_onnx.js --onnx STEM [--threads N] [--seconds S]');
+      console.log('usage: serve_onnx.js --onnx FILE (--inputs ST --expected CSV | --random) ' +
+                  '[--threads N] [--seconds S]');
       process.exit(0);
     } else {
       console.error(`serve_onnx: unknown argument '${k}'`);
       process.exit(2);
     }
   }
-  if (!a.onnx || !(a.threads >= 1) || !(a.seconds > 0)) {
-    console.error('serve_onnx: --onnx STEM is required; --threads >= 1; --seconds > 0');
+  if (!a.onnx || !(a.threads >= 1) || !(a.seconds > 0) || !(a.random || (a.inputs && a.expected))) {
+    console.error('serve_onnx: --onnx and either --inputs with --expected or --random are ' +
+                  'required; --threads >= 1; --seconds > 0');
     process.exit(2);
   }
   return a;
 }
 
-// A tensor of the manifest, copied out of the shared file (typed arrays
-// need aligned offsets).
-function tensor(buf, item) {
-  const n = item.shape.reduce((x, y) => x * y, 1);
-  const bytes = buf.subarray(item.offset, item.offset + n * (item.dtype === 'int64' ? 8 : 4));
-  const copy = new Uint8Array(bytes).buffer;
-  const data = item.dtype === 'int64' ? new BigInt64Array(copy) : new Float32Array(copy);
-  return new ort.Tensor(item.dtype, data, item.shape);
-}
-
 async function main() {
   const a = parseArgs(process.argv);
-  const man = JSON.parse(fs.readFileSync(a.onnx + '.json', 'utf8'));
-  const buf = fs.readFileSync(a.onnx + '.bin');
-  const session = await ort.InferenceSession.create(a.onnx + '.onnx', {
+  const session = await ort.InferenceSession.create(a.onnx, {
     executionProviders: ['cpu'],
     intraOpNumThreads: a.threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   });
+  const vocab = JSON.parse(fs.readFileSync(a.onnx.replace(/\.onnx$/, '') + '.vocab.json', 'utf8'));
+  const all = a.random ? null : io.readSafetensors(ort, a.inputs);
+  const want = a.random ? null : io.readCsv(a.expected);
   const out = [];
   const put = (k, v) => out.push(`${k}: ${v}`);
   put('impl', 'onnxruntime');
-  put('model', man.model);
+  put('model', a.onnx);
   put('threads', a.threads);
   put('onnxruntime_version', require('onnxruntime-node/package.json').version);
-  put('input_width', man.input_width);
+  put('inputs', a.random ? 'random' : a.inputs);
   let wall = 0, cpu = 0;
-  for (const B of Object.keys(man.sizes).map(Number).sort((x, y) => x - y)) {
-    const ent = man.sizes[String(B)];
-    const feeds = {};
-    for (const it of ent.inputs) feeds[it.name] = tensor(buf, it);
-    const want = tensor(buf, ent.expected).data;
-    const got = (await session.run(feeds)).pred.data;
-    let diff = 0;
-    for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    put(`n${B}_gflop_per_call`, ent.gflop_per_call.toFixed(6));
-    put(`ort_n${B}_max_abs_diff`, diff.toPrecision(3));
-    if (!(diff < 1e-4)) {
-      console.error(`serve_onnx: ${B} candidates: outputs differ from PyTorch's by ${diff}`);
-      process.exit(1);
+  for (const B of SIZES) {
+    let feeds = {};
+    if (a.random) feeds = io.randomInputs(ort, vocab, B, 1234 + B);
+    else for (const name of session.inputNames) feeds[name] = io.firstRows(ort, all[name], B);
+    if (want) {
+      const got = await session.run(feeds);
+      let diff = 0;
+      for (const name of session.outputNames) diff = Math.max(diff, io.maxAbsDiff(got[name].data, want[name], B).diff);
+      put(`ort_n${B}_max_abs_diff`, diff.toPrecision(3));
+      if (!(diff <= 1e-5)) {
+        console.error(`serve_onnx: ${B} candidates: outputs differ from crossrec score by ${diff}`);
+        process.exit(1);
+      }
     }
     // warm-up: 10 calls and 5% of the time
     const w0 = performance.now();
@@ -97,7 +99,6 @@ async function main() {
     const p50 = lat[Math.floor((lat.length - 1) / 2)], p99 = lat[Math.floor((lat.length - 1) * 0.99)];
     put(`ort_n${B}_p50_ms`, p50.toFixed(4));
     put(`ort_n${B}_p99_ms`, p99.toFixed(4));
-    put(`ort_n${B}_gflops`, (ent.gflop_per_call / (p50 * 1e-3)).toFixed(2));
   }
   put('cpu_util', (cpu / wall).toFixed(2));
   console.log(out.join('\n'));

@@ -3,8 +3,8 @@
 the ranker's twin scoring 10, 100 and 1000 candidates in eager mode and as
 TorchScript (torch.jit.trace, then torch.jit.freeze), p50/p99 per size,
 printed under the names build/bench/serve_latency uses so
-scripts/bench_serve.sh can set them side by side. bench/export_onnx.py
-exports the same twin for ONNX Runtime (bench/serve_onnx.js).
+scripts/bench_serve.sh can set them side by side (beside crossrec's own
+ONNX export in ONNX Runtime, bench/serve_onnx.js).
 
 Two models:
   reference  the shape of docs/bench.md (26 categorical x 10k x 16, 13 dense,

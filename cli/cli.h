@@ -21,6 +21,7 @@ int cr_cli_synth(int argc, char **argv);
 int cr_cli_experiment(int argc, char **argv);
 int cr_cli_label(int argc, char **argv);
 int cr_cli_export(int argc, char **argv);
+int cr_cli_encode(int argc, char **argv);
 int cr_cli_tokenize(int argc, char **argv);
 
 /* "crossrec CMD: message" on stderr; returns 1 (the exit status). */

@@ -24,6 +24,7 @@ static const cr_cmd cmds[] = {
     {"experiment", cr_cli_experiment, "run a distillation study: results.json and report.html"},
     {"label", cr_cli_label, "write a frozen teacher's predictions as soft-label columns"},
     {"export", cr_cli_export, "drop never-served (distillation) heads for serving"},
+    {"encode", cr_cli_encode, "rows as the inputs of an exported ONNX graph"},
     {"tokenize", cr_cli_tokenize, "text to token ids and back (GPT-2 BPE, llama2.c tokenizer.bin)"},
     {"lm", cr_cli_lm, "generate tokens with a decoder language model"},
     {"ilm", cr_cli_ilm, "item-language model: CF embeddings (ilm mf)"},

@@ -378,8 +378,11 @@ typedef struct cr_label_args {
 CR_API cr_status cr_label(cr_ctx *ctx, const cr_label_args *a, char **coverage_json, cr_error *e);
 
 /* The serving model from a trained student: never-served (distillation)
- * heads dropped. format: "safetensors" (NULL) is the only one today.
- * *dropped (may be NULL) receives how many heads were dropped. */
+ * heads dropped. format: "safetensors" (NULL); "onnx", an ONNX graph (opset
+ * 13, fp32 weights) with its vocabulary file beside it (out without ".onnx"
+ * + ".vocab.json"; docs/formats.md); or "onnx-bf16", the same with bfloat16
+ * weight matrices and tables. *dropped (may be NULL) receives how many heads
+ * were dropped. */
 CR_API cr_status cr_export(const char *model, const char *out, const char *format, int *dropped,
                            cr_error *e);
 

@@ -2,10 +2,11 @@
 # bench_serve.sh - the serving benchmark. In process: AUC and latency per
 # precision on the MovieLens model (build/bench/serve), then crossrec's
 # scoring paths (build/bench/serve_latency) beside the PyTorch twin in eager
-# mode and as TorchScript (bench/serve_torch.py) and the same twin in ONNX
-# Runtime from node (bench/export_onnx.py, bench/serve_onnx.js), for 10,
-# 100 and 1000 candidates, on the reference shape and the MovieLens model,
-# at 1 and 2 threads. Over HTTP: wrk at 1, 16 and 64 connections against
+# mode and as TorchScript (bench/serve_torch.py) and the same model exported
+# by `crossrec export --format onnx` in ONNX Runtime from node
+# (bench/serve_onnx.js; MovieLens: the encoded rows, checked against
+# `crossrec score` first), for 10, 100 and 1000 candidates, on the reference
+# shape and the MovieLens model, at 1 and 2 threads. Over HTTP: wrk at 1, 16 and 64 connections against
 # `crossrec serve` with a 100-candidate request built from real MovieLens
 # rows. --soak: 64 connections for 60 s, RSS before and after, no error
 # allowed. Load goes to 127.0.0.1 only; every run is bounded in time.
@@ -17,7 +18,8 @@
 #   BENCH_SECONDS   in-process measuring time per path and size (default 1)
 #   BENCH_THREADS   in-process thread counts (default "1 2")
 #   BENCH_PYTHON    interpreter with torch (default /usr/bin/python3)
-#   BENCH_ORT_NODE_PATH  node_modules holding onnxruntime-node (default /tmp/crossrec-ort/node_modules)
+#   BENCH_ORT_NODE_PATH  node_modules holding onnxruntime-node (default build/node/node_modules,
+#                   where `make ort` installs it)
 #   SERVE_THREADS   `crossrec serve --threads` (default 4); SOAK_SECONDS (default 60)
 # It installs nothing; a side that cannot run is reported and skipped. On a
 # shared machine other processes take cores mid-run: the three sides run in
@@ -40,7 +42,7 @@ ISECS=${BENCH_SECONDS:-1}
 THREADS=${BENCH_THREADS:-"1 2"}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 TORCH_LD=/usr/lib/x86_64-linux-gnu/openblas-openmp
-ORT_NODE_PATH=${BENCH_ORT_NODE_PATH:-/tmp/crossrec-ort/node_modules}
+ORT_NODE_PATH=${BENCH_ORT_NODE_PATH:-build/node/node_modules}
 SERVE_THREADS=${SERVE_THREADS:-4}
 SOAK_SECS=${SOAK_SECONDS:-60}
 MODEL=out/movielens/model.safetensors
@@ -81,16 +83,25 @@ inprocess() {
     else
         echo "PyTorch is not importable by $PY: apt-get install -y python3-torch libopenblas0-openmp"
     fi
-    if [ $have_torch = 1 ] && command -v node > /dev/null &&
+    # ONNX Runtime runs crossrec's own export of the same models: the
+    # reference shape (saved by serve_latency) on random rows, MovieLens on
+    # the encoded test rows, checked against `crossrec score` before timing.
+    X=$OUT/onnx
+    if command -v node > /dev/null &&
         NODE_PATH=$ORT_NODE_PATH node -e 'require("onnxruntime-node")' > "$OUT/ort_check.txt" 2>&1; then
-        for m in reference "$MODEL"; do
-            LD_LIBRARY_PATH=$TORCH_LD "$PY" bench/export_onnx.py --model "$m" --out "$OUT/onnx" \
-                > "$OUT/export.txt" 2>&1 || { fail "export_onnx $m" $? "$OUT/export.txt"; break; }
+        mkdir -p "$X"
+        if { "$BUILD/bench/serve_latency" --model reference --save "$X/reference.safetensors" &&
+            "$BUILD/crossrec" export --format onnx --model "$X/reference.safetensors" --out "$X/reference.onnx" &&
+            "$BUILD/crossrec" export --format onnx --model "$MODEL" --out "$X/movielens.onnx" &&
+            "$BUILD/crossrec" encode --model "$MODEL" --data "$ROWS" --out "$X/movielens.inputs.safetensors" &&
+            "$BUILD/crossrec" score --model "$MODEL" --data "$ROWS" --out "$X/movielens.scores.csv" --threads 1
+        } > "$OUT/export.txt" 2>&1; then
             have_ort=1
-        done
+        else
+            fail "onnx export" $? "$OUT/export.txt"
+        fi
     else
-        echo "ONNX Runtime side skipped: needs node and onnxruntime-node in $ORT_NODE_PATH, e.g."
-        echo "  mkdir -p /tmp/crossrec-ort && cd /tmp/crossrec-ort && ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node"
+        echo "ONNX Runtime side skipped: needs node and onnxruntime-node in $ORT_NODE_PATH (make ort)"
     fi
 
     echo "== side by side: $ROUNDS round(s) of ${ISECS}s per path and size, load before $(load) =="
@@ -112,8 +123,11 @@ inprocess() {
                 fi
                 if [ $have_ort = 1 ]; then
                     f=$OUT/lat_ort_${model}_${t}t.r$r.txt
+                    if [ $model = reference ]; then oargs="--random"
+                    else oargs="--inputs $X/movielens.inputs.safetensors --expected $X/movielens.scores.csv"; fi
+                    # shellcheck disable=SC2086
                     OMP_NUM_THREADS=$t NODE_PATH=$ORT_NODE_PATH node bench/serve_onnx.js \
-                        --onnx "$OUT/onnx/$model" --threads "$t" --seconds "$ISECS" > "$f" 2>&1 ||
+                        --onnx "$X/$model.onnx" $oargs --threads "$t" --seconds "$ISECS" > "$f" 2>&1 ||
                         fail "ort_${model}_${t}t.r$r" $? "$f"
                 fi
             done

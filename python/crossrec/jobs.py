@@ -154,8 +154,9 @@ def label_frame(teacher: str, map: str, frame: pd.DataFrame, *,
 
 
 def export(model: str, out: str, format: str = "safetensors") -> int:
-    """Write the serving model (never-served distillation heads dropped);
-    returns how many heads were dropped."""
+    """Write the serving model (never-served distillation heads dropped) as
+    format "safetensors", "onnx" (a graph with its vocabulary file beside it)
+    or "onnx-bf16"; returns how many heads were dropped."""
     dropped = ffi.new("int *")
     err = new_error()
     check(lib.cr_export(str(model).encode(), str(out).encode(), format.encode(), dropped, err), err)

@@ -136,6 +136,8 @@ typedef struct cr_data_cfg {
     char          extra[16][64];    /* float columns carried along (soft labels) */
     int           no_labels;        /* scoring: label and mask columns are not read
                                        (labels and masks are 0) */
+    int           keep_raw;         /* also keep numeric and bucket features' values as
+                                       read, before any transform (cr_dataset.raw) */
 } cr_data_cfg;
 
 typedef struct cr_schema {
@@ -174,6 +176,9 @@ typedef struct cr_dataset {
     int64_t **bag_off;  /* [n_multi] (n + 1) */
     int32_t **bag_ids;  /* [n_multi] */
     float    *dense;    /* (n, n_dense) transformed */
+    double   *raw;      /* with cfg->keep_raw: (n, n_features) the value of each numeric
+                           and bucket feature as read, NaN where empty (and for every
+                           other kind); else NULL */
     float    *label;    /* (n_tasks, n) task-major */
     float    *mask;     /* (n_tasks, n) 1 where the task is defined */
     float    *weight;   /* (n) or NULL */

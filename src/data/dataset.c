@@ -245,6 +245,8 @@ static cr_status grow_rows(cr_loader *ld, cr_dataset *ds, int64_t need, cr_error
     CR_TRY(regrow((void **)&ds->user, c, sizeof *ds->user, e));
     CR_TRY(regrow((void **)&ds->split, c, sizeof *ds->split, e));
     if (ld->weight_col >= 0) CR_TRY(regrow((void **)&ds->weight, c, sizeof *ds->weight, e));
+    if (ld->cfg->keep_raw)
+        CR_TRY(regrow((void **)&ds->raw, c * (size_t)s->n_features, sizeof *ds->raw, e));
     if (ld->cfg->split == CR_SPLIT_TIME)
         CR_TRY(regrow((void **)&ld->times, c, sizeof *ld->times, e));
     ld->cap = (int64_t)c;
@@ -334,6 +336,7 @@ static cr_status row_features(cr_loader *ld, cr_dataset *ds, int64_t r, int64_t 
         const char *v = cr_csv_field(ld->csv, col, &len);
         double x;
         int missing;
+        if (ld->cfg->keep_raw) ds->raw[r * s->n_features + i] = NAN;
         switch (f->kind) {
         case CR_FEAT_CATEGORICAL:
             CR_TRY(encode_id(ld, i, v, len, &ds->cat[r * s->n_cat + k], e));
@@ -358,9 +361,11 @@ static cr_status row_features(cr_loader *ld, cr_dataset *ds, int64_t r, int64_t 
         case CR_FEAT_BUCKET:
             CR_TRY(cr_csv_double(ld->csv, col, &x, &missing, e));
             ds->cat[r * s->n_cat + k] = missing ? 0 : cr_feature_bucket(f, x);
+            if (ld->cfg->keep_raw && !missing) ds->raw[r * s->n_features + i] = x;
             break;
         case CR_FEAT_NUMERIC:
             CR_TRY(cr_csv_double(ld->csv, col, &x, &missing, e));
+            if (ld->cfg->keep_raw && !missing) ds->raw[r * s->n_features + i] = x;
             if (missing) x = f->default_value;
             if (cr_feature_takes_log(f)) {
                 if (x < -1)
@@ -738,6 +743,7 @@ void cr_dataset_free(cr_dataset *ds) {
     free(ds->bag_off);
     free(ds->bag_ids);
     free(ds->dense);
+    free(ds->raw);
     free(ds->label);
     free(ds->mask);
     free(ds->weight);

@@ -96,11 +96,10 @@ fail:
     return st;
 }
 
-cr_status cr_ranker_export(const char *in_path, const char *out_path, int *dropped,
+cr_status cr_ranker_served(const cr_ranker *m, const cr_schema *s, cr_ranker **out,
                            cr_error *e) {
-    cr_ranker *m = NULL, *x = NULL;
-    cr_schema s;
-    CR_TRY(cr_ranker_load(&m, &s, in_path, e));
+    *out = NULL;
+    cr_ranker *x = NULL;
     cr_model_cfg cfg = m->cfg;
     cfg.n_heads = 0;
     for (int h = 0; h < m->cfg.n_heads; h++) {
@@ -112,13 +111,9 @@ cr_status cr_ranker_export(const char *in_path, const char *out_path, int *dropp
         hd.temperature = 0.0f;
         cfg.heads[cfg.n_heads++] = hd;
     }
-    cr_status st = cr_ranker_create(&x, &s, &cfg, 0, e);
-    if (st) {
-        cr_err_prefix(e, "exporting %s", in_path);
-        goto done;
-    }
-    /* Copy by name: every tensor of the exported model exists in the input
-     * with the same shape (the served heads keep their names). */
+    CR_TRY(cr_ranker_create(&x, s, &cfg, 0, e));
+    /* Copy by name: every tensor of the served model exists in m with the
+     * same shape (the served heads keep their names). */
     const cr_ptable *src[2] = {&m->params, &m->tables};
     cr_ptable *dst[2] = {&x->params, &x->tables};
     for (int p = 0; p < 2; p++)
@@ -126,15 +121,29 @@ cr_status cr_ranker_export(const char *in_path, const char *out_path, int *dropp
             const cr_tensor_info *t = &dst[p]->t[i];
             int j = cr_ptable_find(src[p], t->name);
             if (j < 0 || src[p]->t[j].numel != t->numel) {
-                st = cr_err(e, CR_ERR_INTERNAL, "exporting %s: tensor '%s' has no counterpart",
-                            in_path, t->name);
-                goto done;
+                cr_ranker_free(x);
+                return cr_err(e, CR_ERR_INTERNAL, "tensor '%s' of the served model has no "
+                              "counterpart", t->name);
             }
             memcpy(cr_ptable_ptr(dst[p], dst[p]->data, i),
                    cr_ptable_ptr(src[p], src[p]->data, j), t->numel * sizeof(float));
         }
+    *out = x;
+    return CR_OK;
+}
+
+cr_status cr_ranker_export(const char *in_path, const char *out_path, int *dropped,
+                           cr_error *e) {
+    cr_ranker *m = NULL, *x = NULL;
+    cr_schema s;
+    CR_TRY(cr_ranker_load(&m, &s, in_path, e));
+    cr_status st = cr_ranker_served(m, &s, &x, e);
+    if (st) {
+        cr_err_prefix(e, "exporting %s", in_path);
+        goto done;
+    }
     if ((st = cr_ranker_save(x, &s, out_path, NULL, e))) goto done;
-    if (dropped) *dropped = m->cfg.n_heads - cfg.n_heads;
+    if (dropped) *dropped = m->cfg.n_heads - x->cfg.n_heads;
 done:
     cr_ranker_free(x);
     cr_ranker_free(m);

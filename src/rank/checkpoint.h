@@ -28,6 +28,11 @@ cr_status cr_ranker_load(cr_ranker **m, cr_schema *s, const char *path, cr_error
  * scores are identical and the file equals one trained without the heads.
  * *dropped (may be NULL) receives the number of heads removed. */
 cr_status cr_ranker_export(const char *in_path, const char *out_path, int *dropped, cr_error *e);
+/* The rule both exports (safetensors above, ONNX in export_onnx.c) apply:
+ * a new model holding only m's served heads, without soft-label blends,
+ * and a bit-for-bit copy of every tensor it keeps. Free with cr_ranker_free. */
+cr_status cr_ranker_served(const cr_ranker *m, const cr_schema *s, cr_ranker **out,
+                           cr_error *e);
 /* A config's schema must describe the same features and tasks as the
  * model's (names, kinds, columns, widths) for the model to read its data. */
 cr_status cr_schema_check_same(const cr_schema *model, const cr_schema *cfg, const char *model_path,

@@ -9,6 +9,7 @@
 
 #include "../core/core.h"
 #include "../rank/checkpoint.h"
+#include "../rank/export_onnx.h"
 #include "../rank/experiment.h"
 #include "../rank/label.h"
 
@@ -40,10 +41,16 @@ cr_status cr_export(const char *model, const char *out, const char *format, int 
                     cr_error *e) {
     if (dropped) *dropped = 0;
     if (!model || !out) return cr_err(e, CR_ERR_ARG, "cr_export: model and out are required");
-    if (format && strcmp(format, "safetensors"))
-        return cr_err(e, CR_ERR_ARG, "cr_export: format '%s' is not one of: safetensors", format);
+    int onnx = format && !strcmp(format, "onnx"), bf16 = format && !strcmp(format, "onnx-bf16");
+    if (format && !onnx && !bf16 && strcmp(format, "safetensors"))
+        return cr_err(e, CR_ERR_ARG, "cr_export: format '%s' is not one of: safetensors, onnx, "
+                      "onnx-bf16", format);
     int d = 0;
-    CR_TRY(cr_ranker_export(model, out, &d, e));
+    if (onnx || bf16)
+        CR_TRY(cr_ranker_export_onnx(model, out, NULL,
+                                     bf16 ? CR_PRECISION_BF16 : CR_PRECISION_FP32, &d, e));
+    else
+        CR_TRY(cr_ranker_export(model, out, &d, e));
     if (dropped) *dropped = d;
     return CR_OK;
 }
