@@ -22,6 +22,16 @@ def cli(*args, **kw):
     return r
 
 
+def head_csv(src, dst, rows):
+    """The header and the first rows of a CSV file."""
+    with open(src) as f, open(dst, "w") as g:
+        for i, line in enumerate(f):
+            if i > rows:
+                break
+            g.write(line)
+    return dst
+
+
 RANKER = """\
 data: {path: imp.csv, split: {by: column, column: split}, group: request_id, user: user_id}
 features:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import crossrec
-from conftest import CLI, ROOT, cli
+from conftest import head_csv, CLI, ROOT, cli
 
 
 def test_version_and_library():
@@ -92,11 +92,7 @@ def model(ml):
 
 def cli_scores(ml, tmp_path, n):
     head = tmp_path / "head.csv"
-    with open(ml / "imp.csv") as f, open(head, "w") as g:
-        for i, line in enumerate(f):
-            if i > n:
-                break
-            g.write(line)
+    head_csv(ml / "imp.csv", head, n)
     cli("score", "--model", ml / "cli_run" / "model.safetensors", "--data", head, "--out",
         tmp_path / "s.csv")
     return pd.read_csv(tmp_path / "s.csv")

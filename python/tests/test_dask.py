@@ -9,7 +9,7 @@ import pytest
 
 import crossrec
 import crossrec.dask
-from conftest import cli
+from conftest import head_csv, cli
 
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
@@ -50,11 +50,7 @@ def test_label_partitions_equal_cli(ml, tmp_path, client):
     (tmp_path / "map.yaml").write_text(MAP)
     teacher = ml / "cli_run" / "model.safetensors"
     head = tmp_path / "rows.csv"
-    with open(ml / "imp.csv") as f, open(head, "w") as g:
-        for i, line in enumerate(f):
-            if i > 20000:
-                break
-            g.write(line)
+    head_csv(ml / "imp.csv", head, 20000)
     cli("label", "--teacher", teacher, "--map", tmp_path / "map.yaml", "--data", head,
         "--out", tmp_path / "cli.csv", "--quiet")
     want = pd.read_csv(tmp_path / "cli.csv")

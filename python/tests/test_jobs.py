@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import crossrec
-from conftest import BUILD, ROOT, cli
+from conftest import head_csv, BUILD, ROOT, cli
 
 MAP = """\
 features:
@@ -35,11 +35,7 @@ def labelled(ml, tmp_path_factory):
     d = tmp_path_factory.mktemp("label")
     (d / "map.yaml").write_text(MAP)
     head = d / "rows.csv"
-    with open(ml / "imp.csv") as f, open(head, "w") as g:
-        for i, line in enumerate(f):
-            if i > 4000:
-                break
-            g.write(line)
+    head_csv(ml / "imp.csv", head, 4000)
     cli("label", "--teacher", ml / "cli_run" / "model.safetensors", "--map", d / "map.yaml",
         "--data", head, "--out", d / "cli.csv", "--quiet")
     return d
