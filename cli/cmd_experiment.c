@@ -72,7 +72,7 @@ int cr_cli_experiment(int argc, char **argv) {
         cr_free(results);
         return s ? cr_cli_fail("experiment", &e) : 0;
     }
-    cr_experiment_opts o = {config, out, quiet ? NULL : stderr, !fresh, (int)threads};
+    cr_experiment_opts o = {config, out, quiet ? NULL : stderr, !fresh, (int)threads, cr_cli_dist()};
     if (cr_experiment_run(&o, &results, &e)) return cr_cli_fail("experiment", &e);
     cr_status s = cr_experiment_print_table(stdout, results, &e);
     free(results);
