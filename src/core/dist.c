@@ -219,7 +219,11 @@ cr_status cr_dist_barrier(const cr_dist *d, cr_error *e) {
 
 void cr_dist_part_path(const cr_dist *d, const char *out, char *buf, size_t cap) {
     if (!multi(d)) snprintf(buf, cap, "%s", out);
-    else snprintf(buf, cap, "%s.part%d", out, d->rank);
+    else { /* dir/.partR-name: beside the output, with its extension (a TSV stays one) */
+        const char *slash = strrchr(out, '/');
+        int dn = slash ? (int)(slash - out + 1) : 0;
+        snprintf(buf, cap, "%.*s.part%d-%s", dn, out, d->rank, out + dn);
+    }
 }
 
 #define CONCAT_CHUNK ((size_t)1 << 20)

@@ -61,7 +61,8 @@ void cr_dist_split(int64_t n, int r, int size, int64_t *lo, int64_t *hi);
  * the parts concatenated in rank order (streamed over the job, so no
  * shared file system is needed), atomically. Every part file is removed. */
 cr_status cr_dist_concat(const cr_dist *d, const char *part, const char *out, cr_error *e);
-/* The name of this rank's part of `out`: "out.partR" (R = rank). */
+/* The name of this rank's part of `out`: "dir/.partR-name" for R = rank
+ * (the same extension), or out itself in a job of one. */
 void      cr_dist_part_path(const cr_dist *d, const char *out, char *buf, size_t cap);
 
 #endif /* CR_CORE_DIST_H */

@@ -327,7 +327,7 @@ static cr_status label_target(study_ctx *c, cr_error *e) {
     if (!stamp_ok(c, dir, key, "labelled.csv")) {
         study_log(c, "labelling %s with the teacher\n", c->st.target);
         cr_label_opts lo = {c->teacher_path, c->st.map, c->st.target, c->labelled, cov, 0, 0, 0,
-                            NULL};
+                            NULL, c->o->dist};
         CR_TRY(cr_distill_label(&lo, NULL, e));
         CR_TRY(stamp_write(dir, key, e));
     } else {
