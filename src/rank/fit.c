@@ -564,6 +564,8 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
           c.seconds > 0 ? (double)(c.st.examples - ex0) / c.seconds : 0.0,
           (long long)c.st.es.best_step);
     s = write_metrics(&c, stop, metrics, e);
+    /* no rank returns before rank 0's files exist: a caller may read them next */
+    if (!s) s = cr_dist_barrier(o->dist, e);
 done_names:
     free(tnames);
 done:
