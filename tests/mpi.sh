@@ -21,10 +21,11 @@ rc=0
 
 # Open MPI in a container, as root, on a shared 2-core machine: allow root,
 # more ranks than cores, shared memory without the ptrace-based single-copy
-# path (often forbidden in containers), no network transports to probe.
+# path (often forbidden in containers), no network transports to probe, and
+# a waiting rank yields its core to the rank it waits for.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl=self,vader
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_mpi_yield_when_idle=1
 export OMP_WAIT_POLICY=passive
 # Sanitizer builds: Open MPI keeps its own allocations until exit.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}

@@ -11,18 +11,24 @@
 #include "../core/dist.h"
 #include "optim.h"
 
+#define CR_DP_MAX_RANKS 4096
+
 typedef struct cr_dp {
     const cr_dist  *d;
     int             n_tables;
+    int            *dims;        /* (n_tables) */
     cr_sparse_grad *merged;      /* (n_tables) every rank's rows, summed, rows ascending */
-    int32_t        *g_rows;      /* gathered rows of one table, in rank order */
-    float          *g_vals;
-    int64_t        *order;       /* (3P) merge scratch: byte counts, cursors, ends */
-    size_t          rows_cap, vals_cap, order_cap;
+    char           *send, *recv; /* this rank's message; every rank's, in rank order */
+    size_t          send_cap, recv_cap;
+    size_t         *counts;      /* (P) bytes of each rank's message */
+    const int32_t **cur_rows;    /* (P) merge cursors */
+    const float   **cur_vals;    /* (P) */
+    int32_t        *left;        /* (P) */
     /* totals over the steps taken, for metrics.json and the benchmark */
     int64_t         steps;
     double          comm_seconds;          /* in the exchange (dense and sparse together) */
-    double          dense_bytes, sparse_bytes; /* payload each rank sends + receives */
+    double          dense_bytes, sparse_bytes; /* payload: the gradient slab; every rank's
+                                                * sparse message (what each rank receives) */
 } cr_dp;
 
 cr_status cr_dp_init(cr_dp *p, const cr_dist *d, int n_tables, const int *dims, cr_error *e);
