@@ -47,8 +47,6 @@ fi
     echo "train: {lr: 0.001, sparse_lr: 0.01, batch_size: 512, epochs: 1, max_steps: $STEPS,"
     echo "        threads: 1, early_stopping: {mode: none}}"
 } >"$DIR/ref.yaml"
-sed -e "s/batch_size: 512/batch_size: 256/" -e "s/max_steps: $STEPS/max_steps: $((2 * STEPS))/" \
-    "$DIR/ref.yaml" >"$DIR/half.yaml"
 
 # num FILE KEY: a number from metrics.json
 num() { grep -m1 "\"$2\"" "$1" | sed -e 's/.*:[ \t]*//' -e 's/,$//'; }
@@ -67,10 +65,6 @@ for r in $(seq 1 "$ROUNDS"); do
         echo "$x" >"$DIR/best.n2"
         cp "$DIR/n2/metrics.json" "$DIR/best.n2.json"
     fi
-    # half the batch in one process: with N=1 this fits the cost model's
-    # per-example and per-step compute (docs/distributed.md)
-    "$BIN" train --config "$DIR/half.yaml" --out "$DIR/h1" --quiet >/dev/null 2>&1 || { echo "FAILED: N=1 batch 256"; exit 1; }
-    best "$DIR/best.h1" "$(num "$DIR/h1/metrics.json" examples_per_second)"
     "$BIN" train --config "$DIR/ref.yaml" --out "$DIR/c1" --quiet >/dev/null 2>&1 &
     "$BIN" train --config "$DIR/ref.yaml" --out "$DIR/c2" --quiet >/dev/null 2>&1
     wait
@@ -85,19 +79,18 @@ for r in $(seq 1 "$ROUNDS"); do
             cp "$DIR/ddp$w.txt" "$DIR/best.ddp$w.txt"
         fi
     done
-    echo "round $r: crossrec N=1 $(cat "$DIR/best.n1") (batch 256: $(cat "$DIR/best.h1")), N=2 $(cat "$DIR/best.n2"), two independent runs $(cat "$DIR/best.ctl"); DDP 1 $(cat "$DIR/best.ddp1"), 2 $(cat "$DIR/best.ddp2") (best so far)"
+    echo "round $r: crossrec N=1 $(cat "$DIR/best.n1"), N=2 $(cat "$DIR/best.n2"), two independent runs $(cat "$DIR/best.ctl"); DDP 1 $(cat "$DIR/best.ddp1"), 2 $(cat "$DIR/best.ddp2") (best so far)"
 done
 echo "load after: $(uptime)"
-n1=$(cat "$DIR/best.n1") n2=$(cat "$DIR/best.n2") ctl=$(cat "$DIR/best.ctl") h1=$(cat "$DIR/best.h1")
+n1=$(cat "$DIR/best.n1") n2=$(cat "$DIR/best.n2") ctl=$(cat "$DIR/best.ctl")
 d1=$(cat "$DIR/best.ddp1") d2=$(cat "$DIR/best.ddp2")
 J="$DIR/best.n2.json"
 dd() { grep "$1" "$DIR/best.ddp2.txt" | sed 's/.*: //'; }
-awk -v n1="$n1" -v n2="$n2" -v ctl="$ctl" -v h1="$h1" -v d1="$d1" -v d2="$d2" \
+awk -v n1="$n1" -v n2="$n2" -v ctl="$ctl" -v d1="$d1" -v d2="$d2" \
     -v comm="$(num "$J" comm_seconds_per_step)" -v db="$(num "$J" dense_bytes_per_step)" \
     -v sb="$(num "$J" sparse_bytes_per_step)" -v ddb="$(dd ddp_dense_bytes)" -v dsb="$(dd ddp_sparse_bytes)" 'BEGIN {
     printf "\n%-28s %12s %10s %12s %14s %14s\n", "", "examples/s", "step ms", "comm ms/step", "dense B/step", "sparse B/step"
     printf "%-28s %12.0f %10.1f %12s %14s %14s\n", "crossrec N=1", n1, 512000 / n1, "-", "-", "-"
-    printf "%-28s %12.0f %10.1f %12s %14s %14s\n", "crossrec N=1, batch 256", h1, 256000 / h1, "-", "-", "-"
     printf "%-28s %12.0f %10.1f %12.1f %14.0f %14.0f\n", "crossrec N=2 (MPI)", n2, 512000 / n2, comm * 1000, db, sb
     printf "%-28s %12.0f %10s %12s %14s %14s\n", "2 independent N=1 at once", ctl, "-", "-", "-", "-"
     printf "%-28s %12.0f %10.1f %12s %14s %14s\n", "PyTorch DDP world 1", d1, 512000 / d1, "-", "-", "-"
@@ -106,7 +99,16 @@ awk -v n1="$n1" -v n2="$n2" -v ctl="$ctl" -v h1="$h1" -v d1="$d1" -v d2="$d2" \
     printf "efficiency_vs_two_independent_runs: %.3f   (N=2 / what two processes get at once)\n", n2 / ctl
     printf "ddp_scaling_efficiency_1_to_2: %.3f\n", d2 / (2 * d1)
     printf "crossrec_over_ddp_n2: %.2f\n", n2 / d2
-    t1 = 512 / n1; th = 256 / h1; c = (t1 - th) / 256; r = t1 - 512 * c
-    printf "cost_model_compute: %.1f us per example + %.2f ms per step (from N=1 at batch 512 and 256)\n", c * 1e6, r * 1e3
 }'
+# The cost model's compute terms (docs/distributed.md): the one-process step
+# split into what a rank's slice scales (forward, loss, backward: per
+# example) and what every rank repeats (the optimisers: per step), from
+# bench/rank's medians, which a preempted step does not move.
+if [ -x "$BUILD/bench/rank" ]; then
+    "$BUILD/bench/rank" --threads 1 --model reference --seconds 3 --part train --no-peak >"$DIR/phases.txt" 2>&1
+    ph() { grep "^$1:" "$DIR/phases.txt" | sed 's/.*: //'; }
+    awk -v f="$(ph train_fwd_ms)" -v l="$(ph train_loss_ms)" -v b="$(ph train_bwd_ms)" \
+        -v d="$(ph train_dense_opt_ms)" -v s="$(ph train_sparse_opt_ms)" -v u="$(ph train_cpu_util)" 'BEGIN {
+        printf "cost_model_compute: %.1f us per example (forward+loss+backward / 512) + %.2f ms per step (optimisers); cpu_util %s\n", (f + l + b) / 512 * 1000, d + s, u }'
+fi
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; $(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
