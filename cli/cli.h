@@ -6,7 +6,6 @@
 #define CR_CLI_H
 
 #include "crossrec.h"
-#include "../src/core/dist.h"
 
 #include <stdio.h>
 

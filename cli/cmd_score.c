@@ -4,6 +4,7 @@
  * has one row per input row with each served task's prediction.
  */
 #include "cli.h"
+#include "../src/core/dist.h" /* the parts of a sharded output */
 
 #include "../src/rank/checkpoint.h"
 #include "../src/rank/evaluate.h"

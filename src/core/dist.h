@@ -13,22 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct cr_dist cr_dist;
-
-/* Join the job (MPI_Init when built with MPI; started without mpirun that
- * is a job of one). *out is never NULL on success. */
-cr_status cr_dist_init(cr_dist **out, int *argc, char ***argv, cr_error *e);
-/* Leave the job (MPI_Finalize) and free d. */
-void      cr_dist_finalize(cr_dist *d);
-/* End every rank of the job at once with this exit status (MPI_Abort); a
- * job of one just exits. For the command line only: the library returns. */
-void      cr_dist_abort(const cr_dist *d, int status) __attribute__((noreturn));
-/* 1 when this build talks MPI. */
-int       cr_dist_has_mpi(void);
-
-/* This process's rank and the job's size; d == NULL is a job of one. */
-int cr_dist_rank(const cr_dist *d);
-int cr_dist_size(const cr_dist *d);
+/* cr_dist, cr_dist_init, _finalize, _abort, _rank, _size and _has_mpi are
+ * public (crossrec.h); the collectives below are the library's. */
 
 /* Sums over ranks, in place; every rank gets the same bits. */
 cr_status cr_dist_sum_f32(const cr_dist *d, float *x, size_t n, cr_error *e);
