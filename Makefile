@@ -6,6 +6,7 @@
 #   demo     run the bundled MovieLens job end to end
 #   bench    side-by-side benchmarks against the PyTorch twins: kernels and the ranker
 #   bench-serve, bench-lm, bench-ilm   the serving, language-model and ILM benchmarks
+#   bench-mpi   data-parallel training at 1 and 2 ranks beside PyTorch DDP (bench/mpi.sh)
 #   install  the command, libraries, header, crossrec.pc, man pages and docs under
 #            $(DESTDIR)$(PREFIX) (PREFIX /usr/local)
 #   python   pip-install the Python package (python/) over this build's library
@@ -119,7 +120,7 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test demo bench bench-serve bench-lm bench-ilm install clean deps check-layers python
+.PHONY: all test demo bench bench-serve bench-lm bench-ilm bench-mpi install clean deps check-layers python
 .SECONDARY:
 all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 
@@ -224,6 +225,10 @@ bench-lm: $(BUILD)/crossrec $(BENCH_BIN)
 
 bench-ilm: $(BUILD)/crossrec $(BENCH_BIN)
 	./scripts/bench_ilm.sh $(BUILD)
+
+bench-mpi:
+	$(MAKE) MPI=1 $(BUILD)/mpi/crossrec $(BUILD)/mpi/bench/rank
+	bench/mpi.sh $(BUILD)/mpi
 
 # ---- Python ----------------------------------------------------------------------
 # The crossrec package over this build's library (Debian's python3; no network).

@@ -10,7 +10,7 @@
 # bytes exchanged per step (dense and sparse apart), the best of each over
 # the rounds, then the CPU and the load. docs/distributed.md reads them.
 #
-# Usage: bench/mpi.sh [BUILD_DIR]   (a `make MPI=1` build; default build/mpi)
+# Usage: make bench-mpi, or bench/mpi.sh [BUILD_DIR] (a `make MPI=1` build; default build/mpi)
 # Environment: BENCH_ROUNDS (default 3), BENCH_STEPS (default 60),
 #              BENCH_PYTHON (default /usr/bin/python3, Debian's torch)
 set -u
