@@ -83,51 +83,26 @@ void cr_dist_split(int64_t n, int r, int size, int64_t *lo, int64_t *hi) {
 static cr_status too_big(size_t n, cr_error *e) {
     return cr_err(e, CR_ERR_LIMIT, "an MPI message of %zu elements (at most %d per call)", n, INT_MAX);
 }
+#endif
 
-static cr_status reduce(const cr_dist *d, void *x, size_t n, MPI_Datatype t, MPI_Op op,
-                        cr_error *e) {
+/* The one all-reduce: kind 0 float sum, 1 double sum, 2 int64 sum, 3 double max. */
+static cr_status reduce(const cr_dist *d, void *x, size_t n, int kind, cr_error *e) {
+#ifdef CR_MPI
+    static const int op_max[4] = {0, 0, 0, 1};
+    MPI_Datatype t = kind == 0 ? MPI_FLOAT : kind == 2 ? MPI_INT64_T : MPI_DOUBLE;
     if (!multi(d) || n == 0) return CR_OK;
     if (n > INT_MAX) return too_big(n, e);
-    MPI_Allreduce(MPI_IN_PLACE, x, (int)n, t, op, MPI_COMM_WORLD);
-    return CR_OK;
-}
-#endif
-
-cr_status cr_dist_sum_f32(const cr_dist *d, float *x, size_t n, cr_error *e) {
-#ifdef CR_MPI
-    return reduce(d, x, n, MPI_FLOAT, MPI_SUM, e);
+    MPI_Allreduce(MPI_IN_PLACE, x, (int)n, t, op_max[kind] ? MPI_MAX : MPI_SUM, MPI_COMM_WORLD);
 #else
-    (void)d, (void)x, (void)n, (void)e;
-    return CR_OK;
+    (void)d, (void)x, (void)n, (void)kind, (void)e;
 #endif
+    return CR_OK;
 }
 
-cr_status cr_dist_sum_f64(const cr_dist *d, double *x, size_t n, cr_error *e) {
-#ifdef CR_MPI
-    return reduce(d, x, n, MPI_DOUBLE, MPI_SUM, e);
-#else
-    (void)d, (void)x, (void)n, (void)e;
-    return CR_OK;
-#endif
-}
-
-cr_status cr_dist_sum_i64(const cr_dist *d, int64_t *x, size_t n, cr_error *e) {
-#ifdef CR_MPI
-    return reduce(d, x, n, MPI_INT64_T, MPI_SUM, e);
-#else
-    (void)d, (void)x, (void)n, (void)e;
-    return CR_OK;
-#endif
-}
-
-cr_status cr_dist_max_f64(const cr_dist *d, double *x, size_t n, cr_error *e) {
-#ifdef CR_MPI
-    return reduce(d, x, n, MPI_DOUBLE, MPI_MAX, e);
-#else
-    (void)d, (void)x, (void)n, (void)e;
-    return CR_OK;
-#endif
-}
+cr_status cr_dist_sum_f32(const cr_dist *d, float *x, size_t n, cr_error *e) { return reduce(d, x, n, 0, e); }
+cr_status cr_dist_sum_f64(const cr_dist *d, double *x, size_t n, cr_error *e) { return reduce(d, x, n, 1, e); }
+cr_status cr_dist_sum_i64(const cr_dist *d, int64_t *x, size_t n, cr_error *e) { return reduce(d, x, n, 2, e); }
+cr_status cr_dist_max_f64(const cr_dist *d, double *x, size_t n, cr_error *e) { return reduce(d, x, n, 3, e); }
 
 cr_status cr_dist_isum_f32(const cr_dist *d, float *x, size_t n, cr_dist_req *r, cr_error *e) {
     r->h = NULL;
