@@ -6,6 +6,7 @@
 #   demo     run the bundled MovieLens job end to end
 #   bench    side-by-side benchmarks against the PyTorch twins: kernels and the ranker
 #   bench-serve, bench-lm, bench-ilm   the serving, language-model and ILM benchmarks
+#   bench-mpi   data-parallel training at 1 and 2 ranks beside PyTorch DDP (bench/mpi.sh)
 #   install  the command, libraries, header, crossrec.pc, man pages and docs under
 #            $(DESTDIR)$(PREFIX) (PREFIX /usr/local)
 #   python   pip-install the Python package (python/) over this build's library
@@ -19,6 +20,9 @@
 #   SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer (builds in build/san)
 #   DEBUG=1      -O0 -g (builds in build/debug)
 #   AVX2=1       target AVX2 instead of the host (for valgrind, which cannot run AVX-512)
+#   MPI=1        with Open MPI (builds in build/mpi): train, label, score and experiment
+#                run under mpirun -np N (docs/distributed.md); `make test` also builds
+#                and tests it whenever mpirun is installed
 #   CC=clang     any C17 compiler
 
 CC      ?= cc
@@ -28,6 +32,7 @@ BLAS    ?= openblas
 SAN     ?= 0
 DEBUG   ?= 0
 AVX2    ?= 0
+MPI     ?= 0
 
 BUILD := build
 ifeq ($(SAN),1)
@@ -44,6 +49,9 @@ BUILD := $(BUILD)/noomp
 endif
 ifeq ($(AVX2),1)
 BUILD := $(BUILD)/avx2
+endif
+ifeq ($(MPI),1)
+BUILD := $(BUILD)/mpi
 endif
 
 ARCH := -march=native
@@ -92,6 +100,13 @@ else ifneq ($(BLAS),0)
 $(error BLAS must be openblas, blis or 0, not '$(BLAS)')
 endif
 
+# Open MPI as Debian ships it (what `mpicc --showme` says); only src/core/dist.c reads CR_MPI.
+OMPI_DIR := /usr/lib/x86_64-linux-gnu/openmpi
+ifeq ($(MPI),1)
+CFLAGS  += -DCR_MPI -I$(OMPI_DIR)/include -I$(OMPI_DIR)/include/openmpi
+LDLIBS  += -L$(OMPI_DIR)/lib -Wl,-rpath,$(OMPI_DIR)/lib -lmpi
+endif
+
 # Layers, bottom to top; each may include only the ones before it.
 LAYERS   := core kernels nn data train rank ilm serve
 LIB_SRC  := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
@@ -106,7 +121,7 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test demo bench bench-serve bench-lm bench-ilm install clean deps ort check-layers python
+.PHONY: all test demo bench bench-serve bench-lm bench-ilm bench-mpi install clean deps ort check-layers python
 .SECONDARY:
 all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 
@@ -118,6 +133,10 @@ PKGS := libopenblas-openmp-dev libblis-openmp-dev libyaml-dev libcjson-dev \
         python3-distributed python3-tqdm python3-matplotlib python3-nbconvert python3-ipykernel \
         python3-pip python3-setuptools python3-venv python3-yaml \
         libprotobuf-c-dev protobuf-c-compiler python3-onnx
+ifeq ($(MPI),1)
+PKGS    += libopenmpi-dev openmpi-bin
+DEPS_OK := build/.deps-mpi-ok
+endif
 deps: $(DEPS_OK)
 $(DEPS_OK): Makefile
 	@mkdir -p build
@@ -202,7 +221,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcrossrec.a
 # ---- test ---------------------------------------------------------------------------
 # Every test binary runs from the repository root (fixtures are relative).
 # Shell tests: the CLI (cli.sh), the exported symbols (symbols.sh), ...
-TEST_SH  := $(wildcard tests/*.sh)
+TEST_SH  := $(filter-out tests/mpi.sh,$(wildcard tests/*.sh)) # mpi.sh: below, on the MPI=1 build
 test: $(TEST_BIN) $(BUILD)/crossrec $(BUILD)/libcrossrec.so check-layers $(ORT_OK)
 	@fail=0; pass=0; \
 	for t in $(TEST_BIN); do \
@@ -214,6 +233,14 @@ test: $(TEST_BIN) $(BUILD)/crossrec $(BUILD)/libcrossrec.so check-layers $(ORT_O
 	  if CR_BUILD=$(BUILD) $$t > $$log 2>&1; then pass=$$((pass+1)); \
 	  else fail=$$((fail+1)); echo "FAILED: $$t (log: $$log)"; tail -n 30 $$log; fi; \
 	done; \
+	if [ "$(MPI)" != 1 ] && command -v mpirun >/dev/null; then \
+	  if $(MAKE) --no-print-directory MPI=1 $(BUILD)/mpi/crossrec > $(BUILD)/tests/mpi-build.log 2>&1 \
+	     && CR_BUILD=$(BUILD)/mpi tests/mpi.sh > $(BUILD)/tests/mpi.log 2>&1; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: tests/mpi.sh"; tail -n 30 $(BUILD)/tests/mpi-build.log $(BUILD)/tests/mpi.log; fi; \
+	elif [ "$(MPI)" = 1 ]; then \
+	  if CR_BUILD=$(BUILD) tests/mpi.sh > $(BUILD)/tests/mpi.log 2>&1; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: tests/mpi.sh"; tail -n 30 $(BUILD)/tests/mpi.log; fi; \
+	fi; \
 	echo "$$pass passed, $$fail failed"; [ $$fail = 0 ]
 
 # A layer may include only layers below it (see LAYERS), in any spelling;
@@ -236,6 +263,10 @@ bench-lm: $(BUILD)/crossrec $(BENCH_BIN)
 
 bench-ilm: $(BUILD)/crossrec $(BENCH_BIN)
 	./scripts/bench_ilm.sh $(BUILD)
+
+bench-mpi:
+	$(MAKE) MPI=1 $(BUILD)/mpi/crossrec $(BUILD)/mpi/bench/rank
+	bench/mpi.sh $(BUILD)/mpi
 
 # ---- Python ----------------------------------------------------------------------
 # The crossrec package over this build's library (Debian's python3; no network).

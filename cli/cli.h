@@ -24,7 +24,10 @@ int cr_cli_export(int argc, char **argv);
 int cr_cli_encode(int argc, char **argv);
 int cr_cli_tokenize(int argc, char **argv);
 
-/* "crossrec CMD: message" on stderr; returns 1 (the exit status). */
+/* The job this process runs in (MPI ranks, or a job of one). */
+const cr_dist *cr_cli_dist(void);
+/* "crossrec CMD: message" on stderr ("crossrec CMD: rank R: message" in a
+ * job of several); returns 1 (the exit status). */
 int cr_cli_fail(const char *cmd, const cr_error *e);
 /* Parse a whole-string integer / number option or complain. */
 int cr_cli_int(const char *cmd, const char *opt, const char *s, long long lo, long long hi,

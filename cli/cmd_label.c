@@ -87,10 +87,16 @@ int cr_cli_label(int argc, char **argv) {
     }
     cr_set_threads((int)threads);
     o.batch = (int)batch;
-    o.progress = quiet ? NULL : stderr;
+    o.dist = cr_cli_dist();
+    int rank = cr_dist_rank(o.dist);
+    o.progress = quiet || rank ? NULL : stderr;
     cr_error e = {0};
     cr_label_report r;
     if (cr_distill_label(&o, &r, &e)) return cr_cli_fail("label", &e);
+    if (rank) { /* rank 0 speaks for the job */
+        cr_label_report_free(&r);
+        return 0;
+    }
     if (!quiet) print_coverage(stderr, &r);
     fprintf(stderr, "labelled %lld rows into %s (%d teacher tasks, %.1f s)\n", (long long)r.rows,
             o.out, r.n_tasks, r.seconds);

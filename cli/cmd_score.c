@@ -4,6 +4,7 @@
  * has one row per input row with each served task's prediction.
  */
 #include "cli.h"
+#include "../src/core/dist.h" /* the parts of a sharded output */
 
 #include "../src/rank/checkpoint.h"
 #include "../src/rank/evaluate.h"
@@ -69,6 +70,13 @@ int cr_cli_score(int argc, char **argv) {
     snprintf(dc.path, sizeof dc.path, "%s", data);
     dc.split = CR_SPLIT_FRACTION; /* every row lands in "train": score them all */
     dc.no_labels = 1;
+    /* under mpirun each rank scores its byte range; rank 0 joins the parts */
+    const cr_dist *dist = cr_cli_dist();
+    int rank = cr_dist_rank(dist);
+    dc.shard = rank;
+    dc.n_shards = cr_dist_size(dist);
+    char part[4200];
+    cr_dist_part_path(dist, out, part, sizeof part);
     uint32_t *rows = NULL;
     int64_t n = 0;
     float *pred = NULL;
@@ -89,12 +97,13 @@ int cr_cli_score(int argc, char **argv) {
     int idc = -1;
     if (idcol) {
         if (cr_csv_open(&in, data, 0, &e)) goto done;
+        if (cr_csv_shard(in, rank, dc.n_shards, &e)) goto done;
         if ((idc = cr_csv_find(in, idcol)) < 0) {
             cr_err(&e, CR_ERR_NOT_FOUND, "%s: no column '%s' for --id-column", data, idcol);
             goto done;
         }
     }
-    if (cr_csv_writer_open(&w, out, 0, &e)) goto done;
+    if (cr_csv_writer_open(&w, part, 0, &e)) goto done;
     const char *hdr[CR_MODEL_MAX_HEADS + 1];
     int nf = 0, hs[CR_MODEL_MAX_HEADS], ns = 0;
     if (idcol) hdr[nf++] = idcol;
@@ -103,7 +112,7 @@ int cr_cli_score(int argc, char **argv) {
             hs[ns++] = h;
             hdr[nf++] = m->cfg.heads[h].name;
         }
-    if (cr_csv_write_row(w, nf, hdr, &e)) goto done;
+    if (rank == 0 && cr_csv_write_row(w, nf, hdr, &e)) goto done;
     char buf[CR_MODEL_MAX_HEADS][32];
     const char *fields[CR_MODEL_MAX_HEADS + 1];
     for (int64_t i = 0; i < n; i++) {
@@ -125,7 +134,8 @@ int cr_cli_score(int argc, char **argv) {
     }
     rc = cr_csv_writer_commit(w, &e) ? 1 : 0;
     w = NULL;
-    if (!rc) fprintf(stderr, "scored %lld rows into %s\n", (long long)n, out);
+    if (!rc) rc = cr_dist_concat(dist, part, out, &e) || cr_dist_sum_i64(dist, &n, 1, &e);
+    if (!rc && rank == 0) fprintf(stderr, "scored %lld rows into %s\n", (long long)n, out);
 done:
     if (w) cr_csv_writer_abort(w);
     if (in) cr_csv_close(in);

@@ -79,13 +79,16 @@ int cr_cli_train(int argc, char **argv) {
     cr_error e = {0};
     cr_ctx *ctx = NULL;
     cr_run *run = NULL;
+    cp.dist = cr_cli_dist(); /* under mpirun: data-parallel over the job's ranks */
     if (cr_ctx_new(&ctx, &cp, &e)) return cr_cli_fail("train", &e);
     to.stop_after_steps = stop_after;
     cr_status s = cr_train(ctx, config, out, &to, &run, &e);
     cr_ctx_free(ctx);
     if (s) return cr_cli_fail("train", &e);
-    cr_cli_print_metrics(stdout, cr_run_metrics_json(run));
-    printf("\nwrote %s and %s/metrics.json\n", cr_run_model_path(run), out);
+    if (cr_run_metrics_json(run)) { /* rank 0 speaks for the job */
+        cr_cli_print_metrics(stdout, cr_run_metrics_json(run));
+        printf("\nwrote %s and %s/metrics.json\n", cr_run_model_path(run), out);
+    }
     cr_run_free(run);
     return 0;
 }

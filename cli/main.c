@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -39,7 +40,20 @@ static void usage(FILE *f) {
     fprintf(f, "\nRun 'crossrec <command> --help' for a command's options and defaults.\n");
 }
 
-int main(int argc, char **argv) {
+static cr_dist *g_dist; /* the job this process belongs to (one process without MPI) */
+
+const cr_dist *cr_cli_dist(void) { return g_dist; }
+
+/* A command's status under MPI: a rank that failed ends the whole job with
+ * its own status (its message is already on stderr, naming the rank), so
+ * no other rank waits forever in a collective. */
+static int finish(int rc) {
+    if (rc && cr_dist_size(g_dist) > 1) cr_dist_abort(g_dist, rc);
+    cr_dist_finalize(g_dist);
+    return rc;
+}
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -57,4 +71,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "crossrec: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    cr_error e = {0};
+    if (cr_dist_init(&g_dist, &argc, &argv, &e)) return cr_cli_fail("mpi", &e);
+    return finish(dispatch(argc, argv));
 }

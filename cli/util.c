@@ -12,7 +12,11 @@
 #include <string.h>
 
 int cr_cli_fail(const char *cmd, const cr_error *e) {
-    fprintf(stderr, "crossrec %s: %s\n", cmd, e->msg[0] ? e->msg : cr_strerror(e->status));
+    const char *msg = e->msg[0] ? e->msg : cr_strerror(e->status);
+    if (cr_dist_size(cr_cli_dist()) > 1)
+        fprintf(stderr, "crossrec %s: rank %d: %s\n", cmd, cr_dist_rank(cr_cli_dist()), msg);
+    else
+        fprintf(stderr, "crossrec %s: %s\n", cmd, msg);
     return 1;
 }
 

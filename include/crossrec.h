@@ -111,6 +111,22 @@ typedef struct cr_progress_info {
  * Returning non-zero cancels the job, as cr_ctx_cancel does. */
 typedef int (*cr_progress_fn)(void *user, const cr_progress_info *p);
 
+/* A job of one or more processes (MPI ranks). Built with `make MPI=1`,
+ * cr_dist_init joins the job mpirun started (MPI_Init); otherwise, or
+ * without mpirun, it is a job of one. A context whose params name a job
+ * trains data-parallel over its ranks: every rank makes the same calls
+ * (docs/distributed.md). NULL everywhere means this process alone. */
+typedef struct cr_dist cr_dist;
+CR_API cr_status cr_dist_init(cr_dist **out, int *argc, char ***argv, cr_error *e);
+/* Leave the job (MPI_Finalize) and free d. */
+CR_API void      cr_dist_finalize(cr_dist *d);
+/* End every rank of the job at once with this exit status (MPI_Abort); a
+ * job of one exits. For a program's main, never for library code. */
+CR_API void      cr_dist_abort(const cr_dist *d, int status);
+CR_API int       cr_dist_rank(const cr_dist *d); /* 0 for NULL */
+CR_API int       cr_dist_size(const cr_dist *d); /* 1 for NULL */
+CR_API int       cr_dist_has_mpi(void);          /* 1 when built with MPI=1 */
+
 typedef struct cr_ctx_params {
     int            threads;        /* 0 = the CPUs this process may use (affinity, quota) */
     cr_precision   precision;      /* default fp32; training takes fp32 or bf16 */
@@ -119,6 +135,7 @@ typedef struct cr_ctx_params {
     int            quiet;          /* 1 = no log lines at all (warnings included) */
     cr_progress_fn progress;       /* NULL = none */
     void          *progress_user;
+    const cr_dist *dist;           /* the job training runs over; NULL = this process alone */
 } cr_ctx_params;
 
 /* The defaults above; always start from these (fields may be added). */

@@ -531,6 +531,53 @@ static void test_writer_large(void **state) {
 
 /* ---- the bundled MovieLens movies file --------------------------------------------- */
 
+/* Shards partition the rows in order, whatever the count: every row (its
+ * fields and its line number) is read by exactly one shard, blank lines,
+ * CRLF and quoted fields included, and a file cut inside its header row
+ * region or its last byte still works. */
+static void test_shards(void **state) {
+    fx *f = *state;
+    char text[8192];
+    size_t n = (size_t)snprintf(text, sizeof text, "a,b\n");
+    int rows = 0;
+    for (int i = 0; i < 120; i++, rows++) {
+        if (i % 17 == 3) n += (size_t)snprintf(text + n, sizeof text - n, "\n");
+        if (i % 5 == 0) n += (size_t)snprintf(text + n, sizeof text - n, "\"q,%d\",x\r\n", i);
+        else n += (size_t)snprintf(text + n, sizeof text - n, "%d,%*d\n", i, 1 + i % 13, i);
+    }
+    const char *path = put(f, "shards.csv", text, n);
+    int64_t all_line[200];
+    char all_a[200][16];
+    cr_error e = {0};
+    cr_csv *c = NULL;
+    assert_int_equal(cr_csv_open(&c, path, 0, &e), CR_OK);
+    for (int i = 0; i < rows; i++) {
+        next_ok(c);
+        all_line[i] = cr_csv_line(c);
+        snprintf(all_a[i], sizeof all_a[i], "%s", cr_csv_field(c, 0, NULL));
+    }
+    expect_end(c);
+    cr_csv_close(c);
+    for (int count = 1; count <= 7; count++) {
+        int got = 0;
+        for (int k = 0; k < count; k++) {
+            assert_int_equal(cr_csv_open(&c, path, 0, &e), CR_OK);
+            assert_int_equal(cr_csv_shard(c, k, count, &e), CR_OK);
+            int done = 0;
+            for (;;) {
+                assert_int_equal(cr_csv_next(c, &done, &e), CR_OK);
+                if (done) break;
+                assert_true(got < rows);
+                assert_int_equal(cr_csv_line(c), all_line[got]);
+                assert_string_equal(cr_csv_field(c, 0, NULL), all_a[got]);
+                got++;
+            }
+            cr_csv_close(c);
+        }
+        assert_int_equal(got, rows);
+    }
+}
+
 static void test_movielens_movies(void **state) {
     (void)state;
     const char *p = "data/movielens/movies.csv"; /* in the repository: never skipped */
@@ -577,6 +624,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_huge_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shards, setup, teardown),
         cmocka_unit_test(test_movielens_movies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -33,6 +33,8 @@ struct cr_csv {
     int         eof;        /* read() returned 0 */
     char       *buf;        /* cap + 1 bytes: the spare one holds a final NUL */
     size_t      cap, len, pos;
+    int64_t     base;       /* file offset of buf[0] */
+    int64_t     stop;       /* rows starting at or after this offset are another shard's; -1 = none */
     int64_t     line;       /* line where the current row starts */
     int64_t     next_line;  /* line where the next row starts */
     int         has_row;
@@ -51,6 +53,7 @@ struct cr_csv {
 static cr_status csv_refill(cr_csv *c, cr_error *e) {
     size_t keep = c->len - c->pos;
     if (c->pos > 0 && keep > 0) memmove(c->buf, c->buf + c->pos, keep);
+    c->base += (int64_t)c->pos;
     c->len = keep;
     c->pos = 0;
     if (c->len == c->cap) {
@@ -257,6 +260,10 @@ static cr_status csv_read_row(cr_csv *c, int *done, cr_error *e) {
             CR_TRY(csv_refill(c, e));
             continue;
         }
+        if (c->stop >= 0 && c->base + (int64_t)c->pos >= c->stop) {
+            *done = 1; /* the next row starts in the next shard */
+            return CR_OK;
+        }
         size_t used = 0;
         int64_t lines = 0;
         cr_status st = CR_OK;
@@ -307,6 +314,7 @@ cr_status cr_csv_open(cr_csv **out, const char *path, char sep, cr_error *e) {
     c->fd = -1;
     c->sep = sep;
     c->next_line = 1;
+    c->stop = -1;
     c->path = strdup(path);
     if (!c->path) {
         s = cr_err(e, CR_ERR_NOMEM, "%s: out of memory", path);
@@ -419,6 +427,49 @@ cr_status cr_csv_next(cr_csv *c, int *done, cr_error *e) {
     }
     for (int i = 0; i < c->ncols; i++) c->flen[i] = (size_t)(c->f[i].end - c->f[i].s);
     c->has_row = 1;
+    return CR_OK;
+}
+
+cr_status cr_csv_shard(cr_csv *c, int index, int count, cr_error *e) {
+    if (count <= 1) return CR_OK;
+    CR_ASSERT(index >= 0 && index < count && c->line == 1 && c->stop < 0);
+    struct stat sb;
+    if (fstat(c->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return cr_err(e, CR_ERR_ARG, "%s: only a regular file can be read in shards", c->path);
+    int64_t start = c->base + (int64_t)c->pos, span = (int64_t)sb.st_size - start;
+    int64_t lo = start + span * index / count;
+    c->stop = start + span * (index + 1) / count;
+    if (index == 0 || lo <= start) return CR_OK;
+    /* The shard's first row starts after the first newline at or after
+     * lo - 1; count the newlines before it so messages keep file lines. */
+    if (lseek(c->fd, 0, SEEK_SET) != 0)
+        return cr_err(e, CR_ERR_IO, "%s: cannot seek: %s", c->path, strerror(errno));
+    int64_t off = 0, nl = 0, first = -1;
+    while (first < 0) {
+        ssize_t r = read(c->fd, c->buf, c->cap);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return cr_err(e, CR_ERR_IO, "%s: read failed: %s", c->path, strerror(errno));
+        }
+        if (r == 0) break;
+        const char *b = c->buf, *end = c->buf + r;
+        if (off + r > lo - 1) { /* count up to lo - 1, then look for the newline */
+            const char *mid = b + (lo - 1 > off ? lo - 1 - off : 0);
+            nl += csv_count_nl(b, mid);
+            const char *q = memchr(mid, '\n', (size_t)(end - mid));
+            if (q) first = off + (q - b) + 1, nl++;
+        } else {
+            nl += csv_count_nl(b, end);
+        }
+        off += r;
+    }
+    if (first < 0) first = (int64_t)sb.st_size; /* no row starts in this shard */
+    if (lseek(c->fd, (off_t)first, SEEK_SET) != (off_t)first)
+        return cr_err(e, CR_ERR_IO, "%s: cannot seek: %s", c->path, strerror(errno));
+    c->base = first;
+    c->pos = c->len = 0;
+    c->eof = 0;
+    c->next_line = 1 + nl;
     return CR_OK;
 }
 

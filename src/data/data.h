@@ -28,6 +28,12 @@ const char *cr_csv_path(const cr_csv *c);
 /* Advance to the next row; *done = 1 (and CR_OK) at end of file. */
 cr_status   cr_csv_next(cr_csv *c, int *done, cr_error *e);
 int64_t     cr_csv_line(const cr_csv *c); /* 1-based line where the row starts */
+/* Read only shard index of count, right after opening: the data bytes
+ * after the header cut into count equal byte ranges, each row belonging to
+ * the range its first byte falls in (so the shards partition the rows, in
+ * order). Lines keep their numbers in messages. Rows must not hold line
+ * breaks inside quoted fields (a cut could land inside one). */
+cr_status   cr_csv_shard(cr_csv *c, int index, int count, cr_error *e);
 /* NUL-terminated view of a field of the current row (unquoted). */
 const char *cr_csv_field(const cr_csv *c, int col, size_t *len);
 /* Parse a field as a finite number; empty -> *missing = 1 (if missing is
@@ -138,6 +144,8 @@ typedef struct cr_data_cfg {
                                        (labels and masks are 0) */
     int           keep_raw;         /* also keep numeric and bucket features' values as
                                        read, before any transform (cr_dataset.raw) */
+    int           shard, n_shards;  /* n_shards > 1: read only that byte range of the
+                                       file (cr_csv_shard); set by code, never by YAML */
 } cr_data_cfg;
 
 typedef struct cr_schema {

@@ -686,6 +686,10 @@ cr_status cr_dataset_load(cr_dataset *ds, cr_schema *schema, const cr_data_cfg *
     cr_status st;
     if ((st = cr_schema_finish(schema, e))) return st;
     if ((st = cr_csv_open(&ld.csv, cfg->path, cfg->sep, e))) return st;
+    if (cfg->n_shards > 1 && (st = cr_csv_shard(ld.csv, cfg->shard, cfg->n_shards, e))) {
+        cr_csv_close(ld.csv);
+        return st;
+    }
     ld.ncols = cr_csv_ncols(ld.csv);
     ds->n_cat = schema->n_cat;
     ds->n_multi = schema->n_multi;

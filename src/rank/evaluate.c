@@ -21,21 +21,22 @@ int cr_rank_task_head(const cr_ranker *m, int k) {
     return -1;
 }
 
-cr_status cr_rank_predict_rows(const cr_ranker *m, const cr_dataset *ds, const uint32_t *rows,
-                               int64_t n, int max_B, float *pred, double *head_loss, cr_error *e) {
+/* Predictions (NH, n) of rows into pred; with lsum and wsum (NH) also
+ * each head's summed loss and mask mass, added into them. */
+static cr_status predict_part(const cr_ranker *m, const cr_dataset *ds, const uint32_t *rows,
+                              int64_t n, int max_B, float *pred, double *lsum, double *wsum,
+                              cr_error *e) {
     int NH = m->cfg.n_heads;
     cr_batch b;
     cr_ranker_ws *ws = NULL;
     float *bp = NULL;
-    double *wsum = NULL, *lsum = NULL;
+    const int head_loss = lsum != NULL;
     cr_status st = cr_batch_init(&b, ds, max_B, e);
     if (st) return st;
     if ((st = cr_ranker_ws_create(&ws, m, max_B, 0, 0, e))) goto done;
     bp = cr_alloc_e((size_t)NH * (size_t)max_B * sizeof(float), e, "predictions");
-    wsum = calloc((size_t)NH, sizeof(double));
-    lsum = calloc((size_t)NH, sizeof(double));
-    if (!bp || !wsum || !lsum) {
-        st = cr_err(e, CR_ERR_NOMEM, "out of memory for predictions");
+    if (!bp) {
+        st = CR_ERR_NOMEM;
         goto done;
     }
     for (int64_t i = 0; i < n; i += max_B) {
@@ -65,15 +66,45 @@ cr_status cr_rank_predict_rows(const cr_ranker *m, const cr_dataset *ds, const u
             }
         }
     }
-    if (head_loss)
-        for (int h = 0; h < NH; h++) head_loss[h] = wsum[h] > 0 ? lsum[h] / wsum[h] : NAN;
 done:
-    free(wsum);
-    free(lsum);
     cr_free(bp);
     cr_ranker_ws_free(ws);
     cr_batch_free(&b);
     return st;
+}
+
+cr_status cr_rank_predict_rows_dist(const cr_dist *d, const cr_ranker *m, const cr_dataset *ds,
+                                    const uint32_t *rows, int64_t n, int max_B, float *pred,
+                                    double *head_loss, cr_error *e) {
+    int NH = m->cfg.n_heads, P = cr_dist_size(d);
+    int64_t lo, hi;
+    cr_dist_split(n, cr_dist_rank(d), P, &lo, &hi);
+    double sums[2 * CR_MODEL_MAX_HEADS] = {0}; /* lsum then wsum */
+    float *part = pred, *tmp = NULL;
+    if (P > 1) {
+        part = malloc(((size_t)NH * (size_t)(hi - lo) + 1) * sizeof(float));
+        tmp = malloc(((size_t)NH * (size_t)n + 1) * sizeof(float));
+        if (!part || !tmp) {
+            free(part);
+            free(tmp);
+            return cr_err(e, CR_ERR_NOMEM, "out of memory for %lld predictions", (long long)n);
+        }
+    }
+    cr_status st = predict_part(m, ds, rows + lo, hi - lo, max_B, part,
+                                head_loss ? sums : NULL, head_loss ? sums + NH : NULL, e);
+    if (!st && head_loss) st = cr_dist_sum_f64(d, sums, 2 * (size_t)NH, e);
+    if (!st) st = cr_dp_gather_cols(d, part, NH, n, tmp, pred, e);
+    if (part != pred) free(part);
+    free(tmp);
+    if (st) return st;
+    if (head_loss)
+        for (int h = 0; h < NH; h++) head_loss[h] = sums[NH + h] > 0 ? sums[h] / sums[NH + h] : NAN;
+    return CR_OK;
+}
+
+cr_status cr_rank_predict_rows(const cr_ranker *m, const cr_dataset *ds, const uint32_t *rows,
+                               int64_t n, int max_B, float *pred, double *head_loss, cr_error *e) {
+    return cr_rank_predict_rows_dist(NULL, m, ds, rows, n, max_B, pred, head_loss, e);
 }
 
 static cr_status eval_into(cJSON *obj, const char *name, const float *pred, const float *label,

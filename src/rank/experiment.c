@@ -251,7 +251,7 @@ static uint64_t text_key(const char *path) {
 
 static int stamp_ok(const study_ctx *c, const char *dir, uint64_t key, const char *needed) {
     char p[1400], want[32];
-    if (!c->o->reuse) return 0;
+    if (!c->o->reuse && !c->reuse_all) return 0;
     snprintf(p, sizeof p, "%s/%s", dir, needed);
     if (!cr_file_exists(p)) return 0;
     snprintf(p, sizeof p, "%s/study_stamp.txt", dir);
@@ -304,7 +304,7 @@ static cr_status get_teacher(study_ctx *c, cr_error *e) {
     apply_overrides(c, &cfg, 0);
     study_log(c, "teacher: training %s\n", c->st.teacher_config);
     double t0 = cr_now();
-    cr_fit_opts fo = {.out_dir = dir};
+    cr_fit_opts fo = {.out_dir = dir, .dist = c->o->dist}; /* the teacher: data-parallel */
     cr_status s = cr_rank_fit(&cfg, &fo, NULL, e);
     cr_rank_config_free(&cfg);
     if (s) {
@@ -327,7 +327,7 @@ static cr_status label_target(study_ctx *c, cr_error *e) {
     if (!stamp_ok(c, dir, key, "labelled.csv")) {
         study_log(c, "labelling %s with the teacher\n", c->st.target);
         cr_label_opts lo = {c->teacher_path, c->st.map, c->st.target, c->labelled, cov, 0, 0, 0,
-                            NULL};
+                            NULL, c->o->dist};
         CR_TRY(cr_distill_label(&lo, NULL, e));
         CR_TRY(stamp_write(dir, key, e));
     } else {
@@ -495,7 +495,8 @@ cr_status study_variant_config(const study_ctx *c, int si, int f, int tech, uint
     return CR_OK;
 }
 
-/* Train (or reuse) one run, then score the test split with its model. */
+/* Train (or reuse) one run, then (r != NULL) score the test split with
+ * its model. */
 static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res *r,
                          cr_error *e) {
     const study_student *st = &c->st.students[si];
@@ -506,8 +507,9 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
     char dir[1400];
     snprintf(dir, sizeof dir, "%s/runs/%s/%s/f%g/seed%llu", c->o->out_dir, st->name,
              cr_study_tech_names[tech], c->st.fractions[f], (unsigned long long)seed);
-    snprintf(r->dir[RUN_IDX(r, f, v, sd)], sizeof r->dir[0], "runs/%s/%s/f%g/seed%llu", st->name,
-             cr_study_tech_names[tech], c->st.fractions[f], (unsigned long long)seed);
+    if (r)
+        snprintf(r->dir[RUN_IDX(r, f, v, sd)], sizeof r->dir[0], "runs/%s/%s/f%g/seed%llu",
+                 st->name, cr_study_tech_names[tech], c->st.fractions[f], (unsigned long long)seed);
     char desc[512];
     int dn = snprintf(desc, sizeof desc, "%s|%d|%g|%llu|%d|%lld|%d", st->config, tech,
                       c->st.fractions[f], (unsigned long long)seed, c->st.epochs,
@@ -522,7 +524,7 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
                   (unsigned long long)seed, dir);
     } else {
         double t0 = cr_now();
-        cr_fit_opts fo = {.out_dir = dir};
+        cr_fit_opts fo = {.out_dir = dir}; /* a run: one rank alone */
         char *metrics = NULL;
         s = cr_rank_fit(&cfg, &fo, &metrics, e);
         if (s) {
@@ -541,7 +543,7 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
         free(metrics);
         if ((s = stamp_write(dir, key, e))) goto done;
     }
-    s = study_score_run(c, si, f, v, sd, &cfg, dir, r, e);
+    if (r) s = study_score_run(c, si, f, v, sd, &cfg, dir, r, e);
 done:
     cr_rank_config_free(&cfg);
     return s;
@@ -565,6 +567,23 @@ cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_erro
     if ((s = write_fractions(&c, e))) goto done;
     for (int si = 0; si < c.st.n_students; si++)
         c.n_runs += c.st.n_fracs * c.st.students[si].n_tech * c.st.n_seeds;
+    if (cr_dist_size(o->dist) > 1) {
+        /* The runs are independent: rank r trains runs r, r + P, ... alone,
+         * then rank 0 collects them all as reusable runs (this needs the
+         * study directory on a file system every rank shares). */
+        int P = cr_dist_size(o->dist), me = cr_dist_rank(o->dist), i = 0;
+        for (int si = 0; si < c.st.n_students; si++) {
+            const study_student *st = &c.st.students[si];
+            for (int f = 0; f < c.st.n_fracs; f++)
+                for (int v = 0; v < st->n_tech; v++)
+                    for (int sd = 0; sd < c.st.n_seeds; sd++, i++)
+                        if (i % P == me && (s = run_one(&c, si, f, v, sd, NULL, e))) goto done;
+        }
+        if ((s = cr_dist_barrier(o->dist, e))) goto done;
+        if (me != 0) goto done;
+        c.reuse_all = 1;
+        c.run_no = 0;
+    }
     for (int si = 0; si < c.st.n_students; si++) {
         if ((s = study_reference(&c, si, &res[si], e))) goto done;
         const study_student *st = &c.st.students[si];

@@ -11,6 +11,7 @@
 #define CR_RANK_EXPERIMENT_H
 
 #include "../core/core.h"
+#include "../core/dist.h"
 
 #include <stdio.h>
 
@@ -20,6 +21,7 @@ typedef struct cr_experiment_opts {
     FILE       *progress; /* one line per step (teacher, labelling, each run); NULL = silent */
     int         reuse;    /* 1: keep finished runs whose inputs are unchanged */
     int         threads;  /* >= 0 overrides every job's train.threads; -1 = as configured */
+    const cr_dist *dist;  /* spread over this job's ranks (docs/distributed.md); NULL = alone */
 } cr_experiment_opts;
 
 /* Run the whole study. On success DIR/results.json and DIR/report.html

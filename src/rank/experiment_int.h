@@ -69,6 +69,7 @@ typedef struct study_ctx {
     int64_t split_rows[3];
     void *coverage;      /* cJSON of the labelling coverage report, or NULL */
     int  run_no, n_runs;
+    int  reuse_all;      /* collecting runs the job's ranks just trained: reuse them all */
 } study_ctx;
 
 /* One student's test data and every run's predictions and metrics. */

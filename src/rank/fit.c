@@ -3,11 +3,15 @@
  * plus row-sparse table updates, a learning-rate schedule, evaluation on
  * the validation split with early stopping that never lets one task's
  * criterion decide for the others, atomic checkpoints and exact resume.
- * For a seed and a thread count, a run is bit-for-bit repeatable.
+ * For a seed and a thread count, a run is bit-for-bit repeatable. Under a
+ * cr_dist job each rank runs its slice of every global batch and the
+ * gradients are exchanged (train/dp.c): the run equals the job of one's to
+ * float rounding, whatever the number of ranks.
  */
 #include "fit.h"
 
 #include "../core/ptable_io.h"
+#include "../train/dp.h"
 #include "loss.h"
 
 #include <cJSON.h>
@@ -23,6 +27,10 @@ typedef struct fit_ctx {
     cr_ranker *m;
     cr_ranker_ws *ws;
     cr_batch b;
+    cr_batch bg;                  /* the whole global batch (labels for the loss), with ranks */
+    float *gout, *gdout, *gtmp;   /* (NH, batch_size) the global batch's outputs, d loss/d out */
+    cr_dp dp;
+    int rank, P;
     uint32_t *train_rows, *valid_rows, *perm;
     int64_t n_train, n_valid;
     cr_train_state st;
@@ -69,6 +77,7 @@ static void set_task_frozen(fit_ctx *c, int k, int frozen) {
 }
 
 static cr_status save_last(fit_ctx *c, cr_error *e) {
+    if (c->rank != 0) return CR_OK; /* every rank holds the same state: rank 0 writes it */
     /* The model file carries the configured head weights, not the frozen 0s. */
     float saved[CR_MODEL_MAX_HEADS];
     for (int h = 0; h < c->m->cfg.n_heads; h++) {
@@ -83,6 +92,7 @@ static cr_status save_last(fit_ctx *c, cr_error *e) {
 }
 
 static cr_status save_model(fit_ctx *c, cr_error *e) {
+    if (c->rank != 0) return CR_OK;
     float saved[CR_MODEL_MAX_HEADS];
     for (int h = 0; h < c->m->cfg.n_heads; h++) {
         saved[h] = c->m->cfg.heads[h].weight;
@@ -112,7 +122,8 @@ static cr_status evaluate_valid(fit_ctx *c, double *task_loss, double *overall, 
     float blends[CR_MODEL_MAX_HEADS];
     if (!pred) return cr_err(e, CR_ERR_NOMEM, "out of memory for validation predictions");
     set_blends(m, blends, 0);
-    cr_status s = cr_rank_predict_rows(m, &c->ds, c->valid_rows, c->n_valid, 1024, pred, hl, e);
+    cr_status s = cr_rank_predict_rows_dist(c->o->dist, m, &c->ds, c->valid_rows, c->n_valid, 1024,
+                                            pred, hl, e);
     set_blends(m, blends, 1);
     free(pred);
     if (s) return s;
@@ -193,33 +204,63 @@ static const char *precision_name(int precision) {
     return cr_sgemm_bf16_native() ? "bf16" : "bf16 (fp32 products: no AVX512_BF16)";
 }
 
+/* One step over the global batch rows (B). Each rank runs forward and
+ * backward on its cr_dist_split slice; the loss is taken over the whole
+ * batch (every rank gathers all outputs, so the normalisation and the
+ * uncertainty weights are the job of one's), and the gradients are summed
+ * over ranks before the same update everywhere. */
 static cr_status train_step(fit_ctx *c, const uint32_t *rows, int B, double *loss,
                             double *head_loss, cr_error *e) {
     const cr_train_cfg *t = &c->cfg->train;
-    CR_TRY(cr_batch_gather(&c->b, &c->ds, rows, B, e));
-    apply_id_dropout(c, B);
-    cr_ranker_zero_grad(c->m, c->ws);
+    cr_ranker *m = c->m;
+    int64_t lo, hi;
+    cr_dist_split(B, c->rank, c->P, &lo, &hi);
+    int Bl = (int)(hi - lo), NH = m->cfg.n_heads;
+    const cr_batch *gb = &c->b;
+    if (c->P > 1) {
+        CR_TRY(cr_batch_gather(&c->bg, &c->ds, rows, B, e));
+        gb = &c->bg;
+    }
+    if (Bl > 0) {
+        CR_TRY(cr_batch_gather(&c->b, &c->ds, rows + lo, Bl, e));
+        apply_id_dropout(c, Bl);
+    }
+    cr_ranker_zero_grad(m, c->ws);
     /* train.precision governs this step's products only: evaluation and
      * scoring stay fp32 (they never go through cr_sgemm's setting) */
     cr_gemm_precision prev = cr_sgemm_get_precision();
     cr_sgemm_set_precision((cr_gemm_precision)t->precision);
-    cr_status s = cr_ranker_forward(c->m, c->ws, &c->b, e);
-    if (!s) s = cr_ranker_loss(c->m, c->ws, &c->b, head_loss, loss, e);
+    cr_status s = Bl > 0 ? cr_ranker_forward(m, c->ws, &c->b, e) : CR_OK;
+    float *out = c->P > 1 ? c->gout : c->ws->out, *dout = c->P > 1 ? c->gdout : c->ws->dout;
+    if (!s) s = cr_dp_gather_cols(c->o->dist, c->ws->out, NH, B, c->gtmp, out, e);
+    const float *lv = m->log_var >= 0 ? cr_ptable_ptr(&m->params, m->params.data, m->log_var) : NULL;
+    /* d loss / d log-variance is the batch's, once: on rank 0 */
+    float *dlv = c->rank == 0 ? cr_nn_grad(&m->params, c->ws->grads, m->log_var) : NULL;
+    if (!s)
+        s = cr_multitask_loss(m->cfg.heads, NH, m->cfg.loss_weighting, lv, gb, out, dout, dlv,
+                              head_loss, loss, e);
     if (!s && !isfinite(*loss))
         s = cr_err(e, CR_ERR_INTERNAL,
                    "the training loss became %g at step %lld; lower train.lr or set train.clip_norm",
                    *loss, (long long)c->st.step);
-    if (!s) s = cr_ranker_backward(c->m, c->ws, &c->b, NULL, e);
+    if (!s && c->P > 1)
+        for (int h = 0; h < NH; h++)
+            memcpy(c->ws->dout + (size_t)h * (size_t)Bl, dout + (size_t)h * (size_t)B + (size_t)lo,
+                   (size_t)Bl * sizeof(float));
+    if (!s && Bl > 0) s = cr_ranker_backward(m, c->ws, &c->b, NULL, e);
     cr_sgemm_set_precision(prev);
     if (s) return s;
-    if (t->clip_norm > 0) cr_clip_grad_norm(&c->m->params, c->ws->grads, t->clip_norm);
+    const cr_sparse_grad *sg[64];
+    CR_ASSERT(m->n_tables <= 64);
+    CR_TRY(cr_dp_reduce(&c->dp, c->ws->grads, m->params.total, c->ws->sgrads, sg, e));
+    if (t->clip_norm > 0) cr_clip_grad_norm(&m->params, c->ws->grads, t->clip_norm);
     int64_t total = t->max_steps;
     float lr = cr_lr_at(t->schedule, t->lr, c->st.step, t->warmup_steps, total, t->min_lr_frac);
     float scale = t->lr > 0 ? lr / t->lr : 0.0f;
-    cr_adam_step(&c->adam, &c->m->params, c->m->params.data, c->ws->grads, lr);
-    for (int i = 0; i < c->m->n_tables; i++) {
-        float *tab = cr_ptable_ptr(&c->m->tables, c->m->tables.data, c->m->table_param[i]);
-        cr_sparse_opt_step(&c->sparse[i], tab, &c->ws->sgrads[i], t->sparse_lr * scale);
+    cr_adam_step(&c->adam, &m->params, m->params.data, c->ws->grads, lr);
+    for (int i = 0; i < m->n_tables; i++) {
+        float *tab = cr_ptable_ptr(&m->tables, m->tables.data, m->table_param[i]);
+        cr_sparse_opt_step(&c->sparse[i], tab, sg[i], t->sparse_lr * scale);
     }
     c->st.step++;
     c->st.epoch_step++;
@@ -228,6 +269,7 @@ static cr_status train_step(fit_ctx *c, const uint32_t *rows, int B, double *los
 }
 
 static cr_status write_metrics(fit_ctx *c, int stopped_early, char **metrics, cr_error *e) {
+    if (c->rank != 0) return CR_OK; /* the weights are the same everywhere */
     cr_rank_config *cfg = c->cfg;
     cJSON *root = cJSON_CreateObject();
     if (!root) return cr_err(e, CR_ERR_NOMEM, "out of memory writing metrics");
@@ -248,6 +290,14 @@ static cr_status write_metrics(fit_ctx *c, int stopped_early, char **metrics, cr
     cJSON_AddStringToObject(tr, "precision", precision_name(cfg->train.precision));
     cJSON_AddNumberToObject(tr, "parameters", (double)(c->m->params.total));
     cJSON_AddNumberToObject(tr, "table_parameters", (double)(c->m->tables.total));
+    if (c->P > 1) {
+        cJSON *dj = cJSON_AddObjectToObject(tr, "distributed");
+        double st = c->dp.steps > 0 ? (double)c->dp.steps : 1.0;
+        cJSON_AddNumberToObject(dj, "ranks", c->P);
+        cJSON_AddNumberToObject(dj, "comm_seconds_per_step", c->dp.comm_seconds / st);
+        cJSON_AddNumberToObject(dj, "dense_bytes_per_step", c->dp.dense_bytes / st);
+        cJSON_AddNumberToObject(dj, "sparse_bytes_per_step", c->dp.sparse_bytes / st);
+    }
     cJSON *fz = cJSON_AddObjectToObject(tr, "frozen_at_step");
     for (int k = 0; k < cfg->schema.n_tasks; k++)
         if (c->st.es.frozen[k])
@@ -283,6 +333,7 @@ done:
 }
 
 static cr_status copy_config(const fit_ctx *c, cr_error *e) {
+    if (c->rank != 0) return CR_OK;
     char *txt = NULL, path[1200];
     size_t n;
     CR_TRY(cr_read_file(c->cfg->path, &txt, &n, e));
@@ -290,6 +341,17 @@ static cr_status copy_config(const fit_ctx *c, cr_error *e) {
     cr_status s = cr_write_file_atomic(path, txt, n, e);
     cr_free(txt);
     return s;
+}
+
+/* Every rank must hold the same value (a fitted schema's hash, the step
+ * resumed from): a rank that differs names what went wrong. */
+static cr_status agree(const fit_ctx *c, uint64_t v, const char *what, cr_error *e) {
+    if (c->P == 1) return CR_OK;
+    double x[2] = {(double)(v >> 11), -(double)(v >> 11)};
+    CR_TRY(cr_dist_max_f64(c->o->dist, x, 2, e));
+    if (x[0] != -x[1])
+        return cr_err(e, CR_ERR_MISMATCH, "%s: the ranks disagree on %s", c->cfg->path, what);
+    return CR_OK;
 }
 
 static cr_status try_resume(fit_ctx *c, cr_error *e) {
@@ -331,11 +393,16 @@ static cr_status try_resume(fit_ctx *c, cr_error *e) {
     return CR_OK;
 }
 
-cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics, cr_error *e) {
+cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metrics, cr_error *e) {
     fit_ctx c;
     memset(&c, 0, sizeof c);
     c.cfg = cfg;
+    cr_fit_opts oo = *opts;
+    const cr_fit_opts *o = &oo;
     c.o = o;
+    c.rank = cr_dist_rank(o->dist);
+    c.P = cr_dist_size(o->dist);
+    if (c.rank != 0) oo.log = NULL; /* one voice per job */
     cr_train_cfg *t = &cfg->train;
     cr_status s;
     if (metrics) *metrics = NULL;
@@ -360,9 +427,29 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
                    c.n_train == 0 ? "training" : "validation");
         goto done;
     }
+    if (c.P > 1) { /* each rank fitted the vocabularies on its own pass over the same file */
+        char *sj = NULL;
+        if ((s = cr_schema_to_json(&cfg->schema, &sj, e))) goto done;
+        uint64_t h = cr_hash64(sj, strlen(sj)) ^ (uint64_t)c.n_train * 0x9E3779B97F4A7C15ULL;
+        free(sj);
+        if ((s = agree(&c, h, "the data (vocabularies or split): does every rank read the same file?", e)))
+            goto done;
+    }
     if ((s = cr_ranker_create(&c.m, &cfg->schema, &cfg->model, t->seed, e))) goto done;
     if ((s = cr_ranker_ws_create(&c.ws, c.m, t->batch_size, 1, 0, e))) goto done;
     if ((s = cr_batch_init(&c.b, &c.ds, t->batch_size, e))) goto done;
+    if (c.P > 1) {
+        size_t nb = (size_t)c.m->cfg.n_heads * (size_t)t->batch_size * sizeof(float);
+        if ((s = cr_batch_init(&c.bg, &c.ds, t->batch_size, e))) goto done;
+        c.gout = cr_alloc_e(nb, e, "the global batch's outputs");
+        c.gdout = cr_alloc_e(nb, e, "the global batch's output gradients");
+        c.gtmp = cr_alloc_e(nb, e, "the gathered outputs");
+        if (!c.gout || !c.gdout || !c.gtmp) {
+            s = CR_ERR_NOMEM;
+            goto done;
+        }
+    }
+    if ((s = cr_dp_init(&c.dp, o->dist, c.m->n_tables, c.m->table_dim, e))) goto done;
     if ((s = cr_adam_init(&c.adam, &c.m->params, t->optimizer, t->lr, t->beta1, t->beta2, t->eps,
                           t->weight_decay, e)))
         goto done;
@@ -392,6 +479,9 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
     memcpy(c.best_params, c.m->params.data, c.m->params.total * sizeof(float));
     memcpy(c.best_tables, c.m->tables.data, c.m->tables.total * sizeof(float));
     if (o->resume && (s = try_resume(&c, e))) goto done;
+    if ((s = agree(&c, (uint64_t)c.st.step << 11,
+                   "the step to resume from: every rank must see the same --out directory", e)))
+        goto done;
     if ((s = copy_config(&c, e))) goto done;
     logf_(&c, "model %s: %zu dense parameters, %zu table parameters, %d threads, %s products\n",
           cr_arch_name(c.m->cfg.arch), c.m->params.total, c.m->tables.total, cr_get_threads(),
@@ -474,11 +564,18 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
           c.seconds > 0 ? (double)(c.st.examples - ex0) / c.seconds : 0.0,
           (long long)c.st.es.best_step);
     s = write_metrics(&c, stop, metrics, e);
+    /* no rank returns before rank 0's files exist: a caller may read them next */
+    if (!s) s = cr_dist_barrier(o->dist, e);
 done_names:
     free(tnames);
 done:
     cr_free(c.best_params);
     cr_free(c.best_tables);
+    cr_free(c.gout);
+    cr_free(c.gdout);
+    cr_free(c.gtmp);
+    cr_dp_free(&c.dp);
+    cr_batch_free(&c.bg);
     if (c.sparse)
         for (int i = 0; i < c.m->n_tables; i++) cr_sparse_opt_free(&c.sparse[i]);
     free(c.sparse);

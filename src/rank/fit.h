@@ -15,10 +15,13 @@ typedef struct cr_fit_opts {
     FILE       *log;      /* progress and evaluation lines; NULL = silent */
     int64_t     stop_after_steps; /* testing knob: stop (as if killed) after this many steps; 0 = off */
     cr_ctx     *ctx;      /* progress and cancel; NULL = none */
+    const cr_dist *dist;  /* data-parallel over this job's ranks (docs/distributed.md); NULL = alone */
 } cr_fit_opts;
 
 /* Train per cfg (whose schema gets fitted on the training split) and write
- * out_dir/model.safetensors and out_dir/metrics.json. *metrics (if not
+ * out_dir/model.safetensors and out_dir/metrics.json. In a job of several
+ * ranks every rank calls this with the same cfg; rank 0 writes the files
+ * (and *metrics), the others train their share of each batch. *metrics (if not
  * NULL) receives the metrics as a JSON string (free()). */
 cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics, cr_error *e);
 

@@ -255,6 +255,31 @@ static void progress(const label_ctx *c, double t0, double *last, int final) {
     fflush(f);
 }
 
+/* The coverage counts of every rank's shard, on every rank. */
+static cr_status sum_report(label_ctx *c, cr_error *e) {
+    const cr_dist *d = c->o->dist;
+    if (cr_dist_size(d) == 1) return CR_OK;
+    cr_label_report *r = &c->rep;
+    int64_t *v = malloc((3 * (size_t)c->NF + 1) * sizeof *v);
+    if (!v) return cr_err(e, CR_ERR_NOMEM, "out of memory");
+    v[0] = r->rows;
+    for (int fi = 0; fi < c->NF; fi++) {
+        v[1 + 3 * fi] = r->features[fi].empty;
+        v[2 + 3 * fi] = r->features[fi].values;
+        v[3 + 3 * fi] = r->features[fi].oov;
+    }
+    cr_status s = cr_dist_sum_i64(d, v, 3 * (size_t)c->NF + 1, e);
+    r->rows = v[0];
+    for (int fi = 0; fi < c->NF; fi++) {
+        r->features[fi].empty = v[1 + 3 * fi];
+        r->features[fi].values = v[2 + 3 * fi];
+        r->features[fi].oov = v[3 + 3 * fi];
+    }
+    free(v);
+    if (!s) s = cr_dist_max_f64(d, &r->seconds, 1, e);
+    return s;
+}
+
 static cr_status run(label_ctx *c, cr_error *e) {
     const cr_label_opts *o = c->o;
     CR_TRY(cr_ranker_load(&c->m, &c->s, o->teacher, e));
@@ -263,8 +288,12 @@ static cr_status run(label_ctx *c, cr_error *e) {
     CR_TRY(cr_csv_open(&c->in, o->data, o->sep, e));
     CR_TRY(cr_distill_map_bind(&c->map, &c->s, &c->m->cfg, o->teacher, c->in, e));
     CR_TRY(setup(c, e));
-    CR_TRY(cr_csv_writer_open(&c->w, o->out, 0, e));
-    {
+    const int rank = cr_dist_rank(o->dist);
+    char part[4200];
+    cr_dist_part_path(o->dist, o->out, part, sizeof part);
+    CR_TRY(cr_csv_shard(c->in, rank, cr_dist_size(o->dist), e));
+    CR_TRY(cr_csv_writer_open(&c->w, part, 0, e));
+    if (rank == 0) { /* the header once, at the top of the joined file */
         const char **hdr = malloc(((size_t)c->NC + (size_t)c->map.n_tasks) * sizeof(char *));
         if (!hdr) return cr_err(e, CR_ERR_NOMEM, "out of memory");
         for (int j = 0; j < c->NC; j++) hdr[j] = cr_csv_colname(c->in, j);
@@ -300,7 +329,9 @@ static cr_status run(label_ctx *c, cr_error *e) {
     cr_status s = cr_csv_writer_commit(c->w, e);
     c->w = NULL;
     if (s) return s;
-    if (o->coverage) {
+    CR_TRY(cr_dist_concat(o->dist, part, o->out, e));
+    CR_TRY(sum_report(c, e));
+    if (o->coverage && rank == 0) {
         char *json = NULL;
         CR_TRY(cr_label_report_json(&c->rep, &json, e));
         s = cr_write_file_atomic(o->coverage, json, strlen(json), e);

@@ -9,6 +9,7 @@
 #define CR_RANK_LABEL_H
 
 #include "distill_map.h"
+#include "../core/dist.h"
 
 typedef struct cr_label_opts {
     const char *teacher;   /* teacher checkpoint (.safetensors) */
@@ -20,6 +21,8 @@ typedef struct cr_label_opts {
     int         batch;     /* rows per forward pass; 0 = 1024 */
     int         threads;   /* > 0: set the kernels' thread count; 0 = leave it */
     FILE       *progress;  /* a progress line, redrawn only on a terminal; NULL = none */
+    const cr_dist *dist;   /* each rank labels its byte range of data; rank 0 joins the parts
+                            * into out (the same bytes as one process) and writes coverage */
 } cr_label_opts;
 
 /* Coverage of one teacher feature over the labelled rows. */

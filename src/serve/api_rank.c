@@ -76,7 +76,8 @@ cr_status cr_train(cr_ctx *ctx, const char *config, const char *out_dir, const c
     if (o->epochs > 0) cfg.train.epochs = o->epochs;
     if (o->max_steps >= 0) cfg.train.max_steps = o->max_steps;
     if (!s) {
-        cr_fit_opts fo = {out_dir, o->resume, cr_ctx_log(k.ctx), o->stop_after_steps, k.ctx};
+        cr_fit_opts fo = {out_dir, o->resume, cr_ctx_log(k.ctx), o->stop_after_steps, k.ctx,
+                          k.ctx->p.dist};
         s = cr_rank_fit(&cfg, &fo, &r->metrics, e);
     }
     cr_rank_config_free(&cfg);

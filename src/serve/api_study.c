@@ -27,7 +27,8 @@ cr_status cr_label(cr_ctx *ctx, const cr_label_args *a, char **coverage_json, cr
     CR_TRY(cr_call_begin(&k, ctx, "cr_label", e));
     cr_label_opts o = {.teacher = a->teacher, .map = a->map, .data = a->data, .out = a->out,
                        .coverage = a->coverage, .batch = a->batch,
-                       .threads = k.ctx->p.threads, .progress = cr_ctx_log(k.ctx)};
+                       .threads = k.ctx->p.threads, .progress = cr_ctx_log(k.ctx),
+                       .dist = k.ctx->p.dist};
     cr_label_report r;
     memset(&r, 0, sizeof r);
     cr_status s = cr_distill_label(&o, &r, e);
@@ -64,7 +65,7 @@ cr_status cr_experiment(cr_ctx *ctx, const char *config, const char *out_dir, in
     cr_call k;
     CR_TRY(cr_call_begin(&k, ctx, "cr_experiment", e));
     cr_experiment_opts o = {config, out_dir, cr_ctx_log(k.ctx), !fresh,
-                            k.ctx->p.threads > 0 ? k.ctx->p.threads : -1};
+                            k.ctx->p.threads > 0 ? k.ctx->p.threads : -1, k.ctx->p.dist};
     cr_status s = cr_experiment_run(&o, results_json, e);
     cr_call_end(&k);
     return s;
