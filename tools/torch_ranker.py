@@ -194,7 +194,8 @@ class Ranker(nn.Module):
         self.head_b = nn.Parameter(torch.empty(NH))
         self.head_tower = [h["tower"] for h in heads]
         self.served = [i for i, h in enumerate(heads) if h["served"]]
-        self.binary = [heads[i]["kind"] == "binary" for i in self.served]
+        self.register_buffer("binary", torch.tensor([heads[i]["kind"] == "binary"
+                                                     for i in self.served]), persistent=False)
         self.uncertainty = cfg["loss_weighting"] == "uncertainty"
         if self.uncertainty:
             self.log_var = nn.Parameter(torch.zeros(len(self.served)))
@@ -376,7 +377,7 @@ class Ranker(nn.Module):
     def predict(self, cats, bags, dense):
         """Served heads' predictions (B, n_served): sigmoid for binary heads."""
         z = self.forward(cats, bags, dense, heads=self.served).t()
-        return torch.where(torch.tensor(self.binary), torch.sigmoid(z), z)
+        return torch.where(self.binary, torch.sigmoid(z), z)
 
     def loss(self, out, label, mask=None, weight=None, extra=None, dtype=torch.float32):
         """docs/ranker.md: per head the mean of the loss over its examples,
