@@ -4,13 +4,20 @@
 same optimizers and measurements, printed under the same `name: value`
 names so scripts/bench.sh can set the two side by side.
 
-It is written to be the fastest honest PyTorch version of the model, not a
-literal transcription: tables of equal width are fused into one sparse
+The model is tools/torch_ranker.py, the twin tests/test_twin_rank.c checks
+against the C ranker (outputs, gradients, optimizer steps) through the
+fixtures tools/twin_rank.py writes. Its one formulation is the fastest
+honest PyTorch version we have: tables of equal width fused into one sparse
 embedding (one lookup, one sparse gradient, one optimizer update instead of
-one per feature; the rows and their updates are the same), the gates of all
-tasks are one Linear, the mix is one bmm. The computation is the one in
-src/rank/ranker.c; only the order of the input columns differs (features are
-grouped by table width), which is a relabelling of the first layer's weight.
+one per feature; the rows and their updates are the same), expert layer 0
+one GEMM, later expert layers and the towers batched matmuls, the gates of
+all tasks one Linear, the mix one bmm. The input columns are grouped by
+table width, a relabelling of the first layers' weights.
+
+What it times: a training step (zero_grad, forward and loss, backward,
+Adam on the dense parameters, Adagrad or SparseAdam on the tables) on
+batches of 512, and scoring 1000 candidates (the served heads' predictions
+under torch.inference_mode).
 
 Run with Debian's /usr/bin/python3 (python3-torch 1.13) and, for threads
 that obey torch.set_num_threads, the OpenMP OpenBLAS:
@@ -21,13 +28,15 @@ that obey torch.set_num_threads, the OpenMP OpenBLAS:
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import torch_ranker  # noqa: E402
 
 TRAIN_B = 512
 SCORE_B = 1000
@@ -64,23 +73,29 @@ def movielens_model():
                 experts=4, expert_layers=[64, 32], tower_layers=[32])
 
 
-def layout(spec):
-    """Tables (own rows, dim), grouped by dim into fused tables: for every
-    table its (group, first row); for every feature its table."""
-    tables, table_of = [], {}
+def build_model(spec):
+    """The shared twin (tools/torch_ranker.py) for a bench model: an MMoE
+    with one served head per task, fixed weights of 1."""
+    tables, table_of, cats, bags = [], {}, [], []
     for f in spec["feats"]:
         if f.get("share"):
             table_of[f["name"]] = table_of[f["share"]]
         else:
             table_of[f["name"]] = len(tables)
-            tables.append((f["rows"], f["dim"]))
-    dims = sorted({d for _, d in tables}, reverse=True)
-    group_rows = {d: 0 for d in dims}
-    place = []
-    for rows, d in tables:
-        place.append((dims.index(d), group_rows[d]))
-        group_rows[d] += rows
-    return tables, table_of, dims, [group_rows[d] for d in dims], place
+            tables.append((f["name"], f["rows"], f["dim"]))
+    for f in spec["feats"]:
+        if f["kind"] == "cat":
+            cats.append((f["name"], table_of[f["name"]]))
+    for f in spec["feats"]:
+        if f["kind"] == "multi":
+            bags.append((f["name"], table_of[f["name"]], "mean"))
+    mspec = torch_ranker.make_spec(tables, cats, bags, spec["n_dense"], len(spec["tasks"]))
+    cfg = dict(arch="mmoe", experts=spec["experts"], expert_layers=spec["expert_layers"],
+               tower_layers=spec["tower_layers"], loss_weighting="fixed",
+               heads=torch_ranker.default_heads(spec["tasks"]))
+    model = torch_ranker.Ranker(mspec, cfg, sparse=True)
+    model.reset_parameters(emb_init=0.05)
+    return model
 
 
 # ---- synthetic data (same law as rank.c: Zipf per table, rank -> permuted row) ----
@@ -97,106 +112,36 @@ def zipf_sampler(rows, z, rng):
 
 
 class Data:
-    """Everything the model reads, as tensors, ready before any timing."""
+    """Everything the model reads, as tensors in the twin's input layout,
+    ready before any timing."""
 
-    def __init__(self, spec, lay, B, z, rng):
-        tables, table_of, dims, _, place = lay
-        draws = [zipf_sampler(rows, z, rng) for rows, _ in tables]
+    def __init__(self, spec, model, B, z, rng):
+        draws = [zipf_sampler(t["rows"], z, rng) for t in model.spec["tables"]]
+        table_of = {f["name"]: f["table"] for f in model.spec["cats"] + model.spec["bags"]}
         self.B = B
-        # categorical ids per fused group, (B, n_cat_in_group), rows offset into the group
-        cats = [[] for _ in dims]
-        self.bags = []  # (group, ids (B, L) offset into the group)
-        for f in spec["feats"]:
+        cat, bags = [], []
+        for f in spec["feats"]:  # drawn in declaration order
             t = table_of[f["name"]]
-            g, first = place[t]
             if f["kind"] == "cat":
-                cats[g].append(draws[t]((B,)) + first)
+                cat.append(draws[t]((B,)))
             else:
-                self.bags.append((g, torch.from_numpy(draws[t]((B, f["bag"])) + first)))
-        self.cats = [(g, torch.from_numpy(np.stack(c, 1))) for g, c in enumerate(cats) if c]
+                bags.append(torch.from_numpy(draws[t]((B, f["bag"]))))
+        self.cats, self.bags = model.encode(torch.from_numpy(np.stack(cat, 1)), bags)
         self.dense = torch.from_numpy(rng.standard_normal((B, spec["n_dense"])).astype(np.float32))
-        self.labels = []
+        labels = []
         for _, kind in spec["tasks"]:
             if kind == "binary":
                 y = rng.integers(0, 2, B).astype(np.float32)
             else:
                 y = rng.standard_normal(B).astype(np.float32)
-            self.labels.append(torch.from_numpy(y))
+            labels.append(torch.from_numpy(y))
+        self.labels = torch.stack(labels)
 
 
-# ---- the model ----
-
-class Ranker(nn.Module):
-    def __init__(self, spec, lay, emb_init=0.05):
-        super().__init__()
-        tables, table_of, dims, group_rows, _ = lay
-        self.tables = nn.ParameterList(
-            [nn.Parameter(torch.empty(r, d).uniform_(-emb_init, emb_init))
-             for r, d in zip(group_rows, dims)])
-        c_in = spec["n_dense"]
-        for f in spec["feats"]:
-            c_in += tables[table_of[f["name"]]][1]
-        self.c_in = c_in
-        E, H = spec["experts"], spec["expert_layers"]
-        self.E, self.H = E, H
-        self.K = len(spec["tasks"])
-        # expert layer 0 of all experts stacked: one (C_in -> E*H0) GEMM
-        self.expert0 = nn.Linear(c_in, E * H[0])
-        # later layers per expert as one batched matmul, weights (E, H_i, H_{i-1})
-        self.expert_w = nn.ParameterList()
-        self.expert_b = nn.ParameterList()
-        for i in range(1, len(H)):
-            bound = 1.0 / math.sqrt(H[i - 1])
-            self.expert_w.append(nn.Parameter(torch.empty(E, H[i], H[i - 1]).uniform_(-bound, bound)))
-            self.expert_b.append(nn.Parameter(torch.empty(E, 1, H[i]).uniform_(-bound, bound)))
-        self.gates = nn.Linear(c_in, self.K * E)  # every task's gate in one GEMM
-        towers, heads = [], []
-        for _ in range(self.K):
-            layers, prev = [], H[-1]
-            for w in spec["tower_layers"]:
-                layers += [nn.Linear(prev, w), nn.ReLU()]
-                prev = w
-            towers.append(nn.Sequential(*layers))
-            heads.append(nn.Linear(prev, 1))
-        self.towers = nn.ModuleList(towers)
-        self.heads = nn.ModuleList(heads)
-        self.kinds = [k for _, k in spec["tasks"]]
-
-    def forward(self, d):
-        B = d.B
-        parts = [F.embedding(ids, self.tables[g], sparse=True).reshape(B, -1) for g, ids in d.cats]
-        parts += [F.embedding_bag(ids, self.tables[g], mode="mean", sparse=True) for g, ids in d.bags]
-        parts.append(d.dense)
-        x = torch.cat(parts, 1)
-        h = F.relu(self.expert0(x)).view(B, self.E, self.H[0]).transpose(0, 1)  # (E, B, H0)
-        for w, b in zip(self.expert_w, self.expert_b):
-            h = F.relu(torch.baddbmm(b, h, w.transpose(1, 2)))                  # (E, B, Hi)
-        g = torch.softmax(self.gates(x).view(B, self.K, self.E), -1)             # (B, K, E)
-        mix = torch.bmm(g, h.transpose(0, 1))                                    # (B, K, He)
-        return [head(tower(mix[:, k])).squeeze(1)
-                for k, (tower, head) in enumerate(zip(self.towers, self.heads))]
-
-    def loss(self, outs, d):
-        total = 0
-        for o, y, kind in zip(outs, d.labels, self.kinds):
-            total = total + (F.binary_cross_entropy_with_logits(o, y) if kind == "binary"
-                             else F.mse_loss(o, y))
-        return total
-
-    def predict(self, d):
-        return [torch.sigmoid(o) if k == "binary" else o for o, k in zip(self.forward(d), self.kinds)]
-
-
-def fwd_macs(spec, c_in, B):
-    """Multiply-adds of the forward GEMMs, counted as rank.c counts them."""
-    E, H, K = spec["experts"], spec["expert_layers"], len(spec["tasks"])
-    m = B * c_in * E * H[0] + sum(E * B * H[i] * H[i - 1] for i in range(1, len(H)))
-    m += K * B * E * c_in
-    prev = H[-1]
-    for w in spec["tower_layers"]:
-        m += K * B * prev * w
-        prev = w
-    return m + K * B * prev
+def train_loss(model, d):
+    """The C ranker's loss with every mask and weight 1: the sum over the
+    heads of the mean BCE (binary) or squared error (regression)."""
+    return model.loss(model(d.cats, d.bags, d.dense), d.labels)[0]
 
 
 def _number(v):
@@ -230,17 +175,16 @@ def main():
     torch.manual_seed(42)
 
     spec = reference_model() if a.model == "reference" else movielens_model()
-    lay = layout(spec)
+    model = build_model(spec)
     rng = np.random.default_rng(1234)
-    pool = [Data(spec, lay, TRAIN_B, a.zipf, rng) for _ in range(POOL)]
-    req = Data(spec, lay, SCORE_B, a.zipf, rng)
-    model = Ranker(spec, lay)
-    dense = [p for n, p in model.named_parameters() if not n.startswith("tables.")]
+    pool = [Data(spec, model, TRAIN_B, a.zipf, rng) for _ in range(POOL)]
+    req = Data(spec, model, SCORE_B, a.zipf, rng)
+    dense = model.dense_params()
     dense_opt = torch.optim.Adam(dense, lr=1e-3)
     if a.sparse_opt == "adagrad":
-        sparse_opt = torch.optim.Adagrad(list(model.tables), lr=0.01)
+        sparse_opt = torch.optim.Adagrad(model.table_params(), lr=0.01)
     else:
-        sparse_opt = torch.optim.SparseAdam(list(model.tables), lr=1e-3)
+        sparse_opt = torch.optim.SparseAdam(model.table_params(), lr=1e-3)
 
     # ---- training: warm up, then time every step ----
     phase = [0.0] * 4  # zero_grad + forward + loss, backward, dense opt, sparse opt
@@ -260,7 +204,7 @@ def main():
             dense_opt.zero_grad(set_to_none=True)
             sparse_opt.zero_grad(set_to_none=True)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
-                loss = model.loss(model(d), d)
+                loss = train_loss(model, d)
             t1 = time.perf_counter()
             loss.backward()
             t2 = time.perf_counter()
@@ -292,25 +236,25 @@ def main():
             d = pool[i % POOL]
             dense_opt.zero_grad(set_to_none=True)
             sparse_opt.zero_grad(set_to_none=True)
-            model.loss(model(d), d).backward()
+            train_loss(model, d).backward()
         dense_opt.zero_grad(set_to_none=True)
         sparse_opt.zero_grad(set_to_none=True)
     if a.part != "train":
         model.eval()
         with torch.inference_mode():
             for _ in range(3):
-                model.predict(req)
+                model.predict(req.cats, req.bags, req.dense)
             s0, cpu0 = time.perf_counter(), time.process_time()
             while time.perf_counter() - s0 < a.seconds or len(lat) < 20:
                 t0 = time.perf_counter()
-                model.predict(req)
+                model.predict(req.cats, req.bags, req.dense)
                 lat.append(time.perf_counter() - t0)
             score_s = time.perf_counter() - s0
             score_cpu = time.process_time() - cpu0
         lat.sort()
 
-    train_flops = 6.0 * fwd_macs(spec, model.c_in, TRAIN_B)
-    score_flops = 2.0 * fwd_macs(spec, model.c_in, SCORE_B)
+    train_flops = 6.0 * model.fwd_macs(TRAIN_B)
+    score_flops = 2.0 * model.fwd_macs(SCORE_B)
     out = [
         ("impl", "torch"), ("model", spec["name"]), ("threads", torch.get_num_threads()),
         ("torch_version", torch.__version__),

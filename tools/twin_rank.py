@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""twin_rank.py - PyTorch twin of the multi-task ranker (src/rank/ranker.c,
-src/rank/loss.c; the math is in docs/ranker.md).
+"""twin_rank.py - the test fixtures of the multi-task ranker (src/rank/ranker.c,
+src/rank/rank_loss.c; the math is in docs/ranker.md), written by its PyTorch
+twin tools/torch_ranker.py, the model bench/rank_torch.py and
+bench/serve_torch.py time.
 
-Builds the same model at a tiny size, for shared_bottom, mmoe and ple:
+Builds the model at a tiny size, for shared_bottom, mmoe and ple:
 three categorical features (user; item and last_item sharing the item
 table), one multi-valued feature (genres, mean pooling, some empty bags),
 two dense values, three tasks (click and like binary, rating regression,
@@ -15,7 +17,8 @@ tests/fixtures/rank_<arch>.safetensors holding
   __metadata__["config"]   the model config and the schema, as JSON
   batch.*                  cat ids (I32), bag offsets (I64) and ids (I32),
                            dense, label, mask, weight, extra
-  init.<name>              every initial parameter and table, C names
+  init.<name>              every initial parameter and table, C names and
+                           shapes (the twin's fused layout translated back)
   out                      (n_heads, B) raw head outputs
   loss.heads, loss.total   per-head (unweighted, normalised) and total loss
   grad.<name>              every gradient; tables dense-shaped
@@ -35,7 +38,9 @@ import sys
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_ranker  # noqa: E402
 
 B = 8
 STEPS = 5
@@ -58,9 +63,8 @@ BETA1, BETA2, EPS = f32(0.9), f32(0.999), f32(1e-8)
 
 
 def default_heads():
-    return [{"name": n, "tower": k, "kind": kind, "served": 1, "target_kind": "label",
-             "target": k, "mask_task": k, "weight": w}
-            for k, (n, kind, w) in enumerate(TASKS)]
+    return torch_ranker.default_heads([(n, kind) for n, kind, _ in TASKS],
+                                      [w for _, _, w in TASKS])
 
 
 def case_configs():
@@ -80,154 +84,6 @@ def case_configs():
                {"name": "click_soft", "tower": 0, "kind": "binary", "served": 0,
                 "target_kind": "extra", "target": 0, "mask_task": 0, "weight": 0.5}]}
     return [sb, mmoe, ple]
-
-
-class Ranker(nn.Module):
-    """The C model, module for module. x = [user | item | last_item | genres | dense]."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        self.cfg = cfg
-        K = len(TASKS)
-        self.emb = nn.ModuleDict()
-        for ti, (name, rows, dim) in enumerate(TABLES):
-            if any(t == ti for _, t, _ in MULTI):
-                m = nn.EmbeddingBag(rows, dim, mode="mean", sparse=True,
-                                    include_last_offset=True)
-            else:
-                m = nn.Embedding(rows, dim, sparse=True)
-            nn.init.uniform_(m.weight, -EMB_INIT, EMB_INIT)
-            self.emb[name] = m
-        C = sum(TABLES[t][2] for _, t in CAT) + sum(TABLES[t][2] for _, t, _ in MULTI) + N_DENSE
-        self.C = C
-        arch = cfg["arch"]
-        if arch == "shared_bottom":
-            self.bottom = nn.ModuleList()
-            prev = C
-            for h in cfg["bottom_layers"]:
-                self.bottom.append(nn.Linear(prev, h))
-                prev = h
-            tower_in = prev
-        else:
-            if arch == "mmoe":
-                E, S = cfg["n_experts"], cfg["n_experts"]
-                self.sel = [list(range(E)) for _ in range(K)]
-            else:
-                SH, TE = cfg["shared_experts"], cfg["task_experts"]
-                E, S = SH + K * TE, SH + TE
-                self.sel = [list(range(SH)) + [SH + k * TE + j for j in range(TE)]
-                            for k in range(K)]
-            self.E = E
-            dims = cfg["expert_layers"]
-            # layer 0 of all experts stacked into one Linear; later layers per expert
-            self.exp0 = nn.Linear(C, E * dims[0])
-            self.exp_w = nn.ParameterList()
-            self.exp_b = nn.ParameterList()
-            for i in range(1, len(dims)):
-                lin = [nn.Linear(dims[i - 1], dims[i]) for _ in range(E)]
-                self.exp_w.append(nn.Parameter(torch.stack([l.weight.detach() for l in lin])))
-                self.exp_b.append(nn.Parameter(torch.stack([l.bias.detach() for l in lin])))
-            self.gates = nn.ModuleList([nn.Linear(C, S) for _ in range(K)])
-            tower_in = dims[-1]
-        self.towers = nn.ModuleList()
-        for _ in range(K):
-            layers = nn.ModuleList()
-            prev = tower_in
-            for h in cfg["tower_layers"]:
-                layers.append(nn.Linear(prev, h))
-                prev = h
-            self.towers.append(layers)
-        self.tower_out = prev
-        self.heads = nn.ModuleList([nn.Linear(self.tower_out, 1) for _ in cfg["heads"]])
-        self.n_served = sum(h["served"] for h in cfg["heads"])
-        if cfg["loss_weighting"] == "uncertainty":
-            self.log_var = nn.Parameter(torch.zeros(self.n_served))
-
-    def named_c(self):
-        """(C name, parameter) for every dense parameter, then every table."""
-        out = []
-        cfg = self.cfg
-        if cfg["arch"] == "shared_bottom":
-            for i, l in enumerate(self.bottom):
-                out += [(f"bottom.l{i}.weight", l.weight), (f"bottom.l{i}.bias", l.bias)]
-        else:
-            out += [("experts.l0.weight", self.exp0.weight), ("experts.l0.bias", self.exp0.bias)]
-            for i in range(len(self.exp_w)):
-                out += [(f"experts.l{i + 1}.weight", self.exp_w[i]),
-                        (f"experts.l{i + 1}.bias", self.exp_b[i])]
-            for k, g in enumerate(self.gates):
-                out += [(f"gates.{k}.weight", g.weight), (f"gates.{k}.bias", g.bias)]
-        for k, t in enumerate(self.towers):
-            for i, l in enumerate(t):
-                out += [(f"towers.{k}.l{i}.weight", l.weight), (f"towers.{k}.l{i}.bias", l.bias)]
-        for h, l in zip(cfg["heads"], self.heads):
-            out += [(f"heads.{h['name']}.weight", l.weight), (f"heads.{h['name']}.bias", l.bias)]
-        if cfg["loss_weighting"] == "uncertainty":
-            out.append(("loss.log_var", self.log_var))
-        dense = out
-        tables = [(f"emb.{name}", self.emb[name].weight) for name, _, _ in TABLES]
-        return dense, tables
-
-    def forward(self, batch):
-        cols = []
-        for j, (_, t) in enumerate(CAT):
-            cols.append(self.emb[TABLES[t][0]](batch["cat"][:, j].long()))
-        for j, (_, t, _) in enumerate(MULTI):
-            cols.append(self.emb[TABLES[t][0]](batch["bag_ids"][j].long(),
-                                               batch["bag_off"][j]))
-        cols.append(batch["dense"])
-        x = torch.cat(cols, dim=1)
-        K = len(TASKS)
-        if self.cfg["arch"] == "shared_bottom":
-            z = x
-            for l in self.bottom:
-                z = F.relu(l(z))
-            tin = [z] * K
-        else:
-            H0 = self.cfg["expert_layers"][0]
-            h = F.relu(self.exp0(x)).view(x.shape[0], self.E, H0)  # (B, E, H0)
-            for w, b in zip(self.exp_w, self.exp_b):
-                h = F.relu(torch.einsum("beh,eoh->beo", h, w) + b)
-            tin = []
-            for k in range(K):
-                g = F.softmax(self.gates[k](x), dim=-1)  # (B, S)
-                tin.append(torch.einsum("bs,bsh->bh", g, h[:, self.sel[k], :]))
-        touts = []
-        for k in range(K):
-            t = tin[k]
-            for l in self.towers[k]:
-                t = F.relu(l(t))
-            touts.append(t)
-        outs = [l(touts[h["tower"]]).squeeze(1) for h, l in zip(self.cfg["heads"], self.heads)]
-        return torch.stack(outs)  # (n_heads, B)
-
-
-def loss_fn(model, out, batch):
-    """docs/ranker.md: per-head masked, weighted mean; fixed or uncertainty weights."""
-    cfg = model.cfg
-    total = torch.zeros((), dtype=torch.float64)
-    head_losses = []
-    k = 0
-    for i, h in enumerate(cfg["heads"]):
-        p = out[i]
-        y = batch["label"][h["target"]] if h["target_kind"] == "label" \
-            else batch["extra"][h["target"]]
-        m = batch["mask"][h["mask_task"]] if h["mask_task"] >= 0 else torch.ones(B)
-        c = m * batch["weight"]
-        if h["kind"] == "binary":
-            l = F.binary_cross_entropy_with_logits(p, y, reduction="none")
-        else:
-            l = (p - y) ** 2
-        norm = c.double().sum()
-        L = (c.double() * l.double()).sum() / norm if norm > 0 else torch.zeros((), dtype=torch.float64)
-        head_losses.append(L)
-        if cfg["loss_weighting"] == "uncertainty" and h["served"]:
-            s = model.log_var[k].double()
-            total = total + torch.exp(-s) * h["weight"] * L + s
-            k += 1
-        else:
-            total = total + h["weight"] * L
-    return total, torch.stack(head_losses)
 
 
 def make_batch(g):
@@ -282,46 +138,72 @@ def save_safetensors(path, tensors, metadata):
     os.replace(tmp, path)
 
 
+def build(cfg):
+    """The shared twin for one case; initial values drawn in the C model's
+    parameter order from the global generator."""
+    spec = torch_ranker.make_spec(TABLES, CAT, MULTI, N_DENSE, len(TASKS))
+    model = torch_ranker.Ranker(spec, dict(cfg, experts=cfg["n_experts"]))
+
+    def table_init(t):
+        nn.init.normal_(t)  # drawn and overwritten, as nn.Embedding's constructor did
+        nn.init.uniform_(t, -EMB_INIT, EMB_INIT)  # when these fixtures were first written
+    model.reset_parameters(table_init=table_init)
+    return model
+
+
+def forward(model, batch):
+    cats, bags = batch["enc"]
+    return model(cats, bags, batch["dense"])
+
+
+def loss_fn(model, out, batch):
+    """docs/ranker.md, accumulated in double precision."""
+    return model.loss(out, batch["label"], batch["mask"], batch["weight"], batch["extra"],
+                      dtype=torch.float64)
+
+
 def run_case(cfg, seed, outdir):
     torch.manual_seed(seed)
-    model = Ranker(cfg)
+    model = build(cfg)
     g = torch.Generator().manual_seed(seed + 1000)
     batch = make_batch(g)
-    dense, tables = model.named_c()
+    batch["enc"] = model.encode(batch["cat"], list(zip(batch["bag_ids"], batch["bag_off"])))
+    dense_names, table_names = model.c_names()
 
     tensors = [("batch.cat", batch["cat"]), ("batch.bag_off.0", batch["bag_off"][0]),
                ("batch.bag_ids.0", batch["bag_ids"][0]), ("batch.dense", batch["dense"]),
                ("batch.label", batch["label"]), ("batch.mask", batch["mask"]),
                ("batch.weight", batch["weight"]), ("batch.extra", batch["extra"])]
-    tensors += [(f"init.{n}", p.detach().clone()) for n, p in dense + tables]
+    init = model.c_tensors()
+    tensors += [(f"init.{n}", init[n]) for n in dense_names + table_names]
 
-    out = model(batch)
+    out = forward(model, batch)
     total, heads = loss_fn(model, out, batch)
     total.backward()
     tensors += [("out", out.detach()), ("loss.heads", heads.detach().float()),
                 ("loss.total", total.detach().float().reshape(1))]
-    for n, p in dense:
-        tensors.append((f"grad.{n}", p.grad.detach().clone()))
-    for n, p in tables:
-        tensors.append((f"grad.{n}", p.grad.detach().to_dense()))
+    grad = model.c_tensors(grad=True)
+    tensors += [(f"grad.{n}", grad[n]) for n in dense_names + table_names]
 
-    # 5 steps on the same batch, from the same initial values
-    for _, p in dense + tables:
-        p.grad = None
-    opt = torch.optim.Adam([p for _, p in dense], lr=LR, betas=(BETA1, BETA2), eps=EPS,
+    # 5 steps on the same batch, from the same initial values. Adam is
+    # elementwise and SparseAdam per row, so stepping the fused parameters
+    # is stepping the C model's.
+    model.zero_grad(set_to_none=True)
+    opt = torch.optim.Adam(model.dense_params(), lr=LR, betas=(BETA1, BETA2), eps=EPS,
                            foreach=False)
-    sopt = torch.optim.SparseAdam([p for _, p in tables], lr=LR, betas=(BETA1, BETA2), eps=EPS)
+    sopt = torch.optim.SparseAdam(model.table_params(), lr=LR, betas=(BETA1, BETA2), eps=EPS)
     losses = []
     for _ in range(STEPS):
         opt.zero_grad()
         sopt.zero_grad()
-        total, _ = loss_fn(model, model(batch), batch)
+        total, _ = loss_fn(model, forward(model, batch), batch)
         losses.append(total.item())
         total.backward()
         opt.step()
         sopt.step()
     tensors.append(("steps.loss", torch.tensor(losses, dtype=torch.float32)))
-    tensors += [(f"final.{n}", p.detach().clone()) for n, p in dense + tables]
+    final = model.c_tensors()
+    tensors += [(f"final.{n}", final[n]) for n in dense_names + table_names]
 
     meta_cfg = dict(cfg)
     meta_cfg["emb_init"] = EMB_INIT
