@@ -224,9 +224,10 @@ static cr_status encode(const cr_model *m, score_buf *sb, int64_t r0, int B,
                     return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected a finite number, got '%.60s'",
                                   (long long)(r0 + i), f->column, v);
             }
-            if (cr_feature_takes_log(f) && x < -1)
-                return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': %g is below -1, which log1p cannot take",
-                              (long long)(r0 + i), f->column, x);
+            char why[200];
+            if (!cr_feature_value_ok(f, x, why, sizeof why))
+                return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': %s, got %g",
+                              (long long)(r0 + i), f->column, why, x);
             b->dense[(size_t)i * (size_t)s->n_dense + (size_t)d] = cr_feature_transform(f, x);
         }
     }
