@@ -292,6 +292,51 @@ static cr_status copy_config(const fit_ctx *c, cr_error *e) {
     return s;
 }
 
+static int cmp_desc_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* The most ids one multi feature can put in one training batch: the sum of
+ * its batch_size largest bags. train.max_bag_ids may set it (a memory
+ * cap); below this bound it would fail mid-run, so refuse it up front. */
+static cr_status bag_ids_bound(fit_ctx *c, int64_t *out, cr_error *e) {
+    const cr_schema *s = &c->cfg->schema;
+    const int64_t B = c->cfg->train.batch_size, cap = c->cfg->train.max_bag_ids;
+    int64_t need = 1;
+    int64_t *len = malloc((size_t)(c->n_train ? c->n_train : 1) * sizeof *len);
+    if (!len) return cr_err(e, CR_ERR_NOMEM, "out of memory sizing the bags");
+    for (int q = 0; q < s->n_multi; q++) {
+        const int64_t *off = c->ds.bag_off[q];
+        int64_t big = 0, row = 0;
+        for (int64_t i = 0; i < c->n_train; i++) {
+            len[i] = off[c->train_rows[i] + 1] - off[c->train_rows[i]];
+            if (len[i] > big) big = len[i], row = c->train_rows[i];
+        }
+        qsort(len, (size_t)c->n_train, sizeof *len, cmp_desc_i64);
+        int64_t sum = 0;
+        for (int64_t i = 0; i < c->n_train && i < B; i++) sum += len[i];
+        if (cap > 0 && sum > cap) {
+            free(len);
+            return cr_err(e, CR_ERR_CONFIG,
+                          "%s: train.max_bag_ids %lld is below the %lld ids that %lld rows of "
+                          "feature '%s' can hold in one batch (data row %lld of %s has %lld); "
+                          "raise it, or leave it out to size it from the data",
+                          c->cfg->path, (long long)cap, (long long)sum, (long long)B,
+                          s->features[s->multi_feat[q]].name, (long long)row + 1,
+                          c->cfg->data.path, (long long)big);
+        }
+        if (sum > need) need = sum;
+    }
+    free(len);
+    if (need > INT32_MAX / 4)
+        return cr_err(e, CR_ERR_LIMIT, "%s: a batch of %lld rows can hold %lld ids of one multi "
+                      "feature, above %d; lower train.batch_size",
+                      c->cfg->path, (long long)B, (long long)need, INT32_MAX / 4);
+    *out = cap > 0 ? cap : need;
+    return CR_OK;
+}
+
 static cr_status try_resume(fit_ctx *c, cr_error *e) {
     if (!cr_file_exists(c->path_last) || !cr_file_exists(c->path_state)) {
         logf_(c, "no checkpoint in %s: starting from scratch\n", c->o->out_dir);
@@ -361,7 +406,9 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
         goto done;
     }
     if ((s = cr_ranker_create(&c.m, &cfg->schema, &cfg->model, t->seed, e))) goto done;
-    if ((s = cr_ranker_ws_create(&c.ws, c.m, t->batch_size, 1, 0, e))) goto done;
+    int64_t max_bag_ids = 0;
+    if ((s = bag_ids_bound(&c, &max_bag_ids, e))) goto done;
+    if ((s = cr_ranker_ws_create(&c.ws, c.m, t->batch_size, 1, max_bag_ids, e))) goto done;
     if ((s = cr_batch_init(&c.b, &c.ds, t->batch_size, e))) goto done;
     if ((s = cr_adam_init(&c.adam, &c.m->params, t->optimizer, t->lr, t->beta1, t->beta2, t->eps,
                           t->weight_decay, e)))
