@@ -154,10 +154,11 @@ test: $(TEST_BIN) $(BUILD)/crossrec check-layers
 	  if CR_BUILD=$(BUILD) $$t > $$t.log 2>&1; then pass=$$((pass+1)); \
 	  else fail=$$((fail+1)); echo "FAILED: $$t (log: $$t.log)"; tail -n 30 $$t.log; fi; \
 	done; \
-	if [ -x tests/cli.sh ]; then \
-	  if CR_BUILD=$(BUILD) tests/cli.sh > $(BUILD)/tests/cli.log 2>&1; then pass=$$((pass+1)); \
-	  else fail=$$((fail+1)); echo "FAILED: tests/cli.sh"; tail -n 30 $(BUILD)/tests/cli.log; fi; \
-	fi; \
+	for t in tests/*.sh; do \
+	  log=$(BUILD)/tests/$$(basename $$t .sh).log; \
+	  if CR_BUILD=$(BUILD) $$t > $$log 2>&1; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: $$t"; tail -n 30 $$log; fi; \
+	done; \
 	echo "$$pass passed, $$fail failed"; [ $$fail = 0 ]
 
 # A layer may include only layers below it (see LAYERS).

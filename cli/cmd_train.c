@@ -17,13 +17,14 @@ static void usage(FILE *f) {
             "\n"
             "Trains the ranker the config describes on its data and writes\n"
             "DIR/model.safetensors, DIR/config.yaml and DIR/metrics.json (validation\n"
-            "and test metrics per task), plus DIR/last.safetensors and\n"
-            "DIR/train_state.safetensors for --resume.\n"
+            "and test metrics per task), plus DIR/last.safetensors (the checkpoint:\n"
+            "weights and training state in one file) for --resume.\n"
             "\n"
             "options (defaults in brackets; they override the config's train section):\n"
             "  --config FILE     the YAML config (required)\n"
             "  --out DIR         output directory (required; created if missing)\n"
-            "  --resume          continue from DIR/last.safetensors if present [off]\n"
+            "  --resume          continue from DIR/last.safetensors if present; a run\n"
+            "                    that finished is left as it is [off]\n"
             "  --threads N       threads, 0 = all cores [config, else 0]\n"
             "  --seed S          random seed [config, else 1]\n"
             "  --epochs N        maximum epochs [config, else 10]\n"
@@ -75,13 +76,15 @@ int cr_cli_train(int argc, char **argv) {
     if (seed >= 0) cfg.train.seed = (uint64_t)seed;
     if (epochs > 0) cfg.train.epochs = (int)epochs;
     if (max_steps >= 0) cfg.train.max_steps = max_steps;
-    cr_fit_opts fo = {out, resume, quiet ? NULL : stderr, stop_after};
+    int finished = 0;
+    cr_fit_opts fo = {out, resume, quiet ? NULL : stderr, stop_after, &finished};
     char *metrics = NULL;
     cr_status s = cr_rank_fit(&cfg, &fo, &metrics, &e);
     cr_rank_config_free(&cfg);
     if (s) return cr_cli_fail("train", &e);
-    cr_cli_print_metrics(stdout, metrics);
-    printf("\nwrote %s/model.safetensors and %s/metrics.json\n", out, out);
+    if (metrics) cr_cli_print_metrics(stdout, metrics);
+    if (finished) printf("\n%s holds a finished run: nothing trained, nothing written\n", out);
+    else printf("\nwrote %s/model.safetensors and %s/metrics.json\n", out, out);
     free(metrics);
     return 0;
 }

@@ -149,7 +149,7 @@ else
     not_ok "train succeeds and prints a metrics table (exit $rc)"
 fi
 cp "$OUT" "$TMP/train.txt"
-for f in model.safetensors metrics.json config.yaml last.safetensors train_state.safetensors; do
+for f in model.safetensors metrics.json config.yaml last.safetensors; do
     if [ -s "$TMP/out/$f" ]; then ok "train wrote $f"; else : >"$OUT"; not_ok "train wrote $f"; fi
 done
 cp "$TMP/out/metrics.json" "$OUT" 2>/dev/null || : >"$OUT"
@@ -376,8 +376,17 @@ expect_fail "inspect: a truncated checkpoint names the file" "trunc.safetensors"
 head -c 6 "$MODEL" >"$TRUNC"
 expect_fail "inspect: a checkpoint cut inside its length field names the file" "trunc.safetensors" -- \
     "$BIN" inspect "$TRUNC"
-expect_fail "eval: a training state is not a model" "train_state.safetensors" -- \
-    "$BIN" eval --model "$TMP/out/train_state.safetensors" --config "$CFG"
+# the checkpoint is also a model (its training state is skipped)
+run "$BIN" eval --model "$TMP/out/last.safetensors" --config "$CFG"
+if [ "$rc" -eq 0 ]; then ok "eval reads the checkpoint as a model"; else not_ok "eval reads the checkpoint as a model (exit $rc)"; fi
+# a finished run resumed trains nothing and says so; its files stay as they were
+cp "$TMP/out/model.safetensors" "$TMP/model_before.safetensors"
+run "$BIN" train --config "$CFG" --out "$TMP/out" --resume
+if [ "$rc" -eq 0 ] && has "finished at step" "nothing trained" && cmp -s "$TMP/model_before.safetensors" "$TMP/out/model.safetensors"; then
+    ok "train --resume of a finished run does nothing and says so"
+else
+    not_ok "train --resume of a finished run does nothing and says so (exit $rc)"
+fi
 write_cfg "$TMP/other.yaml" imp.csv 6
 expect_fail "eval with a config whose features differ names the feature" "item" "model.safetensors" -- \
     "$BIN" eval --model "$MODEL" --config "$TMP/other.yaml"

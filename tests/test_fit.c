@@ -21,7 +21,7 @@ static void test_fit_end_to_end(void **state) {
     char *buf = NULL, *metrics = NULL;
     size_t len = 0;
     FILE *lf = open_memstream(&buf, &len);
-    cr_fit_opts fo = {out, 0, lf, 0};
+    cr_fit_opts fo = {out, 0, lf, 0, NULL};
     cr_error e = {0};
     cr_status s = cr_rank_fit(&c, &fo, &metrics, &e);
     fclose(lf);
@@ -30,7 +30,7 @@ static void test_fit_end_to_end(void **state) {
 
     /* every file the header promises */
     const char *files[] = {"model.safetensors", "metrics.json", "config.yaml",
-                           "last.safetensors", "train_state.safetensors"};
+                           "last.safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", out, files[i]);
         if (!cr_file_exists(p)) fprintf(stderr, "missing %s\n", p);
@@ -116,8 +116,8 @@ static void test_determinism(void **state) {
     snprintf(b, sizeof b, "%s/out_det_b", f->dir);
     fit_ok(cfg, a, 0, NULL);
     fit_ok(cfg, b, 0, NULL);
-    const char *files[] = {"model.safetensors", "last.safetensors", "train_state.safetensors"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *files[] = {"model.safetensors", "last.safetensors"};
+    for (size_t i = 0; i < 2; i++) {
         snprintf(p, sizeof p, "%s/%s", a, files[i]);
         snprintf(q, sizeof q, "%s/%s", b, files[i]);
         assert_true(same_bytes(p, q));

@@ -304,7 +304,7 @@ static cr_status get_teacher(study_ctx *c, cr_error *e) {
     apply_overrides(c, &cfg, 0);
     study_log(c, "teacher: training %s\n", c->st.teacher_config);
     double t0 = cr_now();
-    cr_fit_opts fo = {dir, 0, NULL, 0};
+    cr_fit_opts fo = {dir, 0, NULL, 0, NULL};
     cr_status s = cr_rank_fit(&cfg, &fo, NULL, e);
     cr_rank_config_free(&cfg);
     if (s) return cr_err_prefix(e, "teacher %s: ", c->st.teacher_config);
@@ -518,7 +518,7 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
                   (unsigned long long)seed, dir);
     } else {
         double t0 = cr_now();
-        cr_fit_opts fo = {dir, 0, NULL, 0};
+        cr_fit_opts fo = {dir, 0, NULL, 0, NULL};
         char *metrics = NULL;
         s = cr_rank_fit(&cfg, &fo, &metrics, e);
         if (s) {

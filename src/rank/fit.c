@@ -32,7 +32,8 @@ typedef struct fit_ctx {
     float head_weight[CR_MODEL_MAX_HEADS]; /* as configured (frozen tasks get 0 while training) */
     int evals;
     double seconds;
-    char path_model[1200], path_last[1200], path_state[1200];
+    int finished; /* resumed a checkpoint of a run that had ended */
+    char path_model[1200], path_last[1200];
 } fit_ctx;
 
 static void logf_(const fit_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -68,18 +69,18 @@ static void set_task_frozen(fit_ctx *c, int k, int frozen) {
         if (m->cfg.heads[h].tower == k) m->cfg.heads[h].weight = frozen ? 0.0f : c->head_weight[h];
 }
 
-static cr_status save_last(fit_ctx *c, cr_error *e) {
+/* The checkpoint: weights and training state in one file, one rename. */
+static cr_status save_last(fit_ctx *c, int finished, cr_error *e) {
     /* The model file carries the configured head weights, not the frozen 0s. */
     float saved[CR_MODEL_MAX_HEADS];
     for (int h = 0; h < c->m->cfg.n_heads; h++) {
         saved[h] = c->m->cfg.heads[h].weight;
         c->m->cfg.heads[h].weight = c->head_weight[h];
     }
-    cr_status s = cr_ranker_save(c->m, &c->cfg->schema, c->path_last, NULL, e);
-    for (int h = 0; h < c->m->cfg.n_heads; h++) c->m->cfg.heads[h].weight = saved[h];
-    if (s) return s;
     c->st.adam = c->adam;
-    return cr_train_state_save(&c->st, c->path_state, e);
+    cr_status s = cr_rank_checkpoint_save(c->m, &c->cfg->schema, &c->st, finished, c->path_last, e);
+    for (int h = 0; h < c->m->cfg.n_heads; h++) c->m->cfg.heads[h].weight = saved[h];
+    return s;
 }
 
 static cr_status save_model(fit_ctx *c, cr_error *e) {
@@ -151,7 +152,7 @@ static cr_status do_eval(fit_ctx *c, int *stop, cr_error *e) {
         CR_TRY(save_model(c, e));
     }
     int every = c->cfg->train.checkpoint_every;
-    if (every > 0 && c->evals % every == 0) CR_TRY(save_last(c, e));
+    if (every > 0 && c->evals % every == 0) CR_TRY(save_last(c, 0, e));
     return CR_OK;
 }
 
@@ -338,7 +339,7 @@ static cr_status bag_ids_bound(fit_ctx *c, int64_t *out, cr_error *e) {
 }
 
 static cr_status try_resume(fit_ctx *c, cr_error *e) {
-    if (!cr_file_exists(c->path_last) || !cr_file_exists(c->path_state)) {
+    if (!cr_file_exists(c->path_last)) {
         logf_(c, "no checkpoint in %s: starting from scratch\n", c->o->out_dir);
         return CR_OK;
     }
@@ -360,8 +361,14 @@ static cr_status try_resume(fit_ctx *c, cr_error *e) {
     cr_st_close(&f);
     if (s) return s;
     c->st.adam = c->adam;
-    CR_TRY(cr_train_state_load(&c->st, c->path_state, e));
+    CR_TRY(cr_train_state_load(&c->st, &c->finished, c->path_last, e));
     c->adam.t = c->st.adam.t; /* the moments were loaded in place; the step count by value */
+    if (c->finished) {
+        logf_(c, "the run in %s finished at step %lld: nothing to resume (train into a fresh "
+              "--out directory to train again)\n",
+              c->o->out_dir, (long long)c->st.step);
+        return CR_OK;
+    }
     for (int k = 0; k < c->cfg->schema.n_tasks; k++)
         if (c->st.es.frozen[k]) set_task_frozen(c, k, 1);
     if (cr_file_exists(c->path_model)) {
@@ -388,7 +395,7 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
     if ((s = cr_mkdirs(o->out_dir, e))) return s;
     snprintf(c.path_model, sizeof c.path_model, "%s/model.safetensors", o->out_dir);
     snprintf(c.path_last, sizeof c.path_last, "%s/last.safetensors", o->out_dir);
-    snprintf(c.path_state, sizeof c.path_state, "%s/train_state.safetensors", o->out_dir);
+    cr_checkpoint_sweep(o->out_dir); /* what a killed run left half-written */
 
     double t0 = cr_now();
     logf_(&c, "loading %s\n", cfg->data.path);
@@ -439,6 +446,18 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
     memcpy(c.best_params, c.m->params.data, c.m->params.total * sizeof(float));
     memcpy(c.best_tables, c.m->tables.data, c.m->tables.total * sizeof(float));
     if (o->resume && (s = try_resume(&c, e))) goto done;
+    if (o->finished) *o->finished = c.finished;
+    if (c.finished) { /* its files stay as they are; hand back its metrics */
+        char path[1200], *txt = NULL;
+        size_t n;
+        snprintf(path, sizeof path, "%s/metrics.json", o->out_dir);
+        if (metrics && cr_file_exists(path)) {
+            if ((s = cr_read_file(path, &txt, &n, e))) goto done;
+            if (!(*metrics = strdup(txt))) s = cr_err(e, CR_ERR_NOMEM, "out of memory");
+            cr_free(txt);
+        }
+        goto done;
+    }
     if ((s = copy_config(&c, e))) goto done;
     logf_(&c, "model %s: %zu dense parameters, %zu table parameters, %d threads, %s products\n",
           cr_arch_name(c.m->cfg.arch), c.m->params.total, c.m->tables.total, cr_get_threads(),
@@ -505,13 +524,15 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
         memcpy(c.m->tables.data, c.best_tables, c.m->tables.total * sizeof(float));
     }
     for (int h = 0; h < c.m->cfg.n_heads; h++) c.m->cfg.heads[h].weight = c.head_weight[h];
+    /* the model and metrics first, the finished checkpoint last: a kill in
+     * between resumes from the previous checkpoint and writes both again */
     if ((s = save_model(&c, e))) goto done_names;
-    if ((s = save_last(&c, e))) goto done_names;
     logf_(&c, "trained %lld steps in %.1f s (%.0f examples/s); best step %lld\n",
           (long long)c.st.step, c.seconds,
           c.seconds > 0 ? (double)(c.st.examples - ex0) / c.seconds : 0.0,
           (long long)c.st.es.best_step);
-    s = write_metrics(&c, stop, metrics, e);
+    if ((s = write_metrics(&c, stop, metrics, e))) goto done_names;
+    s = save_last(&c, 1, e);
 done_names:
     free(tnames);
 done:

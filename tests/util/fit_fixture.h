@@ -180,7 +180,7 @@ static inline cr_status fit(const char *cfg_path, const char *out, int resume, i
     char *buf = NULL;
     size_t len = 0;
     FILE *lf = log ? open_memstream(&buf, &len) : NULL;
-    cr_fit_opts o = {out, resume, lf, stop_after};
+    cr_fit_opts o = {out, resume, lf, stop_after, NULL};
     cr_status s = cr_rank_fit(&c, &o, NULL, e);
     if (lf) {
         fclose(lf);
