@@ -296,7 +296,11 @@ expect_fail "label: a map naming a missing column is refused with file:line" \
     "badmap.yaml:2" "no_such_column" -- \
     "$BIN" label --teacher "$MODEL" --map "$TMP/badmap.yaml" --data "$IMP" --out "$TMP/x.csv"
 
-help_check serve "--port" "[0.0.0.0]"
+help_check serve "--port" "[127.0.0.1]" "--max-connections" "--admin"
+expect_fail "serve --admin without a token is refused" "CROSSREC_ADMIN_TOKEN" -- \
+    env -u CROSSREC_ADMIN_TOKEN "$BIN" serve --model "$MODEL" --admin --port 0
+expect_fail "serve: a host that does not resolve is named" "no-such-host.invalid" -- \
+    "$BIN" serve --model "$MODEL" --host no-such-host.invalid --port 0
 help_check label "--batch" "[1024]"
 help_check export "--out"
 help_check tokenize "--decode"

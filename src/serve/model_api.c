@@ -111,6 +111,20 @@ cr_status cr_model_load_opts(cr_model **out, const char *path, const cr_model_op
 
 const char *cr_model_version(const cr_model *m) { return m->version; }
 const char *cr_model_path(const cr_model *m) { return m->path; }
+
+cr_status cr_model_check_finite(const cr_model *m, cr_error *e) {
+    const cr_ptable *t[2] = {&m->r->params, &m->r->tables};
+    for (int p = 0; p < 2; p++)
+        for (int i = 0; i < t[p]->n; i++) {
+            const float *x = cr_ptable_ptr(t[p], t[p]->data, i);
+            for (size_t j = 0; j < t[p]->t[i].numel; j++)
+                if (!isfinite(x[j]))
+                    return cr_err(e, CR_ERR_FORMAT, "%s: tensor '%s' holds %g at element %zu: "
+                                  "the model would score every request as null",
+                                  m->path, t[p]->t[i].name, (double)x[j], j);
+        }
+    return CR_OK;
+}
 cr_precision cr_model_precision(const cr_model *m) { return m->precision; }
 
 char cr_model_input_sep(const cr_model *m, int i) {
