@@ -238,7 +238,7 @@ fuzz: $(FUZZ_BIN) $(FUZZ_DIR)/.seeded
 	@fail=0; for b in $(FUZZ_BIN); do n=$$(basename $$b); \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$n $(FUZZ_DIR)/crashes/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
-	  if ! OMP_WAIT_POLICY=passive $$b -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  if ! OMP_WAIT_POLICY=passive $$b -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 \
 	       -timeout=20 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$$n/ \
 	       $(FUZZ_DIR)/corpus/$$n $(FUZZ_DIR)/seeds/$$n > $(FUZZ_DIR)/$$n.log 2>&1; then \
 	    fail=1; echo "FAILED: $$n (log: $(FUZZ_DIR)/$$n.log)"; tail -n 40 $(FUZZ_DIR)/$$n.log; \

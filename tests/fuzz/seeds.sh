@@ -29,8 +29,18 @@ done
 tmp=$(mktemp)
 printf 'serve:\n  host: ::1\n  port: 0\n  header_timeout_s: 2\n  limits: {max_body_bytes: 1024, max_connections: 8}\n  ranking: {formula: product, weights: {click: 1}}\n' >"$tmp"
 seed serve fuzz_yaml 03 "$tmp"
-printf 'features:\n  - {feature: user, column: user}\n  - {feature: item, value: "i3"}\nteacher_tasks:\n  - {name: t_click, head: click}\n' \
-    >"$DIR/fuzz_map/tiny.yaml"
+cat >"$DIR/fuzz_map/tiny.yaml" <<'YAML'
+features:
+  - {feature: user, column: user}
+  - {feature: item, column: item}
+  - {feature: tags, column: tags}
+  - {feature: hist, column: hist}
+  - {feature: age, default: true}
+  - {feature: pop, column: pop}
+teacher_tasks:
+  - {name: t_click, head: click, form: logit}
+  - {name: t_stay, head: stay}
+YAML
 # checkpoints: a trained tiny ranker and the repository's safetensors files
 "$BIN" movielens --in tests/fixtures/ml_tiny --out "$tmp.csv" --negatives 2 >/dev/null
 cat >"$tmp.yaml" <<YAML
@@ -50,6 +60,15 @@ cp tests/fixtures/st_reference.safetensors tests/fixtures/rank_mmoe.safetensors 
 # LM: 0 llama2.c mapped, 1 copied, 2 by content
 seed stories_head fuzz_lm 00 data/models/stories260K.bin 65536
 seed stories fuzz_lm 01 data/models/stories260K.bin
+# a tiny well-formed llama2.c model (dim 8, hidden 12, 1 layer, 2 heads, 1 kv
+# head, vocab 10, seq 4: 600 floats), tied and untied (80 more)
+perl -e 'print pack("l<7", 8, 12, 1, 2, 1, $ARGV[0], 4), pack("f<*", map { 0.01 * ($_ % 13) - 0.05 } 0 .. $ARGV[1])' \
+    10 599 >"$tmp.l2c"
+seed tiny_l2c fuzz_lm 00 "$tmp.l2c"
+seed tiny_l2c_copy fuzz_lm 01 "$tmp.l2c"
+seed tiny_l2c_open fuzz_lm 02 "$tmp.l2c"
+perl -e 'print pack("l<7", 8, 12, 1, 2, 1, -10, 4), pack("f<*", map { 0.01 * ($_ % 7) } 0 .. 679)' >"$tmp.l2c"
+seed tiny_l2c_untied fuzz_lm 00 "$tmp.l2c"
 seed dec_llama fuzz_lm 02 tests/fixtures/dec_llama.safetensors
 seed dec_stories fuzz_lm 02 tests/fixtures/dec_stories.safetensors
 # BPE: 0 text, 1 tokenizer files (encoder.json NUL vocab.bpe)
@@ -62,4 +81,4 @@ printf '\x00{"context":{"user":"u1","hist":["u2","u3"],"age":35},"candidates":[{
     >"$DIR/fuzz_http/v1"
 printf '\x01{"id":"r","inputs":[{"name":"user","datatype":"BYTES","shape":[1],"data":["u1"]},{"name":"item","datatype":"BYTES","shape":[2,1],"data":[["i1"],["i2"]]},{"name":"pop","datatype":"FP32","shape":[2],"data":[1.5,3]},{"name":"age","datatype":"INT64","shape":[1],"data":[35]}],"outputs":[{"name":"click"}]}' \
     >"$DIR/fuzz_http/v2"
-rm -rf "$tmp" "$tmp.csv" "$tmp.yaml" "$tmp.out"
+rm -rf "$tmp" "$tmp.csv" "$tmp.yaml" "$tmp.out" "$tmp.l2c"
