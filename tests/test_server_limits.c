@@ -97,6 +97,7 @@ static void test_idle_flood(void **state) {
     for (int i = 0; i < 20; i++) ok += healthz() == 200;
     assert_int_equal(ok, 20);
     assert_true(metric("crossrec_connections_closed_total{reason=\"evicted\"} ") > 0);
+    assert_true(metric("crossrec_connections_closed_total{reason=\"limit\"} ") > 0);
     long open_now = metric("\ncrossrec_connections_open ");
     assert_true(open_now >= 1 && open_now <= 64 + 16);
     for (int i = 0; i < N; i++)

@@ -8,7 +8,10 @@
  * request (headers and body) takes longer than request_s. When the
  * connection table is nearly full, a new connection evicts the one that
  * has waited longest for its headers, so valid clients keep getting in
- * while slow ones are cycled out. It only ever shuts a socket down (the
+ * while slow ones are cycled out. The guard is the server's connection
+ * limit: libmicrohttpd splits its own limit evenly among its worker
+ * threads, so one worker could refuse a client while others had room;
+ * its limit is set to a backstop above ours. It only ever shuts a socket down (the
  * library still owns and closes it), under the lock that the library's
  * close notification takes first, so a descriptor is never touched after
  * it was closed.
@@ -37,10 +40,10 @@ struct cr_guard {
     pthread_cond_t  cv;
     pthread_t       th;
     int             stop, started;
-    int             cap, used, evict_at;
+    int             cap, used, limit, evict_at;
     double          header_s, request_s;
     cr_guard_conn  *c;   /* (cap) */
-    int64_t         n_deadline, n_evicted;
+    int64_t         n_deadline, n_evicted, n_refused;
 };
 
 static double now_s(void) {
@@ -102,16 +105,17 @@ static void *watch(void *arg) {
     return NULL;
 }
 
-cr_status cr_guard_create(cr_guard **out, int max_conns, double header_s, double request_s,
-                          cr_error *e) {
+cr_status cr_guard_create(cr_guard **out, int max_conns, int backstop, double header_s,
+                          double request_s, cr_error *e) {
     *out = NULL;
     cr_guard *g = calloc(1, sizeof *g);
-    if (!g || !(g->c = calloc((size_t)max_conns + 16, sizeof *g->c))) {
+    if (!g || !(g->c = calloc((size_t)backstop + 16, sizeof *g->c))) {
         free(g);
-        return cr_err(e, CR_ERR_NOMEM, "out of memory for %d connections", max_conns);
+        return cr_err(e, CR_ERR_NOMEM, "out of memory for %d connections", backstop);
     }
     /* the library may hand over a few more than its limit while closing */
-    g->cap = max_conns + 16;
+    g->cap = backstop + 16;
+    g->limit = max_conns;
     g->evict_at = max_conns - (max_conns / 16 > 1 ? max_conns / 16 : 1);
     if (g->evict_at < 1) g->evict_at = 1;
     g->header_s = header_s;
@@ -152,6 +156,20 @@ cr_guard_conn *cr_guard_open(cr_guard *g, int fd) {
         *k = (cr_guard_conn){fd, PH_HEADERS, 0, t};
         g->used++;
     }
+    /* over the limit: make room by eviction, else turn the newcomer away */
+    int live = 0;
+    for (int i = 0; i < g->cap; i++) live += g->c[i].phase != PH_FREE && !g->c[i].doomed;
+    if (k && live > g->limit) {
+        int before = (int)g->n_evicted;
+        int save = g->evict_at;
+        g->evict_at = g->limit;
+        evict(g, t, k);
+        g->evict_at = save;
+        if ((int)g->n_evicted == before) {
+            doom(k);
+            g->n_refused++;
+        }
+    }
     evict(g, t, k);
     pthread_mutex_unlock(&g->mu);
     return k;
@@ -180,10 +198,12 @@ void cr_guard_answer(cr_guard *g, cr_guard_conn *k) { set_phase(g, k, PH_ANSWER,
 /* The answer went out: the next request's headers have header_s, from now. */
 void cr_guard_next(cr_guard *g, cr_guard_conn *k) { set_phase(g, k, PH_HEADERS, 1); }
 
-void cr_guard_counts(cr_guard *g, int64_t *deadline, int64_t *evicted, int *open) {
+void cr_guard_counts(cr_guard *g, int64_t *deadline, int64_t *evicted, int64_t *refused,
+                     int *open) {
     pthread_mutex_lock(&g->mu);
     *deadline = g->n_deadline;
     *evicted = g->n_evicted;
+    *refused = g->n_refused;
     *open = g->used;
     pthread_mutex_unlock(&g->mu);
 }

@@ -12,8 +12,11 @@
 typedef struct cr_guard      cr_guard;
 typedef struct cr_guard_conn cr_guard_conn;
 
-cr_status      cr_guard_create(cr_guard **g, int max_conns, double header_s, double request_s,
-                               cr_error *e);
+/* max_conns: the limit the guard keeps (a newcomer beyond it evicts the
+ * longest header wait, or is turned away); backstop: the most the library
+ * may hand over at once (its own, per-thread limit, summed). */
+cr_status      cr_guard_create(cr_guard **g, int max_conns, int backstop, double header_s,
+                               double request_s, cr_error *e);
 void           cr_guard_free(cr_guard *g);
 /* A connection was accepted (NULL if the table is full: it is then not
  * guarded, which the library's own limit keeps from happening). */
@@ -24,7 +27,9 @@ void           cr_guard_close(cr_guard *g, cr_guard_conn *k);
 void           cr_guard_body(cr_guard *g, cr_guard_conn *k);
 void           cr_guard_answer(cr_guard *g, cr_guard_conn *k);
 void           cr_guard_next(cr_guard *g, cr_guard_conn *k);
-/* Connections shut down by a deadline and by eviction, and open now. */
-void           cr_guard_counts(cr_guard *g, int64_t *deadline, int64_t *evicted, int *open);
+/* Connections shut down by a deadline, by eviction, turned away at the
+ * limit, and open now. */
+void           cr_guard_counts(cr_guard *g, int64_t *deadline, int64_t *evicted, int64_t *refused,
+                               int *open);
 
 #endif /* CR_SERVE_GUARD_H */

@@ -317,17 +317,19 @@ static char *cr_metrics_text(cr_server *s, size_t *len) {
     P("# HELP crossrec_requests_in_flight Requests being received or answered.\n"
       "# TYPE crossrec_requests_in_flight gauge\ncrossrec_requests_in_flight %lld\n",
       (long long)atomic_load(&s->inflight));
-    int64_t dl, ev;
+    int64_t dl, ev, rf;
     int open;
-    cr_guard_counts(s->guard, &dl, &ev, &open);
+    cr_guard_counts(s->guard, &dl, &ev, &rf, &open);
     P("# HELP crossrec_connections_open Connections open now.\n"
       "# TYPE crossrec_connections_open gauge\ncrossrec_connections_open %d\n"
       "# HELP crossrec_connections_closed_total Connections the server shut down: a request "
-      "past its deadline, or the longest wait for headers evicted when the table was nearly full.\n"
+      "past its deadline, the longest wait for headers evicted when the table was nearly full, "
+      "or a newcomer turned away at the limit when none could be evicted.\n"
       "# TYPE crossrec_connections_closed_total counter\n"
       "crossrec_connections_closed_total{reason=\"deadline\"} %lld\n"
-      "crossrec_connections_closed_total{reason=\"evicted\"} %lld\n",
-      open, (long long)dl, (long long)ev);
+      "crossrec_connections_closed_total{reason=\"evicted\"} %lld\n"
+      "crossrec_connections_closed_total{reason=\"limit\"} %lld\n",
+      open, (long long)dl, (long long)ev, (long long)rf);
     P("# HELP crossrec_model_info The models being served (file mtime and hash).\n"
       "# TYPE crossrec_model_info gauge\n");
     for (int k = 0; k < s->cfg.n_models; k++) {
@@ -691,7 +693,10 @@ cr_status cr_server_start(cr_server **out, const cr_server_cfg *c, cr_error *e) 
     pthread_mutex_init(&s->reload_mu, NULL);
     cr_status st = CR_OK;
     for (int k = 0; k < c->n_models && !st; k++) st = cr_load(s, k, NULL, &s->cur[k], e);
-    if (!st) st = cr_guard_create(&s->guard, c->max_connections, c->header_timeout_s,
+    /* libmicrohttpd splits its limit among the workers; each may take up to
+     * ours (the guard then keeps the total), so theirs sums to a backstop */
+    int backstop = c->max_connections * c->threads;
+    if (!st) st = cr_guard_create(&s->guard, c->max_connections, backstop, c->header_timeout_s,
                                   c->request_timeout_s, e);
     if (st) {
         cr_server_free(s);
@@ -702,7 +707,7 @@ cr_status cr_server_start(cr_server **out, const cr_server_cfg *c, cr_error *e) 
         cr_handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)c->threads,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)backstop,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)c->max_per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 << 10),
         MHD_OPTION_NOTIFY_COMPLETED, cr_completed, s,
