@@ -234,8 +234,8 @@ static void write_infer(const cr_req_build *q, const char *name, const cJSON *id
 
 /* ---- POST /v2/models/NAME/infer -------------------------------------------------------- */
 
-/* Whether a requested output exists; its name is put in *bad otherwise. */
-static int outputs_ok(const cr_model *m, const cJSON *outs, int *bad, cr_http_result *r) {
+/* Whether every requested output exists (r holds the error otherwise). */
+static int outputs_ok(const cr_model *m, const cJSON *outs, cr_http_result *r) {
     const cJSON *o;
     int k = 0;
     cJSON_ArrayForEach(o, outs) {
@@ -248,7 +248,6 @@ static int outputs_ok(const cr_model *m, const cJSON *outs, int *bad, cr_http_re
         for (int i = 0; i < cr_model_n_outputs(m) && !found; i++)
             found = !strcmp(n->valuestring, cr_model_output_name(m, i));
         if (!found) {
-            *bad = k;
             cr_http_error(r, 400, CR_HE_BAD_REQUEST, "outputs[%d]: the model has no output '%.60s'",
                           k, n->valuestring);
             return 0;
@@ -264,7 +263,7 @@ cr_status cr_kserve_infer(const cr_model *m, const char *name, const char *body,
     cr_req_build q;
     memset(&q, 0, sizeof q);
     kin *in = NULL;
-    int n_in = 0, idx[8], bad = -1;
+    int n_in = 0, idx[8];
     cJSON *root = cr_json_parse_strict(body, len, r);
     if (!root) goto done;
     if (!cJSON_IsObject(root)) {
@@ -294,7 +293,7 @@ cr_status cr_kserve_infer(const cr_model *m, const char *name, const char *body,
         cr_http_error(r, 400, CR_HE_BAD_REQUEST, "outputs: expected a list");
         goto done;
     }
-    if (outs && !outputs_ok(m, outs, &bad, r)) goto done;
+    if (outs && !outputs_ok(m, outs, r)) goto done;
     n_in = cJSON_GetArraySize(inputs);
     if (!(in = calloc((size_t)n_in, sizeof *in))) {
         cr_http_error(r, 500, CR_HE_SCORING, "out of memory");
