@@ -301,6 +301,63 @@ expect_fail "serve --admin without a token is refused" "CROSSREC_ADMIN_TOKEN" --
     env -u CROSSREC_ADMIN_TOKEN "$BIN" serve --model "$MODEL" --admin --port 0
 expect_fail "serve: a host that does not resolve is named" "no-such-host.invalid" -- \
     "$BIN" serve --model "$MODEL" --host no-such-host.invalid --port 0
+
+# serve end to end: two named models on a free port, the protocol's health
+# and metadata, an admin reload with the token from a file, SIGTERM.
+# http_req PORT METHOD PATH [TOKEN]: one request over bash's /dev/tcp, answer in $OUT.
+http_req() {
+    local port=$1 method=$2 path=$3 token=${4:-}
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    local auth=""
+    [ -n "$token" ] && auth="Authorization: Bearer $token"$'\r\n'
+    printf '%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n%s\r\n' \
+        "$method" "$path" "$auth" >&3
+    timeout 10 cat <&3 >"$OUT"
+    exec 3<&-
+}
+printf 'cli-test-token-0123456789\n' >"$TMP/token"
+"$BIN" serve --model "a=$MODEL" --model "b=$MODEL" --port 0 --threads 2 --admin \
+    --admin-token-file "$TMP/token" --reload-interval 0 2>"$TMP/serve.log" &
+SRV=$!
+port=""
+for _ in $(seq 100); do
+    port=$(sed -n 's/.*on http:\/\/127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$TMP/serve.log")
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+if [ -z "$port" ]; then
+    cp "$TMP/serve.log" "$OUT"
+    not_ok "serve starts on a free port and says where"
+else
+    ok "serve starts on a free port and says where (127.0.0.1 by default)"
+    http_req "$port" GET /v2/health/ready
+    if has "200 OK" '"ready":true'; then ok "serve: GET /v2/health/ready"; else not_ok "serve: GET /v2/health/ready"; fi
+    http_req "$port" GET /v2/models/b
+    if has "200 OK" '"name":"b"' '"inputs"'; then ok "serve: the second model's metadata"; else not_ok "serve: the second model's metadata"; fi
+    http_req "$port" POST /v1/reload
+    if has "401"; then ok "serve: reload without the token is 401"; else not_ok "serve: reload without the token is 401"; fi
+    http_req "$port" POST /v1/reload cli-test-token-0123456789
+    if has "200 OK" '"reloaded":true'; then ok "serve: reload with the token"; else not_ok "serve: reload with the token"; fi
+    cp "$MODEL" "$TMP/model_keep.safetensors"
+    head -c 100 "$TMP/model_keep.safetensors" >"$MODEL"
+    http_req "$port" POST /v1/reload cli-test-token-0123456789
+    if has "500" "still serving" && ! has "$TMP"; then
+        ok "serve: a broken file is rejected, and the answer names no path"
+    else
+        not_ok "serve: a broken file is rejected, and the answer names no path"
+    fi
+    cp "$TMP/model_keep.safetensors" "$MODEL"
+    kill -TERM "$SRV"
+    wait "$SRV"
+    src=$?
+    cp "$TMP/serve.log" "$OUT"
+    if [ "$src" -eq 0 ] && has "reload of model 'a' rejected" "model.safetensors" "stopped"; then
+        ok "serve: the log names the rejected file; SIGTERM stops it cleanly"
+    else
+        not_ok "serve: the log names the rejected file; SIGTERM stops it cleanly (exit $src)"
+    fi
+fi
+kill "$SRV" 2>/dev/null
 help_check label "--batch" "[1024]"
 help_check export "--out"
 help_check tokenize "--decode"
