@@ -230,7 +230,7 @@ $(FUZZ_DIR)/%.o: %.c | build/.fuzz-deps-ok $(DEPS_OK)
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)
 
-$(FUZZ_DIR)/.seeded: tests/fuzz/seeds.sh $(BUILD)/crossrec
+$(FUZZ_DIR)/.seeded: tests/fuzz/seeds.sh $(wildcard tests/fuzz/regress/*/*) $(BUILD)/crossrec
 	tests/fuzz/seeds.sh $(FUZZ_DIR)/seeds $(BUILD)/crossrec
 	@touch $@
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # seeds.sh DIR BIN - the seed corpora of the fuzz harnesses, from the
 # repository's own files, under DIR/<harness>/ (a first byte selects the
-# harness's mode where it has several). BIN (the normal crossrec build)
+# harness's mode where it has several), plus tests/fuzz/regress/<harness>/:
+# inputs that once failed. BIN (the normal crossrec build)
 # trains a tiny ranker for the model harness's seed.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -81,4 +82,6 @@ printf '\x00{"context":{"user":"u1","hist":["u2","u3"],"age":35},"candidates":[{
     >"$DIR/fuzz_http/v1"
 printf '\x01{"id":"r","inputs":[{"name":"user","datatype":"BYTES","shape":[1],"data":["u1"]},{"name":"item","datatype":"BYTES","shape":[2,1],"data":[["i1"],["i2"]]},{"name":"pop","datatype":"FP32","shape":[2],"data":[1.5,3]},{"name":"age","datatype":"INT64","shape":[1],"data":[35]}],"outputs":[{"name":"click"}]}' \
     >"$DIR/fuzz_http/v2"
+# inputs that once broke a property, kept as seeds so a regression shows at once
+for d in tests/fuzz/regress/*/; do cp "$d"* "$DIR/$(basename "$d")/"; done
 rm -rf "$tmp" "$tmp.csv" "$tmp.yaml" "$tmp.out" "$tmp.l2c"
