@@ -7,6 +7,8 @@
 #   bench    side-by-side benchmarks against the PyTorch twins: kernels and the ranker
 #   bench-serve, bench-lm, bench-ilm   the serving, language-model and ILM benchmarks
 #   bench-mpi   data-parallel training at 1 and 2 ranks beside PyTorch DDP (bench/mpi.sh)
+#   fuzz     build the libFuzzer harnesses of tests/fuzz (clang) and run each for
+#            FUZZ_SECONDS (default 20) on its corpus, seeded from the repository
 #   install  the command, libraries, header, crossrec.pc, man pages and docs under
 #            $(DESTDIR)$(PREFIX) (PREFIX /usr/local)
 #   python   pip-install the Python package (python/) over this build's library
@@ -121,7 +123,7 @@ BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := build/.deps-ok
 
-.PHONY: all test demo bench bench-serve bench-lm bench-ilm bench-mpi install clean deps ort check-layers python
+.PHONY: all test demo bench bench-serve bench-lm bench-ilm bench-mpi install clean deps ort check-layers python fuzz
 .SECONDARY:
 all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 
@@ -137,10 +139,13 @@ ifeq ($(MPI),1)
 PKGS    += libopenmpi-dev openmpi-bin
 DEPS_OK := build/.deps-mpi-ok
 endif
+FUZZ_PKGS := clang libclang-rt-14-dev
 deps: $(DEPS_OK)
-$(DEPS_OK): Makefile
+$(DEPS_OK): PKG_LIST = $(PKGS)
+build/.fuzz-deps-ok: PKG_LIST = $(FUZZ_PKGS)
+$(DEPS_OK) build/.fuzz-deps-ok: Makefile
 	@mkdir -p build
-	@missing=""; for p in $(PKGS); do \
+	@missing=""; for p in $(PKG_LIST); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -289,3 +294,45 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- fuzzing ---------------------------------------------------------------------
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c) over a copy of the library built
+# with clang, AddressSanitizer, UBSan and coverage, one thread (OMP=0), in
+# build/fuzz. Each runs FUZZ_SECONDS on build/fuzz/corpus/<harness>, seeded
+# by tests/fuzz/seeds.sh from the repository's files; crashes land in
+# build/fuzz/crashes/<harness>/.
+FUZZ_SECONDS ?= 20
+FUZZ_CC     := clang
+FUZZ_DIR    := build/fuzz
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(ARCH) $(WARN) -ffp-contract=off \
+               -Iinclude -I/usr/include/cjson -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
+               -DCR_BLAS_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-openmp
+FUZZ_LIBS   := -lyaml -lcjson -lmicrohttpd -lm -lpthread -lcmocka \
+               -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
+FUZZ_OBJ    := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o) $(TEST_UTIL:%.c=$(FUZZ_DIR)/%.o)
+
+$(FUZZ_DIR)/%.o: %.c | build/.fuzz-deps-ok $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_DIR)/.seeded: tests/fuzz/seeds.sh $(wildcard tests/fuzz/regress/*/*) $(BUILD)/crossrec
+	tests/fuzz/seeds.sh $(FUZZ_DIR)/seeds $(BUILD)/crossrec
+	@touch $@
+
+fuzz: $(FUZZ_BIN) $(FUZZ_DIR)/.seeded
+	@fail=0; for b in $(FUZZ_BIN); do n=$$(basename $$b); \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$n $(FUZZ_DIR)/crashes/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  if ! OMP_WAIT_POLICY=passive $$b -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -rss_limit_mb=2048 \
+	       -timeout=20 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$$n/ \
+	       $(FUZZ_DIR)/corpus/$$n $(FUZZ_DIR)/seeds/$$n > $(FUZZ_DIR)/$$n.log 2>&1; then \
+	    fail=1; echo "FAILED: $$n (log: $(FUZZ_DIR)/$$n.log)"; tail -n 40 $(FUZZ_DIR)/$$n.log; \
+	  else grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units)" $(FUZZ_DIR)/$$n.log | tail -n 2; fi; \
+	done; [ $$fail = 0 ]
+

@@ -15,13 +15,14 @@ static void usage(FILE *f) {
             "\n"
             "Trains the ranker the config describes on its data and writes\n"
             "DIR/model.safetensors, DIR/config.yaml and DIR/metrics.json (validation\n"
-            "and test metrics per task), plus DIR/last.safetensors and\n"
-            "DIR/train_state.safetensors for --resume.\n"
+            "and test metrics per task), plus DIR/last.safetensors (the checkpoint:\n"
+            "weights and training state in one file) for --resume.\n"
             "\n"
             "options (defaults in brackets; they override the config's train section):\n"
             "  --config FILE     the YAML config (required)\n"
             "  --out DIR         output directory (required; created if missing)\n"
-            "  --resume          continue from DIR/last.safetensors if present [off]\n"
+            "  --resume          continue from DIR/last.safetensors if present; a run\n"
+            "                    that finished is left as it is [off]\n"
             "  --threads N       threads, 0 = all cores [config, else 0]\n"
             "  --seed S          random seed [config, else 1]\n"
             "  --epochs N        maximum epochs [config, else 10]\n"
@@ -87,7 +88,10 @@ int cr_cli_train(int argc, char **argv) {
     if (s) return cr_cli_fail("train", &e);
     if (cr_run_metrics_json(run)) { /* rank 0 speaks for the job */
         cr_cli_print_metrics(stdout, cr_run_metrics_json(run));
-        printf("\nwrote %s and %s/metrics.json\n", cr_run_model_path(run), out);
+        if (cr_run_finished(run))
+            printf("\n%s holds a finished run: nothing trained, nothing written\n", out);
+        else
+            printf("\nwrote %s and %s/metrics.json\n", cr_run_model_path(run), out);
     }
     cr_run_free(run);
     return 0;

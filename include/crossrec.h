@@ -316,6 +316,9 @@ CR_API cr_status   cr_train(cr_ctx *ctx, const char *config, const char *out_dir
 CR_API const char *cr_run_metrics_json(const cr_run *r);
 CR_API const char *cr_run_model_path(const cr_run *r);
 CR_API const char *cr_run_dir(const cr_run *r);
+/* 1 when resume found DIR already finished: nothing was trained or written
+ * (the metrics are the finished run's). */
+CR_API int         cr_run_finished(const cr_run *r);
 CR_API void        cr_run_free(cr_run *r);
 
 /* Metrics of a saved model on a split ("test", "valid" or "train") of the

@@ -8,10 +8,16 @@
 # `crossrec score` first), for 10, 100 and 1000 candidates, on the reference
 # shape and the MovieLens model, at 1 and 2 threads. Over HTTP: wrk at 1, 16 and 64 connections against
 # `crossrec serve` with a 100-candidate request built from real MovieLens
-# rows. --soak: 64 connections for 60 s, RSS before and after, no error
-# allowed. Load goes to 127.0.0.1 only; every run is bounded in time.
+# rows, in both protocols (POST /v1/score and the Open Inference Protocol's
+# POST /v2/models/movielens/infer, the same rows as tensors). --soak: 64
+# connections for 60 s, RSS before and after, no error allowed.
+# --slowloris: the server at a connection limit of SLOW_LIMIT (64), wrk at 8
+# connections idle, then again while 2 x SLOW_LIMIT slow clients (perl)
+# dribble header bytes and reconnect whenever they are cut off; the p99
+# under attack should stay within 2x the idle p99. Load goes to 127.0.0.1
+# only; every run is bounded in time.
 #
-#   scripts/bench_serve.sh [--inprocess | --http | --soak] [BUILD] [SECONDS] [PRECISION]
+#   scripts/bench_serve.sh [--inprocess | --http | --soak | --slowloris] [BUILD] [SECONDS] [PRECISION]
 #     (no mode flag: in-process, then HTTP)   SECONDS: per wrk run (default 10)
 # Environment:
 #   BENCH_ROUNDS    in-process rounds, the three sides in turn; best kept (default 2)
@@ -32,6 +38,7 @@ case "${1:-}" in
 --inprocess) MODE=inprocess; shift ;;
 --http) MODE=http; shift ;;
 --soak) MODE=soak; shift ;;
+--slowloris) MODE=slowloris; shift ;;
 -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 BUILD=${1:-build}
@@ -221,49 +228,118 @@ start_server() {
         printf "}"
       }
       END { print "]}" }' "$ROWS" > "$TMP/body.json"
-    cat > "$TMP/post.lua" << LUA
+    # the same request as Open Inference Protocol tensors: the user side
+    # as one-element BYTES tensors (context), each item column as a
+    # 100-element BYTES tensor (one value per candidate)
+    awk -F, -v n=100 '
+      function q(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
+      NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i
+                nc = split("user_id hist_count hist_mean_rating hist_top_genres last_items days_since_first hour_of_day day_of_week", cc, " ")
+                ni = split("movie_id genres year item_popularity item_mean_rating item_age director mpaa major_genre imdb_rating running_time genre_overlap", ic, " ")
+                next }
+      NR == 2 { for (i = 1; i <= nc; i++) ctx[i] = q($col[cc[i]]) }
+      NR >= 2 && NR < n + 2 { m++; for (i = 1; i <= ni; i++) v[i] = v[i] (m > 1 ? "," : "") q($col[ic[i]]) }
+      END {
+        printf "{\"inputs\":["
+        for (i = 1; i <= nc; i++)
+          printf "%s{\"name\":\"%s\",\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[%s]}", (i > 1 ? "," : ""), cc[i], ctx[i]
+        for (i = 1; i <= ni; i++)
+          printf ",{\"name\":\"%s\",\"datatype\":\"BYTES\",\"shape\":[%d],\"data\":[%s]}", ic[i], m, v[i]
+        print "]}"
+      }' "$ROWS" > "$TMP/body_v2.json"
+    for v in v1 v2; do
+        body=$TMP/body.json
+        [ "$v" = v2 ] && body=$TMP/body_v2.json
+        cat > "$TMP/post_$v.lua" << LUA
 -- POST the same 100-candidate MovieLens request on every connection
-local f = io.open("$TMP/body.json", "rb")
+local f = io.open("$body", "rb")
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 LUA
-    "$BUILD/crossrec" serve --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
-        --threads "$SERVE_THREADS" --precision "$PREC" 2> "$TMP/serve.log" &
+    done
+    "$BUILD/crossrec" serve --model "movielens=$MODEL" --host 127.0.0.1 --port "$PORT" \
+        --threads "$SERVE_THREADS" --precision "$PREC" "$@" 2> "$TMP/serve.log" &
     SRV=$!
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null 2>&1 && break; sleep 0.1; done
     curl -sf -XPOST --data-binary @"$TMP/body.json" "http://127.0.0.1:$PORT/v1/score" > "$TMP/first.json" ||
         { echo "the server did not answer the request:"; cat "$TMP/serve.log"; exit 1; }
+    curl -sf -XPOST --data-binary @"$TMP/body_v2.json" "http://127.0.0.1:$PORT/v2/models/movielens/infer" \
+        > "$TMP/first_v2.json" || { echo "the server did not answer the v2 request:"; cat "$TMP/serve.log"; exit 1; }
     head -c 160 "$TMP/first.json"
+    echo " ..."
+    head -c 160 "$TMP/first_v2.json"
     echo " ..."
 }
 
 rss() { awk '/^VmRSS/ { print $2 " kB" }' "/proc/$SRV/status"; }
 
 # wrk's summary as one line; latencies in ms whatever unit wrk chose
-run_wrk() { # connections seconds
-    local t=$(($1 < 2 ? $1 : 2))
-    wrk -t"$t" -c"$1" -d"$2s" --timeout 10s --latency -s "$TMP/post.lua" \
-        "http://127.0.0.1:$PORT/v1/score" > "$TMP/wrk.txt" 2>&1
-    cp "$TMP/wrk.txt" "$OUT/wrk_c$1_$2s.txt"
-    awk -v c="$1" '
+run_wrk() { # connections seconds [v1|v2]
+    local t=$(($1 < 2 ? $1 : 2)) v=${3:-v1} url="http://127.0.0.1:$PORT/v1/score"
+    [ "$v" = v2 ] && url="http://127.0.0.1:$PORT/v2/models/movielens/infer"
+    wrk -t"$t" -c"$1" -d"$2s" --timeout 10s --latency -s "$TMP/post_$v.lua" "$url" > "$TMP/wrk.txt" 2>&1
+    cp "$TMP/wrk.txt" "$OUT/wrk_${v}_c$1_$2s.txt"
+    awk -v c="$1" -v v="$v" '
         function ms(s) { if (s ~ /us$/) return s / 1000; if (s ~ /ms$/) return s + 0;
                          if (s ~ /m$/) return s * 60000; if (s ~ /s$/) return s * 1000; return s }
         /Requests\/sec/ { rps = $2 } / 50%/ { p50 = ms($2) } / 99%/ { p99 = ms($2) }
         /requests in/ { total = $1 }
         /Non-2xx/ { bad = $NF } /Socket errors/ { sub(/^ *Socket errors: */, ""); err = $0 }
-        END { printf "connections %3d: %9.1f req/s  p50 %7.2f ms  p99 %7.2f ms  requests %s  non-2xx %d  socket errors: %s\n",
-                     c, rps, p50, p99, total, bad, (err == "" ? "none" : err) }' "$TMP/wrk.txt"
+        END { printf "%s connections %3d: %9.1f req/s  p50 %7.2f ms  p99 %7.2f ms  requests %s  non-2xx %d  socket errors: %s\n",
+                     v, c, rps, p50, p99, total, bad, (err == "" ? "none" : err) }' "$TMP/wrk.txt"
 }
 
 http() {
     start_server
     echo "== HTTP: 100 candidates per request, $PREC, $SERVE_THREADS server threads, wrk threads min(c, 2), ${SECS}s per run, load $(load) =="
-    for c in 1 16 64; do run_wrk "$c" "$SECS"; done | tee "$OUT/http.txt"
+    for v in v1 v2; do for c in 1 16 64; do run_wrk "$c" "$SECS" "$v"; done; done | tee "$OUT/http.txt"
     echo "load after: $(load)"
     curl -s "http://127.0.0.1:$PORT/metrics" |
-        grep -E '^crossrec_(candidates_scored_total|http_requests_total\{endpoint="/v1/score"|http_errors_total)'
+        grep -E '^crossrec_(candidates_scored_total|http_requests_total\{endpoint="/v(1/score|2/models/infer)"|http_errors_total)'
+}
+
+# N slow clients for S seconds: each sends a request line, then one header
+# byte per second, and reconnects at once when the server cuts it off.
+slow_clients() { # n seconds
+    perl -e '
+        use strict; use IO::Socket::INET; $SIG{PIPE} = "IGNORE";
+        my ($port, $n, $secs) = @ARGV; my (@s, $reconnects);
+        sub conn { my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port, Blocking => 1, Timeout => 2);
+                   if ($c) { $c->blocking(0); syswrite($c, "GET /healthz HTTP/1.1\r\nHost: x\r\n"); } return $c; }
+        $s[$_] = conn() for 0 .. $n - 1;
+        my $end = time + $secs;
+        while (time < $end) {
+            for my $i (0 .. $n - 1) {
+                my $buf; my $gone = !$s[$i] || !defined syswrite($s[$i], "X") ||
+                    (defined(sysread($s[$i], $buf, 1)) && $buf eq "" && 1);
+                if ($gone) { close($s[$i]) if $s[$i]; $s[$i] = conn(); $reconnects++; }
+            }
+            select(undef, undef, undef, 1.0);
+        }
+        printf "slow clients: %d held for %d s, %d cut off and reconnected\n", $n, $secs, $reconnects // 0;
+    ' "$PORT" "$1" "$2"
+}
+
+slowloris() {
+    local limit=${SLOW_LIMIT:-64}
+    start_server --max-connections "$limit" --max-per-ip 0
+    echo "== slowloris: connection limit $limit, $((2 * limit)) slow clients, wrk 8 connections, ${SECS}s per run, $PREC, load $(load) =="
+    run_wrk 8 2 > /dev/null # warm
+    run_wrk 8 "$SECS" | sed 's/^/idle:   /' | tee "$OUT/slowloris.txt"
+    slow_clients $((2 * limit)) $((SECS + 8)) > "$TMP/slow.txt" &
+    local slow=$!
+    sleep 4 # the slow clients fill the table and age past the eviction floor
+    run_wrk 8 "$SECS" | sed 's/^/attack: /' | tee -a "$OUT/slowloris.txt"
+    wait "$slow"
+    cat "$TMP/slow.txt" | tee -a "$OUT/slowloris.txt"
+    echo "load after: $(load)"
+    curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^crossrec_connections' | tee -a "$OUT/slowloris.txt"
+    awk '/^idle/ { for (i = 1; i <= NF; i++) if ($i == "p99") a = $(i + 1) }
+         /^attack/ { for (i = 1; i <= NF; i++) if ($i == "p99") b = $(i + 1) }
+         END { printf "p99 under attack / idle p99: %.2f (goal: at most 2)\n", b / a }' "$OUT/slowloris.txt" |
+        tee -a "$OUT/slowloris.txt"
 }
 
 soak() {
@@ -292,6 +368,7 @@ all) inprocess; echo; http ;;
 inprocess) inprocess ;;
 http) http ;;
 soak) soak ;;
+slowloris) slowloris ;;
 esac
 if [ -n "$failed" ]; then
     echo "FAILED:$failed"

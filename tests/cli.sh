@@ -82,7 +82,7 @@ else
     not_ok "train succeeds and prints a metrics table (exit $rc)"
 fi
 cp "$OUT" "$TMP/train.txt"
-for f in model.safetensors metrics.json config.yaml last.safetensors train_state.safetensors; do
+for f in model.safetensors metrics.json config.yaml last.safetensors; do
     if [ -s "$TMP/out/$f" ]; then ok "train wrote $f"; else : >"$OUT"; not_ok "train wrote $f"; fi
 done
 cp "$TMP/out/metrics.json" "$OUT" 2>/dev/null || : >"$OUT"
@@ -229,7 +229,68 @@ expect_fail "label: a map naming a missing column is refused with file:line" \
     "badmap.yaml:2" "no_such_column" -- \
     "$BIN" label --teacher "$MODEL" --map "$TMP/badmap.yaml" --data "$IMP" --out "$TMP/x.csv"
 
-help_check serve "--port" "[0.0.0.0]"
+help_check serve "--port" "[127.0.0.1]" "--max-connections" "--admin"
+expect_fail "serve --admin without a token is refused" "CROSSREC_ADMIN_TOKEN" -- \
+    env -u CROSSREC_ADMIN_TOKEN "$BIN" serve --model "$MODEL" --admin --port 0
+expect_fail "serve: a host that does not resolve is named" "no-such-host.invalid" -- \
+    "$BIN" serve --model "$MODEL" --host no-such-host.invalid --port 0
+
+# serve end to end: two named models on a free port, the protocol's health
+# and metadata, an admin reload with the token from a file, SIGTERM.
+# http_req PORT METHOD PATH [TOKEN]: one request over bash's /dev/tcp, answer in $OUT.
+http_req() {
+    local port=$1 method=$2 path=$3 token=${4:-}
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    local auth=""
+    [ -n "$token" ] && auth="Authorization: Bearer $token"$'\r\n'
+    printf '%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n%s\r\n' \
+        "$method" "$path" "$auth" >&3
+    timeout 10 cat <&3 >"$OUT"
+    exec 3<&-
+}
+printf 'cli-test-token-0123456789\n' >"$TMP/token"
+"$BIN" serve --model "a=$MODEL" --model "b=$MODEL" --port 0 --threads 2 --admin \
+    --admin-token-file "$TMP/token" --reload-interval 0 2>"$TMP/serve.log" &
+SRV=$!
+port=""
+for _ in $(seq 100); do
+    port=$(sed -n 's/.*on http:\/\/127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$TMP/serve.log")
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+if [ -z "$port" ]; then
+    cp "$TMP/serve.log" "$OUT"
+    not_ok "serve starts on a free port and says where"
+else
+    ok "serve starts on a free port and says where (127.0.0.1 by default)"
+    http_req "$port" GET /v2/health/ready
+    if has "200 OK" '"ready":true'; then ok "serve: GET /v2/health/ready"; else not_ok "serve: GET /v2/health/ready"; fi
+    http_req "$port" GET /v2/models/b
+    if has "200 OK" '"name":"b"' '"inputs"'; then ok "serve: the second model's metadata"; else not_ok "serve: the second model's metadata"; fi
+    http_req "$port" POST /v1/reload
+    if has "401"; then ok "serve: reload without the token is 401"; else not_ok "serve: reload without the token is 401"; fi
+    http_req "$port" POST /v1/reload cli-test-token-0123456789
+    if has "200 OK" '"reloaded":true'; then ok "serve: reload with the token"; else not_ok "serve: reload with the token"; fi
+    cp "$MODEL" "$TMP/model_keep.safetensors"
+    head -c 100 "$TMP/model_keep.safetensors" >"$MODEL"
+    http_req "$port" POST /v1/reload cli-test-token-0123456789
+    if has "500" "still serving" && ! has "$TMP"; then
+        ok "serve: a broken file is rejected, and the answer names no path"
+    else
+        not_ok "serve: a broken file is rejected, and the answer names no path"
+    fi
+    cp "$TMP/model_keep.safetensors" "$MODEL"
+    kill -TERM "$SRV"
+    wait "$SRV"
+    src=$?
+    cp "$TMP/serve.log" "$OUT"
+    if [ "$src" -eq 0 ] && has "reload of model 'a' rejected" "model.safetensors" "stopped"; then
+        ok "serve: the log names the rejected file; SIGTERM stops it cleanly"
+    else
+        not_ok "serve: the log names the rejected file; SIGTERM stops it cleanly (exit $src)"
+    fi
+fi
+kill "$SRV" 2>/dev/null
 help_check label "--batch" "[1024]"
 help_check export "--out"
 help_check tokenize "--decode"
@@ -309,8 +370,17 @@ expect_fail "inspect: a truncated checkpoint names the file" "trunc.safetensors"
 head -c 6 "$MODEL" >"$TRUNC"
 expect_fail "inspect: a checkpoint cut inside its length field names the file" "trunc.safetensors" -- \
     "$BIN" inspect "$TRUNC"
-expect_fail "eval: a training state is not a model" "train_state.safetensors" -- \
-    "$BIN" eval --model "$TMP/out/train_state.safetensors" --config "$CFG"
+# the checkpoint is also a model (its training state is skipped)
+run "$BIN" eval --model "$TMP/out/last.safetensors" --config "$CFG"
+if [ "$rc" -eq 0 ]; then ok "eval reads the checkpoint as a model"; else not_ok "eval reads the checkpoint as a model (exit $rc)"; fi
+# a finished run resumed trains nothing and says so; its files stay as they were
+cp "$TMP/out/model.safetensors" "$TMP/model_before.safetensors"
+run "$BIN" train --config "$CFG" --out "$TMP/out" --resume
+if [ "$rc" -eq 0 ] && has "finished at step" "nothing trained" && cmp -s "$TMP/model_before.safetensors" "$TMP/out/model.safetensors"; then
+    ok "train --resume of a finished run does nothing and says so"
+else
+    not_ok "train --resume of a finished run does nothing and says so (exit $rc)"
+fi
 write_cfg "$TMP/other.yaml" imp.csv 6
 expect_fail "eval with a config whose features differ names the feature" "item" "model.safetensors" -- \
     "$BIN" eval --model "$MODEL" --config "$TMP/other.yaml"

@@ -179,6 +179,11 @@ static void test_errors(void **state) {
     open_fails(PUTS(f, "dup.csv", "a,b,a\n1,2,3\n"),
                "dup.csv:1: duplicate column name 'a' (columns 1 and 3)");
     open_fails(PUTS(f, "hq.csv", "a,\"b\n"), "hq.csv:1:2: unterminated");
+    /* a NUL inside a field (plain or quoted) and CR-only line ends */
+    next_fails(PUTS(f, "nul.csv", "a,b\n1,2\n3,x\0y\n"), "nul.csv:3:2: a NUL byte inside the field");
+    next_fails(PUTS(f, "nulq.csv", "a,b\n\"p\0\",2\n"), "nulq.csv:2:1: a NUL byte");
+    open_fails(PUTS(f, "nulh.csv", "a\0,b\n1,2\n"), "nulh.csv:1:1: a NUL byte");
+    open_fails(PUTS(f, "mac.csv", "a,b\r1,2\r3,4\r"), "mac.csv:1: the lines end with a lone CR");
     cr_csv *c = NULL;
     cr_error e;
     snprintf(f->path, sizeof f->path, "%s/missing.csv", f->dir);

@@ -391,7 +391,8 @@ static void test_llama2c_errors(void **state) {
     cr_dec_free(&d);
     int32_t bad[][7] = {{-8, 12, 1, 2, 1, 10, 4},      {8, 12, 1, 3, 1, 10, 4},
                         {8, 12, 1, 2, 3, 10, 4},       {8, 12, 0, 2, 1, 10, 4},
-                        {8, 12, 1, 2, 1, 10, 1 << 30}, {1 << 30, 1 << 30, 1 << 20, 2, 1, 10, 4}};
+                        {8, 12, 1, 2, 1, 10, 1 << 30}, {1 << 30, 1 << 30, 1 << 20, 2, 1, 10, 4},
+                        {8, 12, 1, 2, 1, INT32_MIN, 4}}; /* -INT32_MIN overflows */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_l2c(p, bad[i], 16);
         expect_err(p, CR_ERR_FORMAT, "llama2.c header");

@@ -295,6 +295,10 @@ static void test_bad_config(void **state) {
         CR_ERR_CONFIG, "exactly one of");
     bad("train_tokenizer: {vocab_size: 300}\nmodel: {dim: 16, n_layers: 1, n_heads: 2}\n",
         CR_ERR_CONFIG, "missing required key 'corpus'");
+    /* a missing section has no line to point at: the file is named anyway
+     * (found by tests/fuzz/fuzz_yaml.c) */
+    bad("corpus: c.txt\ntrain_tokenizer: {vocab_size: 300}\n", CR_ERR_CONFIG,
+        "bad.yaml: model: missing");
     bad("corpus: c.txt\ntrain_tokenizer: {vocab_size: 300}\nmodel: {arch: bert, dim: 16, "
         "n_layers: 1, n_heads: 2}\n",
         CR_ERR_CONFIG, "expected one of: llama, gpt2");

@@ -323,6 +323,12 @@ static void test_request_equals_score(void **state) {
     assert_int_equal(cr_model_score_request(m, &rq, &rs, &e), CR_ERR_PARSE);
     assert_non_null(strstr(e.msg, "candidates[17]"));
     assert_non_null(strstr(e.msg, "'pop'"));
+    /* an absurd number is refused by the training range, not scored */
+    cands[17 * NI + 5] = "1e300";
+    assert_int_equal(cr_model_score_request(m, &rq, &rs, &e), CR_ERR_PARSE);
+    if (!strstr(e.msg, "candidates[17]: column 'pop': expected a number from")) fail_msg("%s", e.msg);
+    cands[17 * NI + 5] = "-1e30";
+    assert_int_equal(cr_model_score_request(m, &rq, &rs, &e), CR_ERR_PARSE);
     context[4] = "old";
     assert_int_equal(cr_model_score_request(m, &rq, &rs, &e), CR_ERR_PARSE);
     assert_non_null(strstr(e.msg, "context: column 'age'"));

@@ -160,6 +160,68 @@ static void test_resume_mismatch(void **state) {
     assert_int_equal(failures, 0);
 }
 
+/* A finished run resumed trains nothing, says so, and leaves its files as
+ * they were (it once trained on and overwrote model and metrics); a model
+ * file in the checkpoint's place is refused with a clear message; stray
+ * temporary files of a killed run are swept. */
+static void test_resume_finished(void **state) {
+    const fixture *f = *state;
+    char cfg[512], out[512], p[600], q[600];
+    cfg_opts o = defaults();
+    o.epochs = 6;
+    o.es = "sum_loss";
+    o.patience = 1;
+    o.eval_every = 6;
+    write_cfg(f->dir, "fin.yaml", &o, cfg, sizeof cfg);
+    snprintf(out, sizeof out, "%s/out_fin", f->dir);
+    fit_ok(cfg, out, 0, NULL);
+    const char *files[] = {"model.safetensors", "metrics.json", "last.safetensors"};
+    char *before[3];
+    size_t nb[3], na;
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        before[i] = slurp(p, &nb[i]);
+    }
+    snprintf(p, sizeof p, "%s/last.safetensors.tmp.4242", out);
+    spit(p, "half", 4);
+    char *log = NULL;
+    int finished = 0;
+    cr_rank_config c;
+    load_cfg(cfg, &c);
+    size_t ll = 0;
+    FILE *lf = open_memstream(&log, &ll);
+    char *metrics = NULL;
+    cr_fit_opts fo = {.out_dir = out, .resume = 1, .log = lf, .finished = &finished};
+    cr_error e = {0};
+    assert_int_equal(cr_rank_fit(&c, &fo, &metrics, &e), CR_OK);
+    fclose(lf);
+    cr_rank_config_free(&c);
+    assert_int_equal(finished, 1);
+    if (!strstr(log, "finished at step")) fail_msg("log: %s", log);
+    assert_null(strstr(log, "eval step"));
+    assert_non_null(metrics);
+    free(metrics);
+    free(log);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        char *after = slurp(p, &na);
+        assert_true(na == nb[i] && !memcmp(after, before[i], na));
+        cr_free(after);
+        cr_free(before[i]);
+    }
+    snprintf(p, sizeof p, "%s/last.safetensors.tmp.4242", out);
+    assert_false(cr_file_exists(p));
+    /* a model where the checkpoint should be: refused, naming the file */
+    snprintf(p, sizeof p, "%s/model.safetensors", out);
+    snprintf(q, sizeof q, "%s/last.safetensors", out);
+    size_t n;
+    char *m = slurp(p, &n);
+    spit(q, m, n);
+    cr_free(m);
+    assert_int_equal(fit(cfg, out, 1, 0, NULL, &e), CR_ERR_FORMAT);
+    if (!strstr(e.msg, "last.safetensors: holds no training state")) fail_msg("%s", e.msg);
+}
+
 /* ---- per-task early stopping ------------------------------------------------------- */
 
 static void expect_load_error(const char *path, cr_status want, const char *what,
@@ -216,9 +278,28 @@ static void test_load_errors(void **state) {
     assert_int_equal(cr_st_save(&w, other, &e), CR_OK);
     cr_st_writer_free(&w);
     expect_load_error(other, CR_ERR_FORMAT, "no format tag", "format");
-    /* ... or another crossrec file: the training state beside the model */
-    snprintf(other, sizeof other, "%s/train_state.safetensors", out);
-    expect_load_error(other, CR_ERR_FORMAT, "training state", "crossrec.train_state");
+    /* the checkpoint loads as a model: its training state is skipped ... */
+    snprintf(other, sizeof other, "%s/last.safetensors", out);
+    cr_ranker *lm = NULL;
+    cr_schema ls;
+    assert_int_equal(cr_ranker_load(&lm, &ls, other, &e), CR_OK);
+    cr_ranker_free(lm);
+    cr_schema_free(&ls);
+    /* ... but only there: the same tensors in a plain model are refused */
+    cr_st_file sf;
+    assert_int_equal(cr_st_open(&sf, other, &e), CR_OK);
+    cr_st_writer_init(&w);
+    for (int i = 0; i < sf.n; i++)
+        assert_int_equal(cr_st_add(&w, sf.t[i].name, sf.t[i].dtype, sf.t[i].ndim, sf.t[i].shape,
+                                   sf.t[i].data, &e), CR_OK);
+    for (int i = 0; i < sf.n_meta; i++)
+        if (strcmp(sf.meta_key[i], "train_state"))
+            assert_int_equal(cr_st_add_meta(&w, sf.meta_key[i], sf.meta_val[i], &e), CR_OK);
+    snprintf(other, sizeof other, "%s/nostate.safetensors", f->dir);
+    assert_int_equal(cr_st_save(&w, other, &e), CR_OK);
+    cr_st_writer_free(&w);
+    cr_st_close(&sf);
+    expect_load_error(other, CR_ERR_FORMAT, "state tensors without the state tag", "train_state.");
     /* a missing file names itself too */
     snprintf(other, sizeof other, "%s/absent.safetensors", f->dir);
     cr_ranker *m = NULL;
@@ -331,6 +412,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_resume_after_epoch_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_no_repeated_eval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_finished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_save, setup, teardown),

@@ -6,12 +6,8 @@
  * load with no failed request; 16 connections at once with no error.
  * Every loop is bounded by a count, never by a clock.
  */
+#include "util/serve_fixture.h"
 #include "util/testutil.h"
-#include "util/tiny_log.h"
-
-#include "../src/data/config.h"
-#include "../src/rank/checkpoint.h"
-#include "../src/serve/server.h"
 
 #include <arpa/inet.h>
 #include <cJSON.h>
@@ -25,159 +21,35 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-enum { NROWS = 120, NI = CR_TINY_NI };
-#define cols cr_tiny_cols
-static const int is_ctx[NI] = {1, 0, 0, 1, 1, 0};
+enum { NROWS = CR_SF_NROWS, NI = CR_SF_NI };
 
-typedef struct fixture {
-    char model[512];
-    cr_tiny_log log; /* the CSV, its fields and the fitted schema */
-    cr_server *srv;
-    int port;
-} fixture;
-
-static fixture F;
-
-/* A model with weights from seed, written atomically to path. */
-static void save_model(const char *path, uint64_t seed) {
-    cr_model_cfg mc;
-    cr_model_cfg_defaults(&mc, &F.log.s);
-    mc.arch = CR_ARCH_MMOE;
-    mc.n_experts = 3;
-    mc.expert_layers[0] = 12;
-    mc.expert_layers[1] = 6;
-    mc.tower_layers[0] = 8;
-    cr_ranker *r;
-    cr_error e = {0};
-    assert_int_equal(cr_ranker_create(&r, &F.log.s, &mc, seed, &e), CR_OK);
-    assert_int_equal(cr_ranker_save(r, &F.log.s, path, NULL, &e), CR_OK);
-    cr_ranker_free(r);
-}
+static cr_sf F;
 
 static int setup(void **state) {
     (void)state;
-    cr_set_threads(1);
-    if (cr_tiny_log_make(&F.log, NROWS)) return 1;
-    snprintf(F.model, sizeof F.model, "%s/m.safetensors", F.log.dir);
-    cr_error e = {0};
-    save_model(F.model, 5);
+    if (cr_sf_init(&F)) return 1;
     cr_server_cfg c;
-    cr_server_cfg_defaults(&c);
-    snprintf(c.model_path, sizeof c.model_path, "%s", F.model);
-    snprintf(c.host, sizeof c.host, "127.0.0.1");
-    c.port = 0;
-    c.threads = 4;
-    c.max_body = 64 << 10;
-    c.max_candidates = 500;
-    c.drain_s = 5;
-    if (cr_server_start(&F.srv, &c, &e)) {
-        fprintf(stderr, "%s\n", e.msg);
-        return 1;
-    }
-    F.port = cr_server_port(F.srv);
-    return F.port > 0 ? 0 : 1;
+    cr_sf_cfg(&F, &c);
+    return cr_sf_start(&F, &c);
 }
 
 static int teardown(void **state) {
     (void)state;
-    cr_server_stop(F.srv);
-    cr_tiny_log_free(&F.log);
+    cr_sf_free(&F);
     return 0;
-}
-
-/* ---- a small HTTP/1.1 client: one request per connection ------------------------- */
-
-/* Send raw bytes, read the whole answer (the server closes: Connection:
- * close); returns the status code or -1, *body points into a malloc'd
- * buffer the caller frees through *raw. */
-static int http_raw(const char *req, size_t len, char **raw, const char **body) {
-    *raw = NULL;
-    *body = "";
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct timeval tv = {10, 0}; /* a hung server fails the test instead of hanging it */
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)F.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        close(fd);
-        return -1;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t k = send(fd, req + off, len - off, MSG_NOSIGNAL);
-        if (k <= 0) break; /* the server may answer (413) before reading it all */
-        off += (size_t)k;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (n + 4096 > cap) buf = realloc(buf, cap *= 2);
-        ssize_t k = recv(fd, buf + n, cap - n - 1, 0);
-        if (k <= 0) break;
-        n += (size_t)k;
-    }
-    close(fd);
-    buf[n] = 0;
-    *raw = buf;
-    int status = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) return -1;
-    char *b = strstr(buf, "\r\n\r\n");
-    *body = b ? b + 4 : "";
-    return status;
 }
 
 static int http(const char *method, const char *path, const char *body, size_t len, char **raw,
                 const char **out) {
-    size_t cap = len + 512;
-    char *req = malloc(cap);
-    int h = snprintf(req, cap,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     method, path, len);
-    memcpy(req + h, body, len);
-    int st = http_raw(req, (size_t)h + len, raw, out);
-    free(req);
-    return st;
+    return cr_sf_http(F.port, method, path, NULL, body, len, raw, out);
 }
 
-/* ---- requests built from the CSV rows ----------------------------------------------- */
-
-/* JSON for context row crow and candidate rows[0..n); values as strings,
- * except pop as a JSON number and tags as a list, to cover both forms. */
 static char *request_json(int crow, const int *rows, int n) {
-    cJSON *root = cJSON_CreateObject(), *ctx = cJSON_AddObjectToObject(root, "context");
-    cJSON *cands = cJSON_AddArrayToObject(root, "candidates");
-    for (int j = 0; j < NI; j++)
-        if (is_ctx[j]) cJSON_AddStringToObject(ctx, cols[j], F.log.text[crow][j]);
-    for (int i = 0; i < n; i++) {
-        cJSON *c = cJSON_CreateObject();
-        const char(*row)[32] = F.log.text[rows[i]];
-        cJSON_AddStringToObject(c, "item", row[1]);
-        cJSON *tags = cJSON_AddArrayToObject(c, "tags");
-        char t[32];
-        snprintf(t, sizeof t, "%s", row[2]);
-        /* strtok_r: client threads build requests at the same time */
-        for (char *save = NULL, *tok = strtok_r(t, "|", &save); tok;
-             tok = strtok_r(NULL, "|", &save))
-            cJSON_AddItemToArray(tags, cJSON_CreateString(tok));
-        if (row[5][0]) cJSON_AddNumberToObject(c, "pop", atof(row[5])); /* absent = missing */
-        cJSON_AddItemToArray(cands, c);
-    }
-    char *s = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    return s;
+    return cr_sf_request_json(&F, crow, rows, n);
 }
 
 static void expected_scores(cr_model *m, int crow, const int *rows, int n, float *want) {
-    const char **vals = calloc((size_t)n * NI, sizeof(char *));
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < NI; j++) vals[i * NI + j] = F.log.text[is_ctx[j] ? crow : rows[i]][j];
-    cr_error e = {0};
-    assert_int_equal(cr_model_score(m, n, vals, want, &e), CR_OK);
-    free(vals);
+    cr_sf_expected(&F, m, crow, rows, n, want);
 }
 
 /* Parse a /v1/score answer into got (n, 2); checks shape and order. */
@@ -252,7 +124,7 @@ static void test_healthz_and_metrics(void **state) {
     assert_non_null(strstr(body, "crossrec_score_duration_seconds_bucket{le=\"+Inf\"}"));
     assert_non_null(strstr(body, "crossrec_score_duration_seconds_count"));
     assert_non_null(strstr(body, "crossrec_http_errors_total{kind=\"bad_json\"}"));
-    assert_non_null(strstr(body, "crossrec_model_info{version=\""));
+    assert_non_null(strstr(body, "crossrec_model_info{model=\"m\",version=\""));
     /* the sample lines, not their # HELP lines */
     const char *c = strstr(body, "\ncrossrec_candidates_scored_total ");
     const char *mi = strstr(body, "\ncrossrec_missing_feature_defaults_total ");
@@ -311,7 +183,7 @@ static void test_malformed_requests(void **state) {
         else if (k == NB) st = http("POST", "/v1/score", big, big_n, &raw, &body);
         else if (k == NB + 1) st = http("POST", "/v1/score", many, strlen(many), &raw, &body);
         else if (k == NB + 2) st = http("GET", "/v1/score", "", 0, &raw, &body);
-        else st = http("GET", "/v2/nothing", "", 0, &raw, &body);
+        else st = http("GET", "/v3/nothing", "", 0, &raw, &body);
         int want_json = strstr(body, "{\"error\":{\"kind\":\"") == body;
         if (st < 400 || st > 499 || !want_json) {
             if (fails++ < 5)
@@ -381,10 +253,10 @@ static void test_reload_under_load(void **state) {
     cr_server_version(F.srv, v0, sizeof v0);
     /* a good new model, written next to the old and renamed over it */
     snprintf(tmp, sizeof tmp, "%s/new.safetensors", F.log.dir);
-    save_model(tmp, 77);
+    cr_sf_save_model(&F, tmp, 77, -1, 0);
     assert_int_equal(rename(tmp, F.model), 0);
-    assert_int_equal(http("POST", "/v1/reload", "", 0, &raw, &body), 200);
-    free(raw);
+    cr_error e = {0};
+    assert_int_equal(cr_server_reload(F.srv, &e), CR_OK); /* as SIGHUP does */
     cr_server_version(F.srv, v1, sizeof v1);
     assert_string_not_equal(v0, v1);
     /* a corrupt one: rejected, the good one keeps serving */
@@ -395,9 +267,8 @@ static void test_reload_under_load(void **state) {
     snprintf(keep, sizeof keep, "%s/keep.safetensors", F.log.dir);
     assert_int_equal(rename(F.model, keep), 0);
     assert_int_equal(rename(tmp, F.model), 0);
-    assert_int_equal(http("POST", "/v1/reload", "", 0, &raw, &body), 500);
-    assert_non_null(strstr(body, "\"kind\":\"reload\""));
-    free(raw);
+    assert_int_not_equal(cr_server_reload(F.srv, &e), CR_OK);
+    assert_non_null(strstr(e.msg, "m.safetensors")); /* the operator's message names the file */
     cr_server_version(F.srv, v2, sizeof v2);
     assert_string_equal(v1, v2);
     assert_int_equal(rename(keep, F.model), 0);
@@ -455,7 +326,7 @@ static void test_serve_config(void **state) {
     cr_server_cfg_defaults(&c);
     cr_error e = {0};
     assert_int_equal(cr_server_cfg_load(&c, path, &e), CR_OK);
-    assert_string_equal(c.host, "0.0.0.0"); /* absent: kept */
+    assert_string_equal(c.host, "127.0.0.1"); /* absent: the safe default kept */
     assert_int_equal(c.threads, 2);
     assert_int_equal(c.max_candidates, 7);
     assert_int_equal(c.max_body, 1 << 20);

@@ -48,8 +48,15 @@ int cr_feature_owner(const cr_schema *s, int feature);
 /* Bucket feature: 1 + index of the first boundary greater than x. */
 int32_t cr_feature_bucket(const cr_feature *f, double x);
 /* Numeric feature: log1p and/or z-score as configured. The caller checks
- * x >= -1 first when the transform takes a log (see cr_feature_takes_log). */
+ * the value first with cr_feature_value_ok. */
 float cr_feature_transform(const cr_feature *f, double x);
 int   cr_feature_takes_log(const cr_feature *f);
+/* Whether a numeric feature can take the finite value x: at least -1 when
+ * the transform takes log1p, and (after the log1p) no farther outside the
+ * training range than CR_FEATURE_RANGE_WIDTHS times its width, so 1e300 is
+ * refused instead of scored; the transformed value must be a finite float.
+ * Returns 1, or 0 with what was expected in why ("expected a number ..."). */
+#define CR_FEATURE_RANGE_WIDTHS 10.0
+int   cr_feature_value_ok(const cr_feature *f, double x, char *why, size_t cap);
 
 #endif /* CR_DATA_CONFIG_H */

@@ -91,6 +91,13 @@ static cr_status csv_add_field(cr_csv *c, char *s, char *end, int quoted, int es
         CR_TRY(cr_grow(&p, &c->fcap, c->nf + 1, sizeof *c->f, e));
         c->f = p;
     }
+    /* fields are C strings to every reader after this: a NUL would cut one
+     * short silently (and a NUL is the mark of UTF-16 or binary input) */
+    if (memchr(s, 0, (size_t)(end - s)))
+        return cr_err(e, CR_ERR_PARSE,
+                      "%s:%lld:%zu: a NUL byte inside the field; the file must be UTF-8 text "
+                      "(UTF-16 or binary data?)",
+                      c->path, (long long)c->next_line, c->nf + 1);
     c->f[c->nf++] = (cr_csv_fld){s, end, quoted, escapes};
     return CR_OK;
 }
@@ -341,6 +348,17 @@ cr_status cr_csv_open(cr_csv **out, const char *path, char sep, cr_error *e) {
     }
     if ((s = csv_refill(c, e)) != CR_OK) goto fail;
     if (c->len >= 3 && memcmp(c->buf, "\xEF\xBB\xBF", 3) == 0) c->pos = 3; /* UTF-8 BOM */
+    /* A CR before the first LF and not followed by one: the line ends are
+     * CR alone (classic Mac), which would read as one enormous header. */
+    const char *cr = memchr(c->buf + c->pos, '\r', c->len - c->pos);
+    const char *lf = memchr(c->buf + c->pos, '\n', c->len - c->pos);
+    if (cr && (!lf || cr < lf) && cr + 1 < c->buf + c->len && cr[1] != '\n') {
+        s = cr_err(e, CR_ERR_PARSE,
+                   "%s:1: the lines end with a lone CR (classic Mac line ends); convert them to "
+                   "LF or CRLF, e.g. tr '\\r' '\\n'",
+                   path);
+        goto fail;
+    }
 
     int done = 0;
     if ((s = csv_read_row(c, &done, e)) != CR_OK) goto fail;

@@ -110,6 +110,8 @@ typedef struct cr_feature {
     /* fitted on the training split */
     int64_t      rows;          /* table rows including row 0 (OOV / missing) */
     double       mean, std;     /* z-score statistics after the log1p, if any */
+    double       lo, hi;        /* numeric: range of the training values after the log1p,
+                                   if any (lo > hi: unknown, a model from before 0.x) */
     cr_vocab    *vocab;         /* NULL when hashed, bucketised, numeric or shared */
     int          table;         /* index of the embedding table it reads (after sharing) */
 } cr_feature;

@@ -610,11 +610,17 @@ static void fit_numeric(cr_loader *ld, cr_dataset *ds, int i) {
     int k = ld->slot[i], nd = ld->s->n_dense;
     f->mean = 0;
     f->std = 1;
-    if (f->transform != CR_TX_ZSCORE && f->transform != CR_TX_LOG1P_ZSCORE) return;
+    f->lo = INFINITY, f->hi = -INFINITY;
     double sum = 0, ss = 0;
     int64_t cnt = 0;
     for (int64_t r = 0; r < ds->n; r++)
-        if (ds->split[r] == CR_SPLIT_TRAIN) sum += ld->num[r * nd + k], cnt++;
+        if (ds->split[r] == CR_SPLIT_TRAIN) {
+            double v = ld->num[r * nd + k];
+            sum += v, cnt++;
+            f->lo = fmin(f->lo, v), f->hi = fmax(f->hi, v);
+        }
+    if (!cnt) f->lo = 1, f->hi = 0; /* unknown */
+    if (f->transform != CR_TX_ZSCORE && f->transform != CR_TX_LOG1P_ZSCORE) return;
     double mean = cnt ? sum / (double)cnt : 0;
     for (int64_t r = 0; r < ds->n; r++)
         if (ds->split[r] == CR_SPLIT_TRAIN) {

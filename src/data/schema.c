@@ -83,6 +83,34 @@ float cr_feature_transform(const cr_feature *f, double x) {
     return (float)x;
 }
 
+int cr_feature_value_ok(const cr_feature *f, double x, char *why, size_t cap) {
+    if (cr_feature_takes_log(f) && !(x >= -1)) {
+        snprintf(why, cap, "expected a number >= -1 (the transform takes log1p)");
+        return 0;
+    }
+    double v = cr_feature_takes_log(f) ? log1p(x) : x;
+    if (f->lo <= f->hi) {
+        double w = f->hi - f->lo, m = fmax(fabs(f->lo), fabs(f->hi));
+        w = fmax(w, fmax(m, 1.0)); /* a constant column keeps some room */
+        double lo = f->lo - CR_FEATURE_RANGE_WIDTHS * w, hi = f->hi + CR_FEATURE_RANGE_WIDTHS * w;
+        if (!(v >= lo && v <= hi)) {
+            double a = cr_feature_takes_log(f) ? expm1(lo) : lo;
+            double b = cr_feature_takes_log(f) ? expm1(hi) : hi;
+            snprintf(why, cap, "expected a number from %.6g to %.6g (the training values span %.6g to %.6g%s)",
+                     a < -1 && cr_feature_takes_log(f) ? -1.0 : a, b,
+                     cr_feature_takes_log(f) ? expm1(f->lo) : f->lo,
+                     cr_feature_takes_log(f) ? expm1(f->hi) : f->hi,
+                     cr_feature_takes_log(f) ? "; the range is judged after log1p" : "");
+            return 0;
+        }
+    }
+    if (!isfinite(cr_feature_transform(f, x))) {
+        snprintf(why, cap, "expected a number whose transformed value fits a float");
+        return 0;
+    }
+    return 1;
+}
+
 /* ---- derived fields ----------------------------------------------------------------- */
 
 static int embedded(const cr_feature *f) { return f->kind != CR_FEAT_NUMERIC; }
@@ -210,7 +238,9 @@ static cr_status feature_to_json(const cr_feature *f, cJSON *o, cr_error *e) {
              cJSON_AddStringToObject(o, "share", f->share) &&
              cJSON_AddNumberToObject(o, "rows", (double)f->rows) &&
              cJSON_AddNumberToObject(o, "mean", f->mean) &&
-             cJSON_AddNumberToObject(o, "std", f->std);
+             cJSON_AddNumberToObject(o, "std", f->std) &&
+             (f->lo > f->hi || (cJSON_AddNumberToObject(o, "min", f->lo) &&
+                                cJSON_AddNumberToObject(o, "max", f->hi)));
     cJSON *b = ok ? cJSON_AddArrayToObject(o, "boundaries") : NULL;
     for (int i = 0; b && i < f->n_boundaries; i++) {
         cJSON *x = cJSON_CreateNumber(f->boundaries[i]);
@@ -329,6 +359,12 @@ static cr_status feature_from_json(const cJSON *o, const char *what, cr_feature 
     f->rows = (int64_t)x;
     CR_TRY(jnum(o, what, "mean", -INFINITY, INFINITY, &f->mean, e));
     CR_TRY(jnum(o, what, "std", 0, INFINITY, &f->std, e));
+    /* the training range: absent in models written before it was kept */
+    f->lo = 1, f->hi = 0;
+    if (cJSON_GetObjectItemCaseSensitive(o, "min")) {
+        CR_TRY(jnum(o, what, "min", -INFINITY, INFINITY, &f->lo, e));
+        CR_TRY(jnum(o, what, "max", f->lo, INFINITY, &f->hi, e));
+    }
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "boundaries");
     if (!cJSON_IsArray(b) || cJSON_GetArraySize(b) > CR_MAX_BOUNDARIES)
         return cr_err(e, CR_ERR_FORMAT, "schema JSON: %s.boundaries: expected an array of at "

@@ -10,11 +10,14 @@
 #include <stdint.h>
 
 /* e^x for any float x (clamped to [-87, 88], where e^x stays a normal float;
- * below -87 it returns about 1.6e-38 instead of a denormal or 0). Cody-Waite
+ * below -87 it returns about 1.6e-38 instead of a denormal or 0); NaN in,
+ * NaN out (the clamp alone would pass NaN to the float-to-int conversion,
+ * which is undefined behaviour). Cody-Waite
  * reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6 Taylor polynomial:
  * relative error about 3e-7 (2-3 ulp). */
 static inline float cr_vexpf(float x) {
     float a = x > 88.0f ? 88.0f : (x < -87.0f ? -87.0f : x);
+    a = a == a ? a : 0.0f; /* NaN: any finite stand-in, the result is x below */
     /* round to nearest by the 1.5 * 2^23 trick (|a / ln 2| < 128): unlike
      * roundf it vectorises */
     float n = (a * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -24,7 +27,7 @@ static inline float cr_vexpf(float x) {
                   r * (0.00833333377f + r * 0.00138888892f)))));
     union { int32_t i; float f; } two_n; /* 2^n built in the exponent field */
     two_n.i = ((int32_t)n + 127) << 23;
-    return p * two_n.f;
+    return x == x ? p * two_n.f : x;
 }
 
 #endif /* CR_VMATH_H */

@@ -57,9 +57,8 @@ cr_status cr_dec_load_llama2c(cr_decoder *d, const char *path, int copy, cr_erro
         goto fail;
     }
     cr_dec_cfg c = {.arch = CR_DEC_LLAMA, .dim = h[0], .hidden_dim = h[1], .n_layers = h[2],
-                    .n_heads = h[3], .n_kv_heads = h[4], .vocab = h[5] < 0 ? -h[5] : h[5],
+                    .n_heads = h[3], .n_kv_heads = h[4], .vocab = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5],
                     .max_seq = h[6], .norm_eps = 1e-5f, .tied = h[5] > 0};
-    if (h[5] == INT32_MIN) c.vocab = 0;
     if ((st = cr_dec_cfg_check(&c, e)) != CR_OK) {
         cr_err_prefix(e, "%s: llama2.c header (dim %d, hidden %d, layers %d, heads %d, kv heads "
                       "%d, vocab %d, seq_len %d)", path, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);

@@ -8,30 +8,40 @@
 #include "../core/ptable_io.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The model's metadata and tensors added to w (which may hold others
+ * already), then w saved to path. */
+static cr_status ranker_write(const cr_ranker *m, const cr_schema *s, const char *const *extra_meta,
+                              cr_st_writer *w, const char *path, cr_error *e) {
+    char *schema_json = NULL, *model_json = NULL;
+    cr_status st;
+    if ((st = cr_schema_to_json(s, &schema_json, e))) goto done;
+    if ((st = cr_model_cfg_to_json(&m->cfg, &model_json, e))) goto done;
+    if ((st = cr_st_add_meta(w, "format", CR_RANKER_FORMAT, e))) goto done;
+    if ((st = cr_st_add_meta(w, "format_version", CR_RANKER_FORMAT_VERSION, e))) goto done;
+    if ((st = cr_st_add_meta(w, "crossrec_version", CR_VERSION, e))) goto done;
+    if ((st = cr_st_add_meta(w, "schema", schema_json, e))) goto done;
+    if ((st = cr_st_add_meta(w, "model", model_json, e))) goto done;
+    for (int i = 0; extra_meta && extra_meta[i]; i += 2)
+        if ((st = cr_st_add_meta(w, extra_meta[i], extra_meta[i + 1], e))) goto done;
+    if ((st = cr_ptable_to_st(&m->params, m->params.data, "", w, e))) goto done;
+    if ((st = cr_ptable_to_st(&m->tables, m->tables.data, "", w, e))) goto done;
+    st = cr_st_save(w, path, e);
+done:
+    free(schema_json);
+    free(model_json);
+    return st;
+}
 
 cr_status cr_ranker_save(const cr_ranker *m, const cr_schema *s, const char *path,
                          const char *const *extra_meta, cr_error *e) {
     cr_st_writer w;
     cr_st_writer_init(&w);
-    char *schema_json = NULL, *model_json = NULL;
-    cr_status st;
-    if ((st = cr_schema_to_json(s, &schema_json, e))) goto done;
-    if ((st = cr_model_cfg_to_json(&m->cfg, &model_json, e))) goto done;
-    if ((st = cr_st_add_meta(&w, "format", CR_RANKER_FORMAT, e))) goto done;
-    if ((st = cr_st_add_meta(&w, "format_version", CR_RANKER_FORMAT_VERSION, e))) goto done;
-    if ((st = cr_st_add_meta(&w, "crossrec_version", CR_VERSION, e))) goto done;
-    if ((st = cr_st_add_meta(&w, "schema", schema_json, e))) goto done;
-    if ((st = cr_st_add_meta(&w, "model", model_json, e))) goto done;
-    for (int i = 0; extra_meta && extra_meta[i]; i += 2)
-        if ((st = cr_st_add_meta(&w, extra_meta[i], extra_meta[i + 1], e))) goto done;
-    if ((st = cr_ptable_to_st(&m->params, m->params.data, "", &w, e))) goto done;
-    if ((st = cr_ptable_to_st(&m->tables, m->tables.data, "", &w, e))) goto done;
-    st = cr_st_save(&w, path, e);
-done:
-    free(schema_json);
-    free(model_json);
+    cr_status st = ranker_write(m, s, extra_meta, &w, path, e);
     cr_st_writer_free(&w);
     return st;
 }
@@ -78,9 +88,13 @@ cr_status cr_ranker_load(cr_ranker **out, cr_schema *s, const char *path, cr_err
     if ((st = cr_ptable_from_st(&m->params, m->params.data, "", &f, 0, e))) goto fail;
     if ((st = cr_ptable_from_st(&m->tables, m->tables.data, "", &f, 0, e))) goto fail;
     /* A tensor in the file that the model does not know means the file and
-     * the config disagree: say so rather than ignore it. */
+     * the config disagree: say so rather than ignore it. A checkpoint's
+     * training state is the one known exception. */
+    int has_state = cr_st_meta(&f, "train_state") != NULL;
+    size_t np = strlen(CR_TRAIN_STATE_PREFIX);
     for (int i = 0; i < f.n; i++)
-        if (cr_ptable_find(&m->params, f.t[i].name) < 0 &&
+        if (!(has_state && !strncmp(f.t[i].name, CR_TRAIN_STATE_PREFIX, np)) &&
+            cr_ptable_find(&m->params, f.t[i].name) < 0 &&
             cr_ptable_find(&m->tables, f.t[i].name) < 0) {
             st = cr_err(e, CR_ERR_FORMAT, "%s: tensor '%s' is not part of the model its metadata describes",
                         path, f.t[i].name);
@@ -177,43 +191,54 @@ cr_status cr_schema_check_same(const cr_schema *a, const cr_schema *b, const cha
 
 /* ---- training state ----------------------------------------------------------------- */
 
-cr_status cr_train_state_save(const cr_train_state *t, const char *path, cr_error *e) {
+/* Names of the training state's tensors inside a checkpoint (name is a
+ * buffer of 64). */
+static const char *state_name(char *name, const char *what, int i) {
+    if (i < 0) snprintf(name, 64, "%s%s", CR_TRAIN_STATE_PREFIX, what);
+    else snprintf(name, 64, "%ssparse.%d.%s", CR_TRAIN_STATE_PREFIX, i, what);
+    return name;
+}
+
+cr_status cr_rank_checkpoint_save(const cr_ranker *m, const cr_schema *s, const cr_train_state *t,
+                                  int finished, const char *path, cr_error *e) {
     cr_st_writer w;
     cr_st_writer_init(&w);
     cr_status st;
-    char buf[64];
+    char buf[64], name[64];
     int64_t counters[4] = {t->step, t->epoch, t->epoch_step, t->examples};
     int64_t sh4[1] = {4}, shn[1] = {(int64_t)t->adam.n}, shr[1] = {(int64_t)sizeof(cr_rng)};
     int64_t she[1] = {(int64_t)sizeof(cr_early_stop)}, sht[1] = {1};
-    if ((st = cr_st_add_meta(&w, "format", "crossrec.train_state", e))) goto done;
-    if ((st = cr_st_add(&w, "counters", CR_DT_I64, 1, sh4, counters, e))) goto done;
+    snprintf(buf, sizeof buf, "%d", t->n_sparse);
+    const char *meta[] = {"train_state", CR_TRAIN_STATE_FORMAT, "finished", finished ? "1" : "0",
+                          "n_sparse", buf, NULL};
+    if ((st = cr_st_add(&w, state_name(name, "counters", -1), CR_DT_I64, 1, sh4, counters, e)))
+        goto done;
     /* The RNG and early-stopping structs are plain data of fixed layout;
      * stored as bytes and checked for size on load. */
-    if ((st = cr_st_add(&w, "epoch_rng", CR_DT_U8, 1, shr, &t->epoch_rng, e))) goto done;
-    if ((st = cr_st_add(&w, "early_stop", CR_DT_U8, 1, she, &t->es, e))) goto done;
-    if ((st = cr_st_add(&w, "adam.t", CR_DT_I64, 1, sht, &t->adam.t, e))) goto done;
+    if ((st = cr_st_add(&w, state_name(name, "epoch_rng", -1), CR_DT_U8, 1, shr, &t->epoch_rng, e)))
+        goto done;
+    if ((st = cr_st_add(&w, state_name(name, "early_stop", -1), CR_DT_U8, 1, she, &t->es, e)))
+        goto done;
+    if ((st = cr_st_add(&w, state_name(name, "adam.t", -1), CR_DT_I64, 1, sht, &t->adam.t, e)))
+        goto done;
     if (t->adam.n) {
-        if ((st = cr_st_add(&w, "adam.m", CR_DT_F32, 1, shn, t->adam.m, e))) goto done;
-        if (t->adam.v && (st = cr_st_add(&w, "adam.v", CR_DT_F32, 1, shn, t->adam.v, e))) goto done;
+        if ((st = cr_st_add(&w, state_name(name, "adam.m", -1), CR_DT_F32, 1, shn, t->adam.m, e)))
+            goto done;
+        if (t->adam.v &&
+            (st = cr_st_add(&w, state_name(name, "adam.v", -1), CR_DT_F32, 1, shn, t->adam.v, e)))
+            goto done;
     }
     for (int i = 0; i < t->n_sparse; i++) {
         const cr_sparse_opt *o = &t->sparse[i];
         int64_t sh2[2] = {o->V, o->D};
-        char name[64];
-        snprintf(name, sizeof name, "sparse.%d.t", i);
-        if ((st = cr_st_add(&w, name, CR_DT_I64, 1, sht, &o->t, e))) goto done;
-        if (o->s1) {
-            snprintf(name, sizeof name, "sparse.%d.s1", i);
-            if ((st = cr_st_add(&w, name, CR_DT_F32, 2, sh2, o->s1, e))) goto done;
-        }
-        if (o->s2) {
-            snprintf(name, sizeof name, "sparse.%d.s2", i);
-            if ((st = cr_st_add(&w, name, CR_DT_F32, 2, sh2, o->s2, e))) goto done;
-        }
+        if ((st = cr_st_add(&w, state_name(name, "t", i), CR_DT_I64, 1, sht, &o->t, e))) goto done;
+        if (o->s1 && (st = cr_st_add(&w, state_name(name, "s1", i), CR_DT_F32, 2, sh2, o->s1, e)))
+            goto done;
+        if (o->s2 && (st = cr_st_add(&w, state_name(name, "s2", i), CR_DT_F32, 2, sh2, o->s2, e)))
+            goto done;
     }
-    snprintf(buf, sizeof buf, "%d", t->n_sparse);
-    if ((st = cr_st_add_meta(&w, "n_sparse", buf, e))) goto done;
-    st = cr_st_save(&w, path, e);
+    /* the model's own tensors and metadata, then one atomic write */
+    st = ranker_write(m, s, meta, &w, path, e);
 done:
     cr_st_writer_free(&w);
     return st;
@@ -227,47 +252,65 @@ static cr_status copy_tensor(const cr_st_file *f, const char *name, cr_dtype dt,
     return CR_OK;
 }
 
-cr_status cr_train_state_load(cr_train_state *t, const char *path, cr_error *e) {
+cr_status cr_train_state_load(cr_train_state *t, int *finished, const char *path, cr_error *e) {
     cr_st_file f;
     CR_TRY(cr_st_open(&f, path, e));
     cr_status st;
-    const char *fmt = cr_st_meta(&f, "format");
-    if (!fmt || strcmp(fmt, "crossrec.train_state")) {
-        st = cr_err(e, CR_ERR_FORMAT, "%s: not a crossrec training state", path);
+    char name[64];
+    const char *fmt = cr_st_meta(&f, "train_state"), *fin = cr_st_meta(&f, "finished");
+    if (!fmt || strcmp(fmt, CR_TRAIN_STATE_FORMAT) || !fin) {
+        st = cr_err(e, CR_ERR_FORMAT,
+                    "%s: holds no training state to resume from (a model file, or a checkpoint "
+                    "of an older crossrec); train into a fresh --out directory",
+                    path);
         goto done;
     }
     int64_t counters[4];
     int64_t sh4[1] = {4}, shn[1] = {(int64_t)t->adam.n}, shr[1] = {(int64_t)sizeof(cr_rng)};
     int64_t she[1] = {(int64_t)sizeof(cr_early_stop)}, sht[1] = {1};
-    if ((st = copy_tensor(&f, "counters", CR_DT_I64, 1, sh4, counters, e))) goto done;
-    if ((st = copy_tensor(&f, "epoch_rng", CR_DT_U8, 1, shr, &t->epoch_rng, e))) goto done;
-    if ((st = copy_tensor(&f, "early_stop", CR_DT_U8, 1, she, &t->es, e))) goto done;
-    if ((st = copy_tensor(&f, "adam.t", CR_DT_I64, 1, sht, &t->adam.t, e))) goto done;
+    if ((st = copy_tensor(&f, state_name(name, "counters", -1), CR_DT_I64, 1, sh4, counters, e)) ||
+        (st = copy_tensor(&f, state_name(name, "epoch_rng", -1), CR_DT_U8, 1, shr, &t->epoch_rng, e)) ||
+        (st = copy_tensor(&f, state_name(name, "early_stop", -1), CR_DT_U8, 1, she, &t->es, e)) ||
+        (st = copy_tensor(&f, state_name(name, "adam.t", -1), CR_DT_I64, 1, sht, &t->adam.t, e)))
+        goto done;
     if (t->adam.n) {
-        if ((st = copy_tensor(&f, "adam.m", CR_DT_F32, 1, shn, t->adam.m, e))) goto done;
-        if (t->adam.v && (st = copy_tensor(&f, "adam.v", CR_DT_F32, 1, shn, t->adam.v, e))) goto done;
+        if ((st = copy_tensor(&f, state_name(name, "adam.m", -1), CR_DT_F32, 1, shn, t->adam.m, e)))
+            goto done;
+        if (t->adam.v &&
+            (st = copy_tensor(&f, state_name(name, "adam.v", -1), CR_DT_F32, 1, shn, t->adam.v, e)))
+            goto done;
     }
     for (int i = 0; i < t->n_sparse; i++) {
         cr_sparse_opt *o = &t->sparse[i];
         int64_t sh2[2] = {o->V, o->D};
-        char name[64];
-        snprintf(name, sizeof name, "sparse.%d.t", i);
-        if ((st = copy_tensor(&f, name, CR_DT_I64, 1, sht, &o->t, e))) goto done;
-        if (o->s1) {
-            snprintf(name, sizeof name, "sparse.%d.s1", i);
-            if ((st = copy_tensor(&f, name, CR_DT_F32, 2, sh2, o->s1, e))) goto done;
-        }
-        if (o->s2) {
-            snprintf(name, sizeof name, "sparse.%d.s2", i);
-            if ((st = copy_tensor(&f, name, CR_DT_F32, 2, sh2, o->s2, e))) goto done;
-        }
+        if ((st = copy_tensor(&f, state_name(name, "t", i), CR_DT_I64, 1, sht, &o->t, e)) ||
+            (o->s1 && (st = copy_tensor(&f, state_name(name, "s1", i), CR_DT_F32, 2, sh2, o->s1, e))) ||
+            (o->s2 && (st = copy_tensor(&f, state_name(name, "s2", i), CR_DT_F32, 2, sh2, o->s2, e))))
+            goto done;
     }
     t->step = counters[0];
     t->epoch = (int)counters[1];
     t->epoch_step = counters[2];
     t->examples = counters[3];
+    if (finished) *finished = !strcmp(fin, "1");
     st = CR_OK;
 done:
     cr_st_close(&f);
     return st;
+}
+
+void cr_checkpoint_sweep(const char *dir) {
+    static const char *const ours[] = {"model.safetensors", "last.safetensors", "metrics.json",
+                                       "config.yaml", "train_state.safetensors", NULL};
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *x; (x = readdir(d));)
+        for (int i = 0; ours[i]; i++) {
+            size_t n = strlen(ours[i]);
+            if (strncmp(x->d_name, ours[i], n) || strncmp(x->d_name + n, ".tmp.", 5)) continue;
+            char p[4200];
+            snprintf(p, sizeof p, "%s/%s", dir, x->d_name);
+            unlink(p);
+        }
+    closedir(d);
 }

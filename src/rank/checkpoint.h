@@ -2,8 +2,9 @@
  * checkpoint.h - a ranker on disk: one safetensors file with every dense
  * parameter and embedding table, and in __metadata__ the format tag, the
  * schema (vocabularies included) and the model config as JSON, so the file
- * alone can encode new data and score it. Training state for resume is a
- * second file beside it. Both are written atomically.
+ * alone can encode new data and score it. A training checkpoint is the same
+ * file with the training state added (tensors under "train_state."), so one
+ * atomic rename commits weights and optimizer state together.
  */
 #ifndef CR_RANK_CHECKPOINT_H
 #define CR_RANK_CHECKPOINT_H
@@ -51,9 +52,20 @@ typedef struct cr_train_state {
     int64_t       examples;      /* examples seen */
 } cr_train_state;
 
-cr_status cr_train_state_save(const cr_train_state *t, const char *path, cr_error *e);
-/* Restores into t, whose optimizers must already be initialised with the
- * right sizes (it checks them). */
-cr_status cr_train_state_load(cr_train_state *t, const char *path, cr_error *e);
+#define CR_TRAIN_STATE_PREFIX "train_state."
+#define CR_TRAIN_STATE_FORMAT "crossrec.train_state/2"
+
+/* The model and its training state in one file, written atomically;
+ * finished marks the checkpoint of a run that ended (resuming it trains
+ * nothing). The file also loads as a model (cr_ranker_load skips the state). */
+cr_status cr_rank_checkpoint_save(const cr_ranker *m, const cr_schema *s, const cr_train_state *t,
+                                  int finished, const char *path, cr_error *e);
+/* Restores the training state of a checkpoint into t, whose optimizers must
+ * already be initialised with the right sizes (it checks them); *finished
+ * (may be NULL) tells whether the run had ended. */
+cr_status cr_train_state_load(cr_train_state *t, int *finished, const char *path, cr_error *e);
+/* Remove the temporary files a killed run left in its output directory
+ * (NAME.tmp.PID for the files training writes). */
+void      cr_checkpoint_sweep(const char *dir);
 
 #endif /* CR_RANK_CHECKPOINT_H */

@@ -79,7 +79,7 @@ cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error
         "optimizer", "lr", "beta1", "beta2", "eps", "weight_decay", "sparse_optimizer",
         "sparse_lr", "adagrad_init", "batch_size", "epochs", "max_steps", "schedule",
         "warmup_steps", "min_lr_frac", "clip_norm", "seed", "threads", "early_stopping",
-        "checkpoint_every", "precision", NULL};
+        "checkpoint_every", "precision", "max_bag_ids", NULL};
     CR_TRY(cr_yaml_check_keys(n, keys, "train", e));
     int v = (int)t->optimizer;
     CR_TRY(cr_yaml_enum(n, "optimizer", "train", 0, v, cr_dense_opt_names, &v, e));
@@ -113,6 +113,8 @@ cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error
     CR_TRY(cr_yaml_int(n, "seed", "train", 0, seed, 0, INT64_MAX, &seed, e));
     t->seed = (uint64_t)seed;
     CR_TRY(cr_yaml_int32(n, "threads", "train", 0, t->threads, 0, 1024, &t->threads, e));
+    CR_TRY(cr_yaml_int(n, "max_bag_ids", "train", 0, t->max_bag_ids, 0, INT32_MAX / 4,
+                       &t->max_bag_ids, e));
     CR_TRY(cr_yaml_int32(n, "checkpoint_every", "train", 0, t->checkpoint_every, 0, 1 << 30,
                          &t->checkpoint_every, e));
     const cr_yaml_node *es = cr_yaml_get(n, "early_stopping");

@@ -40,7 +40,8 @@ typedef struct fit_ctx {
     float head_weight[CR_MODEL_MAX_HEADS]; /* as configured (frozen tasks get 0 while training) */
     int evals;
     double seconds;
-    char path_model[1200], path_last[1200], path_state[1200];
+    int finished; /* resumed a checkpoint of a run that had ended */
+    char path_model[1200], path_last[1200];
 } fit_ctx;
 
 static void logf_(const fit_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -76,7 +77,8 @@ static void set_task_frozen(fit_ctx *c, int k, int frozen) {
         if (m->cfg.heads[h].tower == k) m->cfg.heads[h].weight = frozen ? 0.0f : c->head_weight[h];
 }
 
-static cr_status save_last(fit_ctx *c, cr_error *e) {
+/* The checkpoint: weights and training state in one file, one rename. */
+static cr_status save_last(fit_ctx *c, int finished, cr_error *e) {
     if (c->rank != 0) return CR_OK; /* every rank holds the same state: rank 0 writes it */
     /* The model file carries the configured head weights, not the frozen 0s. */
     float saved[CR_MODEL_MAX_HEADS];
@@ -84,11 +86,10 @@ static cr_status save_last(fit_ctx *c, cr_error *e) {
         saved[h] = c->m->cfg.heads[h].weight;
         c->m->cfg.heads[h].weight = c->head_weight[h];
     }
-    cr_status s = cr_ranker_save(c->m, &c->cfg->schema, c->path_last, NULL, e);
-    for (int h = 0; h < c->m->cfg.n_heads; h++) c->m->cfg.heads[h].weight = saved[h];
-    if (s) return s;
     c->st.adam = c->adam;
-    return cr_train_state_save(&c->st, c->path_state, e);
+    cr_status s = cr_rank_checkpoint_save(c->m, &c->cfg->schema, &c->st, finished, c->path_last, e);
+    for (int h = 0; h < c->m->cfg.n_heads; h++) c->m->cfg.heads[h].weight = saved[h];
+    return s;
 }
 
 static cr_status save_model(fit_ctx *c, cr_error *e) {
@@ -162,7 +163,7 @@ static cr_status do_eval(fit_ctx *c, int *stop, cr_error *e) {
         CR_TRY(save_model(c, e));
     }
     int every = c->cfg->train.checkpoint_every;
-    if (every > 0 && c->evals % every == 0) CR_TRY(save_last(c, e));
+    if (every > 0 && c->evals % every == 0) CR_TRY(save_last(c, 0, e));
     return CR_OK;
 }
 
@@ -354,8 +355,53 @@ static cr_status agree(const fit_ctx *c, uint64_t v, const char *what, cr_error 
     return CR_OK;
 }
 
+static int cmp_desc_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* The most ids one multi feature can put in one training batch: the sum of
+ * its batch_size largest bags. train.max_bag_ids may set it (a memory
+ * cap); below this bound it would fail mid-run, so refuse it up front. */
+static cr_status bag_ids_bound(fit_ctx *c, int64_t *out, cr_error *e) {
+    const cr_schema *s = &c->cfg->schema;
+    const int64_t B = c->cfg->train.batch_size, cap = c->cfg->train.max_bag_ids;
+    int64_t need = 1;
+    int64_t *len = malloc((size_t)(c->n_train ? c->n_train : 1) * sizeof *len);
+    if (!len) return cr_err(e, CR_ERR_NOMEM, "out of memory sizing the bags");
+    for (int q = 0; q < s->n_multi; q++) {
+        const int64_t *off = c->ds.bag_off[q];
+        int64_t big = 0, row = 0;
+        for (int64_t i = 0; i < c->n_train; i++) {
+            len[i] = off[c->train_rows[i] + 1] - off[c->train_rows[i]];
+            if (len[i] > big) big = len[i], row = c->train_rows[i];
+        }
+        qsort(len, (size_t)c->n_train, sizeof *len, cmp_desc_i64);
+        int64_t sum = 0;
+        for (int64_t i = 0; i < c->n_train && i < B; i++) sum += len[i];
+        if (cap > 0 && sum > cap) {
+            free(len);
+            return cr_err(e, CR_ERR_CONFIG,
+                          "%s: train.max_bag_ids %lld is below the %lld ids that %lld rows of "
+                          "feature '%s' can hold in one batch (data row %lld of %s has %lld); "
+                          "raise it, or leave it out to size it from the data",
+                          c->cfg->path, (long long)cap, (long long)sum, (long long)B,
+                          s->features[s->multi_feat[q]].name, (long long)row + 1,
+                          c->cfg->data.path, (long long)big);
+        }
+        if (sum > need) need = sum;
+    }
+    free(len);
+    if (need > INT32_MAX / 4)
+        return cr_err(e, CR_ERR_LIMIT, "%s: a batch of %lld rows can hold %lld ids of one multi "
+                      "feature, above %d; lower train.batch_size",
+                      c->cfg->path, (long long)B, (long long)need, INT32_MAX / 4);
+    *out = cap > 0 ? cap : need;
+    return CR_OK;
+}
+
 static cr_status try_resume(fit_ctx *c, cr_error *e) {
-    if (!cr_file_exists(c->path_last) || !cr_file_exists(c->path_state)) {
+    if (!cr_file_exists(c->path_last)) {
         logf_(c, "no checkpoint in %s: starting from scratch\n", c->o->out_dir);
         return CR_OK;
     }
@@ -377,8 +423,14 @@ static cr_status try_resume(fit_ctx *c, cr_error *e) {
     cr_st_close(&f);
     if (s) return s;
     c->st.adam = c->adam;
-    CR_TRY(cr_train_state_load(&c->st, c->path_state, e));
+    CR_TRY(cr_train_state_load(&c->st, &c->finished, c->path_last, e));
     c->adam.t = c->st.adam.t; /* the moments were loaded in place; the step count by value */
+    if (c->finished) {
+        logf_(c, "the run in %s finished at step %lld: nothing to resume (train into a fresh "
+              "--out directory to train again)\n",
+              c->o->out_dir, (long long)c->st.step);
+        return CR_OK;
+    }
     for (int k = 0; k < c->cfg->schema.n_tasks; k++)
         if (c->st.es.frozen[k]) set_task_frozen(c, k, 1);
     if (cr_file_exists(c->path_model)) {
@@ -410,7 +462,7 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
     if ((s = cr_mkdirs(o->out_dir, e))) return s;
     snprintf(c.path_model, sizeof c.path_model, "%s/model.safetensors", o->out_dir);
     snprintf(c.path_last, sizeof c.path_last, "%s/last.safetensors", o->out_dir);
-    snprintf(c.path_state, sizeof c.path_state, "%s/train_state.safetensors", o->out_dir);
+    cr_checkpoint_sweep(o->out_dir); /* what a killed run left half-written */
 
     double t0 = cr_now();
     logf_(&c, "loading %s\n", cfg->data.path);
@@ -436,7 +488,9 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
             goto done;
     }
     if ((s = cr_ranker_create(&c.m, &cfg->schema, &cfg->model, t->seed, e))) goto done;
-    if ((s = cr_ranker_ws_create(&c.ws, c.m, t->batch_size, 1, 0, e))) goto done;
+    int64_t max_bag_ids = 0;
+    if ((s = bag_ids_bound(&c, &max_bag_ids, e))) goto done;
+    if ((s = cr_ranker_ws_create(&c.ws, c.m, t->batch_size, 1, max_bag_ids, e))) goto done;
     if ((s = cr_batch_init(&c.b, &c.ds, t->batch_size, e))) goto done;
     if (c.P > 1) {
         size_t nb = (size_t)c.m->cfg.n_heads * (size_t)t->batch_size * sizeof(float);
@@ -482,6 +536,18 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
     if ((s = agree(&c, (uint64_t)c.st.step << 11,
                    "the step to resume from: every rank must see the same --out directory", e)))
         goto done;
+    if (o->finished) *o->finished = c.finished;
+    if (c.finished) { /* its files stay as they are; hand back its metrics */
+        char path[1200], *txt = NULL;
+        size_t n;
+        snprintf(path, sizeof path, "%s/metrics.json", o->out_dir);
+        if (metrics && cr_file_exists(path)) {
+            if ((s = cr_read_file(path, &txt, &n, e))) goto done;
+            if (!(*metrics = strdup(txt))) s = cr_err(e, CR_ERR_NOMEM, "out of memory");
+            cr_free(txt);
+        }
+        goto done;
+    }
     if ((s = copy_config(&c, e))) goto done;
     logf_(&c, "model %s: %zu dense parameters, %zu table parameters, %d threads, %s products\n",
           cr_arch_name(c.m->cfg.arch), c.m->params.total, c.m->tables.total, cr_get_threads(),
@@ -525,7 +591,7 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
             cr_progress_info pi = {"train", c.st.step, total, "steps", cr_now() - tstart, ema};
             if (cr_ctx_poll(o->ctx, &pi)) {
                 /* cancelled: keep the work so far as the resume point */
-                if (!(s = save_last(&c, e)))
+                if (!(s = save_last(&c, 0, e)))
                     s = cr_err(e, CR_ERR_CANCELLED,
                                "training cancelled at step %lld; %s resumes it (--resume)",
                                (long long)c.st.step, c.path_last);
@@ -557,15 +623,17 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
         memcpy(c.m->tables.data, c.best_tables, c.m->tables.total * sizeof(float));
     }
     for (int h = 0; h < c.m->cfg.n_heads; h++) c.m->cfg.heads[h].weight = c.head_weight[h];
+    /* the model and metrics first, the finished checkpoint last: a kill in
+     * between resumes from the previous checkpoint and writes both again */
     if ((s = save_model(&c, e))) goto done_names;
-    if ((s = save_last(&c, e))) goto done_names;
     logf_(&c, "trained %lld steps in %.1f s (%.0f examples/s); best step %lld\n",
           (long long)c.st.step, c.seconds,
           c.seconds > 0 ? (double)(c.st.examples - ex0) / c.seconds : 0.0,
           (long long)c.st.es.best_step);
-    s = write_metrics(&c, stop, metrics, e);
+    if ((s = write_metrics(&c, stop, metrics, e))) goto done_names;
+    if ((s = save_last(&c, 1, e))) goto done_names;
     /* no rank returns before rank 0's files exist: a caller may read them next */
-    if (!s) s = cr_dist_barrier(o->dist, e);
+    s = cr_dist_barrier(o->dist, e);
 done_names:
     free(tnames);
 done:

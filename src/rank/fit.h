@@ -10,12 +10,14 @@
 #include "evaluate.h"
 
 typedef struct cr_fit_opts {
-    const char *out_dir;  /* model.safetensors, metrics.json, config.yaml, last.* */
-    int         resume;   /* continue from out_dir/last.safetensors if present */
+    const char *out_dir;  /* model.safetensors, metrics.json, config.yaml, last.safetensors */
+    int         resume;   /* continue from out_dir/last.safetensors if present; a run that
+                             finished is left alone (nothing trained, its metrics returned) */
     FILE       *log;      /* progress and evaluation lines; NULL = silent */
     int64_t     stop_after_steps; /* testing knob: stop (as if killed) after this many steps; 0 = off */
     cr_ctx     *ctx;      /* progress and cancel; NULL = none */
     const cr_dist *dist;  /* data-parallel over this job's ranks (docs/distributed.md); NULL = alone */
+    int        *finished; /* if not NULL, set to 1 when resume found a finished run */
 } cr_fit_opts;
 
 /* Train per cfg (whose schema gets fitted on the training split) and write

@@ -134,8 +134,8 @@ static cr_status encode(label_ctx *c, int B, cr_error *e) {
                 CR_TRY(parse_num(c, fi, i, v, &x, e));
                 cov->values++;
             }
-            if (cr_feature_takes_log(f) && x < -1)
-                return bad_value(c, fi, i, v, "below -1, which the teacher's log1p cannot take", e);
+            char why[200];
+            if (!cr_feature_value_ok(f, x, why, sizeof why)) return bad_value(c, fi, i, v, why, e);
             b->dense[(size_t)i * s->n_dense + d] = cr_feature_transform(f, x);
         }
     }

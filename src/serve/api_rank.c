@@ -20,6 +20,7 @@ struct cr_run {
     char *metrics;  /* metrics.json's text */
     char  dir[1200];  /* as fit.c's paths */
     char  model[1232];
+    int   finished; /* resume found a finished run: nothing was trained */
 };
 
 void cr_train_opts_init(cr_train_opts *o) {
@@ -76,8 +77,9 @@ cr_status cr_train(cr_ctx *ctx, const char *config, const char *out_dir, const c
     if (o->epochs > 0) cfg.train.epochs = o->epochs;
     if (o->max_steps >= 0) cfg.train.max_steps = o->max_steps;
     if (!s) {
-        cr_fit_opts fo = {out_dir, o->resume, cr_ctx_log(k.ctx), o->stop_after_steps, k.ctx,
-                          k.ctx->p.dist};
+        cr_fit_opts fo = {.out_dir = out_dir, .resume = o->resume, .log = cr_ctx_log(k.ctx),
+                          .stop_after_steps = o->stop_after_steps, .ctx = k.ctx,
+                          .dist = k.ctx->p.dist, .finished = &r->finished};
         s = cr_rank_fit(&cfg, &fo, &r->metrics, e);
     }
     cr_rank_config_free(&cfg);
@@ -94,6 +96,7 @@ done:
 const char *cr_run_metrics_json(const cr_run *r) { return r ? r->metrics : NULL; }
 const char *cr_run_model_path(const cr_run *r) { return r ? r->model : NULL; }
 const char *cr_run_dir(const cr_run *r) { return r ? r->dir : NULL; }
+int         cr_run_finished(const cr_run *r) { return r ? r->finished : 0; }
 
 void cr_run_free(cr_run *r) {
     if (!r) return;

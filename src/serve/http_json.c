@@ -1,9 +1,11 @@
 /*
  * http_json.c - the JSON side of POST /v1/score: a request body becomes a
  * cr_request (context values once, candidate values per candidate, keyed
- * by the model's input columns), and the scores become the response. Every
- * rejection is a JSON error whose message names the field. Knows nothing of
- * HTTP transport; never prints.
+ * by the model's input columns), and the scores become the response; and
+ * what both protocols share: the strict parse (UTF-8, one value, no key
+ * twice), the text of values and the scoring call. Every rejection is a
+ * JSON error whose message names the field but never a file path or the
+ * model's schema. Knows nothing of HTTP transport; never prints.
  */
 #include "server.h"
 
@@ -18,6 +20,7 @@ static const char *const cr_he_names[CR_HE_N] = {
     "none",        "bad_json",           "bad_request",    "unknown_feature", "wrong_type",
     "bad_value",   "empty_candidates",   "too_many_candidates", "body_too_large",
     "scoring",     "reload",             "not_found",      "method",
+    "unauthorized", "rate_limited",      "bad_http",       "not_ready",
 };
 
 const char *cr_http_err_name(cr_http_err k) {
@@ -25,18 +28,32 @@ const char *cr_http_err_name(cr_http_err k) {
 }
 
 /* A JSON string body for a message: quotes, backslashes and control bytes
- * escaped (messages quote user input). */
-static void cr_json_escape(char *out, size_t cap, const char *s) {
-    size_t n = 0;
-    for (; *s && n + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
+ * escaped (messages quote user input), and any byte that does not start a
+ * whole UTF-8 sequence (a quote cut short by %.60s, raw bytes from a
+ * client) written as U+FFFD, so the response is always valid UTF-8. */
+void cr_json_escape(char *out, size_t cap, const char *s) {
+    size_t n = 0, len = strlen(s);
+    for (size_t i = 0; i < len && n + 7 < cap;) {
+        unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
             out[n++] = '\\';
             out[n++] = (char)c;
+            i++;
         } else if (c < 0x20) {
             n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-        } else {
+            i++;
+        } else if (c < 0x80) {
             out[n++] = (char)c;
+            i++;
+        } else {
+            size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            if (i + k <= len && cr_utf8_check(s + i, k) == k && n + k + 1 < cap) {
+                memcpy(out + n, s + i, k);
+                n += k, i += k;
+            } else {
+                memcpy(out + n, "\\ufffd", 6);
+                n += 6, i++;
+            }
         }
     }
     out[n] = 0;
@@ -58,8 +75,103 @@ void cr_http_error(cr_http_result *r, int status, cr_http_err kind, const char *
         r->len = 0;
         return;
     }
-    r->len = (size_t)snprintf(r->body, cap, "{\"error\":{\"kind\":\"%s\",\"message\":\"%s\"}}\n",
-                              cr_http_err_name(kind), esc);
+    if (r->v2) /* the Open Inference Protocol's error object */
+        r->len = (size_t)snprintf(r->body, cap, "{\"error\":\"%s\"}\n", esc);
+    else
+        r->len = (size_t)snprintf(r->body, cap,
+                                  "{\"error\":{\"kind\":\"%s\",\"message\":\"%s\"}}\n",
+                                  cr_http_err_name(kind), esc);
+}
+
+/* ---- the strict parse ---------------------------------------------------------------- */
+
+/* Offset of the first byte that breaks UTF-8 (overlong forms, surrogates
+ * and code points above U+10FFFF included), or len if there is none. */
+size_t cr_utf8_check(const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = u[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int n = c >= 0xC2 && c <= 0xDF ? 1 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xF0 && c <= 0xF4 ? 3 : -1;
+        if (n < 0 || i + (size_t)n >= len) return i;
+        unsigned lo = 0x80, hi = 0xBF; /* the second byte's range */
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F; /* no surrogates */
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F; /* nothing above U+10FFFF */
+        if (u[i + 1] < lo || u[i + 1] > hi) return i;
+        for (int k = 2; k <= n; k++)
+            if ((u[i + k] & 0xC0) != 0x80) return i;
+        i += (size_t)n + 1;
+    }
+    return len;
+}
+
+static int cr_cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key given twice in any object of the tree (NULL if none);
+ * sorted per object, so a huge object costs n log n, not n^2. */
+static const char *cr_json_dup_key(const cJSON *v) {
+    if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) return NULL;
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, v) n++;
+    if (cJSON_IsObject(v) && n > 1) {
+        const char **k = malloc((size_t)n * sizeof *k);
+        if (!k) return "(out of memory)";
+        int i = 0;
+        cJSON_ArrayForEach(it, v) k[i++] = it->string;
+        qsort(k, (size_t)n, sizeof *k, cr_cmp_str);
+        const char *dup = NULL;
+        for (i = 1; i < n && !dup; i++)
+            if (!strcmp(k[i - 1], k[i])) dup = k[i];
+        free(k);
+        if (dup) return dup;
+    }
+    cJSON_ArrayForEach(it, v) {
+        const char *d = cr_json_dup_key(it);
+        if (d) return d;
+    }
+    return NULL;
+}
+
+cJSON *cr_json_parse_strict(const char *body, size_t len, cr_http_result *r) {
+    size_t bad = cr_utf8_check(body, len);
+    if (bad < len) {
+        cr_http_error(r, 400, CR_HE_BAD_JSON, "the body is not valid UTF-8 (at byte %zu of %zu)",
+                      bad, len);
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) {
+        cr_http_error(r, 400, CR_HE_BAD_JSON, "the body is not valid JSON (at byte %lld of %zu)",
+                      end ? (long long)(end - body) : -1LL, len);
+        return NULL;
+    }
+    size_t at = (size_t)(end - body);
+    while (at < len && (body[at] == ' ' || body[at] == '\t' || body[at] == '\n' || body[at] == '\r'))
+        at++;
+    if (at < len) {
+        cr_http_error(r, 400, CR_HE_BAD_JSON,
+                      "the body holds more than one JSON value (bytes after the value at byte %zu "
+                      "of %zu)", at, len);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    const char *dup = cr_json_dup_key(root);
+    if (dup) {
+        cr_http_error(r, 400, CR_HE_BAD_JSON, "the key '%.100s' appears twice in one object", dup);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
 }
 
 /* ---- text for values ---------------------------------------------------------------- */
@@ -88,7 +200,9 @@ static char *cr_arena_put(cr_arena *a, const char *s, size_t len) {
 }
 
 static void cr_arena_free(cr_arena *a) {
+    if (!a) return;
     for (int i = 0; i < a->n; i++) free(a->blk[i]);
+    free(a);
 }
 
 /* A number as text the schema's encoders read back to the same value:
@@ -98,32 +212,60 @@ static int cr_num_text(char *buf, size_t cap, double x) {
     return snprintf(buf, cap, "%.17g", x);
 }
 
-typedef struct cr_req_parse {
-    const cr_model *m;
-    int             NI;
-    cr_arena        arena;
-    cr_http_result *r;
-} cr_req_parse;
+/* ---- a request under construction ------------------------------------------------------ */
 
-/* The text of one JSON value for input i; NULL (with r filled) if the
- * value cannot be one. where names the field for messages. */
-static const char *cr_value_text(cr_req_parse *p, int i, const cJSON *v, const char *where,
-                                 int *bad) {
+int cr_req_begin(cr_req_build *b, const cr_model *m, int64_t N, cr_http_result *r) {
+    memset(b, 0, sizeof *b);
+    b->m = m;
+    b->NI = cr_model_n_inputs(m);
+    b->N = N;
+    b->r = r;
+    b->ctx = calloc((size_t)b->NI, sizeof *b->ctx);
+    b->cand = calloc((size_t)N * (size_t)b->NI, sizeof *b->cand);
+    b->in_cand = calloc((size_t)b->NI, 1);
+    b->arena = calloc(1, sizeof(cr_arena));
+    b->scores = malloc((size_t)N * (size_t)cr_model_n_outputs(m) * sizeof(float));
+    b->rank = malloc((size_t)N * sizeof(float));
+    b->order = malloc((size_t)N * sizeof(int64_t));
+    if (!b->ctx || !b->cand || !b->in_cand || !b->arena || !b->scores || !b->rank || !b->order) {
+        cr_http_error(r, 500, CR_HE_SCORING, "out of memory for %lld candidates", (long long)N);
+        return 1;
+    }
+    return 0;
+}
+
+void cr_req_end(cr_req_build *b) {
+    free(b->ctx);
+    free(b->cand);
+    free(b->in_cand);
+    cr_arena_free(b->arena);
+    free(b->scores);
+    free(b->rank);
+    free(b->order);
+    memset(b, 0, sizeof *b);
+}
+
+int cr_req_inputs_of(const cr_model *m, const char *key, int *idx, int cap) {
+    int n = 0;
+    for (int i = 0; i < cr_model_n_inputs(m) && n < cap; i++)
+        if (!strcmp(cr_model_input_column(m, i), key)) idx[n++] = i;
+    return n;
+}
+
+const char *cr_req_value(cr_req_build *b, int i, const cJSON *v, const char *where) {
     char buf[64];
-    char sep = cr_model_input_sep(p->m, i);
-    *bad = 0;
+    char sep = cr_model_input_sep(b->m, i);
+    cr_arena *a = b->arena;
     if (cJSON_IsNull(v)) return "";
     if (cJSON_IsString(v)) return v->valuestring;
     if (cJSON_IsNumber(v)) {
         if (!isfinite(v->valuedouble)) {
-            cr_http_error(p->r, 400, CR_HE_BAD_VALUE, "%s: number out of range", where);
-            *bad = 1;
+            cr_http_error(b->r, 400, CR_HE_BAD_VALUE, "%s: number out of range", where);
             return NULL;
         }
         int n = cr_num_text(buf, sizeof buf, v->valuedouble);
-        const char *t = cr_arena_put(&p->arena, buf, (size_t)n);
-        if (!t) cr_http_error(p->r, 500, CR_HE_SCORING, "out of memory");
-        *bad = !t;
+        const char *t = cr_arena_put(a, buf, (size_t)n);
+        if (!t) cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
         return t;
     }
     if (cJSON_IsArray(v) && sep) {
@@ -134,27 +276,24 @@ static const char *cr_value_text(cr_req_parse *p, int i, const cJSON *v, const c
         cJSON_ArrayForEach(x, v) {
             if (cJSON_IsString(x)) {
                 if (strchr(x->valuestring, sep)) {
-                    cr_http_error(p->r, 400, CR_HE_BAD_VALUE,
+                    cr_http_error(b->r, 400, CR_HE_BAD_VALUE,
                                   "%s[%d]: a value of a list may not contain the separator '%c'",
                                   where, k, sep);
-                    *bad = 1;
                     return NULL;
                 }
                 len += strlen(x->valuestring) + 1;
             } else if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {
                 len += 32;
             } else {
-                cr_http_error(p->r, 400, CR_HE_WRONG_TYPE,
+                cr_http_error(b->r, 400, CR_HE_WRONG_TYPE,
                               "%s[%d]: expected a string or a finite number", where, k);
-                *bad = 1;
                 return NULL;
             }
             k++;
         }
         char *joined = malloc(len + 1), *at = joined;
         if (!joined) {
-            cr_http_error(p->r, 500, CR_HE_SCORING, "out of memory");
-            *bad = 1;
+            cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
             return NULL;
         }
         k = 0;
@@ -169,52 +308,45 @@ static const char *cr_value_text(cr_req_parse *p, int i, const cJSON *v, const c
             }
         }
         *at = 0;
-        const char *t = cr_arena_put(&p->arena, joined, (size_t)(at - joined));
+        const char *t = cr_arena_put(a, joined, (size_t)(at - joined));
         free(joined);
-        if (!t) cr_http_error(p->r, 500, CR_HE_SCORING, "out of memory");
-        *bad = !t;
+        if (!t) cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
         return t;
     }
-    cr_http_error(p->r, 400, CR_HE_WRONG_TYPE, "%s: expected %s, got %s", where,
+    cr_http_error(b->r, 400, CR_HE_WRONG_TYPE, "%s: expected %s, got %s", where,
                   sep ? "a string, a number or a list of them" : "a string or a number",
                   cJSON_IsObject(v) ? "an object" : cJSON_IsArray(v) ? "a list" : "a boolean");
-    *bad = 1;
     return NULL;
 }
 
-/* Inputs reading column `key` (a column may feed several features). */
-static int cr_inputs_of(const cr_model *m, const char *key, int *idx, int cap) {
-    int n = 0;
-    for (int i = 0; i < cr_model_n_inputs(m) && n < cap; i++)
-        if (!strcmp(cr_model_input_column(m, i), key)) idx[n++] = i;
-    return n;
-}
-
-static void cr_unknown(cr_req_parse *p, const char *where) {
-    char cols[512];
-    size_t n = 0;
-    cols[0] = 0;
-    for (int i = 0; i < p->NI && n + 70 < sizeof cols; i++) {
-        int dup = 0;
-        for (int j = 0; j < i; j++)
-            dup |= !strcmp(cr_model_input_column(p->m, i), cr_model_input_column(p->m, j));
-        if (!dup) n += (size_t)snprintf(cols + n, sizeof cols - n, "%s%s", n ? ", " : "",
-                                        cr_model_input_column(p->m, i));
+/* The model's answer to what was set: an input nobody gave is context,
+ * missing, so it takes its default once per request. */
+int cr_req_score(cr_req_build *b) {
+    for (int i = 0; i < b->NI; i++) {
+        if (!b->ctx[i] && !b->in_cand[i]) b->ctx[i] = "";
+        if (b->ctx[i]) continue;
+        for (int64_t j = 0; j < b->N; j++)
+            if (!b->cand[(size_t)j * b->NI + i]) b->cand[(size_t)j * b->NI + i] = "";
     }
-    cr_http_error(p->r, 400, CR_HE_UNKNOWN_FEATURE,
-                  "%s: unknown feature; the model reads: %s", where, cols);
+    cr_request rq = {b->ctx, b->N, b->cand};
+    cr_response rs = {b->scores, b->rank, b->order, 0};
+    cr_error e = {0};
+    cr_status st = cr_model_score_request(b->m, &rq, &rs, &e);
+    if (st == CR_ERR_PARSE || st == CR_ERR_ARG) {
+        cr_http_error(b->r, 400, CR_HE_BAD_VALUE, "%s", e.msg);
+        return 1;
+    }
+    if (st) {
+        cr_http_error(b->r, 500, CR_HE_SCORING, "%s", e.msg);
+        return 1;
+    }
+    b->missing = rs.n_missing;
+    return 0;
 }
 
 /* ---- the response -------------------------------------------------------------------- */
 
-typedef struct cr_buf {
-    char  *p;
-    size_t n, cap;
-    int    oom;
-} cr_buf;
-
-static void cr_buf_fmt(cr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void cr_buf_fmt(cr_buf *b, const char *fmt, ...) {
+void cr_buf_fmt(cr_buf *b, const char *fmt, ...) {
     if (b->oom) return;
     for (;;) {
         va_list ap;
@@ -237,16 +369,31 @@ static void cr_buf_fmt(cr_buf *b, const char *fmt, ...) {
 }
 
 /* %.9g reads back as the same float; NaN and inf are not JSON. */
-static void cr_buf_float(cr_buf *b, float v) {
+void cr_buf_float(cr_buf *b, float v) {
     if (isfinite(v))
         cr_buf_fmt(b, "%.9g", (double)v);
     else
         cr_buf_fmt(b, "null");
 }
 
-static void cr_write_response(const cr_model *m, int64_t N, const float *scores,
-                              const float *rank, const int64_t *order, cr_http_result *r) {
+int cr_buf_done(cr_buf *b, cr_http_result *r, const char *what) {
+    if (b->oom) {
+        free(b->p);
+        cr_http_error(r, 500, CR_HE_SCORING, "out of memory writing %s", what);
+        return 1;
+    }
+    free(r->body);
+    r->body = b->p;
+    r->len = b->n;
+    r->status = 200;
+    r->kind = CR_HE_NONE;
+    return 0;
+}
+
+static void cr_write_response(const cr_req_build *q, cr_http_result *r) {
+    const cr_model *m = q->m;
     int NO = cr_model_n_outputs(m);
+    int64_t N = q->N;
     cr_buf b = {0};
     b.cap = (size_t)N * (size_t)(NO * 24 + 40) + 256;
     b.p = malloc(b.cap);
@@ -256,49 +403,31 @@ static void cr_write_response(const cr_model *m, int64_t N, const float *scores,
         cr_buf_fmt(&b, i ? ",{" : "{");
         for (int o = 0; o < NO; o++) {
             cr_buf_fmt(&b, "%s\"%s\":", o ? "," : "", cr_model_output_name(m, o));
-            cr_buf_float(&b, scores[(size_t)i * NO + o]);
+            cr_buf_float(&b, q->scores[(size_t)i * NO + o]);
         }
         cr_buf_fmt(&b, "}");
     }
     cr_buf_fmt(&b, "],\"ranking_score\":[");
     for (int64_t i = 0; i < N; i++) {
         if (i) cr_buf_fmt(&b, ",");
-        cr_buf_float(&b, rank[i]);
+        cr_buf_float(&b, q->rank[i]);
     }
     cr_buf_fmt(&b, "],\"order\":[");
-    for (int64_t i = 0; i < N; i++) cr_buf_fmt(&b, i ? ",%lld" : "%lld", (long long)order[i]);
+    for (int64_t i = 0; i < N; i++) cr_buf_fmt(&b, i ? ",%lld" : "%lld", (long long)q->order[i]);
     cr_buf_fmt(&b, "]}\n");
-    if (b.oom) {
-        free(b.p);
-        cr_http_error(r, 500, CR_HE_SCORING, "out of memory writing %lld scores", (long long)N);
-        return;
-    }
-    free(r->body);
-    r->body = b.p;
-    r->len = b.n;
-    r->status = 200;
-    r->kind = CR_HE_NONE;
+    cr_buf_done(&b, r, "the scores");
 }
 
-/* ---- the request ---------------------------------------------------------------------- */
+/* ---- POST /v1/score ---------------------------------------------------------------------- */
 
 cr_status cr_http_score(const cr_model *m, const char *body, size_t len, int64_t max_candidates,
                         cr_http_result *r) {
-    cr_req_parse p = {m, cr_model_n_inputs(m), {{0}, 0, 0, 0}, r};
-    const int NI = p.NI;
-    const char *end = NULL;
-    const char **ctx = NULL, **cand = NULL;
-    float *scores = NULL, *rank = NULL;
-    int64_t *order = NULL, N = 0;
-    uint8_t *in_cand = NULL;
+    cr_req_build q;
+    memset(&q, 0, sizeof q);
     char where[160];
-    int idx[8], bad = 0;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root) {
-        cr_http_error(r, 400, CR_HE_BAD_JSON, "the body is not valid JSON (at byte %lld of %zu)",
-                      end ? (long long)(end - body) : -1LL, len);
-        goto done;
-    }
+    int idx[8];
+    cJSON *root = cr_json_parse_strict(body, len, r);
+    if (!root) goto done;
     if (!cJSON_IsObject(root)) {
         cr_http_error(r, 400, CR_HE_BAD_REQUEST, "the body must be a JSON object with 'candidates'");
         goto done;
@@ -321,7 +450,7 @@ cr_status cr_http_score(const cr_model *m, const char *body, size_t len, int64_t
         cr_http_error(r, 400, CR_HE_BAD_REQUEST, "candidates: expected a list of objects");
         goto done;
     }
-    N = cJSON_GetArraySize(jc);
+    int64_t N = cJSON_GetArraySize(jc);
     if (N < 1) {
         cr_http_error(r, 400, CR_HE_EMPTY_CANDIDATES, "candidates: the list is empty");
         goto done;
@@ -331,26 +460,18 @@ cr_status cr_http_score(const cr_model *m, const char *body, size_t len, int64_t
                       (long long)N, (long long)max_candidates);
         goto done;
     }
-    ctx = calloc((size_t)NI, sizeof *ctx);
-    cand = calloc((size_t)N * NI, sizeof *cand);
-    in_cand = calloc((size_t)NI, 1);
-    scores = malloc((size_t)N * (size_t)cr_model_n_outputs(m) * sizeof(float));
-    rank = malloc((size_t)N * sizeof(float));
-    order = malloc((size_t)N * sizeof(int64_t));
-    if (!ctx || !cand || !in_cand || !scores || !rank || !order) {
-        cr_http_error(r, 500, CR_HE_SCORING, "out of memory for %lld candidates", (long long)N);
-        goto done;
-    }
+    if (cr_req_begin(&q, m, N, r)) goto done;
+    const int NI = q.NI;
     if (jctx && cJSON_IsObject(jctx))
         cJSON_ArrayForEach(it, jctx) {
             snprintf(where, sizeof where, "context.%.100s", it->string);
-            int n = cr_inputs_of(m, it->string, idx, 8);
+            int n = cr_req_inputs_of(m, it->string, idx, 8);
             if (!n) {
-                cr_unknown(&p, where);
+                cr_http_error(r, 400, CR_HE_UNKNOWN_FEATURE, "%s: unknown feature", where);
                 goto done;
             }
             for (int k = 0; k < n; k++)
-                if (!(ctx[idx[k]] = cr_value_text(&p, idx[k], it, where, &bad))) goto done;
+                if (!(q.ctx[idx[k]] = cr_req_value(&q, idx[k], it, where))) goto done;
         }
     int64_t c = 0;
     const cJSON *cj;
@@ -362,51 +483,29 @@ cr_status cr_http_score(const cr_model *m, const char *body, size_t len, int64_t
         }
         cJSON_ArrayForEach(it, cj) {
             snprintf(where, sizeof where, "candidates[%lld].%.100s", (long long)c, it->string);
-            int n = cr_inputs_of(m, it->string, idx, 8);
+            int n = cr_req_inputs_of(m, it->string, idx, 8);
             if (!n) {
-                cr_unknown(&p, where);
+                cr_http_error(r, 400, CR_HE_UNKNOWN_FEATURE, "%s: unknown feature", where);
                 goto done;
             }
             for (int k = 0; k < n; k++) {
-                if (ctx[idx[k]]) {
+                if (q.ctx[idx[k]]) {
                     cr_http_error(r, 400, CR_HE_BAD_REQUEST, "%s: also given in context", where);
                     goto done;
                 }
-                in_cand[idx[k]] = 1;
-                if (!(cand[(size_t)c * NI + idx[k]] = cr_value_text(&p, idx[k], it, where, &bad)))
+                q.in_cand[idx[k]] = 1;
+                if (!(q.cand[(size_t)c * NI + idx[k]] = cr_req_value(&q, idx[k], it, where)))
                     goto done;
             }
         }
         c++;
     }
-    /* an input nobody gave is context, missing: its default once per request */
-    for (int i = 0; i < NI; i++) {
-        if (!ctx[i] && !in_cand[i]) ctx[i] = "";
-        if (ctx[i]) continue;
-        for (int64_t j = 0; j < N; j++)
-            if (!cand[(size_t)j * NI + i]) cand[(size_t)j * NI + i] = "";
-    }
-    cr_request rq = {ctx, N, cand};
-    cr_response rs = {scores, rank, order, 0};
-    cr_error e = {0};
-    cr_status st = cr_model_score_request(m, &rq, &rs, &e);
-    if (st == CR_ERR_PARSE || st == CR_ERR_ARG) {
-        cr_http_error(r, 400, CR_HE_BAD_VALUE, "%s", e.msg);
-    } else if (st) {
-        cr_http_error(r, 500, CR_HE_SCORING, "%s", e.msg);
-    } else {
-        r->candidates = N;
-        r->missing = rs.n_missing;
-        cr_write_response(m, N, scores, rank, order, r);
-    }
+    if (cr_req_score(&q)) goto done;
+    r->candidates = N;
+    r->missing = q.missing;
+    cr_write_response(&q, r);
 done:
     cJSON_Delete(root);
-    cr_arena_free(&p.arena);
-    free(ctx);
-    free(cand);
-    free(in_cand);
-    free(scores);
-    free(rank);
-    free(order);
+    cr_req_end(&q);
     return r->body ? CR_OK : CR_ERR_NOMEM;
 }

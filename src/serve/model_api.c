@@ -111,6 +111,20 @@ cr_status cr_model_load_opts(cr_model **out, const char *path, const cr_model_op
 
 const char *cr_model_version(const cr_model *m) { return m->version; }
 const char *cr_model_path(const cr_model *m) { return m->path; }
+
+cr_status cr_model_check_finite(const cr_model *m, cr_error *e) {
+    const cr_ptable *t[2] = {&m->r->params, &m->r->tables};
+    for (int p = 0; p < 2; p++)
+        for (int i = 0; i < t[p]->n; i++) {
+            const float *x = cr_ptable_ptr(t[p], t[p]->data, i);
+            for (size_t j = 0; j < t[p]->t[i].numel; j++)
+                if (!isfinite(x[j]))
+                    return cr_err(e, CR_ERR_FORMAT, "%s: tensor '%s' holds %g at element %zu: "
+                                  "the model would score every request as null",
+                                  m->path, t[p]->t[i].name, (double)x[j], j);
+        }
+    return CR_OK;
+}
 cr_precision cr_model_precision(const cr_model *m) { return m->precision; }
 
 char cr_model_input_sep(const cr_model *m, int i) {
@@ -290,9 +304,10 @@ static cr_status encode(const cr_model *m, score_buf *sb, int64_t r0, int B,
                 CR_TRY(cell_number(&v, r, f, e));
                 x = v.x;
             }
-            if (cr_feature_takes_log(f) && x < -1)
-                return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': %g is below -1, which log1p cannot take",
-                              (long long)r, f->column, x);
+            char why[200];
+            if (!cr_feature_value_ok(f, x, why, sizeof why))
+                return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': %s, got %g",
+                              (long long)r, f->column, why, x);
             b->dense[(size_t)i * (size_t)s->n_dense + (size_t)d] = cr_feature_transform(f, x);
         }
     }

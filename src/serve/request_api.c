@@ -248,8 +248,8 @@ static cr_status cr_encode(const cr_model *m, int fi, const char *const *vals, s
             int d = slot - s->n_cat - s->n_multi;
             double x = f->default_value;
             if (*v) CR_TRY(cr_number(f, v, cand, &x, e));
-            if (cr_feature_takes_log(f) && x < -1)
-                return cr_bad(e, cand, f, "a number >= -1 (the transform takes log1p)", v);
+            char why[200];
+            if (!cr_feature_value_ok(f, x, why, sizeof why)) return cr_bad(e, cand, f, why, v);
             b->dense[(size_t)r * s->n_dense + d] = cr_feature_transform(f, x);
         }
     }

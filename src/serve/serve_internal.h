@@ -52,6 +52,9 @@ struct cr_model {
     int          n_pool, max_pool;
 };
 
+/* Every weight and table entry finite (a file with a NaN would answer
+ * every request with null scores); the error names the file and tensor. */
+cr_status cr_model_check_finite(const cr_model *m, cr_error *e);
 /* Set up the request side of a freshly loaded model (model_api.c calls it). */
 cr_status cr_model_request_init(cr_model *m, const cr_model_opts *o, cr_error *e);
 void      cr_model_request_free(cr_model *m);

@@ -1,28 +1,53 @@
 /*
  * server.h - the HTTP scoring server behind `crossrec serve`: libmicrohttpd
- * in thread-pool mode, JSON requests scored with cr_model_score_request,
- * Prometheus metrics, model reload without dropping requests, limits, and
- * a graceful stop. A cr_server object holds all of its state (no globals);
- * it never prints, never exits and installs no signal handlers: the caller
- * (cli/cmd_serve.c) turns SIGHUP into cr_server_reload and SIGTERM into
- * cr_server_stop. Request and response formats: docs/serving.md.
+ * in thread-pool mode, two protocols over the same models (crossrec's own
+ * POST /v1/score and the Open Inference Protocol, KServe v2), several named
+ * models, Prometheus metrics, model reload without dropping requests behind
+ * a bearer token, limits and deadlines that keep one client from taking the
+ * server down, and a graceful stop. A cr_server object holds all of its
+ * state (no globals); it never prints (messages for operators go to the
+ * configured log callback), never exits and installs no signal handlers:
+ * the caller (cli/cmd_serve.c) turns SIGHUP into cr_server_reload and
+ * SIGTERM into cr_server_stop. Request and response formats: docs/serving.md.
  */
 #ifndef CR_SERVE_SERVER_H
 #define CR_SERVE_SERVER_H
 
 #include "crossrec.h"
 
+#include <cJSON.h>
+
+#define CR_SERVER_MAX_MODELS 16
+
+typedef struct cr_server_model {
+    char name[64];   /* the Open Inference Protocol's model name: letters, digits, - _ . */
+    char path[1024]; /* the checkpoint */
+} cr_server_model;
+
 typedef struct cr_server_cfg {
-    char          model_path[1024];
-    cr_model_opts model;          /* formula, weights, precision */
-    char          host[64];       /* address to bind, default "0.0.0.0" */
-    int           port;           /* 0 = any free port (read it back with cr_server_port) */
-    int           threads;        /* HTTP worker threads, default 4 */
-    int           kernel_threads; /* threads inside one request's kernels, default 1 */
-    int64_t       max_body;       /* bytes, default 1 MiB */
-    int64_t       max_candidates; /* default 10,000 */
-    int           timeout_s;      /* idle connection timeout, default 30 */
-    double        drain_s;        /* stop: wait this long for in-flight requests, default 10 */
+    int             n_models;       /* >= 1; the first also answers /v1/score */
+    cr_server_model models[CR_SERVER_MAX_MODELS];
+    cr_model_opts   model;          /* formula, weights, precision (every model) */
+    char            host[256];      /* address or host name to bind, default "127.0.0.1" */
+    int             port;           /* 0 = any free port (read it back with cr_server_port) */
+    int             threads;        /* HTTP worker threads, default 4 */
+    int             kernel_threads; /* threads inside one request's kernels, default 1 */
+    int64_t         max_body;       /* bytes of a body, Content-Length or chunked, default 1 MiB */
+    int64_t         max_candidates; /* default 10,000 */
+    int             timeout_s;      /* idle connection timeout, default 30 */
+    double          drain_s;        /* stop: wait this long for in-flight requests, default 10 */
+    /* limits against hostile or broken clients */
+    int             max_connections;   /* open connections, default 512 */
+    int             max_per_ip;        /* open connections from one address, default 128; 0 = off */
+    double          header_timeout_s;  /* headers of a request complete within this, default 10 */
+    double          request_timeout_s; /* headers and body within this, default 60 */
+    /* administration: POST /v1/reload only with a token (empty = no admin endpoints) */
+    char            admin_token[256];
+    double          reload_interval_s; /* at most one admin reload per this, default 5 */
+    int             allow_schema_change; /* a reload may change the model's inputs */
+    /* messages for the operator (reload failures with paths, ...); NULL = none */
+    void          (*log)(void *ctx, const char *msg);
+    void           *log_ctx;
 } cr_server_cfg;
 
 void cr_server_cfg_defaults(cr_server_cfg *c);
@@ -30,29 +55,40 @@ void cr_server_cfg_defaults(cr_server_cfg *c);
  * values; other top-level sections of a job config are ignored). Errors
  * name file:line:col and the field. */
 cr_status cr_server_cfg_load(cr_server_cfg *c, const char *path, cr_error *e);
+/* Add a model from "name=path" or "path" (named after the file, without
+ * its .safetensors); errors name the argument. */
+cr_status cr_server_cfg_add_model(cr_server_cfg *c, const char *arg, cr_error *e);
 
 typedef struct cr_server cr_server;
 
-/* Load the model, bind, and start serving in background threads. */
+/* Load the models, bind, and start serving in background threads. */
 cr_status cr_server_start(cr_server **out, const cr_server_cfg *c, cr_error *e);
 int       cr_server_port(const cr_server *s);
-/* Load and validate the model file again (the configured path), then swap
- * it in; requests already running finish on the old model, which is freed
- * by the last of them. A file that fails to load leaves the old model
- * serving and returns the error. Safe from any thread. */
+/* Load and validate every model file again (finite weights; the same
+ * inputs unless allow_schema_change), then swap them in; requests already
+ * running finish on the old models, freed by the last of them. A file that
+ * fails leaves its old model serving and returns the error (which may name
+ * the file: it is for the operator). Safe from any thread. */
 cr_status cr_server_reload(cr_server *s, cr_error *e);
 /* Stop accepting connections, wait up to drain_s for requests in flight,
  * stop the threads and free everything. */
 void      cr_server_stop(cr_server *s);
-/* The model version being served (copied into buf). */
+/* The version of the first model being served (copied into buf). */
 void      cr_server_version(cr_server *s, char *buf, size_t cap);
 
-/* ---- shared by server.c and http_json.c -------------------------------------- */
+/* ---- shared by the files of src/serve -------------------------------------- */
+
+struct sockaddr_storage;
+/* c's values in range (errors name them). */
+cr_status cr_server_cfg_check(const cr_server_cfg *c, cr_error *e);
+/* c->host and c->port as a socket address (*v6 set for IPv6). */
+cr_status cr_server_resolve(const cr_server_cfg *c, struct sockaddr_storage *addr, int *v6,
+                            cr_error *e);
 
 /* Error kinds, counted in crossrec_http_errors_total{kind=...}. */
 typedef enum cr_http_err {
     CR_HE_NONE = 0,
-    CR_HE_BAD_JSON,            /* not JSON, or truncated */
+    CR_HE_BAD_JSON,            /* not JSON, not UTF-8, truncated, trailing bytes, a key twice */
     CR_HE_BAD_REQUEST,         /* JSON of the wrong shape: a key, a type at the top */
     CR_HE_UNKNOWN_FEATURE,     /* a key the model does not read */
     CR_HE_WRONG_TYPE,          /* a value of the wrong JSON type */
@@ -64,15 +100,20 @@ typedef enum cr_http_err {
     CR_HE_RELOAD,              /* a reload was rejected */
     CR_HE_NOT_FOUND,
     CR_HE_METHOD,
+    CR_HE_UNAUTHORIZED,        /* an admin request without the right token */
+    CR_HE_RATE_LIMITED,        /* a reload too soon after the last */
+    CR_HE_BAD_HTTP,            /* framing a proxy could read otherwise (two Content-Lengths) */
+    CR_HE_NOT_READY,
     CR_HE_N
 } cr_http_err;
 
 const char *cr_http_err_name(cr_http_err k);
 
-/* What one scoring request produced. */
+/* What one request produced. */
 typedef struct cr_http_result {
     int         status;     /* HTTP status */
     cr_http_err kind;       /* CR_HE_NONE on 200 */
+    int         v2;         /* errors in the Open Inference Protocol's shape: {"error": "..."} */
     char       *body;       /* JSON, malloc'd (the caller frees) */
     size_t      len;
     int64_t     candidates; /* scored */
@@ -83,8 +124,60 @@ typedef struct cr_http_result {
  * error naming the field. Fills r; returns CR_OK unless out of memory. */
 cr_status cr_http_score(const cr_model *m, const char *body, size_t len, int64_t max_candidates,
                         cr_http_result *r);
-/* {"error": {"kind": ..., "message": ...}} into r (status and kind set). */
+/* POST /v2/models/NAME/infer: the same for an Open Inference Protocol
+ * request (one tensor per input column); name and version are echoed. */
+cr_status cr_kserve_infer(const cr_model *m, const char *name, const char *body, size_t len,
+                          int64_t max_candidates, cr_http_result *r);
+/* GET /v2/models/NAME: the model's metadata (inputs, outputs, versions). */
+cr_status cr_kserve_metadata(const cr_model *m, const char *name, cr_http_result *r);
+/* An error body into r (status and kind set): {"error": {"kind", "message"}},
+ * or {"error": "message"} when r->v2. */
 void      cr_http_error(cr_http_result *r, int status, cr_http_err kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Parse a body strictly: valid UTF-8, one JSON value and only whitespace
+ * after it, no object with a key twice. NULL with a 400 in r otherwise. */
+cJSON *cr_json_parse_strict(const char *body, size_t len, cr_http_result *r);
+/* Offset of the first byte that breaks UTF-8, or len. */
+size_t cr_utf8_check(const char *s, size_t len);
+/* s as the inside of a JSON string: escaped, and always valid UTF-8. */
+void   cr_json_escape(char *out, size_t cap, const char *s);
+
+/* A growing response body. */
+typedef struct cr_buf {
+    char  *p;
+    size_t n, cap;
+    int    oom;
+} cr_buf;
+void cr_buf_fmt(cr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cr_buf_float(cr_buf *b, float v); /* NaN and inf as null */
+/* Hand b to r as a 200 (or a 500 if it ran out of memory); 0 on success. */
+int  cr_buf_done(cr_buf *b, cr_http_result *r, const char *what);
+
+/* One request being built by either protocol: the text of every context
+ * input and of every candidate's inputs, then scored. */
+typedef struct cr_req_build {
+    const cr_model *m;
+    int             NI;
+    int64_t         N;
+    const char    **ctx;     /* (NI) NULL = not given */
+    const char    **cand;    /* (N, NI) */
+    uint8_t        *in_cand; /* (NI) given per candidate */
+    void           *arena;   /* text of numbers and joined lists */
+    float          *scores;  /* (N, n_outputs) after cr_req_score */
+    float          *rank;    /* (N) */
+    int64_t        *order;   /* (N) */
+    int64_t         missing;
+    cr_http_result *r;
+} cr_req_build;
+/* Each returns 0, or 1 with the error in r. */
+int         cr_req_begin(cr_req_build *b, const cr_model *m, int64_t N, cr_http_result *r);
+int         cr_req_score(cr_req_build *b);
+void        cr_req_end(cr_req_build *b);
+/* Inputs reading column key (a column may feed several features). */
+int         cr_req_inputs_of(const cr_model *m, const char *key, int *idx, int cap);
+/* The text of one JSON value (string, number, null or a list for a bag)
+ * for input i; NULL with r filled if it cannot be one. where names it. */
+const char *cr_req_value(cr_req_build *b, int i, const cJSON *v, const char *where);
 
 #endif /* CR_SERVE_SERVER_H */

@@ -151,6 +151,13 @@ static cr_status parse_root(cr_lm_cfg *c, const cr_yaml_node *root, const char *
     return CR_OK;
 }
 
+/* A message about a missing key has no node to take a position from:
+ * name the file in front of it (the fuzzer found "model: missing"). */
+static cr_status name_file(cr_status s, const char *file, cr_error *e) {
+    if (s && e && strncmp(e->msg, file, strlen(file)) != 0) cr_err_prefix(e, "%s", file);
+    return s;
+}
+
 cr_status cr_lm_cfg_parse(cr_lm_cfg *c, const char *text, const char *name, const char *base_dir,
                           cr_error *e) {
     cr_lm_cfg_default(c);
@@ -158,7 +165,7 @@ cr_status cr_lm_cfg_parse(cr_lm_cfg *c, const char *text, const char *name, cons
     CR_TRY(cr_yaml_load_string(&doc, text, name, e));
     cr_status s = parse_root(c, cr_yaml_root(doc), base_dir, e);
     cr_yaml_free(doc);
-    return s;
+    return name_file(s, name, e);
 }
 
 cr_status cr_lm_cfg_load(cr_lm_cfg *c, const char *path, cr_error *e) {
@@ -172,7 +179,7 @@ cr_status cr_lm_cfg_load(cr_lm_cfg *c, const char *path, cr_error *e) {
     CR_TRY(cr_yaml_load(&doc, path, e));
     cr_status s = parse_root(c, cr_yaml_root(doc), base, e);
     cr_yaml_free(doc);
-    return s;
+    return name_file(s, path, e);
 }
 
 /* ---- corpus ids ----------------------------------------------------------------------- */

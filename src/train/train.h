@@ -37,6 +37,8 @@ typedef struct cr_train_cfg {
     int64_t            eval_every;   /* steps; 0 = once per epoch */
     int                checkpoint_every; /* evaluations between checkpoints; 0 = only the end */
     int                precision;    /* products of training steps: CR_GEMM_FP32 | CR_GEMM_BF16 */
+    int64_t            max_bag_ids;  /* ids of one multi feature in one batch; 0 = as many as
+                                        the batch_size largest bags of the data hold */
 } cr_train_cfg;
 
 void cr_train_cfg_default(cr_train_cfg *c);
