@@ -15,7 +15,8 @@
 #   BLAS=0       portable GEMM only; BLAS=openblas (default) or BLAS=blis
 #   SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer (builds in build/san)
 #   DEBUG=1      -O0 -g (builds in build/debug)
-#   AVX2=1       target AVX2 instead of the host (for valgrind, which cannot run AVX-512)
+#   NATIVE=1     build the ISA-independent code for this machine (-march=native); the
+#                default targets x86-64-v2 and picks its kernels at run time (isa block)
 #   CC=clang     any C17 compiler
 
 CC      ?= cc
@@ -24,7 +25,6 @@ OMP     ?= 1
 BLAS    ?= openblas
 SAN     ?= 0
 DEBUG   ?= 0
-AVX2    ?= 0
 
 BUILD := build
 ifeq ($(SAN),1)
@@ -39,14 +39,43 @@ endif
 ifeq ($(OMP),0)
 BUILD := $(BUILD)/noomp
 endif
-ifeq ($(AVX2),1)
-BUILD := $(BUILD)/avx2
-endif
 
-ARCH := -march=native
-ifeq ($(AVX2),1)
-ARCH := -mavx2 -mfma
+# ---- isa: kernels chosen at run time (docs/kernels.md, "Kernel sets") --------
+# Everything is built for the baseline ISA_BASE except src/kernels/isa/*.c,
+# which is compiled once per level of ISA_LEVELS with that level's flags
+# (objects name.LEVEL.o); each level's table (isa/kset.c) is one
+# cr_kernel_set, and dispatch.c picks one at run time from CPUID or
+# CROSSREC_ISA. NATIVE=1 builds the baseline code for this machine instead
+# (the levels keep their own flags, so the binary still runs every level
+# this CPU has, and only it).
+NATIVE  ?= 0
+CR_TARGET := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq ($(findstring aarch64,$(CR_TARGET)),)
+ISA_BASE   := -march=armv8-a
+ISA_LEVELS := scalar neon
+ISA_ID_scalar := CR_ISA_SCALAR
+ISA_ID_neon   := CR_ISA_NEON
+ISA_FLAGS_neon :=
+else
+ISA_BASE   := -march=x86-64-v2
+ISA_LEVELS := scalar avx2 avx512 avx512bf16
+ISA_ID_scalar     := CR_ISA_SCALAR
+ISA_ID_avx2       := CR_ISA_AVX2
+ISA_ID_avx512     := CR_ISA_AVX512
+ISA_ID_avx512bf16 := CR_ISA_AVX512BF16
+ISA_FLAGS_avx2       := -mavx2 -mfma -mf16c
+ISA_FLAGS_avx512     := $(ISA_FLAGS_avx2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
+ISA_FLAGS_avx512bf16 := $(ISA_FLAGS_avx512) -mavx512bf16 -mavx512vnni
 endif
+ISA_FLAGS_scalar :=
+ARCH := $(ISA_BASE)
+ifeq ($(NATIVE),1)
+ARCH  := -march=native
+BUILD := $(BUILD)/native
+endif
+ISA_SRC := $(wildcard src/kernels/isa/*.c)
+ISA_OBJ := $(foreach l,$(ISA_LEVELS),$(ISA_SRC:%.c=$(BUILD)/%.$(l).o))
+# ---- end isa ------------------------------------------------------------------
 
 # -ffp-contract=off: what gcc does under -std=c17 anyway; clang would
 # otherwise fuse a*b+c where kernels and their tests expect two roundings.
@@ -89,7 +118,7 @@ endif
 # Layers, bottom to top; each may include only the ones before it.
 LAYERS   := core kernels nn data train rank ilm serve
 LIB_SRC  := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(ISA_OBJ)
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -129,6 +158,15 @@ $(DEPS_OK):
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# isa: one rule per level, the baseline flags but the level's target
+define CR_ISA_RULE
+$$(BUILD)/src/kernels/isa/%.$(1).o: src/kernels/isa/%.c | $$(DEPS_OK)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(filter-out $$(ARCH),$$(CFLAGS)) $$(ISA_BASE) $$(ISA_FLAGS_$(1)) \
+	  -DCR_ISA_LEVEL=$(1) -DCR_ISA_ID=$$(ISA_ID_$(1)) -MMD -MP -c $$< -o $$@
+endef
+$(foreach l,$(ISA_LEVELS),$(eval $(call CR_ISA_RULE,$(l))))
 
 $(BUILD)/libcrossrec.a: $(LIB_OBJ)
 	@rm -f $@

@@ -119,6 +119,8 @@ void cr_linear_forward_rows(float *out, const float *inp, const float *w, const 
  * bits of cr_linear_forward_rows (followed by cr_relu_forward when relu is
  * 1) without packing anything per call: a row depends only on its input
  * row. Its backward is cr_linear_backward on the unpacked w. */
+/* Output channels per packed sliver, the same on every kernel set. */
+#define CR_PACK_NR 32
 size_t cr_linear_pack_floats(int OC, int C);
 int    cr_linear_pack_width(void); /* output channels per packed sliver */
 void   cr_linear_pack(float *wp, const float *w, int OC, int C);

@@ -9,6 +9,8 @@
  */
 #include "kernels.h"
 
+#include <string.h>
+
 /* Seed every row of out with the bias (when there is one) and return the
  * beta for the GEMM that follows. */
 static float cr_linear_seed(float *out, const float *b, int B, int OC, int ldo) {
@@ -80,4 +82,52 @@ void cr_linear_backward(float *dinp, float *dw, float *db, const float *dout,
         cr_sgemm(1, 0, OC, C, B, 1.0f, dout, ldo, inp, ldi, 1.0f, dw, C);
     }
     if (db) cr_linear_bias_grad(db, dout, B, OC, ldo);
+}
+
+/* ---- weights packed once for inference (the kernels: isa/linear_packed.c) -------
+ * ceil(OC / NR) slivers of (C, NR), zero past OC: one layout for every
+ * instruction-set level (the AVX2 tile reads a sliver as two halves of 16),
+ * so a packed snapshot does not depend on the kernel set. */
+int cr_linear_pack_width(void) { return CR_PACK_NR; }
+
+size_t cr_linear_pack_floats(int OC, int C) {
+    CR_ASSERT(OC >= 0 && C >= 0);
+    return (size_t)((OC + CR_PACK_NR - 1) / CR_PACK_NR) * CR_PACK_NR * (size_t)C;
+}
+
+void cr_linear_pack(float *wp, const float *w, int OC, int C) {
+    CR_ASSERT(wp && (w || OC == 0 || C == 0) && OC >= 0 && C >= 0);
+    int ns = (OC + CR_PACK_NR - 1) / CR_PACK_NR;
+    for (int s = 0; s < ns; s++) {
+        float *d = wp + (size_t)s * C * CR_PACK_NR;
+        int j0 = s * CR_PACK_NR, nr = OC - j0 < CR_PACK_NR ? OC - j0 : CR_PACK_NR;
+        /* read w row by row (contiguous), write with stride NR */
+        for (int j = 0; j < nr; j++) {
+            const float *src = w + (size_t)(j0 + j) * C;
+            for (int k = 0; k < C; k++) d[(size_t)k * CR_PACK_NR + j] = src[k];
+        }
+        for (int j = nr; j < CR_PACK_NR; j++)
+            for (int k = 0; k < C; k++) d[(size_t)k * CR_PACK_NR + j] = 0.0f;
+    }
+}
+
+/* ---- bfloat16 conversions ------------------------------------------------------- */
+
+uint16_t cr_bf16_from_f32(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+float cr_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void cr_bf16_round(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = cr_bf16_from_f32(src[i]);
 }

@@ -24,18 +24,20 @@
  * Legend: B batch rows, C input channels, OC output channels, NR sliver
  * width, MR rows per register tile.
  */
-#include "kernels.h"
+#include "level.h"
 #include "simd_tr.h"
 
 #include <string.h>
 
+#define CR_LP_NR CR_PACK_NR
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define CR_LP_MR 12
-#define CR_LP_NR 32
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define CR_LP_MR 6
 #else
 #define CR_LP_MR 4
-#define CR_LP_NR 16
 #endif
 
 /* Rows and columns of one task (a block of the output one thread computes
@@ -44,29 +46,6 @@
 #define CR_LP_NC 256
 /* Below this many multiply-adds one thread is faster than forking two. */
 #define CR_LP_PAR_MIN_WORK (1 << 20)
-
-int cr_linear_pack_width(void) { return CR_LP_NR; }
-
-size_t cr_linear_pack_floats(int OC, int C) {
-    CR_ASSERT(OC >= 0 && C >= 0);
-    return (size_t)((OC + CR_LP_NR - 1) / CR_LP_NR) * CR_LP_NR * (size_t)C;
-}
-
-void cr_linear_pack(float *wp, const float *w, int OC, int C) {
-    CR_ASSERT(wp && (w || OC == 0 || C == 0) && OC >= 0 && C >= 0);
-    int ns = (OC + CR_LP_NR - 1) / CR_LP_NR;
-    for (int s = 0; s < ns; s++) {
-        float *d = wp + (size_t)s * C * CR_LP_NR;
-        int j0 = s * CR_LP_NR, nr = OC - j0 < CR_LP_NR ? OC - j0 : CR_LP_NR;
-        /* read w row by row (contiguous), write with stride NR */
-        for (int j = 0; j < nr; j++) {
-            const float *src = w + (size_t)(j0 + j) * C;
-            for (int k = 0; k < C; k++) d[(size_t)k * CR_LP_NR + j] = src[k];
-        }
-        for (int j = nr; j < CR_LP_NR; j++)
-            for (int k = 0; k < C; k++) d[(size_t)k * CR_LP_NR + j] = 0.0f;
-    }
-}
 
 /* One register tile: rows a[0..MR) (row i at a + i*lda; rows past mr
  * repeat row mr-1 and are not stored), columns j0 .. j0+nr of the output,
@@ -283,7 +262,7 @@ static void cr_lp_task(float *out, const float *inp, const float *wp, const floa
     }
 }
 
-void cr_linear_forward_packed(float *out, const float *inp, const float *wp, const float *b,
+void CR_ISA(cr_linear_forward_packed)(float *out, const float *inp, const float *wp, const float *b,
                               int B, int C, int OC, int ldi, int ldo, int relu) {
     CR_ASSERT(out && inp && wp && B >= 0 && C >= 0 && OC >= 0);
     CR_ASSERT(ldi >= C && ldo >= OC);

@@ -1,0 +1,45 @@
+/*
+ * cmd_cpu.c - `crossrec cpu`: the CPU's model and instruction-set features,
+ * every kernel set of this build with whether this CPU runs it, and the set
+ * chosen (the best, or the one CROSSREC_ISA forces). Reads only.
+ */
+#include "cli.h"
+
+#include "../src/kernels/isa.h"
+#include "../src/kernels/kernels.h"
+
+#include <string.h>
+
+void cr_cli_print_cpu(FILE *f) {
+    const cr_kernel_set *k = cr_kernels_active();
+    fprintf(f, "cpu: %s\n", cr_cpu_model());
+    fprintf(f, "features: %s\n", cr_cpu_features());
+    fprintf(f, "kernels: %s (gemm %s, bf16 training %s, bf16 weights %s, int8 weights %s)\n",
+            k->name, cr_sgemm_backend_name(),
+            k->bf16_native ? "native" : "fp32 products", k->lowp_bf16, k->lowp_int8);
+}
+
+int cr_cli_cpu(int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: crossrec cpu\n"
+               "\n"
+               "Prints the CPU, the instruction-set features found, every kernel set\n"
+               "with whether this CPU can run it, and the set chosen: the best one, or\n"
+               "the one CROSSREC_ISA=scalar|avx2|avx512|avx512bf16|neon|auto forces.\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "crossrec cpu: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+    cr_cli_print_cpu(stdout);
+    printf("kernel sets:");
+    for (int i = 0; i < CR_ISA_COUNT; i++) {
+        const char *missing = NULL;
+        if (cr_isa_supported((cr_isa)i, &missing)) printf(" %s", cr_isa_name((cr_isa)i));
+        else if (i != CR_ISA_NEON && strcmp(missing, "x86-64"))
+            printf(" %s(no %s)", cr_isa_name((cr_isa)i), missing);
+    }
+    printf("\n");
+    return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * level.h - what every file of src/kernels/isa/ includes first. Each of
+ * those files is compiled once per instruction-set level (the Makefile's
+ * ISA_LEVELS), with that level's target flags and -DCR_ISA_LEVEL=<name>
+ * -DCR_ISA_ID=<cr_isa>; CR_ISA(f) names f's copy for the level being
+ * compiled (cr_sgemm_tiled_avx2, ...). A level's functions call only each
+ * other and ISA-independent code (compiled for the baseline), never an
+ * entry point of kernels.h that dispatches, so a set taken from
+ * cr_kernels_for() runs that level's code throughout. The table of the
+ * level is in kset.c.
+ */
+#ifndef CR_ISA_LEVEL_H
+#define CR_ISA_LEVEL_H
+
+#ifndef CR_ISA_LEVEL
+#error "src/kernels/isa/*.c is compiled once per ISA level (see ISA_LEVELS in the Makefile)"
+#endif
+
+#include "../isa.h"
+#include "../kernels.h"
+
+#define CR_ISA_CAT_(a, b) a##_##b
+#define CR_ISA_CAT(a, b) CR_ISA_CAT_(a, b)
+#define CR_ISA(name) CR_ISA_CAT(name, CR_ISA_LEVEL)
+
+/* Whether this level multiplies bf16 pairs natively (VDPBF16PS); where it
+ * does not, the bf16 training GEMM is the fp32 one. */
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512F__)
+#define CR_ISA_BF16_NATIVE 1
+#else
+#define CR_ISA_BF16_NATIVE 0
+#endif
+
+/* This level's kernels (contracts in kernels.h and isa.h). */
+void CR_ISA(cr_sgemm_portable)(int transA, int transB, int M, int N, int K, float alpha,
+                               const float *A, int lda, const float *B, int ldb, float beta,
+                               float *C, int ldc);
+void CR_ISA(cr_sgemm_tiled)(int transA, int transB, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta,
+                            float *C, int ldc);
+void CR_ISA(cr_sgemm_small)(int transA, int transB, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta,
+                            float *C, int ldc);
+void CR_ISA(cr_sgemv_t)(int N, int K, float alpha, const float *x, const float *B, int ldb,
+                        float beta, float *y);
+void CR_ISA(cr_sgemm_bf16)(int transA, int transB, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta,
+                           float *C, int ldc);
+void CR_ISA(cr_linear_forward_packed)(float *out, const float *inp, const float *wp,
+                                      const float *b, int B, int C, int OC, int ldi, int ldo,
+                                      int relu);
+void CR_ISA(cr_linear_forward_bf16)(float *out, const float *inp, const uint16_t *wb,
+                                    const float *b, int B, int C, int OC, int ldi, int ldo);
+void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
+                               const uint16_t *W, const float *b, int CP, int OC);
+void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
+                               const int8_t *W, const float *sc, const int32_t *ws,
+                               const float *b, int CP, int OC);
+extern const char CR_ISA(cr_lowp_bf16_how)[], CR_ISA(cr_lowp_int8_how)[];
+
+#endif /* CR_ISA_LEVEL_H */

@@ -1,0 +1,271 @@
+/*
+ * lowp.c - the serving products on bf16 and int8 weights (packed by
+ * src/rank/ranker_lowp.c): out = x @ W^T (+ b) for nr <= 4 rows of inputs
+ * already rounded (bf16) or quantised (int8), W in blocks of 16 outputs.
+ * Products are exact or in fp32 and sums in fp32 (bf16) or int32 (int8),
+ * so levels differ only in the order of the fp32 sums (int8 results are
+ * the same bits on every level). Never allocates.
+ *
+ * Layout (both precisions): per block of 16 outputs, input channels in
+ * runs of R (2 for bf16, 4 for int8), the 16 outputs' R values side by side:
+ *     blk[(cr * 16 + lane) * R + j] = w[o = 16*blk + lane][c = cr*R + j]
+ * which is the operand of VDPBF16PS / VPDPBUSD with the input's R values
+ * broadcast. Padding is zero.
+ *   AVX512_BF16 / VNNI: those instructions, 16 outputs per zmm.
+ *   AVX2 (and avx512 without them): bf16 widened by a 16-bit shift (low
+ *     half) or a mask (high half) and two FMAs; int8 as signed bytes,
+ *     |x| * sign(w, x) by VPMADDUBSW (|x|, |w| <= 127, so the pair sums
+ *     never saturate) and VPMADDWD against ones: the four products of an
+ *     output in one int32 lane, exact.
+ *   scalar: the same arithmetic in plain C.
+ *
+ * Legend: nr rows, CP input width (padded to R), OC outputs, NB blocks.
+ * x: nr rows of CP values one after another; int8 x is stored q + 128
+ * (unsigned, VPDPBUSD's operand), xs its per-row scales, sc/ws the weight
+ * rows' scales and sums of quantised values.
+ */
+#include "level.h"
+
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+#if CR_ISA_BF16_NATIVE
+const char CR_ISA(cr_lowp_bf16_how)[] = "avx512_bf16";
+#elif defined(__AVX2__) && defined(__FMA__)
+const char CR_ISA(cr_lowp_bf16_how)[] = "avx2 (bf16 widened, fp32 fma)";
+#else
+const char CR_ISA(cr_lowp_bf16_how)[] = "generic";
+#endif
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+const char CR_ISA(cr_lowp_int8_how)[] = "avx512_vnni";
+#elif defined(__AVX2__)
+const char CR_ISA(cr_lowp_int8_how)[] = "avx2 (vpmaddubsw)";
+#else
+const char CR_ISA(cr_lowp_int8_how)[] = "generic";
+#endif
+
+static inline int cr_lowp_n(int OC, int blk) { return OC - blk * 16 < 16 ? OC - blk * 16 : 16; }
+
+/* ---- bf16 ------------------------------------------------------------------------ */
+
+#if CR_ISA_BF16_NATIVE
+void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
+                               const uint16_t *W, const float *b, int CP, int OC) {
+    const int NC = CP / 2, NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const uint16_t *wb = W + (size_t)blk * 16 * CP;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                         _mm512_setzero_ps()};
+        for (int cr = 0; cr < NC; cr++) {
+            __m512i wv = _mm512_loadu_si512((const void *)(wb + (size_t)cr * 32));
+            for (int r = 0; r < nr; r++) {
+                uint32_t pair;
+                memcpy(&pair, x + (size_t)r * CP + 2 * cr, 4);
+                __m512i xv = _mm512_set1_epi32((int)pair);
+                acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)xv, (__m512bh)wv);
+            }
+        }
+        __mmask16 k = (__mmask16)((1u << cr_lowp_n(OC, blk)) - 1u);
+        __m512 bv = b ? _mm512_maskz_loadu_ps(k, b + blk * 16) : _mm512_setzero_ps();
+        for (int r = 0; r < nr; r++)
+            _mm512_mask_storeu_ps(out + (size_t)r * ldo + blk * 16, k, _mm512_add_ps(acc[r], bv));
+    }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+/* NR rows (a constant after inlining, so the 8 accumulators stay in
+ * registers) of one block of 16 outputs. */
+static inline __attribute__((always_inline)) void
+cr_lowp_bf16_blk(const int NR, float *out, int ldo, const uint16_t *x, const uint16_t *wb,
+                 const float *b, int CP, int n) {
+    const int NC = CP / 2;
+    const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000u);
+    __m256 acc[4][2];
+    for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int cr = 0; cr < NC; cr++) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + (size_t)cr * 32));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(wb + (size_t)cr * 32 + 16));
+        /* lane o holds (w[o][2cr], w[o][2cr+1]): the low half shifted up,
+         * the high half masked, are the two weights as floats */
+        __m256 w0l = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16));
+        __m256 w0h = _mm256_castsi256_ps(_mm256_and_si256(w0, hi));
+        __m256 w1l = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
+        __m256 w1h = _mm256_castsi256_ps(_mm256_and_si256(w1, hi));
+        for (int r = 0; r < NR; r++) {
+            const uint16_t *xr = x + (size_t)r * CP + 2 * cr;
+            __m256 xl = _mm256_set1_ps(cr_bf16_to_f32(xr[0]));
+            __m256 xh = _mm256_set1_ps(cr_bf16_to_f32(xr[1]));
+            acc[r][0] = _mm256_fmadd_ps(xh, w0h, _mm256_fmadd_ps(xl, w0l, acc[r][0]));
+            acc[r][1] = _mm256_fmadd_ps(xh, w1h, _mm256_fmadd_ps(xl, w1l, acc[r][1]));
+        }
+    }
+    float bb[16] = {0};
+    if (b) memcpy(bb, b, (size_t)n * sizeof(float));
+    __m256 b0 = _mm256_loadu_ps(bb), b1 = _mm256_loadu_ps(bb + 8);
+    for (int r = 0; r < NR; r++) {
+        float v[16];
+        _mm256_storeu_ps(v, _mm256_add_ps(acc[r][0], b0));
+        _mm256_storeu_ps(v + 8, _mm256_add_ps(acc[r][1], b1));
+        memcpy(out + (size_t)r * ldo, v, (size_t)n * sizeof(float));
+    }
+}
+
+void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
+                               const uint16_t *W, const float *b, int CP, int OC) {
+    const int NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const uint16_t *wb = W + (size_t)blk * 16 * CP;
+        const float *bb = b ? b + blk * 16 : NULL;
+        float *o = out + blk * 16;
+        int n = cr_lowp_n(OC, blk);
+        switch (nr) {
+        case 4: cr_lowp_bf16_blk(4, o, ldo, x, wb, bb, CP, n); break;
+        case 3: cr_lowp_bf16_blk(3, o, ldo, x, wb, bb, CP, n); break;
+        case 2: cr_lowp_bf16_blk(2, o, ldo, x, wb, bb, CP, n); break;
+        default: cr_lowp_bf16_blk(1, o, ldo, x, wb, bb, CP, n); break;
+        }
+    }
+}
+#else
+void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
+                               const uint16_t *W, const float *b, int CP, int OC) {
+    const int NC = CP / 2, NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const uint16_t *wb = W + (size_t)blk * 16 * CP;
+        int n = cr_lowp_n(OC, blk);
+        for (int r = 0; r < nr; r++) {
+            float acc[16] = {0};
+            for (int cr = 0; cr < NC; cr++) {
+                float xl = cr_bf16_to_f32(x[(size_t)r * CP + 2 * cr]);
+                float xh = cr_bf16_to_f32(x[(size_t)r * CP + 2 * cr + 1]);
+                const uint16_t *wc = wb + (size_t)cr * 32;
+                for (int lane = 0; lane < 16; lane++) {
+                    acc[lane] += xl * cr_bf16_to_f32(wc[2 * lane]);
+                    acc[lane] += xh * cr_bf16_to_f32(wc[2 * lane + 1]);
+                }
+            }
+            for (int lane = 0; lane < n; lane++)
+                out[(size_t)r * ldo + blk * 16 + lane] = acc[lane] + (b ? b[blk * 16 + lane] : 0.0f);
+        }
+    }
+}
+#endif
+
+/* ---- int8 ------------------------------------------------------------------------ */
+
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+/* sum_c (q_c + 128) w_c = sum_c q_c w_c + 128 * wsum: the row sum of the
+ * weight takes the offset back out. */
+void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
+                               const int8_t *W, const float *sc, const int32_t *ws,
+                               const float *b, int CP, int OC) {
+    const int NC = CP / 4, NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const int8_t *wb = W + (size_t)blk * 16 * CP;
+        __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(),
+                          _mm512_setzero_si512(), _mm512_setzero_si512()};
+        for (int cr = 0; cr < NC; cr++) {
+            __m512i wv = _mm512_loadu_si512((const void *)(wb + (size_t)cr * 64));
+            for (int r = 0; r < nr; r++) {
+                uint32_t quad;
+                memcpy(&quad, x + (size_t)r * CP + 4 * cr, 4);
+                acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int)quad), wv);
+            }
+        }
+        __mmask16 k = (__mmask16)((1u << cr_lowp_n(OC, blk)) - 1u);
+        __m512 bv = b ? _mm512_maskz_loadu_ps(k, b + blk * 16) : _mm512_setzero_ps();
+        __m512 sv = _mm512_maskz_loadu_ps(k, sc + blk * 16);
+        __m512i off = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(k, ws + blk * 16), 7);
+        for (int r = 0; r < nr; r++) {
+            __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r], off));
+            v = _mm512_fmadd_ps(v, _mm512_mul_ps(sv, _mm512_set1_ps(xs[r])), bv);
+            _mm512_mask_storeu_ps(out + (size_t)r * ldo + blk * 16, k, v);
+        }
+    }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+static inline __attribute__((always_inline)) void
+cr_lowp_int8_blk(const int NR, float *out, int ldo, const uint8_t *x, const float *xs,
+                 const int8_t *wb, const float *sc, const float *b, int CP, int n) {
+    const int NC = CP / 4;
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    __m256i acc[4][2];
+    for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int cr = 0; cr < NC; cr++) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + (size_t)cr * 64));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(wb + (size_t)cr * 64 + 32));
+        for (int r = 0; r < NR; r++) {
+            uint32_t quad;
+            memcpy(&quad, x + (size_t)r * CP + 4 * cr, 4);
+            /* q = stored - 128 as signed bytes, the same four in every lane */
+            __m256i q = _mm256_xor_si256(_mm256_set1_epi32((int)quad), flip);
+            __m256i aq = _mm256_abs_epi8(q);
+            __m256i p0 = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(w0, q));
+            __m256i p1 = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(w1, q));
+            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(p0, ones));
+            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(p1, ones));
+        }
+    }
+    float bb[16] = {0}, ss[16] = {0};
+    if (b) memcpy(bb, b, (size_t)n * sizeof(float));
+    memcpy(ss, sc, (size_t)n * sizeof(float));
+    for (int r = 0; r < NR; r++) {
+        float v[16];
+        __m256 xsr = _mm256_set1_ps(xs[r]);
+        for (int h = 0; h < 2; h++) {
+            __m256 s = _mm256_mul_ps(_mm256_loadu_ps(ss + 8 * h), xsr);
+            _mm256_storeu_ps(v + 8 * h, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][h]), s,
+                                                        _mm256_loadu_ps(bb + 8 * h)));
+        }
+        memcpy(out + (size_t)r * ldo, v, (size_t)n * sizeof(float));
+    }
+}
+
+void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
+                               const int8_t *W, const float *sc, const int32_t *ws,
+                               const float *b, int CP, int OC) {
+    (void)ws; /* signed inputs: no offset to take out */
+    const int NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const int8_t *wb = W + (size_t)blk * 16 * CP;
+        const float *bb = b ? b + blk * 16 : NULL, *s = sc + blk * 16;
+        float *o = out + blk * 16;
+        int n = cr_lowp_n(OC, blk);
+        switch (nr) {
+        case 4: cr_lowp_int8_blk(4, o, ldo, x, xs, wb, s, bb, CP, n); break;
+        case 3: cr_lowp_int8_blk(3, o, ldo, x, xs, wb, s, bb, CP, n); break;
+        case 2: cr_lowp_int8_blk(2, o, ldo, x, xs, wb, s, bb, CP, n); break;
+        default: cr_lowp_int8_blk(1, o, ldo, x, xs, wb, s, bb, CP, n); break;
+        }
+    }
+}
+#else
+void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
+                               const int8_t *W, const float *sc, const int32_t *ws,
+                               const float *b, int CP, int OC) {
+    (void)ws;
+    const int NC = CP / 4, NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const int8_t *wb = W + (size_t)blk * 16 * CP;
+        int n = cr_lowp_n(OC, blk);
+        for (int r = 0; r < nr; r++) {
+            int32_t acc[16] = {0};
+            for (int cr = 0; cr < NC; cr++) {
+                const uint8_t *xq = x + (size_t)r * CP + 4 * cr;
+                const int8_t *wc = wb + (size_t)cr * 64;
+                for (int lane = 0; lane < 16; lane++)
+                    for (int j = 0; j < 4; j++)
+                        acc[lane] += ((int32_t)xq[j] - 128) * (int32_t)wc[4 * lane + j];
+            }
+            for (int lane = 0; lane < n; lane++) {
+                int o = blk * 16 + lane;
+                /* the vector paths' epilogue: acc * (sc * xs) + b, one rounding */
+                float v = (float)acc[lane];
+                out[(size_t)r * ldo + o] = __builtin_fmaf(v, sc[o] * xs[r], b ? b[o] : 0.0f);
+            }
+        }
+    }
+}
+#endif
