@@ -74,6 +74,16 @@ ARCH  := -march=native
 BUILD := $(BUILD)/native
 endif
 ISA_SRC := $(wildcard src/kernels/isa/*.c)
+# `make test` runs these again with each lower kernel set forced, so a CI
+# machine with AVX-512 also runs the AVX2 and scalar kernels end to end.
+ISA_TESTS  := test_kernels_gemm test_kernels_packed test_kernels_bf16 test_gemm_bf16 \
+              test_kernels_grad test_kernels_embed test_kernels_attn test_decoder \
+              test_decoder_bf16 test_ranker test_twin_rank test_model_api test_request
+ifneq ($(findstring aarch64,$(CR_TARGET)),)
+ISA_FORCED := scalar
+else
+ISA_FORCED := avx2 scalar
+endif
 ISA_OBJ := $(foreach l,$(ISA_LEVELS),$(ISA_SRC:%.c=$(BUILD)/%.$(l).o))
 # ---- end isa ------------------------------------------------------------------
 
@@ -196,6 +206,11 @@ test: $(TEST_BIN) $(BUILD)/crossrec check-layers
 	  if CR_BUILD=$(BUILD) tests/cli.sh > $(BUILD)/tests/cli.log 2>&1; then pass=$$((pass+1)); \
 	  else fail=$$((fail+1)); echo "FAILED: tests/cli.sh"; tail -n 30 $(BUILD)/tests/cli.log; fi; \
 	fi; \
+	for isa in $(ISA_FORCED); do for n in $(ISA_TESTS); do t=$(BUILD)/tests/$$n; \
+	  if CROSSREC_ISA=$$isa CR_BUILD=$(BUILD) $$t > $$t.$$isa.log 2>&1; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: CROSSREC_ISA=$$isa $$t (log: $$t.$$isa.log)"; \
+	    tail -n 30 $$t.$$isa.log; fi; \
+	done; done; \
 	echo "$$pass passed, $$fail failed"; [ $$fail = 0 ]
 
 # A layer may include only layers below it (see LAYERS).

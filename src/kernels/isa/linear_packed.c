@@ -108,10 +108,76 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
     else
         cr_lp_tile_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
 }
+#elif defined(__AVX2__) && defined(__FMA__)
+/* AVX2: 16 ymm registers hold a 6 x 16 tile (12 accumulators, 2 weight
+ * vectors, a broadcast), so a 32-wide sliver is two half tiles, each
+ * reading its 16 columns of the sliver (rows of the sliver 32 floats
+ * apart). MRC rows: 6, or 3 for a last tile of at most 3 rows. */
+static inline __attribute__((always_inline)) void
+cr_lp_half_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
+             float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    const float *ar[CR_LP_MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
+    __m256 c0[CR_LP_MR], c1[CR_LP_MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MRC; i++) c0[i] = c1[i] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(w + (size_t)k * CR_LP_NR);
+        __m256 b1 = _mm256_loadu_ps(w + (size_t)k * CR_LP_NR + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MRC; i++) {
+            __m256 ai = _mm256_broadcast_ss(ar[i] + k);
+            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __m256i m0 = cr_lanes8(nr), m1 = cr_lanes8(nr - 8);
+    __m256 z = _mm256_setzero_ps();
+    __m256 bb0 = z, bb1 = z;
+    if (first && bias) {
+        bb0 = _mm256_maskload_ps(bias, m0);
+        bb1 = _mm256_maskload_ps(bias + 8, m1);
+    }
+    for (int i = 0; i < mr; i++) {
+        float *o = out + (size_t)i * ldo;
+        __m256 v0 = c0[i], v1 = c1[i];
+        if (!first) {
+            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(o, m0));
+            v1 = _mm256_add_ps(v1, _mm256_maskload_ps(o + 8, m1));
+        } else if (bias) {
+            v0 = _mm256_add_ps(v0, bb0);
+            v1 = _mm256_add_ps(v1, bb1);
+        }
+        if (relu) {
+            v0 = _mm256_max_ps(v0, z);
+            v1 = _mm256_max_ps(v1, z);
+        }
+        _mm256_maskstore_ps(o, m0, v0);
+        _mm256_maskstore_ps(o + 8, m1, v1);
+    }
+}
+
+__attribute__((aligned(64)))
+static void cr_lp_half(int kc, const float *a, int lda, int mr, const float *restrict w,
+                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    if (mr <= 3)
+        cr_lp_half_n(3, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+    else
+        cr_lp_half_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+}
+
+static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
+                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    cr_lp_half(kc, a, lda, mr, w, out, ldo, nr < 16 ? nr : 16, bias, first, relu);
+    if (nr > 16)
+        cr_lp_half(kc, a, lda, mr, w + 16, out + 16, ldo, nr - 16, bias ? bias + 16 : NULL,
+                   first, relu);
+}
 #else
-/* Plain C, with the same operations as the blocked GEMM of this build:
- * fused multiply-adds when the target has them (the AVX2 micro-kernel),
- * a rounded product then a sum otherwise (the plain one). */
+/* Plain C (the scalar level), with the same operations as its blocked
+ * GEMM: fused multiply-adds when the target has them, a rounded product
+ * then a sum otherwise. */
 static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
                        float *out, int ldo, int nr, const float *bias, int first, int relu) {
     float acc[CR_LP_MR][CR_LP_NR];
@@ -140,80 +206,110 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
 }
 #endif
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 /* ---- narrow layers: a lane per row ------------------------------------------
  * A layer of at most CR_LP_NARROW outputs (a gate over a few experts, a
  * 1-wide head) fills 1 to 8 of the tile's 32 lanes, so the tile above wastes
  * most of its multiply-adds (a 4-wide gate over 429 inputs ran at 13
- * GFLOP/s). Here a lane is a row instead: 16 input rows are transposed into
- * (k, 16) order, 64 inputs at a time, and output j of those rows is one
- * vector whose chain over k multiplies by w[j][k] broadcast. Each output is
- * still one fused multiply-add chain over k per K block with the same
- * epilogue, so the bits are those of the tile (and of the rows path).
- * G groups of 16 rows share each broadcast: up to 24 accumulators. */
+ * GFLOP/s). Here a lane is a row instead: VL input rows (16 with AVX-512, 8
+ * with AVX2) are transposed into (k, VL) order, 64 inputs at a time, and
+ * output j of those rows is one vector whose chain over k multiplies by
+ * w[j][k] broadcast. Each output is still one fused multiply-add chain over
+ * k per K block with the same epilogue, so the bits are those of the tile
+ * (and of the rows path). G groups of VL rows share each broadcast. */
+#if defined(__AVX512F__)
+typedef __m512 cr_lpv;
+#define CR_LP_VL 16
+#define lpv_zero _mm512_setzero_ps
+#define lpv_load _mm512_load_ps
+#define lpv_store _mm512_store_ps
+#define lpv_set1 _mm512_set1_ps
+#define lpv_fma _mm512_fmadd_ps
+#define lpv_add _mm512_add_ps
+#define lpv_max _mm512_max_ps
+#define CR_LP_TR(dst, kn, src, ld, nrows) \
+    cr_tr16(dst, 16, 0xFFFF, cr_lanes(kn), src, ld, nrows)
+/* Every width J with its row groups G: as many as fit 24 accumulators, at
+ * most 8 (the transposed inputs stay in L1). One instance per width, and
+ * the table the dispatch reads, from this one list. */
 #define CR_LP_NARROW 16
+#define CR_LP_WIDTHS(X)                                                                     \
+    X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
+    X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
+#else
+typedef __m256 cr_lpv;
+#define CR_LP_VL 8
+#define lpv_zero _mm256_setzero_ps
+#define lpv_load _mm256_load_ps
+#define lpv_store _mm256_store_ps
+#define lpv_set1 _mm256_set1_ps
+#define lpv_fma _mm256_fmadd_ps
+#define lpv_add _mm256_add_ps
+#define lpv_max _mm256_max_ps
+#define CR_LP_TR(dst, kn, src, ld, nrows) cr_tr8(dst, 8, kn, src, ld, nrows)
+/* 16 ymm registers: G*J accumulators + J broadcasts + the input vector
+ * (one spill at J = 8); wider layers take the 6 x 16 half tiles. */
+#define CR_LP_NARROW 8
+#define CR_LP_WIDTHS(X) \
+    X(1, 8) X(2, 6) X(3, 4) X(4, 2) X(5, 2) X(6, 1) X(7, 1) X(8, 1)
+#endif
 #define CR_LP_KB 64
 
-/* Rows [0, mr) of the task (mr <= 16 G; rows past mr are computed on zeros
+/* Rows [0, mr) of the task (mr <= VL G; rows past mr are computed on zeros
  * and not stored), outputs [0, J), inputs k0 .. k0+kc of the K block. */
 static inline __attribute__((always_inline)) void
 cr_lp_lanes(const int G, const int J, int kc, const float *a, int lda, int mr,
             const float *restrict w, float *out, int ldo, const float *bias, int first,
             int relu) {
-    float xt[8 * CR_LP_KB * 16] __attribute__((aligned(64)));
-    __m512 acc[8][CR_LP_NARROW];
+    float xt[8 * CR_LP_KB * CR_LP_VL] __attribute__((aligned(64)));
+    cr_lpv acc[8][CR_LP_NARROW];
 #pragma GCC unroll 16
     for (int g = 0; g < G; g++)
 #pragma GCC unroll 16
-        for (int j = 0; j < J; j++) acc[g][j] = _mm512_setzero_ps();
+        for (int j = 0; j < J; j++) acc[g][j] = lpv_zero();
     for (int k0 = 0; k0 < kc; k0 += CR_LP_KB) {
         int kb = kc - k0 < CR_LP_KB ? kc - k0 : CR_LP_KB;
         for (int g = 0; g < G; g++)
-            for (int kk = 0; kk < kb; kk += 16)
-                cr_tr16(xt + ((size_t)g * CR_LP_KB + kk) * 16, 16, 0xFFFF, cr_lanes(kb - kk),
-                        a + (size_t)g * 16 * lda + k0 + kk, (size_t)lda, mr - g * 16);
+            for (int kk = 0; kk < kb; kk += CR_LP_VL)
+                CR_LP_TR(xt + ((size_t)g * CR_LP_KB + kk) * CR_LP_VL, kb - kk,
+                         a + (size_t)g * CR_LP_VL * lda + k0 + kk, (size_t)lda,
+                         mr - g * CR_LP_VL);
         const float *wk = w + (size_t)k0 * CR_LP_NR;
         for (int k = 0; k < kb; k++, wk += CR_LP_NR) {
-            __m512 wj[CR_LP_NARROW];
+            cr_lpv wj[CR_LP_NARROW];
 #pragma GCC unroll 16
-            for (int j = 0; j < J; j++) wj[j] = _mm512_set1_ps(wk[j]);
+            for (int j = 0; j < J; j++) wj[j] = lpv_set1(wk[j]);
 #pragma GCC unroll 16
             for (int g = 0; g < G; g++) {
-                __m512 xv = _mm512_load_ps(xt + ((size_t)g * CR_LP_KB + k) * 16);
+                cr_lpv xv = lpv_load(xt + ((size_t)g * CR_LP_KB + k) * CR_LP_VL);
 #pragma GCC unroll 16
-                for (int j = 0; j < J; j++) acc[g][j] = _mm512_fmadd_ps(xv, wj[j], acc[g][j]);
+                for (int j = 0; j < J; j++) acc[g][j] = lpv_fma(xv, wj[j], acc[g][j]);
             }
         }
     }
-    __m512 z = _mm512_setzero_ps();
-    float v[16] __attribute__((aligned(64)));
+    cr_lpv z = lpv_zero();
+    /* lanes past n hold zeros or stale values and are never stored */
+    float v[CR_LP_VL] __attribute__((aligned(64))) = {0};
 #pragma GCC unroll 16
     for (int g = 0; g < G; g++) {
-        if (g * 16 >= mr) break;
-        int n = mr - g * 16 < 16 ? mr - g * 16 : 16;
-        float *o = out + (size_t)g * 16 * ldo;
+        if (g * CR_LP_VL >= mr) break;
+        int n = mr - g * CR_LP_VL < CR_LP_VL ? mr - g * CR_LP_VL : CR_LP_VL;
+        float *o = out + (size_t)g * CR_LP_VL * ldo;
 #pragma GCC unroll 16
         for (int j = 0; j < J; j++) {
-            __m512 x = acc[g][j];
+            cr_lpv x = acc[g][j];
             if (!first) {
                 for (int i = 0; i < n; i++) v[i] = o[(size_t)i * ldo + j];
-                x = _mm512_add_ps(x, _mm512_maskz_load_ps(cr_lanes(n), v));
+                x = lpv_add(x, lpv_load(v));
             } else if (bias) {
-                x = _mm512_add_ps(x, _mm512_set1_ps(bias[j]));
+                x = lpv_add(x, lpv_set1(bias[j]));
             }
-            if (relu) x = _mm512_max_ps(x, z);
-            _mm512_store_ps(v, x);
+            if (relu) x = lpv_max(x, z);
+            lpv_store(v, x);
             for (int i = 0; i < n; i++) o[(size_t)i * ldo + j] = v[i];
         }
     }
 }
-
-/* Every width J with its row groups G: as many as fit 24 accumulators, at
- * most 8 (the transposed inputs stay in L1). One instance per width, and
- * the table the dispatch reads, from this one list. */
-#define CR_LP_WIDTHS(X)                                                                     \
-    X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
-    X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
 
 #define CR_LP_LANES_FN(J, G)                                                                \
     static void cr_lp_lanes_##J(int kc, const float *a, int lda, int mr, const float *w,   \
@@ -225,7 +321,7 @@ CR_LP_WIDTHS(CR_LP_LANES_FN)
 typedef void (*cr_lp_lanes_fn)(int kc, const float *a, int lda, int mr, const float *w,
                                float *out, int ldo, const float *bias, int first, int relu);
 /* Entry J: the instance for J outputs and the rows one call covers. */
-#define CR_LP_LANES_ENTRY(J, G) [J] = {cr_lp_lanes_##J, 16 * (G)},
+#define CR_LP_LANES_ENTRY(J, G) [J] = {cr_lp_lanes_##J, CR_LP_VL * (G)},
 static const struct { cr_lp_lanes_fn fn; int rows; } cr_lp_lanes_tab[CR_LP_NARROW + 1] = {
     CR_LP_WIDTHS(CR_LP_LANES_ENTRY)};
 
@@ -275,7 +371,7 @@ void CR_ISA(cr_linear_forward_packed)(float *out, const float *inp, const float 
             }
         return;
     }
-#if defined(__AVX512F__)
+#ifdef CR_LP_NARROW
     if (OC <= CR_LP_NARROW) {
         int rows = cr_lp_lanes_tab[OC].rows, nt = (B + rows - 1) / rows;
         int par = cr_get_threads() > 1 && nt > 1 && (double)B * OC * C >= CR_LP_PAR_MIN_WORK;
