@@ -115,7 +115,6 @@ void cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g, co
                   int B, int ldi, int ldo, void *scratch) {
     CR_ASSERT(w && g >= 0 && g < w->G && ldi >= w->C && ldo >= w->OC);
     const int C = w->C, CP = w->CP;
-    const cr_kernel_set *ks = cr_kernels_active();
     uint8_t *s = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     for (int r0 = 0; r0 < B; r0 += 4) {
         int nr = B - r0 < 4 ? B - r0 : 4;
@@ -127,7 +126,7 @@ void cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g, co
                 for (int c = 0; c < C; c++) d[c] = cr_bf16_from_f32(src[c]);
                 for (int c = C; c < CP; c++) d[c] = 0;
             }
-            ks->lowp_bf16_rows(out + (size_t)r0 * ldo, ldo, x, nr,
+            cr_lowp_bf16_rows(out + (size_t)r0 * ldo, ldo, x, nr,
                                (const uint16_t *)w->data + (size_t)g * w->group_elems, b, CP,
                                w->OC);
         } else {
@@ -148,7 +147,7 @@ void cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g, co
                 for (int c = C; c < CP; c++) d[c] = 128; /* zero, offset */
             }
             size_t so = (size_t)g * w->NB * 16;
-            ks->lowp_int8_rows(out + (size_t)r0 * ldo, ldo, x, xs, nr,
+            cr_lowp_int8_rows(out + (size_t)r0 * ldo, ldo, x, xs, nr,
                                (const int8_t *)w->data + (size_t)g * w->group_elems,
                                w->scale + so, w->wsum + so, b, CP, w->OC);
         }
