@@ -105,3 +105,12 @@ CR_KERNEL_LIST(CR_WRAP)
 int cr_sgemm_bf16_native(void) { return cr_kernels_active()->bf16_native; }
 
 const char *cr_sgemm_portable_isa(void) { return cr_kernels_active()->name; }
+
+void cr_kernels_print(FILE *f) {
+    const cr_kernel_set *k = cr_kernels_active();
+    fprintf(f, "cpu: %s\n", cr_cpu_model());
+    fprintf(f, "features: %s\n", cr_cpu_features());
+    fprintf(f, "kernels: %s (gemm %s, bf16 training %s, bf16 weights %s, int8 weights %s)\n",
+            k->name, cr_sgemm_backend_name(), k->bf16_native ? "native" : "fp32 products",
+            k->lowp_bf16, k->lowp_int8);
+}
