@@ -30,12 +30,44 @@
 #include <string.h>
 
 #define CR_LP_NR CR_PACK_NR
+/* The vector layer of the tiles below: VL float lanes, masks of the first
+ * n lanes for the edge columns. */
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define CR_LP_MR 12
+#define CR_LP_MR_SHORT 4 /* a batch of 1000 ends in 4 rows: 12 would waste 8 */
+typedef __m512 cr_lpv;
+typedef __mmask16 cr_lpm;
+#define CR_LP_VL 16
+#define lpv_zero _mm512_setzero_ps
+#define lpv_load _mm512_load_ps
+#define lpv_loadu _mm512_loadu_ps
+#define lpv_store _mm512_store_ps
+#define lpv_set1 _mm512_set1_ps
+#define lpv_fma _mm512_fmadd_ps
+#define lpv_add _mm512_add_ps
+#define lpv_max _mm512_max_ps
+#define lpv_lanes(n) cr_lanes(n)
+#define lpv_maskload(p, m) _mm512_maskz_loadu_ps(m, p)
+#define lpv_maskstore(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-#define CR_LP_MR 6
+#define CR_LP_MR 6 /* 16 ymm: 12 accumulators, 2 weight vectors, a broadcast */
+#define CR_LP_MR_SHORT 3
+typedef __m256 cr_lpv;
+typedef __m256i cr_lpm;
+#define CR_LP_VL 8
+#define lpv_zero _mm256_setzero_ps
+#define lpv_load _mm256_load_ps
+#define lpv_loadu _mm256_loadu_ps
+#define lpv_store _mm256_store_ps
+#define lpv_set1 _mm256_set1_ps
+#define lpv_fma _mm256_fmadd_ps
+#define lpv_add _mm256_add_ps
+#define lpv_max _mm256_max_ps
+#define lpv_lanes(n) cr_lanes8(n)
+#define lpv_maskload(p, m) _mm256_maskload_ps(p, m)
+#define lpv_maskstore(p, m, v) _mm256_maskstore_ps(p, m, v)
 #else
 #define CR_LP_MR 4
 #endif
@@ -51,132 +83,75 @@
  * repeat row mr-1 and are not stored), columns j0 .. j0+nr of the output,
  * inputs k0 .. k0+kc. first: the block that starts each sum (bias or
  * nothing before it); last: the block after which ReLU applies. */
-#if defined(__AVX512F__)
-/* MRC rows of registers: CR_LP_MR, or 4 for a last tile of at most 4 rows
- * (a batch of 1000 ends in 4: twelve would be 8 rows of wasted work). */
+#ifdef CR_LP_VL
+/* MRC rows (CR_LP_MR, or CR_LP_MR_SHORT for a last short tile) by two
+ * vectors of columns: the whole 32-wide sliver with AVX-512, half of it
+ * with AVX2 (then w points at the half, rows of the sliver still NR apart). */
 static inline __attribute__((always_inline)) void
 cr_lp_tile_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
              float *out, int ldo, int nr, const float *bias, int first, int relu) {
     const float *ar[CR_LP_MR];
 #pragma GCC unroll 12
     for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
-    __m512 c0[CR_LP_MR], c1[CR_LP_MR];
+    cr_lpv c0[CR_LP_MR], c1[CR_LP_MR];
 #pragma GCC unroll 12
-    for (int i = 0; i < MRC; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < MRC; i++) c0[i] = c1[i] = lpv_zero();
     for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR);
-        __m512 b1 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR + 16);
+        cr_lpv b0 = lpv_loadu(w + (size_t)k * CR_LP_NR);
+        cr_lpv b1 = lpv_loadu(w + (size_t)k * CR_LP_NR + CR_LP_VL);
 #pragma GCC unroll 12
         for (int i = 0; i < MRC; i++) {
-            __m512 ai = _mm512_set1_ps(ar[i][k]);
-            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            cr_lpv ai = lpv_set1(ar[i][k]);
+            c0[i] = lpv_fma(ai, b0, c0[i]);
+            c1[i] = lpv_fma(ai, b1, c1[i]);
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
-    __m512 z = _mm512_setzero_ps();
-    __m512 bb0 = z, bb1 = z;
+    cr_lpm m0 = lpv_lanes(nr), m1 = lpv_lanes(nr - CR_LP_VL);
+    cr_lpv z = lpv_zero();
+    cr_lpv bb0 = z, bb1 = z;
     if (first && bias) {
-        bb0 = _mm512_maskz_loadu_ps(m0, bias);
-        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    }
-    for (int i = 0; i < mr; i++) {
-        float *o = out + (size_t)i * ldo;
-        __m512 v0 = c0[i], v1 = c1[i];
-        if (!first) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, o));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, o + 16));
-        } else if (bias) {
-            v0 = _mm512_add_ps(v0, bb0);
-            v1 = _mm512_add_ps(v1, bb1);
-        }
-        if (relu) {
-            v0 = _mm512_max_ps(v0, z);
-            v1 = _mm512_max_ps(v1, z);
-        }
-        _mm512_mask_storeu_ps(o, m0, v0);
-        _mm512_mask_storeu_ps(o + 16, m1, v1);
-    }
-}
-
-__attribute__((aligned(64)))
-static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
-                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    if (mr <= 4)
-        cr_lp_tile_n(4, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
-    else
-        cr_lp_tile_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-/* AVX2: 16 ymm registers hold a 6 x 16 tile (12 accumulators, 2 weight
- * vectors, a broadcast), so a 32-wide sliver is two half tiles, each
- * reading its 16 columns of the sliver (rows of the sliver 32 floats
- * apart). MRC rows: 6, or 3 for a last tile of at most 3 rows. */
-static inline __attribute__((always_inline)) void
-cr_lp_half_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
-             float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    const float *ar[CR_LP_MR];
-#pragma GCC unroll 6
-    for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
-    __m256 c0[CR_LP_MR], c1[CR_LP_MR];
-#pragma GCC unroll 6
-    for (int i = 0; i < MRC; i++) c0[i] = c1[i] = _mm256_setzero_ps();
-    for (int k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(w + (size_t)k * CR_LP_NR);
-        __m256 b1 = _mm256_loadu_ps(w + (size_t)k * CR_LP_NR + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < MRC; i++) {
-            __m256 ai = _mm256_broadcast_ss(ar[i] + k);
-            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
-        }
-    }
-    __m256i m0 = cr_lanes8(nr), m1 = cr_lanes8(nr - 8);
-    __m256 z = _mm256_setzero_ps();
-    __m256 bb0 = z, bb1 = z;
-    if (first && bias) {
-        bb0 = _mm256_maskload_ps(bias, m0);
-        bb1 = _mm256_maskload_ps(bias + 8, m1);
+        bb0 = lpv_maskload(bias, m0);
+        bb1 = lpv_maskload(bias + CR_LP_VL, m1);
     }
     /* constant bounds, so the accumulators stay in registers (a loop to mr
-     * made gcc keep them in memory and store all twelve every k) */
-#pragma GCC unroll 6
+     * made gcc keep the AVX2 ones in memory and store all twelve every k) */
+#pragma GCC unroll 12
     for (int i = 0; i < MRC; i++) {
         if (i >= mr) break;
         float *o = out + (size_t)i * ldo;
-        __m256 v0 = c0[i], v1 = c1[i];
+        cr_lpv v0 = c0[i], v1 = c1[i];
         if (!first) {
-            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(o, m0));
-            v1 = _mm256_add_ps(v1, _mm256_maskload_ps(o + 8, m1));
+            v0 = lpv_add(v0, lpv_maskload(o, m0));
+            v1 = lpv_add(v1, lpv_maskload(o + CR_LP_VL, m1));
         } else if (bias) {
-            v0 = _mm256_add_ps(v0, bb0);
-            v1 = _mm256_add_ps(v1, bb1);
+            v0 = lpv_add(v0, bb0);
+            v1 = lpv_add(v1, bb1);
         }
         if (relu) {
-            v0 = _mm256_max_ps(v0, z);
-            v1 = _mm256_max_ps(v1, z);
+            v0 = lpv_max(v0, z);
+            v1 = lpv_max(v1, z);
         }
-        _mm256_maskstore_ps(o, m0, v0);
-        _mm256_maskstore_ps(o + 8, m1, v1);
+        lpv_maskstore(o, m0, v0);
+        lpv_maskstore(o + CR_LP_VL, m1, v1);
     }
 }
 
 __attribute__((aligned(64)))
-static void cr_lp_half(int kc, const float *a, int lda, int mr, const float *restrict w,
+static void cr_lp_part(int kc, const float *a, int lda, int mr, const float *restrict w,
                        float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    if (mr <= 3)
-        cr_lp_half_n(3, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+    if (mr <= CR_LP_MR_SHORT)
+        cr_lp_tile_n(CR_LP_MR_SHORT, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
     else
-        cr_lp_half_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+        cr_lp_tile_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
 }
 
+/* The sliver's columns in parts of two vectors (one part with AVX-512). */
 static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
                        float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    cr_lp_half(kc, a, lda, mr, w, out, ldo, nr < 16 ? nr : 16, bias, first, relu);
-    if (nr > 16)
-        cr_lp_half(kc, a, lda, mr, w + 16, out + 16, ldo, nr - 16, bias ? bias + 16 : NULL,
-                   first, relu);
+    for (int j = 0; j < nr; j += 2 * CR_LP_VL)
+        cr_lp_part(kc, a, lda, mr, w + j, out + j, ldo,
+                   nr - j < 2 * CR_LP_VL ? nr - j : 2 * CR_LP_VL, bias ? bias + j : NULL, first,
+                   relu);
 }
 #else
 /* Plain C (the scalar level), with the same operations as its blocked
@@ -210,7 +185,7 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
 }
 #endif
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#ifdef CR_LP_VL
 /* ---- narrow layers: a lane per row ------------------------------------------
  * A layer of at most CR_LP_NARROW outputs (a gate over a few experts, a
  * 1-wide head) fills 1 to 8 of the tile's 32 lanes, so the tile above wastes
@@ -222,15 +197,6 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
  * k per K block with the same epilogue, so the bits are those of the tile
  * (and of the rows path). G groups of VL rows share each broadcast. */
 #if defined(__AVX512F__)
-typedef __m512 cr_lpv;
-#define CR_LP_VL 16
-#define lpv_zero _mm512_setzero_ps
-#define lpv_load _mm512_load_ps
-#define lpv_store _mm512_store_ps
-#define lpv_set1 _mm512_set1_ps
-#define lpv_fma _mm512_fmadd_ps
-#define lpv_add _mm512_add_ps
-#define lpv_max _mm512_max_ps
 #define CR_LP_TR(dst, kn, src, ld, nrows) \
     cr_tr16(dst, 16, 0xFFFF, cr_lanes(kn), src, ld, nrows)
 /* Every width J with its row groups G: as many as fit 24 accumulators, at
@@ -241,15 +207,6 @@ typedef __m512 cr_lpv;
     X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
     X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
 #else
-typedef __m256 cr_lpv;
-#define CR_LP_VL 8
-#define lpv_zero _mm256_setzero_ps
-#define lpv_load _mm256_load_ps
-#define lpv_store _mm256_store_ps
-#define lpv_set1 _mm256_set1_ps
-#define lpv_fma _mm256_fmadd_ps
-#define lpv_add _mm256_add_ps
-#define lpv_max _mm256_max_ps
 #define CR_LP_TR(dst, kn, src, ld, nrows) cr_tr8(dst, 8, kn, src, ld, nrows)
 /* 16 ymm registers: G*J accumulators + J broadcasts + the input vector
  * (one spill at J = 8); wider layers take the 6 x 16 half tiles. */
