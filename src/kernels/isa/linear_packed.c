@@ -39,6 +39,7 @@
 typedef __m512 cr_lpv;
 typedef __mmask16 cr_lpm;
 #define CR_LP_VL 16
+#define CR_LP_NV 2 /* vectors of columns per tile row: 24 of 32 zmm accumulate */
 #define lpv_zero _mm512_setzero_ps
 #define lpv_load _mm512_load_ps
 #define lpv_loadu _mm512_loadu_ps
@@ -57,6 +58,7 @@ typedef __mmask16 cr_lpm;
 typedef __m256 cr_lpv;
 typedef __m256i cr_lpm;
 #define CR_LP_VL 8
+#define CR_LP_NV 2
 #define lpv_zero _mm256_setzero_ps
 #define lpv_load _mm256_load_ps
 #define lpv_loadu _mm256_loadu_ps
@@ -84,34 +86,39 @@ typedef __m256i cr_lpm;
  * inputs k0 .. k0+kc. first: the block that starts each sum (bias or
  * nothing before it); last: the block after which ReLU applies. */
 #ifdef CR_LP_VL
-/* MRC rows (CR_LP_MR, or CR_LP_MR_SHORT for a last short tile) by two
- * vectors of columns: the whole 32-wide sliver with AVX-512, half of it
- * with AVX2 (then w points at the half, rows of the sliver still NR apart). */
+/* MRC rows (CR_LP_MR, or CR_LP_MR_SHORT for a last short tile) by NV
+ * vectors of columns (CR_LP_NV, a part of CR_LP_PW = NV * VL columns): the
+ * whole 32-wide sliver with AVX-512, half of it with AVX2 (w then points at
+ * the part; rows of the sliver are still NR apart). nr <= CR_LP_PW. */
+#define CR_LP_PW (CR_LP_NV * CR_LP_VL)
 static inline __attribute__((always_inline)) void
 cr_lp_tile_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
              float *out, int ldo, int nr, const float *bias, int first, int relu) {
     const float *ar[CR_LP_MR];
 #pragma GCC unroll 12
     for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
-    cr_lpv c0[CR_LP_MR], c1[CR_LP_MR];
+    cr_lpv c[CR_LP_MR][CR_LP_NV];
 #pragma GCC unroll 12
-    for (int i = 0; i < MRC; i++) c0[i] = c1[i] = lpv_zero();
+    for (int i = 0; i < MRC; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < CR_LP_NV; q++) c[i][q] = lpv_zero();
     for (int k = 0; k < kc; k++) {
-        cr_lpv b0 = lpv_loadu(w + (size_t)k * CR_LP_NR);
-        cr_lpv b1 = lpv_loadu(w + (size_t)k * CR_LP_NR + CR_LP_VL);
+        cr_lpv bk[CR_LP_NV];
+#pragma GCC unroll 4
+        for (int q = 0; q < CR_LP_NV; q++) bk[q] = lpv_loadu(w + (size_t)k * CR_LP_NR + q * CR_LP_VL);
 #pragma GCC unroll 12
         for (int i = 0; i < MRC; i++) {
             cr_lpv ai = lpv_set1(ar[i][k]);
-            c0[i] = lpv_fma(ai, b0, c0[i]);
-            c1[i] = lpv_fma(ai, b1, c1[i]);
+#pragma GCC unroll 4
+            for (int q = 0; q < CR_LP_NV; q++) c[i][q] = lpv_fma(ai, bk[q], c[i][q]);
         }
     }
-    cr_lpm m0 = lpv_lanes(nr), m1 = lpv_lanes(nr - CR_LP_VL);
-    cr_lpv z = lpv_zero();
-    cr_lpv bb0 = z, bb1 = z;
-    if (first && bias) {
-        bb0 = lpv_maskload(bias, m0);
-        bb1 = lpv_maskload(bias + CR_LP_VL, m1);
+    cr_lpm m[CR_LP_NV];
+    cr_lpv z = lpv_zero(), bb[CR_LP_NV];
+#pragma GCC unroll 4
+    for (int q = 0; q < CR_LP_NV; q++) {
+        m[q] = lpv_lanes(nr - q * CR_LP_VL);
+        bb[q] = first && bias ? lpv_maskload(bias + q * CR_LP_VL, m[q]) : z;
     }
     /* constant bounds, so the accumulators stay in registers (a loop to mr
      * made gcc keep the AVX2 ones in memory and store all twelve every k) */
@@ -119,20 +126,14 @@ cr_lp_tile_n(const int MRC, int kc, const float *a, int lda, int mr, const float
     for (int i = 0; i < MRC; i++) {
         if (i >= mr) break;
         float *o = out + (size_t)i * ldo;
-        cr_lpv v0 = c0[i], v1 = c1[i];
-        if (!first) {
-            v0 = lpv_add(v0, lpv_maskload(o, m0));
-            v1 = lpv_add(v1, lpv_maskload(o + CR_LP_VL, m1));
-        } else if (bias) {
-            v0 = lpv_add(v0, bb0);
-            v1 = lpv_add(v1, bb1);
+#pragma GCC unroll 4
+        for (int q = 0; q < CR_LP_NV; q++) {
+            cr_lpv v = c[i][q];
+            if (!first) v = lpv_add(v, lpv_maskload(o + q * CR_LP_VL, m[q]));
+            else if (bias) v = lpv_add(v, bb[q]);
+            if (relu) v = lpv_max(v, z);
+            lpv_maskstore(o + q * CR_LP_VL, m[q], v);
         }
-        if (relu) {
-            v0 = lpv_max(v0, z);
-            v1 = lpv_max(v1, z);
-        }
-        lpv_maskstore(o, m0, v0);
-        lpv_maskstore(o + CR_LP_VL, m1, v1);
     }
 }
 
@@ -145,13 +146,12 @@ static void cr_lp_part(int kc, const float *a, int lda, int mr, const float *res
         cr_lp_tile_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
 }
 
-/* The sliver's columns in parts of two vectors (one part with AVX-512). */
+/* The sliver's columns in parts of CR_LP_PW (one part with AVX-512). */
 static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
                        float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    for (int j = 0; j < nr; j += 2 * CR_LP_VL)
-        cr_lp_part(kc, a, lda, mr, w + j, out + j, ldo,
-                   nr - j < 2 * CR_LP_VL ? nr - j : 2 * CR_LP_VL, bias ? bias + j : NULL, first,
-                   relu);
+    for (int j = 0; j < nr; j += CR_LP_PW)
+        cr_lp_part(kc, a, lda, mr, w + j, out + j, ldo, nr - j < CR_LP_PW ? nr - j : CR_LP_PW,
+                   bias ? bias + j : NULL, first, relu);
 }
 #else
 /* Plain C (the scalar level), with the same operations as its blocked
