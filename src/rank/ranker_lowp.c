@@ -132,7 +132,7 @@ void cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g, co
             const float *src = inp + (size_t)(r0 + r) * ldi;
             if (w->p == CR_PRECISION_BF16) {
                 uint16_t *d = (uint16_t *)s + (size_t)r * CP;
-                for (int c = 0; c < C; c++) d[c] = cr_bf16_from_f32(src[c]);
+                cr_bf16_round(d, src, (size_t)C);
                 for (int c = C; c < CP; c++) d[c] = 0;
             } else {
                 float amax = 0.0f;
