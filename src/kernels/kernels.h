@@ -145,6 +145,9 @@ void cr_lowp_bf16_rows(float *out, int ldo, const uint16_t *x, int nr, const uin
 void cr_lowp_int8_rows(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
                        const int8_t *W, const float *sc, const int32_t *ws, const float *b,
                        int CP, int OC);
+/* One input row (n floats) quantised for cr_lowp_int8_rows, padded with
+ * zeros (128) to np; returns its scale, max|x| / 127 (1 if all zero). */
+float cr_int8_quant_row(uint8_t *dst, const float *src, int n, int np);
 /* float -> bf16, round to nearest even (NaN stays a quiet NaN, overflow
  * rounds to infinity); bf16 -> float is exact. */
 /* Inline, so the vector loops of every kernel set (cr_bf16_round) and
