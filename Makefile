@@ -21,7 +21,8 @@
 #   BLAS=0       portable GEMM only; BLAS=openblas (default) or BLAS=blis
 #   SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer (builds in build/san)
 #   DEBUG=1      -O0 -g (builds in build/debug)
-#   AVX2=1       target AVX2 instead of the host (for valgrind, which cannot run AVX-512)
+#   NATIVE=1     build the ISA-independent code for this machine (-march=native); the
+#                default targets x86-64-v2 and picks its kernels at run time (isa block)
 #   MPI=1        with Open MPI (builds in build/mpi): train, label, score and experiment
 #                run under mpirun -np N (docs/distributed.md); `make test` also builds
 #                and tests it whenever mpirun is installed
@@ -33,7 +34,6 @@ OMP     ?= 1
 BLAS    ?= openblas
 SAN     ?= 0
 DEBUG   ?= 0
-AVX2    ?= 0
 MPI     ?= 0
 
 BUILD := build
@@ -49,17 +49,56 @@ endif
 ifeq ($(OMP),0)
 BUILD := $(BUILD)/noomp
 endif
-ifeq ($(AVX2),1)
-BUILD := $(BUILD)/avx2
-endif
 ifeq ($(MPI),1)
 BUILD := $(BUILD)/mpi
 endif
 
-ARCH := -march=native
-ifeq ($(AVX2),1)
-ARCH := -mavx2 -mfma
+# ---- isa: kernels chosen at run time (docs/kernels.md, "Kernel sets") --------
+# Everything is built for the baseline ISA_BASE except src/kernels/isa/*.c,
+# which is compiled once per level of ISA_LEVELS with that level's flags
+# (objects name.LEVEL.o); each level's table (isa/kset.c) is one
+# cr_kernel_set, and dispatch.c picks one at run time from CPUID or
+# CROSSREC_ISA. NATIVE=1 builds the baseline code for this machine instead
+# (the levels keep their own flags, so the binary still runs every level
+# this CPU has, and only it).
+NATIVE  ?= 0
+CR_TARGET := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq ($(findstring aarch64,$(CR_TARGET)),)
+ISA_BASE   := -march=armv8-a
+ISA_LEVELS := scalar neon
+ISA_ID_scalar := CR_ISA_SCALAR
+ISA_ID_neon   := CR_ISA_NEON
+ISA_FLAGS_neon :=
+else
+ISA_BASE   := -march=x86-64-v2
+ISA_LEVELS := scalar avx2 avx512 avx512bf16
+ISA_ID_scalar     := CR_ISA_SCALAR
+ISA_ID_avx2       := CR_ISA_AVX2
+ISA_ID_avx512     := CR_ISA_AVX512
+ISA_ID_avx512bf16 := CR_ISA_AVX512BF16
+ISA_FLAGS_avx2       := -mavx2 -mfma -mf16c
+ISA_FLAGS_avx512     := $(ISA_FLAGS_avx2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
+ISA_FLAGS_avx512bf16 := $(ISA_FLAGS_avx512) -mavx512bf16 -mavx512vnni
 endif
+ISA_FLAGS_scalar :=
+ARCH := $(ISA_BASE)
+ifeq ($(NATIVE),1)
+ARCH  := -march=native
+BUILD := $(BUILD)/native
+endif
+ISA_SRC := $(wildcard src/kernels/isa/*.c)
+# `make test` runs these again with each lower kernel set forced, so a CI
+# machine with AVX-512 also runs the AVX2 and scalar kernels end to end.
+ISA_TESTS  := test_kernels_gemm test_kernels_packed test_kernels_bf16 test_gemm_bf16 \
+              test_kernels_grad test_kernels_embed test_kernels_attn test_decoder \
+              test_decoder_bf16 test_ranker test_twin_rank test_model_api test_request test_fit
+ifneq ($(findstring aarch64,$(CR_TARGET)),)
+ISA_FORCED := scalar
+else
+ISA_FORCED := avx2 scalar
+endif
+ISA_OBJ := $(foreach l,$(ISA_LEVELS),$(ISA_SRC:%.c=$(BUILD)/%.$(l).o))
+# ---- end isa ------------------------------------------------------------------
 
 # -ffp-contract=off: what gcc does under -std=c17 anyway; clang would
 # otherwise fuse a*b+c where kernels and their tests expect two roundings.
@@ -112,7 +151,7 @@ endif
 # Layers, bottom to top; each may include only the ones before it.
 LAYERS   := core kernels nn data train rank ilm serve
 LIB_SRC  := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o $(ISA_OBJ)
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -200,6 +239,15 @@ $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# isa: one rule per level, the baseline flags but the level's target
+define CR_ISA_RULE
+$$(BUILD)/src/kernels/isa/%.$(1).o: src/kernels/isa/%.c | $$(DEPS_OK)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(filter-out $$(ARCH),$$(CFLAGS)) $$(ISA_BASE) $$(ISA_FLAGS_$(1)) \
+	  -DCR_ISA_LEVEL=$(1) -DCR_ISA_ID=$$(ISA_ID_$(1)) -MMD -MP -c $$< -o $$@
+endef
+$(foreach l,$(ISA_LEVELS),$(eval $(call CR_ISA_RULE,$(l))))
+
 $(BUILD)/libcrossrec.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -246,6 +294,11 @@ test: $(TEST_BIN) $(BUILD)/crossrec $(BUILD)/libcrossrec.so check-layers $(ORT_O
 	  if CR_BUILD=$(BUILD) tests/mpi.sh > $(BUILD)/tests/mpi.log 2>&1; then pass=$$((pass+1)); \
 	  else fail=$$((fail+1)); echo "FAILED: tests/mpi.sh"; tail -n 30 $(BUILD)/tests/mpi.log; fi; \
 	fi; \
+	for isa in $(ISA_FORCED); do for n in $(ISA_TESTS); do t=$(BUILD)/tests/$$n; \
+	  if CROSSREC_ISA=$$isa CR_BUILD=$(BUILD) $$t > $$t.$$isa.log 2>&1; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); echo "FAILED: CROSSREC_ISA=$$isa $$t (log: $$t.$$isa.log)"; \
+	    tail -n 30 $$t.$$isa.log; fi; \
+	done; done; \
 	echo "$$pass passed, $$fail failed"; [ $$fail = 0 ]
 
 # A layer may include only layers below it (see LAYERS), in any spelling;

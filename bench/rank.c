@@ -593,6 +593,8 @@ int main(int argc, char **argv) {
     bench_put(&o, "model", 1, "%s", bm.name);
     bench_put(&o, "threads", 0, "%d", cr_get_threads());
     bench_put(&o, "gemm_backend", 1, "%s", cr_sgemm_backend_name());
+    bench_put(&o, "kernels", 1, "%s", cr_kernel_set_name());
+    bench_put(&o, "cpu", 1, "%s", cr_cpu_name());
     if (zipf > 0) bench_put(&o, "ids", 1, "zipf_%.2f", zipf);
     else bench_put(&o, "ids", 1, "uniform");
     bench_put(&o, "precision", 1, "%s",

@@ -23,6 +23,7 @@ int cr_cli_label(int argc, char **argv);
 int cr_cli_export(int argc, char **argv);
 int cr_cli_encode(int argc, char **argv);
 int cr_cli_tokenize(int argc, char **argv);
+int cr_cli_cpu(int argc, char **argv);
 
 /* The job this process runs in (MPI ranks, or a job of one). */
 const cr_dist *cr_cli_dist(void);

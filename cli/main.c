@@ -30,6 +30,7 @@ static const cr_cmd cmds[] = {
     {"lm", cr_cli_lm, "generate tokens with a decoder language model"},
     {"ilm", cr_cli_ilm, "item-language model: CF embeddings (ilm mf)"},
     {"movielens", cr_cli_movielens, "turn MovieLens ratings into ranking impressions"},
+    {"cpu", cr_cli_cpu, "the CPU's features and the kernel set chosen"},
 };
 
 static void usage(FILE *f) {
@@ -64,7 +65,15 @@ static int dispatch(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("crossrec %s\n", CR_VERSION);
+        cr_kernels_print(stdout);
         return 0;
+    }
+    /* A forced kernel set this CPU cannot run is refused here, by name,
+     * before any kernel runs (the library would fall back with a warning). */
+    cr_error e = {0};
+    if (cr_kernels_check(&e) != CR_OK) {
+        fprintf(stderr, "crossrec: %s\n", e.msg);
+        return 2;
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);

@@ -134,6 +134,46 @@ else
     not_ok "score on the feature columns alone gives the same scores (exit $rc)"
 fi
 
+# ---- kernel sets ------------------------------------------------------------------
+# The checkpoint trained under the default set scores under every set this
+# CPU runs, to rounding (scores of 3 tasks in [0, 1]).
+run "$BIN" cpu
+if [ "$rc" -eq 0 ] && has "cpu:" "features:" "kernels:" "kernel sets: scalar"; then
+    ok "cpu prints the features and the kernel set chosen"
+else
+    not_ok "cpu prints the features and the kernel set chosen (exit $rc)"
+fi
+SETS=$(sed -n 's/^kernel sets: //p' "$OUT")
+MISSING=""
+for isa in $SETS; do
+    case "$isa" in
+    *"("*) MISSING=${isa%%(*}; continue ;;
+    esac
+    CROSSREC_ISA=$isa run "$BIN" score --model "$MODEL" --data "$IMP" --out "$TMP/scores_$isa.csv" \
+        --id-column request_id
+    if [ "$rc" -eq 0 ] && paste -d, "$SCORES" "$TMP/scores_$isa.csv" |
+        awk -F, 'NR > 1 { for (i = 2; i <= 4; i++) { d = $i - $(i + 4); if (d < 0) d = -d;
+                 if (d > 2e-6) bad = 1 } } END { exit bad }'; then
+        ok "the checkpoint scores alike under CROSSREC_ISA=$isa"
+    else
+        not_ok "the checkpoint scores alike under CROSSREC_ISA=$isa (exit $rc)"
+    fi
+done
+CROSSREC_ISA=avx3 run "$BIN" cpu
+if [ "$rc" -eq 2 ] && has "CROSSREC_ISA=avx3: expected auto, scalar"; then
+    ok "an unknown CROSSREC_ISA is refused"
+else
+    not_ok "an unknown CROSSREC_ISA is refused (exit $rc)"
+fi
+if [ -n "$MISSING" ]; then
+    CROSSREC_ISA=$MISSING run "$BIN" score --model "$MODEL" --data "$IMP" --out "$TMP/never.csv"
+    if [ "$rc" -eq 2 ] && has "CROSSREC_ISA=$MISSING: this CPU lacks" && [ ! -e "$TMP/never.csv" ]; then
+        ok "a kernel set this CPU lacks is refused, naming the missing feature"
+    else
+        not_ok "a kernel set this CPU lacks is refused, naming the missing feature (exit $rc)"
+    fi
+fi
+
 run "$BIN" inspect "$MODEL"
 if [ "$rc" -eq 0 ] && has "tensors (" "experts.l0.weight" "towers.0.l0.weight" "heads.click.weight" \
     "emb.user" "crossrec.ranker" "features (7)" "tasks (3)"; then

@@ -7,7 +7,7 @@
 #include "util/testutil.h"
 
 #include "../src/kernels/kernels.h"
-#include "../src/kernels/vmath.h"
+#include "../src/kernels/isa/vmath.h"
 
 #include <math.h>
 #include <string.h>

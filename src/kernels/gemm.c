@@ -5,6 +5,7 @@
  * No other file may include a BLAS header or call a BLAS routine.
  */
 #include "kernels.h"
+#include "isa/gemm_internal.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -209,7 +210,10 @@ void cr_sgemm(int transA, int transB, int M, int N, int K, float alpha,
         return;
     }
     cr_gemm_backend be = cr_gemm_pick(M, N, K);
-    if (cr_gemm_prec == CR_GEMM_BF16 && be != CR_GEMM_NAIVE && M >= 16 && N >= 16 &&
+    /* Without native bf16 products the precision changes nothing: the fp32
+     * backends below are the fastest fp32 this CPU has. */
+    if (cr_gemm_prec == CR_GEMM_BF16 && be != CR_GEMM_NAIVE && cr_sgemm_bf16_native() &&
+        M >= 16 && N >= 16 &&
         (double)M * N * K >= CR_GEMM_BF16_MIN_WORK) {
         cr_sgemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
@@ -252,4 +256,59 @@ void cr_sgemm_rows(int transA, int transB, int M, int N, int K, float alpha, con
         cr_sgemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
         cr_sgemm_tiled(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- the task split of the blocked GEMMs (every ISA level's) ------------------ */
+
+/* The output is cut into independent MC x NC blocks ("tasks"); a task
+ * packs its own slices of A and B and runs the whole K loop, so threads
+ * never wait for each other until the end of the call. Repacking B once per
+ * row block costs (K*N)*(M/MC) copies against M*N*K multiply-adds, under
+ * 1% for MC >= 100. That trade matters on a shared machine: with a
+ * shared B panel every K block needs two barriers, and one descheduled
+ * thread stalls all of them (measured: 16 barriers per call made a
+ * 512x1024x429 product 10x slower under load). Tasks are handed out
+ * dynamically for the same reason.
+ *
+ * Block sizes are multiples of MR and NR, so the tile grid (and with it
+ * every rounding) is the same whatever the split; the split only decides
+ * which thread runs which tile. Results are identical for any thread count. */
+cr_gemm_plan cr_gemm_plan_make(int M, int N, int nt, int mr, int nr, int mc_max, int nc_max) {
+    int nic = (M + mc_max - 1) / mc_max, njc = (N + nc_max - 1) / nc_max;
+    /* Enough tasks for every thread, and a multiple of the thread count
+     * when tasks are few (so the last round is not half idle). */
+    while (nt > 1 && (nic * njc < nt || (nic * njc < 4 * nt && (nic * njc) % nt))) {
+        int mcur = (M + nic - 1) / nic, ncur = (N + njc - 1) / njc;
+        if (mcur > mr && (mcur >= ncur || ncur <= nr)) nic++;
+        else if (ncur > nr) njc++;
+        else break;
+    }
+    cr_gemm_plan p;
+    p.mc = ((M + nic - 1) / nic + mr - 1) / mr * mr;
+    p.nc = ((N + njc - 1) / njc + nr - 1) / nr * nr;
+    p.nic = (M + p.mc - 1) / p.mc;
+    p.njc = (N + p.nc - 1) / p.nc;
+    return p;
+}
+
+void cr_gemm_run(const cr_gemm_args *g, const cr_gemm_plan *p, int par, cr_gemm_task_fn task) {
+    int ntask = p->nic * p->njc;
+    if (!par || ntask == 1) {
+        /* No OpenMP region at all: even a one-thread region costs about as
+         * much as a 16x16x16 product. */
+        for (int t = 0; t < ntask; t++) {
+            int ic = (t / p->njc) * p->mc, jc = (t % p->njc) * p->nc;
+            task(g, ic, jc, g->M - ic < p->mc ? g->M - ic : p->mc,
+                 g->N - jc < p->nc ? g->N - jc : p->nc);
+        }
+        return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1)
+#endif
+    for (int t = 0; t < ntask; t++) {
+        int ic = (t / p->njc) * p->mc, jc = (t % p->njc) * p->nc;
+        task(g, ic, jc, g->M - ic < p->mc ? g->M - ic : p->mc,
+             g->N - jc < p->nc ? g->N - jc : p->nc);
+    }
 }

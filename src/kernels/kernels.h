@@ -119,6 +119,8 @@ void cr_linear_forward_rows(float *out, const float *inp, const float *w, const 
  * bits of cr_linear_forward_rows (followed by cr_relu_forward when relu is
  * 1) without packing anything per call: a row depends only on its input
  * row. Its backward is cr_linear_backward on the unpacked w. */
+/* Output channels per packed sliver, the same on every kernel set. */
+#define CR_PACK_NR 32
 size_t cr_linear_pack_floats(int OC, int C);
 int    cr_linear_pack_width(void); /* output channels per packed sliver */
 void   cr_linear_pack(float *wp, const float *w, int OC, int C);
@@ -130,11 +132,38 @@ void   cr_linear_forward_packed(float *out, const float *inp, const float *wp, c
  * do not depend on B, the other rows or the thread count. No backward. */
 void     cr_linear_forward_bf16(float *out, const float *inp, const uint16_t *wb,
                                 const float *b, int B, int C, int OC, int ldi, int ldo);
+/* Serving products on reduced-precision weights (isa/lowp.c; packing and
+ * input conversion in src/rank/ranker_lowp.c). out (nr <= 4 rows, stride
+ * ldo) = x @ W^T + b for OC outputs. W holds blocks of 16 outputs, input
+ * channels in runs of R (2 for bf16, 4 for int8), the 16 outputs' R values
+ * side by side: blk[(cr * 16 + lane) * R + j] = w[16 blk + lane][cr R + j],
+ * CP inputs per row (padded to R with zeros). bf16: x rounded to bf16, sums
+ * in fp32. int8: x stored q + 128 with scale xs[r], W quantised with scale
+ * sc[o] and row sums ws[o]; out = (sum q w) * sc * xs + b, the sum exact. */
+void cr_lowp_bf16_rows(float *out, int ldo, const uint16_t *x, int nr, const uint16_t *W,
+                       const float *b, int CP, int OC);
+void cr_lowp_int8_rows(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
+                       const int8_t *W, const float *sc, const int32_t *ws, const float *b,
+                       int CP, int OC);
+/* One input row (n floats) quantised for cr_lowp_int8_rows, padded with
+ * zeros (128) to np; returns its scale, max|x| / 127 (1 if all zero). */
+float cr_int8_quant_row(uint8_t *dst, const float *src, int n, int np);
 /* float -> bf16, round to nearest even (NaN stays a quiet NaN, overflow
  * rounds to infinity); bf16 -> float is exact. */
-uint16_t cr_bf16_from_f32(float f);
-float    cr_bf16_to_f32(uint16_t h);
-void     cr_bf16_round(uint16_t *dst, const float *src, size_t n);
+/* Inline, so the vector loops of every kernel set (cr_bf16_round) and
+ * scalar callers round the same way from one definition. */
+static inline uint16_t cr_bf16_from_f32(float f) {
+    union { float f; uint32_t u; } v = {f};
+    uint32_t u = v.u;
+    uint16_t q = (uint16_t)((u >> 16) | 0x40u);          /* NaN: stays a quiet NaN */
+    uint16_t r = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* nearest, ties even */
+    return (u & 0x7fffffffu) > 0x7f800000u ? q : r;
+}
+static inline float cr_bf16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+void cr_bf16_round(uint16_t *dst, const float *src, size_t n); /* the active set's */
 void cr_linear_backward(float *dinp,        /* (B, C) stride ldi, or NULL */
                         float *dw,          /* (OC, C) or NULL */
                         float *db,          /* (OC) or NULL */

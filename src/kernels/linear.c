@@ -81,3 +81,30 @@ void cr_linear_backward(float *dinp, float *dw, float *db, const float *dout,
     }
     if (db) cr_linear_bias_grad(db, dout, B, OC, ldo);
 }
+
+/* ---- weights packed once for inference (the kernels: isa/linear_packed.c) -------
+ * ceil(OC / NR) slivers of (C, NR), zero past OC: one layout for every
+ * instruction-set level (the AVX2 tile reads a sliver as two halves of 16),
+ * so a packed snapshot does not depend on the kernel set. */
+int cr_linear_pack_width(void) { return CR_PACK_NR; }
+
+size_t cr_linear_pack_floats(int OC, int C) {
+    CR_ASSERT(OC >= 0 && C >= 0);
+    return (size_t)((OC + CR_PACK_NR - 1) / CR_PACK_NR) * CR_PACK_NR * (size_t)C;
+}
+
+void cr_linear_pack(float *wp, const float *w, int OC, int C) {
+    CR_ASSERT(wp && (w || OC == 0 || C == 0) && OC >= 0 && C >= 0);
+    int ns = (OC + CR_PACK_NR - 1) / CR_PACK_NR;
+    for (int s = 0; s < ns; s++) {
+        float *d = wp + (size_t)s * C * CR_PACK_NR;
+        int j0 = s * CR_PACK_NR, nr = OC - j0 < CR_PACK_NR ? OC - j0 : CR_PACK_NR;
+        /* read w row by row (contiguous), write with stride NR */
+        for (int j = 0; j < nr; j++) {
+            const float *src = w + (size_t)(j0 + j) * C;
+            for (int k = 0; k < C; k++) d[(size_t)k * CR_PACK_NR + j] = src[k];
+        }
+        for (int j = nr; j < CR_PACK_NR; j++)
+            for (int k = 0; k < C; k++) d[(size_t)k * CR_PACK_NR + j] = 0.0f;
+    }
+}

@@ -1,10 +1,10 @@
 /*
  * ranker_lowp.c - bf16 and int8 weights for the serving forward: packing a
  * Linear weight once at load, and out = inp @ w^T + b with products in the
- * packed precision and sums in fp32 (bf16) or int32 (int8). AVX-512 BF16 /
- * VNNI when the build targets them, the same arithmetic in plain C
- * otherwise, so results do not depend on the path beyond summation order.
- * Serving only: nothing here has a backward, and it never allocates in
+ * packed precision and sums in fp32 (bf16) or int32 (int8). The products
+ * are the active kernel set's (src/kernels/isa/lowp.c: AVX-512 BF16 / VNNI,
+ * AVX2, or plain C), the same arithmetic on every level, so results do not
+ * depend on the CPU beyond summation order. Serving only: nothing here has a backward, and it never allocates in
  * cr_lp_linear.
  *
  * Legend: B rows, C input width (CP padded), OC outputs of one group, G
@@ -18,14 +18,11 @@
  * when the input's R values are broadcast to every lane. Padding is zero.
  */
 #include "ranker.h"
+#include "../kernels/isa.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__AVX512F__) && (defined(__AVX512BF16__) || defined(__AVX512VNNI__))
-#include <immintrin.h>
-#endif
 
 struct cr_lp_weight {
     cr_precision p;
@@ -105,154 +102,60 @@ void cr_lp_free(cr_lp_weight *w) {
     free(w);
 }
 
-/* 4 rows of converted input, each padded to a multiple of 4 values, plus
- * alignment slack. */
-size_t cr_lp_scratch_bytes(int C) { return 4 * ((size_t)C + 8) * sizeof(float) + 256; }
+/* Rows converted at a time, and outputs per weight panel: the kernels run
+ * 4 rows at a time, and reading all of a layer's weights once per 4 rows
+ * (880 KB of bf16 for the reference shape's widest layer) made the bf16
+ * path slower than fp32; now a panel of 64 outputs (55 KB) stays in L2
+ * while 32 converted rows stream past it. */
+#define CR_LP_RB 32
+#define CR_LP_OB 64
+
+/* CR_LP_RB rows of converted input, each padded to a multiple of 4 values,
+ * plus alignment slack. */
+size_t cr_lp_scratch_bytes(int C) { return CR_LP_RB * ((size_t)C + 8) * sizeof(float) + 256; }
 
 const char *cr_lp_isa(cr_precision p) {
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
-    if (p == CR_PRECISION_BF16) return "avx512_bf16";
-#endif
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
-    if (p == CR_PRECISION_INT8) return "avx512_vnni";
-#endif
-    return "generic";
-}
-
-/* ---- bf16 ------------------------------------------------------------------------- */
-
-static void cr_lp_bf16_rows(float *out, const uint16_t *x, const cr_lp_weight *w,
-                            const uint16_t *W, const float *b, int nr, int ldo) {
-    /* x: nr rows of CP bf16 values, one after another */
-    const int CP = w->CP, NC = CP / 2;
-#if defined(__AVX512F__) && defined(__AVX512BF16__)
-    for (int blk = 0; blk < w->NB; blk++) {
-        const uint16_t *wb = W + (size_t)blk * 16 * CP;
-        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                         _mm512_setzero_ps()};
-        for (int cr = 0; cr < NC; cr++) {
-            __m512i wv = _mm512_loadu_si512((const void *)(wb + (size_t)cr * 32));
-            for (int r = 0; r < nr; r++) {
-                uint32_t pair;
-                memcpy(&pair, x + (size_t)r * CP + 2 * cr, 4);
-                __m512i xv = _mm512_set1_epi32((int)pair);
-                acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)xv, (__m512bh)wv);
-            }
-        }
-        int n = w->OC - blk * 16 < 16 ? w->OC - blk * 16 : 16;
-        __mmask16 k = (__mmask16)((1u << n) - 1u);
-        __m512 bv = b ? _mm512_maskz_loadu_ps(k, b + blk * 16) : _mm512_setzero_ps();
-        for (int r = 0; r < nr; r++)
-            _mm512_mask_storeu_ps(out + (size_t)r * ldo + blk * 16, k, _mm512_add_ps(acc[r], bv));
-    }
-#else
-    for (int blk = 0; blk < w->NB; blk++) {
-        const uint16_t *wb = W + (size_t)blk * 16 * CP;
-        int n = w->OC - blk * 16 < 16 ? w->OC - blk * 16 : 16;
-        for (int r = 0; r < nr; r++)
-            for (int lane = 0; lane < n; lane++) {
-                float acc = 0.0f;
-                for (int cr = 0; cr < NC; cr++)
-                    for (int j = 0; j < 2; j++)
-                        acc += cr_bf16_to_f32(x[(size_t)r * CP + 2 * cr + j]) *
-                               cr_bf16_to_f32(wb[((size_t)cr * 16 + lane) * 2 + j]);
-                out[(size_t)r * ldo + blk * 16 + lane] = acc + (b ? b[blk * 16 + lane] : 0.0f);
-            }
-    }
-#endif
-}
-
-/* ---- int8 ------------------------------------------------------------------------- */
-
-/* x: nr rows of CP values quantised to [-127, 127] and stored + 128 as
- * unsigned (VNNI multiplies unsigned by signed bytes); xs: their scales.
- * sum_c (q_c + 128) w_c = sum_c q_c w_c + 128 * wsum, so the row sum of the
- * weight takes the offset back out. */
-static void cr_lp_int8_rows(float *out, const uint8_t *x, const float *xs, const cr_lp_weight *w,
-                            const int8_t *W, const float *sc, const int32_t *ws, const float *b,
-                            int nr, int ldo) {
-    const int CP = w->CP, NC = CP / 4;
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
-    for (int blk = 0; blk < w->NB; blk++) {
-        const int8_t *wb = W + (size_t)blk * 16 * CP;
-        __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(),
-                          _mm512_setzero_si512(), _mm512_setzero_si512()};
-        for (int cr = 0; cr < NC; cr++) {
-            __m512i wv = _mm512_loadu_si512((const void *)(wb + (size_t)cr * 64));
-            for (int r = 0; r < nr; r++) {
-                uint32_t quad;
-                memcpy(&quad, x + (size_t)r * CP + 4 * cr, 4);
-                acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int)quad), wv);
-            }
-        }
-        int n = w->OC - blk * 16 < 16 ? w->OC - blk * 16 : 16;
-        __mmask16 k = (__mmask16)((1u << n) - 1u);
-        __m512 bv = b ? _mm512_maskz_loadu_ps(k, b + blk * 16) : _mm512_setzero_ps();
-        __m512 sv = _mm512_maskz_loadu_ps(k, sc + blk * 16);
-        __m512i off = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(k, ws + blk * 16), 7);
-        for (int r = 0; r < nr; r++) {
-            __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r], off));
-            v = _mm512_fmadd_ps(v, _mm512_mul_ps(sv, _mm512_set1_ps(xs[r])), bv);
-            _mm512_mask_storeu_ps(out + (size_t)r * ldo + blk * 16, k, v);
-        }
-    }
-#else
-    for (int blk = 0; blk < w->NB; blk++) {
-        const int8_t *wb = W + (size_t)blk * 16 * CP;
-        int n = w->OC - blk * 16 < 16 ? w->OC - blk * 16 : 16;
-        for (int r = 0; r < nr; r++)
-            for (int lane = 0; lane < n; lane++) {
-                int32_t acc = 0;
-                for (int cr = 0; cr < NC; cr++)
-                    for (int j = 0; j < 4; j++)
-                        acc += (int32_t)x[(size_t)r * CP + 4 * cr + j] *
-                               (int32_t)wb[((size_t)cr * 16 + lane) * 4 + j];
-                int o = blk * 16 + lane;
-                out[(size_t)r * ldo + o] =
-                    (float)(acc - 128 * ws[o]) * sc[o] * xs[r] + (b ? b[o] : 0.0f);
-            }
-    }
-#endif
+    const cr_kernel_set *k = cr_kernels_active();
+    return p == CR_PRECISION_BF16 ? k->lowp_bf16 : k->lowp_int8;
 }
 
 void cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g, const float *b,
                   int B, int ldi, int ldo, void *scratch) {
     CR_ASSERT(w && g >= 0 && g < w->G && ldi >= w->C && ldo >= w->OC);
-    const int C = w->C, CP = w->CP;
+    const int C = w->C, CP = w->CP, OC = w->OC;
     uint8_t *s = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    for (int r0 = 0; r0 < B; r0 += 4) {
-        int nr = B - r0 < 4 ? B - r0 : 4;
-        if (w->p == CR_PRECISION_BF16) {
-            uint16_t *x = (uint16_t *)s;
-            for (int r = 0; r < nr; r++) {
-                const float *src = inp + (size_t)(r0 + r) * ldi;
-                uint16_t *d = x + (size_t)r * CP;
-                for (int c = 0; c < C; c++) d[c] = cr_bf16_from_f32(src[c]);
+    size_t so = (size_t)g * w->NB * 16; /* this group's scales and sums */
+    float xs[CR_LP_RB];
+    for (int r0 = 0; r0 < B; r0 += CR_LP_RB) {
+        int nb = B - r0 < CR_LP_RB ? B - r0 : CR_LP_RB;
+        for (int r = 0; r < nb; r++) {
+            const float *src = inp + (size_t)(r0 + r) * ldi;
+            if (w->p == CR_PRECISION_BF16) {
+                uint16_t *d = (uint16_t *)s + (size_t)r * CP;
+                cr_bf16_round(d, src, (size_t)C);
                 for (int c = C; c < CP; c++) d[c] = 0;
+            } else {
+                xs[r] = cr_int8_quant_row(s + (size_t)r * CP, src, C, CP);
             }
-            cr_lp_bf16_rows(out + (size_t)r0 * ldo, x, w,
-                            (const uint16_t *)w->data + (size_t)g * w->group_elems, b, nr, ldo);
-        } else {
-            float xs[4];
-            uint8_t *x = s;
-            for (int r = 0; r < nr; r++) {
-                const float *src = inp + (size_t)(r0 + r) * ldi;
-                float amax = 0.0f;
-                for (int c = 0; c < C; c++) amax = fabsf(src[c]) > amax ? fabsf(src[c]) : amax;
-                xs[r] = amax > 0.0f ? amax / 127.0f : 1.0f;
-                float inv = 1.0f / xs[r];
-                uint8_t *d = x + (size_t)r * CP;
-                for (int c = 0; c < C; c++) {
-                    long q = lrintf(src[c] * inv);
-                    q = q > 127 ? 127 : q < -127 ? -127 : q;
-                    d[c] = (uint8_t)(q + 128);
-                }
-                for (int c = C; c < CP; c++) d[c] = 128; /* zero, offset */
+        }
+        /* a panel of outputs (whole blocks of 16: W + o0 * CP) against the rows */
+        for (int o0 = 0; o0 < OC; o0 += CR_LP_OB) {
+            int oc = OC - o0 < CR_LP_OB ? OC - o0 : CR_LP_OB;
+            const float *bo = b ? b + o0 : NULL;
+            for (int r = 0; r < nb; r += 4) {
+                int nr = nb - r < 4 ? nb - r : 4;
+                float *o = out + (size_t)(r0 + r) * ldo + o0;
+                if (w->p == CR_PRECISION_BF16)
+                    cr_lowp_bf16_rows(o, ldo, (const uint16_t *)s + (size_t)r * CP, nr,
+                                      (const uint16_t *)w->data + (size_t)g * w->group_elems +
+                                          (size_t)o0 * CP,
+                                      bo, CP, oc);
+                else
+                    cr_lowp_int8_rows(o, ldo, s + (size_t)r * CP, xs + r, nr,
+                                      (const int8_t *)w->data + (size_t)g * w->group_elems +
+                                          (size_t)o0 * CP,
+                                      w->scale + so + o0, w->wsum + so + o0, bo, CP, oc);
             }
-            size_t so = (size_t)g * w->NB * 16;
-            cr_lp_int8_rows(out + (size_t)r0 * ldo, x, xs, w,
-                            (const int8_t *)w->data + (size_t)g * w->group_elems,
-                            w->scale + so, w->wsum + so, b, nr, ldo);
         }
     }
 }

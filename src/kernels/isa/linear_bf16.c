@@ -19,27 +19,12 @@
  * is that sum whatever B, the row's place in a tile or the thread count, so
  * a row's outputs do not depend on the other rows.
  */
-#include "kernels.h"
+#include "level.h"
 #include "vec.h"
 
-#include <string.h>
-
-uint16_t cr_bf16_from_f32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
-}
-
-float cr_bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-void cr_bf16_round(uint16_t *dst, const float *src, size_t n) {
+/* Written branch-free (cr_bf16_from_f32 is a select), so it vectorises
+ * for the level: the serving path rounds every input row with it. */
+void CR_ISA(cr_bf16_round)(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = cr_bf16_from_f32(src[i]);
 }
 
@@ -118,7 +103,7 @@ static void cr_bf16_panel(float *out, const float *inp, const uint16_t *w, const
     }
 }
 
-void cr_linear_forward_bf16(float *out, const float *inp, const uint16_t *w, const float *b,
+void CR_ISA(cr_linear_forward_bf16)(float *out, const float *inp, const uint16_t *w, const float *b,
                             int B, int C, int OC, int ldi, int ldo) {
     CR_ASSERT(out && inp && w && B >= 0 && C >= 0 && OC >= 0);
     CR_ASSERT(ldi >= C && ldo >= OC);

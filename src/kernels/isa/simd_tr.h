@@ -1,7 +1,8 @@
 /*
  * simd_tr.h - a 16 x 16 float transpose through AVX-512 registers, shared by
  * the blocked GEMM's packing (gemm_portable.c) and the narrow packed linear
- * (linear_packed.c). Moving values changes no result; it only decides how
+ * (linear_packed.c), and an 8 x 8 one through AVX2 registers for the
+ * latter. Moving values changes no result; it only decides how
  * fast operands reach the multiply-adds. Internal to src/kernels.
  */
 #ifndef CR_SIMD_TR_H
@@ -55,6 +56,41 @@ static inline __attribute__((always_inline)) void cr_tr16(float *dst, size_t dld
 /* The first n of 16 lanes (none for n <= 0, all for n >= 16). */
 static inline __mmask16 cr_lanes(int n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+#elif defined(__AVX2__)
+#include <immintrin.h>
+#include <stddef.h>
+
+/* The first n of 8 lanes as a mask for maskload/maskstore. */
+static inline __m256i cr_lanes8(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* dst[k * dld + i] = src[i * ld + k] for k < 8 and i < nrows (<= 8); zero
+ * for nrows <= i < 8 and for k >= kn (those inputs are not read). dst is
+ * 32-byte aligned with dld a multiple of 8. */
+static inline __attribute__((always_inline)) void cr_tr8(float *dst, size_t dld, int kn,
+                                                          const float *src, size_t ld,
+                                                          int nrows) {
+    __m256i m = cr_lanes8(kn);
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = i < nrows ? _mm256_maskload_ps(src + (size_t)i * ld, m) : _mm256_setzero_ps();
+    for (int p = 0; p < 4; p++) {
+        t[2 * p] = _mm256_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm256_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+    }
+    /* u[4h + c], 128-bit lane L: rows 4h .. 4h+3 at k = 4L + c */
+    for (int h = 0; h < 2; h++) {
+        u[4 * h] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+        u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        _mm256_store_ps(dst + (size_t)c * dld, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+        _mm256_store_ps(dst + (size_t)(4 + c) * dld, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+    }
 }
 #endif
 

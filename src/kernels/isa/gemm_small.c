@@ -11,7 +11,7 @@
  *   transB = 0: rows of C accumulate a(i, k) * (row k of B), vectorised
  *     along N, SI rows x 4 vectors of C in registers for the whole K loop.
  */
-#include "kernels.h"
+#include "level.h"
 
 #include <math.h>
 
@@ -202,7 +202,7 @@ static void cr_small_axpy(int transA, int M, int j0, int j1, int K, float alpha,
     }
 }
 
-void cr_sgemm_small(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+void CR_ISA(cr_sgemm_small)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     CR_ASSERT(M >= 0 && N >= 0 && K >= 0 && ldc >= N);
     CR_ASSERT(lda >= (transA ? M : K) && ldb >= (transB ? K : N));

@@ -24,18 +24,54 @@
  * Legend: B batch rows, C input channels, OC output channels, NR sliver
  * width, MR rows per register tile.
  */
-#include "kernels.h"
+#include "level.h"
 #include "simd_tr.h"
 
 #include <string.h>
 
+#define CR_LP_NR CR_PACK_NR
+/* The vector layer of the tiles below: VL float lanes, masks of the first
+ * n lanes for the edge columns. */
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define CR_LP_MR 12
-#define CR_LP_NR 32
+#define CR_LP_MR_SHORT 4 /* a batch of 1000 ends in 4 rows: 12 would waste 8 */
+typedef __m512 cr_lpv;
+typedef __mmask16 cr_lpm;
+#define CR_LP_VL 16
+#define CR_LP_NV 2 /* vectors of columns per tile row: 24 of 32 zmm accumulate */
+#define lpv_zero _mm512_setzero_ps
+#define lpv_load _mm512_load_ps
+#define lpv_loadu _mm512_loadu_ps
+#define lpv_store _mm512_store_ps
+#define lpv_set1 _mm512_set1_ps
+#define lpv_fma _mm512_fmadd_ps
+#define lpv_add _mm512_add_ps
+#define lpv_max _mm512_max_ps
+#define lpv_lanes(n) cr_lanes(n)
+#define lpv_maskload(p, m) _mm512_maskz_loadu_ps(m, p)
+#define lpv_maskstore(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define CR_LP_MR 6 /* 16 ymm: 12 accumulators, 2 weight vectors, a broadcast */
+#define CR_LP_MR_SHORT 3
+typedef __m256 cr_lpv;
+typedef __m256i cr_lpm;
+#define CR_LP_VL 8
+#define CR_LP_NV 2
+#define lpv_zero _mm256_setzero_ps
+#define lpv_load _mm256_load_ps
+#define lpv_loadu _mm256_loadu_ps
+#define lpv_store _mm256_store_ps
+#define lpv_set1 _mm256_set1_ps
+#define lpv_fma _mm256_fmadd_ps
+#define lpv_add _mm256_add_ps
+#define lpv_max _mm256_max_ps
+#define lpv_lanes(n) cr_lanes8(n)
+#define lpv_maskload(p, m) _mm256_maskload_ps(p, m)
+#define lpv_maskstore(p, m, v) _mm256_maskstore_ps(p, m, v)
 #else
 #define CR_LP_MR 4
-#define CR_LP_NR 16
 #endif
 
 /* Rows and columns of one task (a block of the output one thread computes
@@ -45,94 +81,82 @@
 /* Below this many multiply-adds one thread is faster than forking two. */
 #define CR_LP_PAR_MIN_WORK (1 << 20)
 
-int cr_linear_pack_width(void) { return CR_LP_NR; }
-
-size_t cr_linear_pack_floats(int OC, int C) {
-    CR_ASSERT(OC >= 0 && C >= 0);
-    return (size_t)((OC + CR_LP_NR - 1) / CR_LP_NR) * CR_LP_NR * (size_t)C;
-}
-
-void cr_linear_pack(float *wp, const float *w, int OC, int C) {
-    CR_ASSERT(wp && (w || OC == 0 || C == 0) && OC >= 0 && C >= 0);
-    int ns = (OC + CR_LP_NR - 1) / CR_LP_NR;
-    for (int s = 0; s < ns; s++) {
-        float *d = wp + (size_t)s * C * CR_LP_NR;
-        int j0 = s * CR_LP_NR, nr = OC - j0 < CR_LP_NR ? OC - j0 : CR_LP_NR;
-        /* read w row by row (contiguous), write with stride NR */
-        for (int j = 0; j < nr; j++) {
-            const float *src = w + (size_t)(j0 + j) * C;
-            for (int k = 0; k < C; k++) d[(size_t)k * CR_LP_NR + j] = src[k];
-        }
-        for (int j = nr; j < CR_LP_NR; j++)
-            for (int k = 0; k < C; k++) d[(size_t)k * CR_LP_NR + j] = 0.0f;
-    }
-}
-
 /* One register tile: rows a[0..MR) (row i at a + i*lda; rows past mr
  * repeat row mr-1 and are not stored), columns j0 .. j0+nr of the output,
  * inputs k0 .. k0+kc. first: the block that starts each sum (bias or
  * nothing before it); last: the block after which ReLU applies. */
-#if defined(__AVX512F__)
-/* MRC rows of registers: CR_LP_MR, or 4 for a last tile of at most 4 rows
- * (a batch of 1000 ends in 4: twelve would be 8 rows of wasted work). */
+#ifdef CR_LP_VL
+/* MRC rows (CR_LP_MR, or CR_LP_MR_SHORT for a last short tile) by NV
+ * vectors of columns (CR_LP_NV, a part of CR_LP_PW = NV * VL columns): the
+ * whole 32-wide sliver with AVX-512, half of it with AVX2 (w then points at
+ * the part; rows of the sliver are still NR apart). nr <= CR_LP_PW. */
+#define CR_LP_PW (CR_LP_NV * CR_LP_VL)
 static inline __attribute__((always_inline)) void
 cr_lp_tile_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
              float *out, int ldo, int nr, const float *bias, int first, int relu) {
     const float *ar[CR_LP_MR];
 #pragma GCC unroll 12
     for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
-    __m512 c0[CR_LP_MR], c1[CR_LP_MR];
+    cr_lpv c[CR_LP_MR][CR_LP_NV];
 #pragma GCC unroll 12
-    for (int i = 0; i < MRC; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < MRC; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < CR_LP_NV; q++) c[i][q] = lpv_zero();
     for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR);
-        __m512 b1 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR + 16);
+        cr_lpv bk[CR_LP_NV];
+#pragma GCC unroll 4
+        for (int q = 0; q < CR_LP_NV; q++) bk[q] = lpv_loadu(w + (size_t)k * CR_LP_NR + q * CR_LP_VL);
 #pragma GCC unroll 12
         for (int i = 0; i < MRC; i++) {
-            __m512 ai = _mm512_set1_ps(ar[i][k]);
-            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            cr_lpv ai = lpv_set1(ar[i][k]);
+#pragma GCC unroll 4
+            for (int q = 0; q < CR_LP_NV; q++) c[i][q] = lpv_fma(ai, bk[q], c[i][q]);
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
-    __m512 z = _mm512_setzero_ps();
-    __m512 bb0 = z, bb1 = z;
-    if (first && bias) {
-        bb0 = _mm512_maskz_loadu_ps(m0, bias);
-        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    cr_lpm m[CR_LP_NV];
+    cr_lpv z = lpv_zero(), bb[CR_LP_NV];
+#pragma GCC unroll 4
+    for (int q = 0; q < CR_LP_NV; q++) {
+        m[q] = lpv_lanes(nr - q * CR_LP_VL);
+        bb[q] = first && bias ? lpv_maskload(bias + q * CR_LP_VL, m[q]) : z;
     }
-    for (int i = 0; i < mr; i++) {
+    /* constant bounds, so the accumulators stay in registers (a loop to mr
+     * made gcc keep the AVX2 ones in memory and store all twelve every k) */
+#pragma GCC unroll 12
+    for (int i = 0; i < MRC; i++) {
+        if (i >= mr) break;
         float *o = out + (size_t)i * ldo;
-        __m512 v0 = c0[i], v1 = c1[i];
-        if (!first) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, o));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, o + 16));
-        } else if (bias) {
-            v0 = _mm512_add_ps(v0, bb0);
-            v1 = _mm512_add_ps(v1, bb1);
+#pragma GCC unroll 4
+        for (int q = 0; q < CR_LP_NV; q++) {
+            cr_lpv v = c[i][q];
+            if (!first) v = lpv_add(v, lpv_maskload(o + q * CR_LP_VL, m[q]));
+            else if (bias) v = lpv_add(v, bb[q]);
+            if (relu) v = lpv_max(v, z);
+            lpv_maskstore(o + q * CR_LP_VL, m[q], v);
         }
-        if (relu) {
-            v0 = _mm512_max_ps(v0, z);
-            v1 = _mm512_max_ps(v1, z);
-        }
-        _mm512_mask_storeu_ps(o, m0, v0);
-        _mm512_mask_storeu_ps(o + 16, m1, v1);
     }
 }
 
 __attribute__((aligned(64)))
-static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
+static void cr_lp_part(int kc, const float *a, int lda, int mr, const float *restrict w,
                        float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    if (mr <= 4)
-        cr_lp_tile_n(4, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+    if (mr <= CR_LP_MR_SHORT)
+        cr_lp_tile_n(CR_LP_MR_SHORT, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
     else
         cr_lp_tile_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
 }
+
+/* The sliver's columns in parts of CR_LP_PW (one part with AVX-512). */
+static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
+                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    for (int j = 0; j < nr; j += CR_LP_PW)
+        cr_lp_part(kc, a, lda, mr, w + j, out + j, ldo, nr - j < CR_LP_PW ? nr - j : CR_LP_PW,
+                   bias ? bias + j : NULL, first, relu);
+}
 #else
-/* Plain C, with the same operations as the blocked GEMM of this build:
- * fused multiply-adds when the target has them (the AVX2 micro-kernel),
- * a rounded product then a sum otherwise (the plain one). */
+/* Plain C (the scalar level), with the same operations as its blocked
+ * GEMM: fused multiply-adds when the target has them, a rounded product
+ * then a sum otherwise. */
 static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
                        float *out, int ldo, int nr, const float *bias, int first, int relu) {
     float acc[CR_LP_MR][CR_LP_NR];
@@ -161,80 +185,92 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
 }
 #endif
 
-#if defined(__AVX512F__)
+#ifdef CR_LP_VL
 /* ---- narrow layers: a lane per row ------------------------------------------
  * A layer of at most CR_LP_NARROW outputs (a gate over a few experts, a
  * 1-wide head) fills 1 to 8 of the tile's 32 lanes, so the tile above wastes
  * most of its multiply-adds (a 4-wide gate over 429 inputs ran at 13
- * GFLOP/s). Here a lane is a row instead: 16 input rows are transposed into
- * (k, 16) order, 64 inputs at a time, and output j of those rows is one
- * vector whose chain over k multiplies by w[j][k] broadcast. Each output is
- * still one fused multiply-add chain over k per K block with the same
- * epilogue, so the bits are those of the tile (and of the rows path).
- * G groups of 16 rows share each broadcast: up to 24 accumulators. */
+ * GFLOP/s). Here a lane is a row instead: VL input rows (16 with AVX-512, 8
+ * with AVX2) are transposed into (k, VL) order, 64 inputs at a time, and
+ * output j of those rows is one vector whose chain over k multiplies by
+ * w[j][k] broadcast. Each output is still one fused multiply-add chain over
+ * k per K block with the same epilogue, so the bits are those of the tile
+ * (and of the rows path). G groups of VL rows share each broadcast. */
+#if defined(__AVX512F__)
+#define CR_LP_TR(dst, kn, src, ld, nrows) \
+    cr_tr16(dst, 16, 0xFFFF, cr_lanes(kn), src, ld, nrows)
+/* Every width J with its row groups G: as many as fit 24 accumulators, at
+ * most 8 (the transposed inputs stay in L1). One instance per width, and
+ * the table the dispatch reads, from this one list. */
 #define CR_LP_NARROW 16
+#define CR_LP_WIDTHS(X)                                                                     \
+    X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
+    X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
+#else
+#define CR_LP_TR(dst, kn, src, ld, nrows) cr_tr8(dst, 8, kn, src, ld, nrows)
+/* 16 ymm registers: G*J accumulators + J broadcasts + the input vector
+ * (one spill at J = 8); wider layers take the 6 x 16 half tiles. */
+#define CR_LP_NARROW 8
+#define CR_LP_WIDTHS(X) \
+    X(1, 8) X(2, 6) X(3, 4) X(4, 2) X(5, 2) X(6, 1) X(7, 1) X(8, 1)
+#endif
 #define CR_LP_KB 64
 
-/* Rows [0, mr) of the task (mr <= 16 G; rows past mr are computed on zeros
+/* Rows [0, mr) of the task (mr <= VL G; rows past mr are computed on zeros
  * and not stored), outputs [0, J), inputs k0 .. k0+kc of the K block. */
 static inline __attribute__((always_inline)) void
 cr_lp_lanes(const int G, const int J, int kc, const float *a, int lda, int mr,
             const float *restrict w, float *out, int ldo, const float *bias, int first,
             int relu) {
-    float xt[8 * CR_LP_KB * 16] __attribute__((aligned(64)));
-    __m512 acc[8][CR_LP_NARROW];
+    float xt[8 * CR_LP_KB * CR_LP_VL] __attribute__((aligned(64)));
+    cr_lpv acc[8][CR_LP_NARROW];
 #pragma GCC unroll 16
     for (int g = 0; g < G; g++)
 #pragma GCC unroll 16
-        for (int j = 0; j < J; j++) acc[g][j] = _mm512_setzero_ps();
+        for (int j = 0; j < J; j++) acc[g][j] = lpv_zero();
     for (int k0 = 0; k0 < kc; k0 += CR_LP_KB) {
         int kb = kc - k0 < CR_LP_KB ? kc - k0 : CR_LP_KB;
         for (int g = 0; g < G; g++)
-            for (int kk = 0; kk < kb; kk += 16)
-                cr_tr16(xt + ((size_t)g * CR_LP_KB + kk) * 16, 16, 0xFFFF, cr_lanes(kb - kk),
-                        a + (size_t)g * 16 * lda + k0 + kk, (size_t)lda, mr - g * 16);
+            for (int kk = 0; kk < kb; kk += CR_LP_VL)
+                CR_LP_TR(xt + ((size_t)g * CR_LP_KB + kk) * CR_LP_VL, kb - kk,
+                         a + (size_t)g * CR_LP_VL * lda + k0 + kk, (size_t)lda,
+                         mr - g * CR_LP_VL);
         const float *wk = w + (size_t)k0 * CR_LP_NR;
         for (int k = 0; k < kb; k++, wk += CR_LP_NR) {
-            __m512 wj[CR_LP_NARROW];
+            cr_lpv wj[CR_LP_NARROW];
 #pragma GCC unroll 16
-            for (int j = 0; j < J; j++) wj[j] = _mm512_set1_ps(wk[j]);
+            for (int j = 0; j < J; j++) wj[j] = lpv_set1(wk[j]);
 #pragma GCC unroll 16
             for (int g = 0; g < G; g++) {
-                __m512 xv = _mm512_load_ps(xt + ((size_t)g * CR_LP_KB + k) * 16);
+                cr_lpv xv = lpv_load(xt + ((size_t)g * CR_LP_KB + k) * CR_LP_VL);
 #pragma GCC unroll 16
-                for (int j = 0; j < J; j++) acc[g][j] = _mm512_fmadd_ps(xv, wj[j], acc[g][j]);
+                for (int j = 0; j < J; j++) acc[g][j] = lpv_fma(xv, wj[j], acc[g][j]);
             }
         }
     }
-    __m512 z = _mm512_setzero_ps();
-    float v[16] __attribute__((aligned(64)));
+    cr_lpv z = lpv_zero();
+    /* lanes past n hold zeros or stale values and are never stored */
+    float v[CR_LP_VL] __attribute__((aligned(64))) = {0};
 #pragma GCC unroll 16
     for (int g = 0; g < G; g++) {
-        if (g * 16 >= mr) break;
-        int n = mr - g * 16 < 16 ? mr - g * 16 : 16;
-        float *o = out + (size_t)g * 16 * ldo;
+        if (g * CR_LP_VL >= mr) break;
+        int n = mr - g * CR_LP_VL < CR_LP_VL ? mr - g * CR_LP_VL : CR_LP_VL;
+        float *o = out + (size_t)g * CR_LP_VL * ldo;
 #pragma GCC unroll 16
         for (int j = 0; j < J; j++) {
-            __m512 x = acc[g][j];
+            cr_lpv x = acc[g][j];
             if (!first) {
                 for (int i = 0; i < n; i++) v[i] = o[(size_t)i * ldo + j];
-                x = _mm512_add_ps(x, _mm512_maskz_load_ps(cr_lanes(n), v));
+                x = lpv_add(x, lpv_load(v));
             } else if (bias) {
-                x = _mm512_add_ps(x, _mm512_set1_ps(bias[j]));
+                x = lpv_add(x, lpv_set1(bias[j]));
             }
-            if (relu) x = _mm512_max_ps(x, z);
-            _mm512_store_ps(v, x);
+            if (relu) x = lpv_max(x, z);
+            lpv_store(v, x);
             for (int i = 0; i < n; i++) o[(size_t)i * ldo + j] = v[i];
         }
     }
 }
-
-/* Every width J with its row groups G: as many as fit 24 accumulators, at
- * most 8 (the transposed inputs stay in L1). One instance per width, and
- * the table the dispatch reads, from this one list. */
-#define CR_LP_WIDTHS(X)                                                                     \
-    X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
-    X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
 
 #define CR_LP_LANES_FN(J, G)                                                                \
     static void cr_lp_lanes_##J(int kc, const float *a, int lda, int mr, const float *w,   \
@@ -246,7 +282,7 @@ CR_LP_WIDTHS(CR_LP_LANES_FN)
 typedef void (*cr_lp_lanes_fn)(int kc, const float *a, int lda, int mr, const float *w,
                                float *out, int ldo, const float *bias, int first, int relu);
 /* Entry J: the instance for J outputs and the rows one call covers. */
-#define CR_LP_LANES_ENTRY(J, G) [J] = {cr_lp_lanes_##J, 16 * (G)},
+#define CR_LP_LANES_ENTRY(J, G) [J] = {cr_lp_lanes_##J, CR_LP_VL * (G)},
 static const struct { cr_lp_lanes_fn fn; int rows; } cr_lp_lanes_tab[CR_LP_NARROW + 1] = {
     CR_LP_WIDTHS(CR_LP_LANES_ENTRY)};
 
@@ -283,7 +319,7 @@ static void cr_lp_task(float *out, const float *inp, const float *wp, const floa
     }
 }
 
-void cr_linear_forward_packed(float *out, const float *inp, const float *wp, const float *b,
+void CR_ISA(cr_linear_forward_packed)(float *out, const float *inp, const float *wp, const float *b,
                               int B, int C, int OC, int ldi, int ldo, int relu) {
     CR_ASSERT(out && inp && wp && B >= 0 && C >= 0 && OC >= 0);
     CR_ASSERT(ldi >= C && ldo >= OC);
@@ -296,7 +332,7 @@ void cr_linear_forward_packed(float *out, const float *inp, const float *wp, con
             }
         return;
     }
-#if defined(__AVX512F__)
+#ifdef CR_LP_NARROW
     if (OC <= CR_LP_NARROW) {
         int rows = cr_lp_lanes_tab[OC].rows, nt = (B + rows - 1) / rows;
         int par = cr_get_threads() > 1 && nt > 1 && (double)B * OC * C >= CR_LP_PAR_MIN_WORK;

@@ -16,7 +16,7 @@
  * (a0 + a1) + (a2 + a3) and a fixed horizontal sum. An output does not
  * depend on N, on its position or on the thread count.
  */
-#include "kernels.h"
+#include "level.h"
 #include "vec.h"
 
 /* x . w over K, in the order above. */
@@ -36,7 +36,7 @@ static void cr_gemv_rows(int j0, int j1, int K, float alpha, const float *x, con
 /* Below this many multiply-adds a thread fork costs more than it saves. */
 #define CR_GEMV_PAR_MIN_WORK (1 << 17)
 
-void cr_sgemv_t(int N, int K, float alpha, const float *x, const float *B, int ldb,
+void CR_ISA(cr_sgemv_t)(int N, int K, float alpha, const float *x, const float *B, int ldb,
                 float beta, float *y) {
     CR_ASSERT(N >= 0 && K >= 0 && ldb >= K && x && B && y);
     if (N == 0) return;

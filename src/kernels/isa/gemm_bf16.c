@@ -19,19 +19,19 @@
  * Results do not depend on the thread count (the split never cuts K), but
  * they do on K blocking and so differ in the last bits from the fp32 paths.
  *
- * Without AVX512_BF16 in the build (-march without it, AVX2=1) the entry
- * point is the fp32 product, and cr_sgemm_bf16_native() says so.
+ * On a level without AVX512_BF16 (scalar, avx2, avx512) the entry point
+ * is that level's fp32 product, and its table's bf16_native is 0.
  *
  * Legend: op(A) (M, K), op(B) (K, N), C (M, N), row-major; kp = ceil(kc/2).
  */
-#include "kernels.h"
+#include "level.h"
 #include "gemm_internal.h"
 #include "simd_tr.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512F__)
+#if CR_ISA_BF16_NATIVE
 #include <immintrin.h>
 
 #define CR_BF_MR 12
@@ -195,15 +195,13 @@ static void cr_bf_task(const cr_gemm_args *g, int ic, int jc, int mc, int nc) {
     }
 }
 
-int cr_sgemm_bf16_native(void) { return 1; }
-
-void cr_sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+void CR_ISA(cr_sgemm_bf16)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     CR_ASSERT(M >= 0 && N >= 0 && K >= 0 && ldc >= N);
     CR_ASSERT(lda >= (transA ? M : K) && ldb >= (transB ? K : N));
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == 0.0f) { /* nothing to multiply: the fp32 path's C = beta C */
-        cr_sgemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        CR_ISA(cr_sgemm_portable)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int nt = cr_get_threads();
@@ -214,13 +212,11 @@ void cr_sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, con
     cr_gemm_run(&g, &p, par, cr_bf_task);
 }
 
-#else /* no AVX512_BF16 in this build: the fp32 product */
+#else /* no AVX512_BF16 on this level: the fp32 product */
 
-int cr_sgemm_bf16_native(void) { return 0; }
-
-void cr_sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+void CR_ISA(cr_sgemm_bf16)(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    cr_sgemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    CR_ISA(cr_sgemm_portable)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 #endif

@@ -6,6 +6,9 @@
 #ifndef CR_GEMM_INTERNAL_H
 #define CR_GEMM_INTERNAL_H
 
+#include <math.h>
+#include <stddef.h>
+
 /* The output cut into nic x njc independent blocks ("tasks") of at most
  * mc x nc (multiples of the register tile mr x nr), at least as many as
  * threads. A task packs its own slices of A and B and runs the whole K
@@ -34,9 +37,23 @@ typedef void (*cr_gemm_task_fn)(const cr_gemm_args *g, int ic, int jc, int mc, i
 void cr_gemm_run(const cr_gemm_args *g, const cr_gemm_plan *p, int par, cr_gemm_task_fn task);
 
 /* C (mr x nr, stride ldc) = alpha * tile + beta * C (beta 0: overwrite),
- * tile rows tile_ld apart: the edge of a blocked product. */
-void cr_gemm_store_edge(float *C, int ldc, int mr, int nr, const float *tile, int tile_ld,
-                        float alpha, float beta);
+ * tile rows tile_ld apart: the edge of a blocked product.
+ * Inline, so it multiplies like the level that includes it: one fused
+ * multiply-add per element where the level has FMA (the vector tiles'
+ * epilogue), a product and a sum where it does not (the plain-C tile's). */
+static inline void cr_gemm_store_edge(float *C, int ldc, int mr, int nr, const float *tile,
+                                      int tile_ld, float alpha, float beta) {
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *c = C + (size_t)i * ldc + j;
+            float t = tile[(size_t)i * tile_ld + j];
+#if defined(__FMA__)
+            *c = beta == 0.0f ? alpha * t : fmaf(alpha, t, beta * *c);
+#else
+            *c = beta == 0.0f ? alpha * t : alpha * t + beta * *c;
+#endif
+        }
+}
 
 #if defined(__AVX512F__)
 #include <immintrin.h>

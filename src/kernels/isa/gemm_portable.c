@@ -7,7 +7,7 @@
  *
  * Legend: op(A) is (M, K), op(B) is (K, N), C is (M, N), all row-major.
  */
-#include "kernels.h"
+#include "level.h"
 
 #include <math.h>
 #include <string.h>
@@ -26,15 +26,12 @@
 #if defined(__AVX512F__)
 #define CR_MR 12
 #define CR_NR 32
-#define CR_GEMM_ISA "avx512"
 #elif defined(__AVX2__) && defined(__FMA__)
 #define CR_MR 6
 #define CR_NR 16
-#define CR_GEMM_ISA "avx2"
 #else
 #define CR_MR 4
 #define CR_NR 16
-#define CR_GEMM_ISA "generic"
 #endif
 
 /* Cache blocking. A KC x NR sliver of packed B (32 KB with AVX-512) stays
@@ -147,20 +144,6 @@ static void cr_pack_b_sliver(float *restrict dst, int transB, const float *B, in
  * The micro-kernel is aligned to a cache line: with the same object code,
  * a link that happened to place it differently ran 20% slower on Zen 4
  * (the loop's position against the op-cache windows). */
-void cr_gemm_store_edge(float *C, int ldc, int mr, int nr, const float *tile, int tile_ld,
-                        float alpha, float beta) {
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float *c = C + (size_t)i * ldc + j;
-            float t = tile[(size_t)i * tile_ld + j];
-#if defined(__FMA__)
-            *c = beta == 0.0f ? alpha * t : fmaf(alpha, t, beta * *c);
-#else
-            *c = beta == 0.0f ? alpha * t : alpha * t + beta * *c;
-#endif
-        }
-}
-
 #if defined(__AVX512F__)
 __attribute__((aligned(64)))
 static void cr_ukernel(int kc, const float *restrict a, const float *restrict b, float *C,
@@ -244,59 +227,6 @@ static void cr_tile(int kc, const float *a, const float *b, float *C, int ldc, i
     cr_gemm_store_edge(C, ldc, mr, nr, tile, CR_NR, alpha, beta);
 }
 
-/* The output is cut into independent MC x NC blocks ("tasks"); a task
- * packs its own slices of A and B and runs the whole K loop, so threads
- * never wait for each other until the end of the call. Repacking B once per
- * row block costs (K*N)*(M/MC) copies against M*N*K multiply-adds, under
- * 1% for MC >= 100. That trade matters on a shared machine: with a
- * shared B panel every K block needs two barriers, and one descheduled
- * thread stalls all of them (measured: 16 barriers per call made a
- * 512x1024x429 product 10x slower under load). Tasks are handed out
- * dynamically for the same reason.
- *
- * Block sizes are multiples of MR and NR, so the tile grid (and with it
- * every rounding) is the same whatever the split; the split only decides
- * which thread runs which tile. Results are identical for any thread count. */
-cr_gemm_plan cr_gemm_plan_make(int M, int N, int nt, int mr, int nr, int mc_max, int nc_max) {
-    int nic = (M + mc_max - 1) / mc_max, njc = (N + nc_max - 1) / nc_max;
-    /* Enough tasks for every thread, and a multiple of the thread count
-     * when tasks are few (so the last round is not half idle). */
-    while (nt > 1 && (nic * njc < nt || (nic * njc < 4 * nt && (nic * njc) % nt))) {
-        int mcur = (M + nic - 1) / nic, ncur = (N + njc - 1) / njc;
-        if (mcur > mr && (mcur >= ncur || ncur <= nr)) nic++;
-        else if (ncur > nr) njc++;
-        else break;
-    }
-    cr_gemm_plan p;
-    p.mc = ((M + nic - 1) / nic + mr - 1) / mr * mr;
-    p.nc = ((N + njc - 1) / njc + nr - 1) / nr * nr;
-    p.nic = (M + p.mc - 1) / p.mc;
-    p.njc = (N + p.nc - 1) / p.nc;
-    return p;
-}
-
-void cr_gemm_run(const cr_gemm_args *g, const cr_gemm_plan *p, int par, cr_gemm_task_fn task) {
-    int ntask = p->nic * p->njc;
-    if (!par || ntask == 1) {
-        /* No OpenMP region at all: even a one-thread region costs about as
-         * much as a 16x16x16 product. */
-        for (int t = 0; t < ntask; t++) {
-            int ic = (t / p->njc) * p->mc, jc = (t % p->njc) * p->nc;
-            task(g, ic, jc, g->M - ic < p->mc ? g->M - ic : p->mc,
-                 g->N - jc < p->nc ? g->N - jc : p->nc);
-        }
-        return;
-    }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1)
-#endif
-    for (int t = 0; t < ntask; t++) {
-        int ic = (t / p->njc) * p->mc, jc = (t % p->njc) * p->nc;
-        task(g, ic, jc, g->M - ic < p->mc ? g->M - ic : p->mc,
-             g->N - jc < p->nc ? g->N - jc : p->nc);
-    }
-}
-
 /* One task: C[ic : ic+mc, jc : jc+nc] over the whole K range. The first K
  * block applies beta; later ones accumulate onto it. */
 static void cr_gemm_task(const cr_gemm_args *g, int ic, int jc, int mc, int nc) {
@@ -327,7 +257,7 @@ static void cr_gemm_task(const cr_gemm_args *g, int ic, int jc, int mc, int nc) 
     }
 }
 
-void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
+void CR_ISA(cr_sgemm_portable)(int transA, int transB, int M, int N, int K, float alpha,
                        const float *A, int lda, const float *B, int ldb, float beta,
                        float *C, int ldc) {
     CR_ASSERT(M >= 0 && N >= 0 && K >= 0 && ldc >= N);
@@ -346,10 +276,10 @@ void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
      * would cost more than multiplying, so read the operands in place.
      * Crossovers measured with bench/kernels.c (docs/kernels.md). */
     if ((M <= 4 && !(transA && transB)) || (N <= 8 && transB && !transA)) {
-        cr_sgemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        CR_ISA(cr_sgemm_small)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    cr_sgemm_tiled(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    CR_ISA(cr_sgemm_tiled)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* The blocked path alone, for every shape. Each element of C is one chain
@@ -357,14 +287,14 @@ void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
  * stored to C between blocks (alpha * acc + beta * C, then acc + C): the
  * same operations whatever M, N, the tile a row falls in or the thread, so
  * a row of C depends only on its own row of op(A) (cr_sgemm_rows). */
-void cr_sgemm_tiled(int transA, int transB, int M, int N, int K, float alpha,
+void CR_ISA(cr_sgemm_tiled)(int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
                     int ldc) {
     CR_ASSERT(M >= 0 && N >= 0 && K >= 0 && ldc >= N);
     CR_ASSERT(lda >= (transA ? M : K) && ldb >= (transB ? K : N));
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == 0.0f) {
-        cr_sgemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        CR_ISA(cr_sgemm_portable)(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int nt = cr_get_threads();
@@ -375,5 +305,3 @@ void cr_sgemm_tiled(int transA, int transB, int M, int N, int K, float alpha,
     cr_gemm_run(&g, &p, par, cr_gemm_task);
 }
 
-/* Which micro-kernel this build uses, for the kernel lab's report. */
-const char *cr_sgemm_portable_isa(void) { return CR_GEMM_ISA; }

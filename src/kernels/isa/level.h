@@ -1,0 +1,39 @@
+/*
+ * level.h - what every file of src/kernels/isa/ includes first. Each of
+ * those files is compiled once per instruction-set level (the Makefile's
+ * ISA_LEVELS), with that level's target flags and -DCR_ISA_LEVEL=<name>
+ * -DCR_ISA_ID=<cr_isa>; CR_ISA(f) names f's copy for the level being
+ * compiled (cr_sgemm_tiled_avx2, ...). A level's functions call only each
+ * other and ISA-independent code (compiled for the baseline), never an
+ * entry point of kernels.h that dispatches, so a set taken from
+ * cr_kernels_for() runs that level's code throughout. The table of the
+ * level is in kset.c.
+ */
+#ifndef CR_ISA_LEVEL_H
+#define CR_ISA_LEVEL_H
+
+#ifndef CR_ISA_LEVEL
+#error "src/kernels/isa/*.c is compiled once per ISA level (see ISA_LEVELS in the Makefile)"
+#endif
+
+#include "../isa.h"
+#include "../kernels.h"
+
+#define CR_ISA_CAT_(a, b) a##_##b
+#define CR_ISA_CAT(a, b) CR_ISA_CAT_(a, b)
+#define CR_ISA(name) CR_ISA_CAT(name, CR_ISA_LEVEL)
+
+/* Whether this level multiplies bf16 pairs natively (VDPBF16PS); where it
+ * does not, the bf16 training GEMM is the fp32 one. */
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512F__)
+#define CR_ISA_BF16_NATIVE 1
+#else
+#define CR_ISA_BF16_NATIVE 0
+#endif
+
+/* This level's kernels (contracts in kernels.h). */
+#define CR_ISA_DECL(ret, name, params, args) ret CR_ISA(cr_##name) params;
+CR_KERNEL_LIST(CR_ISA_DECL)
+extern const char CR_ISA(cr_lowp_bf16_how)[], CR_ISA(cr_lowp_int8_how)[];
+
+#endif /* CR_ISA_LEVEL_H */
