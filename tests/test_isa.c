@@ -296,6 +296,34 @@ static int child_decoder(const char *path) {
     return ok ? 0 : 1;
 }
 
+/* Run this binary again as the child. Under user-mode emulation (make
+ * test-arm64: qemu-aarch64 without binfmt_misc) the kernel cannot exec an
+ * arm64 binary, so CR_TEST_EMULATOR (the emulator's command line, e.g.
+ * "qemu-aarch64 -L /usr/aarch64-linux-gnu") runs it; /proc/self/exe then
+ * names this binary, as the emulator reports it. */
+static void exec_self(const char *path) {
+    const char *emu = getenv("CR_TEST_EMULATOR");
+    if (!emu || !*emu) {
+        execl("/proc/self/exe", "test_isa", "--child-decoder", path, (char *)NULL);
+        return;
+    }
+    char self[4096], cmd[512];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || strlen(emu) >= sizeof cmd) return;
+    self[n] = 0;
+    snprintf(cmd, sizeof cmd, "%s", emu);
+    char *argv[16];
+    int argc = 0;
+    for (char *save = NULL, *t = strtok_r(cmd, " ", &save); t && argc < 12;
+         t = strtok_r(NULL, " ", &save))
+        argv[argc++] = t;
+    argv[argc++] = self;
+    argv[argc++] = (char *)"--child-decoder";
+    argv[argc++] = (char *)path;
+    argv[argc] = NULL;
+    execvp(argv[0], argv);
+}
+
 static float *run_child(const char *isa, const char *dir) {
     char path[512];
     snprintf(path, sizeof path, "%s/dec_%s.bin", dir, isa);
@@ -303,7 +331,7 @@ static float *run_child(const char *isa, const char *dir) {
     assert_true(pid >= 0);
     if (pid == 0) {
         setenv("CROSSREC_ISA", isa, 1);
-        execl("/proc/self/exe", "test_isa", "--child-decoder", path, (char *)NULL);
+        exec_self(path);
         _exit(127);
     }
     int st = 0;

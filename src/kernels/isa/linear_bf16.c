@@ -22,8 +22,8 @@
 #include "level.h"
 #include "vec.h"
 
-#if CR_VF_W >= 16
-#define CR_BF_RB 4 /* 16 accumulators + 4 weight vectors: 32 registers */
+#if CR_VF_W >= 16 || CR_NEON
+#define CR_BF_RB 4 /* 16 accumulators + 4 weight vectors: 32 registers (zmm or NEON q) */
 #elif CR_VF_W >= 8
 #define CR_BF_RB 2 /* 16 ymm registers */
 #else

@@ -36,6 +36,8 @@
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define CR_LP_MR 6
+#elif CR_NEON
+#define CR_LP_MR 6
 #else
 #define CR_LP_MR 4
 #endif
@@ -174,6 +176,77 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
         cr_lp_half(kc, a, lda, mr, w + 16, out + 16, ldo, nr - 16, bias ? bias + 16 : NULL,
                    first, relu);
 }
+#elif CR_NEON
+/* NEON: 32 q registers hold a 6 x 16 tile (24 accumulators, 4 weight
+ * vectors, the broadcasts), so a 32-wide sliver is two half tiles like
+ * AVX2's. The chain per output is fused multiply-adds from zero, then the
+ * bias or the running value: the operations of the neon blocked GEMM
+ * (gemm_portable.c), so packed and rows paths agree bit for bit. MRC rows:
+ * 6, or 3 for a last tile of at most 3 rows. nr <= 16. */
+static inline __attribute__((always_inline)) void
+cr_lp_half_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
+             float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    const float *ar[CR_LP_MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
+    float32x4_t c[CR_LP_MR][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < MRC; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) c[i][q] = vdupq_n_f32(0.0f);
+    for (int k = 0; k < kc; k++) {
+        const float *wk = w + (size_t)k * CR_LP_NR;
+        float32x4_t b0 = vld1q_f32(wk), b1 = vld1q_f32(wk + 4), b2 = vld1q_f32(wk + 8),
+                    b3 = vld1q_f32(wk + 12);
+#pragma GCC unroll 6
+        for (int i = 0; i < MRC; i++) {
+            float32x4_t ai = vld1q_dup_f32(ar[i] + k);
+            c[i][0] = vfmaq_f32(c[i][0], ai, b0);
+            c[i][1] = vfmaq_f32(c[i][1], ai, b1);
+            c[i][2] = vfmaq_f32(c[i][2], ai, b2);
+            c[i][3] = vfmaq_f32(c[i][3], ai, b3);
+        }
+    }
+    /* the epilogue through a row buffer: the edge (nr < 16) and the
+     * interior round alike */
+    float bb[16] = {0}, v[16];
+    if (first && bias)
+        for (int j = 0; j < nr; j++) bb[j] = bias[j];
+    float32x4_t z = vdupq_n_f32(0.0f);
+    for (int i = 0; i < mr; i++) {
+        float *o = out + (size_t)i * ldo;
+        if (!first)
+            for (int j = 0; j < nr; j++) v[j] = o[j];
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            float32x4_t x = c[i][q];
+            if (!first) x = vaddq_f32(x, vld1q_f32(v + 4 * q));
+            else if (bias) x = vaddq_f32(x, vld1q_f32(bb + 4 * q));
+            if (relu) x = vbslq_f32(vcgtq_f32(x, z), x, z); /* NaN to 0, like x86's max */
+            vst1q_f32(v + 4 * q, x);
+        }
+        if (nr == 16) memcpy(o, v, sizeof v);
+        else
+            for (int j = 0; j < nr; j++) o[j] = v[j];
+    }
+}
+
+__attribute__((aligned(64)))
+static void cr_lp_half(int kc, const float *a, int lda, int mr, const float *restrict w,
+                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    if (mr <= 3)
+        cr_lp_half_n(3, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+    else
+        cr_lp_half_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+}
+
+static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
+                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
+    cr_lp_half(kc, a, lda, mr, w, out, ldo, nr < 16 ? nr : 16, bias, first, relu);
+    if (nr > 16)
+        cr_lp_half(kc, a, lda, mr, w + 16, out + 16, ldo, nr - 16, bias ? bias + 16 : NULL,
+                   first, relu);
+}
 #else
 /* Plain C (the scalar level), with the same operations as its blocked
  * GEMM: fused multiply-adds when the target has them, a rounded product
@@ -206,13 +279,13 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
 }
 #endif
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)) || CR_NEON
 /* ---- narrow layers: a lane per row ------------------------------------------
  * A layer of at most CR_LP_NARROW outputs (a gate over a few experts, a
  * 1-wide head) fills 1 to 8 of the tile's 32 lanes, so the tile above wastes
  * most of its multiply-adds (a 4-wide gate over 429 inputs ran at 13
  * GFLOP/s). Here a lane is a row instead: VL input rows (16 with AVX-512, 8
- * with AVX2) are transposed into (k, VL) order, 64 inputs at a time, and
+ * with AVX2, 4 with NEON) are transposed into (k, VL) order, 64 inputs at a time, and
  * output j of those rows is one vector whose chain over k multiplies by
  * w[j][k] broadcast. Each output is still one fused multiply-add chain over
  * k per K block with the same epilogue, so the bits are those of the tile
@@ -229,13 +302,18 @@ typedef __m512 cr_lpv;
 #define lpv_max _mm512_max_ps
 #define CR_LP_TR(dst, kn, src, ld, nrows) \
     cr_tr16(dst, 16, 0xFFFF, cr_lanes(kn), src, ld, nrows)
-/* Every width J with its row groups G: as many as fit 24 accumulators, at
- * most 8 (the transposed inputs stay in L1). One instance per width, and
- * the table the dispatch reads, from this one list. */
-#define CR_LP_NARROW 16
-#define CR_LP_WIDTHS(X)                                                                     \
-    X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
-    X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
+#elif CR_NEON
+typedef float32x4_t cr_lpv;
+#define CR_LP_VL 4
+#define lpv_zero() vdupq_n_f32(0.0f)
+#define lpv_load vld1q_f32
+#define lpv_store vst1q_f32
+#define lpv_set1 vdupq_n_f32 /* folded into FMLA by element */
+#define lpv_fma(a, b, c) vfmaq_f32(c, a, b)
+#define lpv_add vaddq_f32
+/* x86's max: a > b ? a : b, so a NaN sum becomes 0 under ReLU as there */
+#define lpv_max(a, b) vbslq_f32(vcgtq_f32(a, b), a, b)
+#define CR_LP_TR(dst, kn, src, ld, nrows) cr_tr4(dst, 4, kn, src, ld, nrows)
 #else
 typedef __m256 cr_lpv;
 #define CR_LP_VL 8
@@ -252,6 +330,16 @@ typedef __m256 cr_lpv;
 #define CR_LP_NARROW 8
 #define CR_LP_WIDTHS(X) \
     X(1, 8) X(2, 6) X(3, 4) X(4, 2) X(5, 2) X(6, 1) X(7, 1) X(8, 1)
+#endif
+#if defined(__AVX512F__) || CR_NEON
+/* 32 registers (zmm, or NEON q with the broadcasts read from the w row by
+ * element): every width J with its row groups G, as many as fit 24
+ * accumulators, at most 8 (the transposed inputs stay in L1). One instance
+ * per width, and the table the dispatch reads, from this one list. */
+#define CR_LP_NARROW 16
+#define CR_LP_WIDTHS(X)                                                                     \
+    X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
+    X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
 #endif
 #define CR_LP_KB 64
 
