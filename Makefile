@@ -78,7 +78,7 @@ ISA_SRC := $(wildcard src/kernels/isa/*.c)
 # machine with AVX-512 also runs the AVX2 and scalar kernels end to end.
 ISA_TESTS  := test_kernels_gemm test_kernels_packed test_kernels_bf16 test_gemm_bf16 \
               test_kernels_grad test_kernels_embed test_kernels_attn test_decoder \
-              test_decoder_bf16 test_ranker test_twin_rank test_model_api test_request
+              test_decoder_bf16 test_ranker test_twin_rank test_model_api test_request test_fit
 ifneq ($(findstring aarch64,$(CR_TARGET)),)
 ISA_FORCED := scalar
 else

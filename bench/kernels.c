@@ -9,6 +9,7 @@
  * Usage: kernels [--quick]   (--quick skips the 2-thread and peak runs)
  */
 #include "../src/kernels/kernels.h"
+#include "../src/kernels/isa.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -107,6 +108,7 @@ int main(int argc, char **argv) {
     int have_blas = strcmp(blas, "portable") != 0;
     int threads0 = cr_get_threads();
     printf("portable_isa: %s\n", cr_sgemm_portable_isa());
+    cr_kernels_print(stdout);
     printf("blas: %s\n", have_blas ? blas : "none");
     printf("threads_available: %d\n", threads0);
 

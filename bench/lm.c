@@ -16,6 +16,7 @@
 #include "../src/kernels/kernels.h"
 #include "../src/nn/decoder.h"
 #include "../src/train/optim.h"
+#include "../src/kernels/isa.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -309,6 +310,7 @@ int main(int argc, char **argv) {
     printf("params: %zu\n", d.pt.total);
     printf("threads: %d\n", threads);
     printf("gemm_backend: %s\n", cr_sgemm_backend_name());
+    cr_kernels_print(stdout);
     if (train) {
         printf("train_step_ms: %.2f\n", step_s * 1e3);
         printf("train_tokens_per_s: %.1f\n", tps);

@@ -10,6 +10,7 @@
  *   build/bench/serve MODEL CONFIG [REPS]
  */
 #include "../src/data/config.h"
+#include "../src/kernels/isa.h"
 #include "../src/rank/checkpoint.h"
 #include "../src/rank/config.h"
 #include "../src/rank/metrics.h"
@@ -68,6 +69,7 @@ static int auc_table(const char *model, const char *config) {
         cr_req_ws_free(ws);
         cr_req_plan_free(plan);
     }
+    cr_kernels_print(stdout);
     printf("test split: %lld rows; lowp kernels: bf16 %s, int8 %s\n", (long long)n,
            cr_lp_isa(CR_PRECISION_BF16), cr_lp_isa(CR_PRECISION_INT8));
     printf("%-12s %10s %10s %10s %12s %12s %14s\n", "task", "auc fp32", "auc bf16", "auc int8",

@@ -27,6 +27,7 @@
 #include "../src/rank/checkpoint.h"
 #include "../src/rank/config.h"
 #include "../src/rank/ranker.h"
+#include "../src/kernels/isa.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -382,6 +383,7 @@ int main(int argc, char **argv) {
     printf("model: %s\n", is_ref ? "reference" : "movielens");
     printf("threads: %d\n", cr_get_threads());
     printf("gemm_backend: %s\n", cr_sgemm_backend_name());
+    cr_kernels_print(stdout);
     printf("lowp_isa: bf16 %s, int8 %s\n", cr_lp_isa(CR_PRECISION_BF16), cr_lp_isa(CR_PRECISION_INT8));
     printf("input_width: %d\n", m->C_in);
     printf("candidate_width: %d\n", cand_cols);

@@ -23,8 +23,6 @@ int cr_cli_label(int argc, char **argv);
 int cr_cli_export(int argc, char **argv);
 int cr_cli_tokenize(int argc, char **argv);
 int cr_cli_cpu(int argc, char **argv);
-/* The CPU, its features and the kernel set chosen (crossrec cpu, --version). */
-void cr_cli_print_cpu(FILE *f);
 
 /* "crossrec CMD: message" on stderr; returns 1 (the exit status). */
 int cr_cli_fail(const char *cmd, const cr_error *e);

@@ -6,18 +6,8 @@
 #include "cli.h"
 
 #include "../src/kernels/isa.h"
-#include "../src/kernels/kernels.h"
 
 #include <string.h>
-
-void cr_cli_print_cpu(FILE *f) {
-    const cr_kernel_set *k = cr_kernels_active();
-    fprintf(f, "cpu: %s\n", cr_cpu_model());
-    fprintf(f, "features: %s\n", cr_cpu_features());
-    fprintf(f, "kernels: %s (gemm %s, bf16 training %s, bf16 weights %s, int8 weights %s)\n",
-            k->name, cr_sgemm_backend_name(),
-            k->bf16_native ? "native" : "fp32 products", k->lowp_bf16, k->lowp_int8);
-}
 
 int cr_cli_cpu(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -32,7 +22,7 @@ int cr_cli_cpu(int argc, char **argv) {
         fprintf(stderr, "crossrec cpu: unexpected argument '%s'\n", argv[1]);
         return 2;
     }
-    cr_cli_print_cpu(stdout);
+    cr_kernels_print(stdout);
     printf("kernel sets:");
     for (int i = 0; i < CR_ISA_COUNT; i++) {
         const char *missing = NULL;

@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("crossrec %s\n", CR_VERSION);
-        cr_cli_print_cpu(stdout);
+        cr_kernels_print(stdout);
         return 0;
     }
     /* A forced kernel set this CPU cannot run is refused here, by name,

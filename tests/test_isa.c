@@ -222,6 +222,59 @@ static void check_lowp(const cr_kernel_set *ks) {
     }
 }
 
+/* The elementwise, norm, embedding and mixing kernels of a level against
+ * the scalar level's (whose own tests check them against references and
+ * finite differences), to rounding: every level compiles the same source. */
+#define NE 1003 /* not a multiple of any vector width */
+static void check_elementwise(const cr_kernel_set *ks, const cr_kernel_set *sc) {
+    float *x = mat(NE, 71), *d = mat(NE, 72), *y = mat(NE, 73);
+    float *a = malloc(sizeof(float) * NE), *b = malloc(sizeof(float) * NE);
+    float *a2 = malloc(sizeof(float) * NE), *b2 = malloc(sizeof(float) * NE);
+    for (int i = 0; i < NE; i++) x[i] *= 6.0f; /* exp well away from 1 */
+#define SAME(what) assert_true(cr_test_close(what, a, b, NE, 1e-6, 1e-5))
+#define UNARY(f)                                                                          \
+    ks->f##_forward(a, x, NE), sc->f##_forward(b, x, NE), SAME(#f " forward");           \
+    memset(a2, 0, sizeof(float) * NE), memset(b2, 0, sizeof(float) * NE);                 \
+    ks->f##_backward(a2, d, a, NE), sc->f##_backward(b2, d, b, NE);                       \
+    assert_true(cr_test_close(#f " backward", a2, b2, NE, 1e-6, 1e-5));
+    UNARY(relu)
+    UNARY(sigmoid)
+    ks->gelu_forward(a, x, NE), sc->gelu_forward(b, x, NE), SAME("gelu forward");
+    memset(a, 0, sizeof(float) * NE), memset(b, 0, sizeof(float) * NE);
+    ks->gelu_backward(a, d, x, NE), sc->gelu_backward(b, d, x, NE), SAME("gelu backward");
+    ks->swiglu_forward(a, x, y, NE), sc->swiglu_forward(b, x, y, NE), SAME("swiglu forward");
+    /* 17 rows of 59: softmax, layer norm, rms norm */
+    ks->softmax_forward(a, x, 17, 59), sc->softmax_forward(b, x, 17, 59), SAME("softmax");
+    memset(a2, 0, sizeof(float) * NE), memset(b2, 0, sizeof(float) * NE);
+    ks->softmax_backward(a2, d, b, 17, 59), sc->softmax_backward(b2, d, b, 17, 59);
+    assert_true(cr_test_close("softmax backward", a2, b2, 17 * 59, 1e-6, 1e-5));
+    ks->layernorm_forward(a, NULL, NULL, x, y, d, 17, 59, 1e-5f);
+    sc->layernorm_forward(b, NULL, NULL, x, y, d, 17, 59, 1e-5f);
+    SAME("layernorm");
+    float r1[17], r2[17];
+    ks->rmsnorm_forward(a, r1, x, y, 17, 59, 1e-5f), sc->rmsnorm_forward(b, r2, x, y, 17, 59, 1e-5f);
+    SAME("rmsnorm");
+    int32_t tg[17];
+    for (int i = 0; i < 17; i++) tg[i] = (i * 7) % 59;
+    int nv1 = 0, nv2 = 0;
+    double l1 = ks->xent_forward(r1, x, tg, 17, 59, &nv1), l2 = sc->xent_forward(r2, x, tg, 17, 59, &nv2);
+    assert_int_equal(nv1, nv2);
+    assert_true(fabs(l1 - l2) <= 1e-5 * fabs(l2) + 1e-6);
+    /* bags of 3 ids over a 40 x 25 table, mean pooling; moe mix of 3 experts */
+    int64_t off[11];
+    int32_t ids[30];
+    for (int i = 0; i <= 10; i++) off[i] = 3 * i;
+    for (int i = 0; i < 30; i++) ids[i] = (i * 13) % 40;
+    ks->bag_forward(a, off, ids, y, 10, 25, 25, CR_POOL_MEAN);
+    sc->bag_forward(b, off, ids, y, 10, 25, 25, CR_POOL_MEAN);
+    assert_true(cr_test_close("bag mean", a, b, 250, 1e-6, 1e-6));
+    ks->moe_mix_forward(a, d, x, NULL, 10, 3, 3, 29), sc->moe_mix_forward(b, d, x, NULL, 10, 3, 3, 29);
+    assert_true(cr_test_close("moe mix", a, b, 290, 1e-6, 1e-5));
+#undef UNARY
+#undef SAME
+    free(x), free(d), free(y), free(a), free(b), free(a2), free(b2);
+}
+
 static void test_every_level(void **state) {
     (void)state;
     int n = 0;
@@ -236,6 +289,7 @@ static void test_every_level(void **state) {
         check_packed(ks);
         check_linear_bf16(ks);
         check_lowp(ks);
+        check_elementwise(ks, cr_kernels_for(CR_ISA_SCALAR));
         n++;
     }
     assert_true(n >= 2); /* scalar and at least one vector level on x86-64 and arm64 */

@@ -94,46 +94,23 @@ const cr_kernel_set *cr_kernels_active(void) {
 
 /* ---- entry points of kernels.h ------------------------------------------------ */
 
-void cr_sgemm_portable(int transA, int transB, int M, int N, int K, float alpha,
-                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                       int ldc) {
-    cr_kernels_active()->sgemm_portable(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta,
-                                        C, ldc);
-}
-
-void cr_sgemm_tiled(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    cr_kernels_active()->sgemm_tiled(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
-                                     ldc);
-}
-
-void cr_sgemm_small(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    cr_kernels_active()->sgemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
-                                     ldc);
-}
-
-void cr_sgemv_t(int N, int K, float alpha, const float *x, const float *B, int ldb, float beta,
-                float *y) {
-    cr_kernels_active()->sgemv_t(N, K, alpha, x, B, ldb, beta, y);
-}
-
-void cr_sgemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    cr_kernels_active()->sgemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
-                                    ldc);
-}
+/* cr_<name>(...) = the active set's name(...), for every kernel of the list */
+#define CR_WRAP_void(name, params, args) \
+    void cr_##name params { cr_kernels_active()->name args; }
+#define CR_WRAP_double(name, params, args) \
+    double cr_##name params { return cr_kernels_active()->name args; }
+#define CR_WRAP(ret, name, params, args) CR_WRAP_##ret(name, params, args)
+CR_KERNEL_LIST(CR_WRAP)
 
 int cr_sgemm_bf16_native(void) { return cr_kernels_active()->bf16_native; }
 
 const char *cr_sgemm_portable_isa(void) { return cr_kernels_active()->name; }
 
-void cr_linear_forward_packed(float *out, const float *inp, const float *wp, const float *b,
-                              int B, int C, int OC, int ldi, int ldo, int relu) {
-    cr_kernels_active()->linear_forward_packed(out, inp, wp, b, B, C, OC, ldi, ldo, relu);
-}
-
-void cr_linear_forward_bf16(float *out, const float *inp, const uint16_t *wb, const float *b,
-                            int B, int C, int OC, int ldi, int ldo) {
-    cr_kernels_active()->linear_forward_bf16(out, inp, wb, b, B, C, OC, ldi, ldo);
+void cr_kernels_print(FILE *f) {
+    const cr_kernel_set *k = cr_kernels_active();
+    fprintf(f, "cpu: %s\n", cr_cpu_model());
+    fprintf(f, "features: %s\n", cr_cpu_features());
+    fprintf(f, "kernels: %s (gemm %s, bf16 training %s, bf16 weights %s, int8 weights %s)\n",
+            k->name, cr_sgemm_backend_name(), k->bf16_native ? "native" : "fp32 products",
+            k->lowp_bf16, k->lowp_int8);
 }

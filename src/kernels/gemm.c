@@ -210,7 +210,10 @@ void cr_sgemm(int transA, int transB, int M, int N, int K, float alpha,
         return;
     }
     cr_gemm_backend be = cr_gemm_pick(M, N, K);
-    if (cr_gemm_prec == CR_GEMM_BF16 && be != CR_GEMM_NAIVE && M >= 16 && N >= 16 &&
+    /* Without native bf16 products the precision changes nothing: the fp32
+     * backends below are the fastest fp32 this CPU has. */
+    if (cr_gemm_prec == CR_GEMM_BF16 && be != CR_GEMM_NAIVE && cr_sgemm_bf16_native() &&
+        M >= 16 && N >= 16 &&
         (double)M * N * K >= CR_GEMM_BF16_MIN_WORK) {
         cr_sgemm_bf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;

@@ -18,7 +18,7 @@
 #ifndef CR_ISA_H
 #define CR_ISA_H
 
-#include "../core/core.h"
+#include "kernels.h"
 
 #include <stdint.h>
 
@@ -36,38 +36,111 @@ typedef void (*cr_gemm_fn)(int transA, int transB, int M, int N, int K, float al
                            const float *A, int lda, const float *B, int ldb, float beta,
                            float *C, int ldc);
 
-/* One instruction-set level's kernels. The entry points of kernels.h with
- * the same names call the active set's; see there for their contracts. */
+/* Every kernel of a set: X(return type, name, (parameters), (arguments)).
+ * The entry point cr_<name> of kernels.h calls the active set's; the
+ * struct, each level's declarations and tables, and the entry points are
+ * all generated from this one list. */
+#define CR_KERNEL_LIST(X) \
+    /* fp32 GEMM (gemm_portable.c, gemm_small.c, gemv.c) */ \
+    X(void, sgemm_portable, (int transA, int transB, int M, int N, int K, float alpha, \
+      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc), (transA, \
+      transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) \
+    X(void, sgemm_tiled, (int transA, int transB, int M, int N, int K, float alpha, \
+      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc), (transA, \
+      transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) \
+    X(void, sgemm_small, (int transA, int transB, int M, int N, int K, float alpha, \
+      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc), (transA, \
+      transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) \
+    X(void, sgemv_t, (int N, int K, float alpha, const float *x, const float *B, int ldb, \
+      float beta, float *y), (N, K, alpha, x, B, ldb, beta, y)) \
+    /* the training GEMM on bf16-rounded operands (gemm_bf16.c) */ \
+    X(void, sgemm_bf16, (int transA, int transB, int M, int N, int K, float alpha, \
+      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc), (transA, \
+      transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) \
+    /* inference linears (linear_packed.c, linear_bf16.c) */ \
+    X(void, linear_forward_packed, (float *out, const float *inp, const float *wp, \
+      const float *b, int B, int C, int OC, int ldi, int ldo, int relu), (out, inp, wp, b, B, C, \
+      OC, ldi, ldo, relu)) \
+    X(void, linear_forward_bf16, (float *out, const float *inp, const uint16_t *wb, \
+      const float *b, int B, int C, int OC, int ldi, int ldo), (out, inp, wb, b, B, C, OC, ldi, \
+      ldo)) \
+    /* serving products on packed bf16 / int8 weights (lowp.c) */ \
+    X(void, lowp_bf16_rows, (float *out, int ldo, const uint16_t *x, int nr, const uint16_t *W, \
+      const float *b, int CP, int OC), (out, ldo, x, nr, W, b, CP, OC)) \
+    X(void, lowp_int8_rows, (float *out, int ldo, const uint8_t *x, const float *xs, int nr, \
+      const int8_t *W, const float *sc, const int32_t *ws, const float *b, int CP, int OC), \
+      (out, ldo, x, xs, nr, W, sc, ws, b, CP, OC)) \
+    /* elementwise, softmax, norms (activation.c, softmax.c, layernorm.c, lm_ops.c) */ \
+    X(void, relu_forward, (float *out, const float *inp, size_t n), (out, inp, n)) \
+    X(void, relu_backward, (float *dinp, const float *dout, const float *out, size_t n), (dinp, \
+      dout, out, n)) \
+    X(void, gelu_forward, (float *out, const float *inp, size_t n), (out, inp, n)) \
+    X(void, gelu_backward, (float *dinp, const float *dout, const float *inp, size_t n), (dinp, \
+      dout, inp, n)) \
+    X(void, sigmoid_forward, (float *out, const float *inp, size_t n), (out, inp, n)) \
+    X(void, sigmoid_backward, (float *dinp, const float *dout, const float *out, size_t n), \
+      (dinp, dout, out, n)) \
+    X(void, softmax_forward, (float *out, const float *inp, int B, int N), (out, inp, B, N)) \
+    X(void, softmax_backward, (float *dinp, const float *dout, const float *out, int B, int N), \
+      (dinp, dout, out, B, N)) \
+    X(void, layernorm_forward, (float *out, float *mean, float *rstd, const float *inp, \
+      const float *w, const float *b, int B, int C, float eps), (out, mean, rstd, inp, w, b, B, \
+      C, eps)) \
+    X(void, layernorm_backward, (float *dinp, float *dw, float *db, const float *dout, \
+      const float *inp, const float *w, const float *mean, const float *rstd, int B, int C), \
+      (dinp, dw, db, dout, inp, w, mean, rstd, B, C)) \
+    X(void, rmsnorm_forward, (float *out, float *rstd, const float *inp, const float *w, int B, \
+      int C, float eps), (out, rstd, inp, w, B, C, eps)) \
+    X(void, rmsnorm_backward, (float *dinp, float *dw, const float *dout, const float *rstd, \
+      const float *inp, const float *w, int B, int C), (dinp, dw, dout, rstd, inp, w, B, C)) \
+    X(void, swiglu_forward, (float *out, const float *a, const float *b, size_t n), (out, a, b, \
+      n)) \
+    X(void, swiglu_backward, (float *da, float *db, const float *dout, const float *a, \
+      const float *b, size_t n), (da, db, dout, a, b, n)) \
+    X(double, xent_forward, (float *lse, const float *logits, const int32_t *targets, int N, \
+      int V, int *n_valid), (lse, logits, targets, N, V, n_valid)) \
+    X(void, xent_backward, (float *dlogits, const float *lse, const float *logits, \
+      const int32_t *targets, int N, int V, float scale), (dlogits, lse, logits, targets, N, V, \
+      scale)) \
+    /* embeddings, experts, attention (embedding.c, moe.c, attention.c) */ \
+    X(void, embedding_forward, (float *out, const int32_t *ids, const float *table, int B, \
+      int D, int ldo), (out, ids, table, B, D, ldo)) \
+    X(void, bag_forward, (float *out, const int64_t *off, const int32_t *ids, \
+      const float *table, int B, int D, int ldo, cr_pooling mode), (out, off, ids, table, B, D, \
+      ldo, mode)) \
+    X(void, embedding_backward, (int32_t *rows, float *drows, int *n_rows, const int32_t *ids, \
+      const float *dout, int B, int D, int ldo, int32_t *scratch), (rows, drows, n_rows, ids, \
+      dout, B, D, ldo, scratch)) \
+    X(void, bag_backward, (int32_t *rows, float *drows, int *n_rows, const int64_t *off, \
+      const int32_t *ids, const float *dout, int B, int D, int ldo, cr_pooling mode, \
+      int32_t *scratch), (rows, drows, n_rows, off, ids, dout, B, D, ldo, mode, scratch)) \
+    X(void, moe_mix_forward, (float *out, const float *gate, const float *experts, \
+      const int *sel, int B, int S, int E, int H), (out, gate, experts, sel, B, S, E, H)) \
+    X(void, moe_mix_backward, (float *dgate, float *dexperts, const float *dout, \
+      const float *gate, const float *experts, const int *sel, int B, int S, int E, int H), \
+      (dgate, dexperts, dout, gate, experts, sel, B, S, E, H)) \
+    X(void, rope_forward, (float *x, int B, int T, int NH, int HD, int ld, int pos0), (x, B, T, \
+      NH, HD, ld, pos0)) \
+    X(void, rope_backward, (float *dx, int B, int T, int NH, int HD, int ld, int pos0), (dx, B, \
+      T, NH, HD, ld, pos0)) \
+    X(void, attention_forward, (float *out, float *att, const float *q, const float *k, \
+      const float *v, int B, int Tq, int Tkv, int pos0, int NH, int NKV, int HD, int ldq, \
+      int ldkv), (out, att, q, k, v, B, Tq, Tkv, pos0, NH, NKV, HD, ldq, ldkv)) \
+    X(void, attention_backward, (float *dq, float *dk, float *dv, float *scratch, \
+      const float *dout, const float *att, const float *q, const float *k, const float *v, \
+      int B, int T, int NH, int NKV, int HD, int ldq, int ldkv), (dq, dk, dv, scratch, dout, \
+      att, q, k, v, B, T, NH, NKV, HD, ldq, ldkv))
+
+/* One instruction-set level's kernels: what it is, then a pointer per
+ * entry of CR_KERNEL_LIST. */
+#define CR_KSET_FIELD(ret, name, params, args) ret(*name) params;
 typedef struct cr_kernel_set {
     cr_isa      isa;
-    const char *name;      /* "scalar", "avx2", "avx512", "avx512bf16", "neon" */
+    const char *name;        /* "scalar", "avx2", "avx512", "avx512bf16", "neon" */
     int         bf16_native; /* sgemm_bf16 multiplies in bf16 (else it is fp32) */
-    const char *lowp_bf16; /* how the bf16-weight serving product runs */
-    const char *lowp_int8; /* how the int8-weight serving product runs */
-
-    /* fp32 GEMM (gemm_portable.c, gemm_small.c, gemv.c) */
-    cr_gemm_fn sgemm_portable;
-    cr_gemm_fn sgemm_tiled;
-    cr_gemm_fn sgemm_small;
-    void (*sgemv_t)(int N, int K, float alpha, const float *x, const float *B, int ldb,
-                    float beta, float *y);
-    /* training GEMM on bf16-rounded operands (gemm_bf16.c) */
-    cr_gemm_fn sgemm_bf16;
-
-    /* inference linears (linear_packed.c, linear_bf16.c) */
-    void (*linear_forward_packed)(float *out, const float *inp, const float *wp,
-                                  const float *b, int B, int C, int OC, int ldi, int ldo,
-                                  int relu);
-    void (*linear_forward_bf16)(float *out, const float *inp, const uint16_t *wb,
-                                const float *b, int B, int C, int OC, int ldi, int ldo);
-
-    /* serving products on packed bf16 / int8 weights (lowp.c; layout in
-     * kernels.h, "reduced-precision serving weights"), nr <= 4 rows */
-    void (*lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr, const uint16_t *W,
-                           const float *b, int CP, int OC);
-    void (*lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
-                           const int8_t *W, const float *sc, const int32_t *ws,
-                           const float *b, int CP, int OC);
+    const char *lowp_bf16;   /* how the bf16-weight serving product runs */
+    const char *lowp_int8;   /* how the int8-weight serving product runs */
+    CR_KERNEL_LIST(CR_KSET_FIELD)
 } cr_kernel_set;
 
 /* The set this process uses: chosen on the first call (thread-safe) and
@@ -81,6 +154,9 @@ const cr_kernel_set *cr_kernels_for(cr_isa isa);
 /* CR_OK, or why CROSSREC_ISA cannot be honoured (naming the missing CPU
  * feature, or the accepted names). The CLI calls it before any command. */
 cr_status cr_kernels_check(cr_error *e);
+/* "cpu: ...", "features: ..." and "kernels: <set> (gemm ..., ...)" lines:
+ * what `crossrec cpu`, `crossrec --version` and every bench print. */
+void cr_kernels_print(FILE *f);
 
 /* ---- the CPU -------------------------------------------------------------- */
 /* Whether this CPU (and its OS, for the wider registers) can run `isa`;

@@ -132,6 +132,19 @@ void   cr_linear_forward_packed(float *out, const float *inp, const float *wp, c
  * do not depend on B, the other rows or the thread count. No backward. */
 void     cr_linear_forward_bf16(float *out, const float *inp, const uint16_t *wb,
                                 const float *b, int B, int C, int OC, int ldi, int ldo);
+/* Serving products on reduced-precision weights (isa/lowp.c; packing and
+ * input conversion in src/rank/ranker_lowp.c). out (nr <= 4 rows, stride
+ * ldo) = x @ W^T + b for OC outputs. W holds blocks of 16 outputs, input
+ * channels in runs of R (2 for bf16, 4 for int8), the 16 outputs' R values
+ * side by side: blk[(cr * 16 + lane) * R + j] = w[16 blk + lane][cr R + j],
+ * CP inputs per row (padded to R with zeros). bf16: x rounded to bf16, sums
+ * in fp32. int8: x stored q + 128 with scale xs[r], W quantised with scale
+ * sc[o] and row sums ws[o]; out = (sum q w) * sc * xs + b, the sum exact. */
+void cr_lowp_bf16_rows(float *out, int ldo, const uint16_t *x, int nr, const uint16_t *W,
+                       const float *b, int CP, int OC);
+void cr_lowp_int8_rows(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
+                       const int8_t *W, const float *sc, const int32_t *ws, const float *b,
+                       int CP, int OC);
 /* float -> bf16, round to nearest even (NaN stays a quiet NaN, overflow
  * rounds to infinity); bf16 -> float is exact. */
 uint16_t cr_bf16_from_f32(float f);

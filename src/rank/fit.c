@@ -396,6 +396,10 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *o, char **metrics,
     logf_(&c, "model %s: %zu dense parameters, %zu table parameters, %d threads, %s products\n",
           cr_arch_name(c.m->cfg.arch), c.m->params.total, c.m->tables.total, cr_get_threads(),
           precision_name(t->precision));
+    if (t->precision == CR_GEMM_BF16 && !cr_sgemm_bf16_native())
+        logf_(&c, "warning: train.precision bf16: kernel set %s has no AVX512_BF16, so this run "
+                  "trains with fp32 products (as fast as, and the same as, precision fp32)\n",
+              cr_sgemm_portable_isa());
 
     cr_progress pg;
     cr_progress_init(&pg, o->log, total);

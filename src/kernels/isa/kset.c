@@ -15,13 +15,6 @@ const cr_kernel_set CR_ISA(cr_kernels) = {
     .bf16_native = CR_ISA_BF16_NATIVE,
     .lowp_bf16 = CR_ISA(cr_lowp_bf16_how),
     .lowp_int8 = CR_ISA(cr_lowp_int8_how),
-    .sgemm_portable = CR_ISA(cr_sgemm_portable),
-    .sgemm_tiled = CR_ISA(cr_sgemm_tiled),
-    .sgemm_small = CR_ISA(cr_sgemm_small),
-    .sgemv_t = CR_ISA(cr_sgemv_t),
-    .sgemm_bf16 = CR_ISA(cr_sgemm_bf16),
-    .linear_forward_packed = CR_ISA(cr_linear_forward_packed),
-    .linear_forward_bf16 = CR_ISA(cr_linear_forward_bf16),
-    .lowp_bf16_rows = CR_ISA(cr_lowp_bf16_rows),
-    .lowp_int8_rows = CR_ISA(cr_lowp_int8_rows),
+#define CR_ISA_INIT(ret, name, params, args) .name = CR_ISA(cr_##name),
+    CR_KERNEL_LIST(CR_ISA_INIT)
 };

@@ -44,31 +44,9 @@
 #define CR_ISA_BF16_NATIVE 0
 #endif
 
-/* This level's kernels (contracts in kernels.h and isa.h). */
-void CR_ISA(cr_sgemm_portable)(int transA, int transB, int M, int N, int K, float alpha,
-                               const float *A, int lda, const float *B, int ldb, float beta,
-                               float *C, int ldc);
-void CR_ISA(cr_sgemm_tiled)(int transA, int transB, int M, int N, int K, float alpha,
-                            const float *A, int lda, const float *B, int ldb, float beta,
-                            float *C, int ldc);
-void CR_ISA(cr_sgemm_small)(int transA, int transB, int M, int N, int K, float alpha,
-                            const float *A, int lda, const float *B, int ldb, float beta,
-                            float *C, int ldc);
-void CR_ISA(cr_sgemv_t)(int N, int K, float alpha, const float *x, const float *B, int ldb,
-                        float beta, float *y);
-void CR_ISA(cr_sgemm_bf16)(int transA, int transB, int M, int N, int K, float alpha,
-                           const float *A, int lda, const float *B, int ldb, float beta,
-                           float *C, int ldc);
-void CR_ISA(cr_linear_forward_packed)(float *out, const float *inp, const float *wp,
-                                      const float *b, int B, int C, int OC, int ldi, int ldo,
-                                      int relu);
-void CR_ISA(cr_linear_forward_bf16)(float *out, const float *inp, const uint16_t *wb,
-                                    const float *b, int B, int C, int OC, int ldi, int ldo);
-void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
-                               const uint16_t *W, const float *b, int CP, int OC);
-void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
-                               const int8_t *W, const float *sc, const int32_t *ws,
-                               const float *b, int CP, int OC);
+/* This level's kernels (contracts in kernels.h). */
+#define CR_ISA_DECL(ret, name, params, args) ret CR_ISA(cr_##name) params;
+CR_KERNEL_LIST(CR_ISA_DECL)
 extern const char CR_ISA(cr_lowp_bf16_how)[], CR_ISA(cr_lowp_int8_how)[];
 
 #endif /* CR_ISA_LEVEL_H */

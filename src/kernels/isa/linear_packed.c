@@ -141,7 +141,11 @@ cr_lp_half_n(const int MRC, int kc, const float *a, int lda, int mr, const float
         bb0 = _mm256_maskload_ps(bias, m0);
         bb1 = _mm256_maskload_ps(bias + 8, m1);
     }
-    for (int i = 0; i < mr; i++) {
+    /* constant bounds, so the accumulators stay in registers (a loop to mr
+     * made gcc keep them in memory and store all twelve every k) */
+#pragma GCC unroll 6
+    for (int i = 0; i < MRC; i++) {
+        if (i >= mr) break;
         float *o = out + (size_t)i * ldo;
         __m256 v0 = c0[i], v1 = c1[i];
         if (!first) {

@@ -57,30 +57,65 @@ const char CR_ISA(cr_lowp_int8_how)[] = "generic";
 
 static inline int cr_lowp_n(int OC, int blk) { return OC - blk * 16 < 16 ? OC - blk * 16 : 16; }
 
+/* FN(rows, ...) with rows = nr as a compile-time constant, so each
+ * instance keeps its accumulators in registers. */
+#define CR_LOWP_ROWS(FN, ...)                                                                \
+    switch (nr) {                                                                          \
+    case 4: FN(4, __VA_ARGS__); break;                                                     \
+    case 3: FN(3, __VA_ARGS__); break;                                                     \
+    case 2: FN(2, __VA_ARGS__); break;                                                     \
+    default: FN(1, __VA_ARGS__); break;                                                    \
+    }
+
 /* ---- bf16 ------------------------------------------------------------------------ */
 
 #if CR_ISA_BF16_NATIVE
-void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
-                               const uint16_t *W, const float *b, int CP, int OC) {
-    const int NC = CP / 2, NB = (OC + 15) / 16;
-    for (int blk = 0; blk < NB; blk++) {
-        const uint16_t *wb = W + (size_t)blk * 16 * CP;
-        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                         _mm512_setzero_ps()};
-        for (int cr = 0; cr < NC; cr++) {
-            __m512i wv = _mm512_loadu_si512((const void *)(wb + (size_t)cr * 32));
-            for (int r = 0; r < nr; r++) {
-                uint32_t pair;
-                memcpy(&pair, x + (size_t)r * CP + 2 * cr, 4);
-                __m512i xv = _mm512_set1_epi32((int)pair);
-                acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)xv, (__m512bh)wv);
-            }
+/* NR rows x NBB blocks of 16 outputs (constants after inlining): up to 16
+ * independent accumulator chains, enough to hide VDPBF16PS's latency (four
+ * chains, one block at a time, ran at a third of the fp32 rate). */
+static inline __attribute__((always_inline)) void
+cr_lowp_bf16_blk(const int NR, const int NBB, float *out, int ldo, const uint16_t *x,
+                 const uint16_t *W, const float *b, int CP, int OC, int blk0) {
+    const int NC = CP / 2;
+    __m512 acc[4][4];
+    #pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+        #pragma GCC unroll 4
+        for (int q = 0; q < NBB; q++) acc[r][q] = _mm512_setzero_ps();
+    const uint16_t *wb = W + (size_t)blk0 * 16 * CP;
+    for (int cr = 0; cr < NC; cr++) {
+        __m512i wv[4];
+        #pragma GCC unroll 4
+        for (int q = 0; q < NBB; q++)
+            wv[q] = _mm512_loadu_si512((const void *)(wb + (size_t)q * 16 * CP + (size_t)cr * 32));
+        #pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) {
+            uint32_t pair;
+            memcpy(&pair, x + (size_t)r * CP + 2 * cr, 4);
+            __m512i xv = _mm512_set1_epi32((int)pair);
+            #pragma GCC unroll 4
+            for (int q = 0; q < NBB; q++)
+                acc[r][q] = _mm512_dpbf16_ps(acc[r][q], (__m512bh)xv, (__m512bh)wv[q]);
         }
+    }
+    #pragma GCC unroll 4
+    for (int q = 0; q < NBB; q++) {
+        int blk = blk0 + q;
         __mmask16 k = (__mmask16)((1u << cr_lowp_n(OC, blk)) - 1u);
         __m512 bv = b ? _mm512_maskz_loadu_ps(k, b + blk * 16) : _mm512_setzero_ps();
-        for (int r = 0; r < nr; r++)
-            _mm512_mask_storeu_ps(out + (size_t)r * ldo + blk * 16, k, _mm512_add_ps(acc[r], bv));
+        #pragma GCC unroll 4
+        for (int r = 0; r < NR; r++)
+            _mm512_mask_storeu_ps(out + (size_t)r * ldo + blk * 16, k, _mm512_add_ps(acc[r][q], bv));
     }
+}
+
+void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
+                               const uint16_t *W, const float *b, int CP, int OC) {
+    const int NB = (OC + 15) / 16;
+    int blk = 0;
+    for (; blk + 4 <= NB; blk += 4)
+        CR_LOWP_ROWS(cr_lowp_bf16_blk, 4, out, ldo, x, W, b, CP, OC, blk)
+    for (; blk < NB; blk++) CR_LOWP_ROWS(cr_lowp_bf16_blk, 1, out, ldo, x, W, b, CP, OC, blk)
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 /* NR rows (a constant after inlining, so the 8 accumulators stay in
@@ -91,6 +126,7 @@ cr_lowp_bf16_blk(const int NR, float *out, int ldo, const uint16_t *x, const uin
     const int NC = CP / 2;
     const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000u);
     __m256 acc[4][2];
+    #pragma GCC unroll 4
     for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int cr = 0; cr < NC; cr++) {
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + (size_t)cr * 32));
@@ -101,10 +137,13 @@ cr_lowp_bf16_blk(const int NR, float *out, int ldo, const uint16_t *x, const uin
         __m256 w0h = _mm256_castsi256_ps(_mm256_and_si256(w0, hi));
         __m256 w1l = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
         __m256 w1h = _mm256_castsi256_ps(_mm256_and_si256(w1, hi));
+        #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
-            const uint16_t *xr = x + (size_t)r * CP + 2 * cr;
-            __m256 xl = _mm256_set1_ps(cr_bf16_to_f32(xr[0]));
-            __m256 xh = _mm256_set1_ps(cr_bf16_to_f32(xr[1]));
+            uint32_t pair;
+            memcpy(&pair, x + (size_t)r * CP + 2 * cr, 4);
+            __m256i xv = _mm256_set1_epi32((int)pair);
+            __m256 xl = _mm256_castsi256_ps(_mm256_slli_epi32(xv, 16));
+            __m256 xh = _mm256_castsi256_ps(_mm256_and_si256(xv, hi));
             acc[r][0] = _mm256_fmadd_ps(xh, w0h, _mm256_fmadd_ps(xl, w0l, acc[r][0]));
             acc[r][1] = _mm256_fmadd_ps(xh, w1h, _mm256_fmadd_ps(xl, w1l, acc[r][1]));
         }
@@ -112,6 +151,7 @@ cr_lowp_bf16_blk(const int NR, float *out, int ldo, const uint16_t *x, const uin
     float bb[16] = {0};
     if (b) memcpy(bb, b, (size_t)n * sizeof(float));
     __m256 b0 = _mm256_loadu_ps(bb), b1 = _mm256_loadu_ps(bb + 8);
+    #pragma GCC unroll 4
     for (int r = 0; r < NR; r++) {
         float v[16];
         _mm256_storeu_ps(v, _mm256_add_ps(acc[r][0], b0));
@@ -128,12 +168,7 @@ void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
         const float *bb = b ? b + blk * 16 : NULL;
         float *o = out + blk * 16;
         int n = cr_lowp_n(OC, blk);
-        switch (nr) {
-        case 4: cr_lowp_bf16_blk(4, o, ldo, x, wb, bb, CP, n); break;
-        case 3: cr_lowp_bf16_blk(3, o, ldo, x, wb, bb, CP, n); break;
-        case 2: cr_lowp_bf16_blk(2, o, ldo, x, wb, bb, CP, n); break;
-        default: cr_lowp_bf16_blk(1, o, ldo, x, wb, bb, CP, n); break;
-        }
+        CR_LOWP_ROWS(cr_lowp_bf16_blk, o, ldo, x, wb, bb, CP, n)
     }
 }
 #elif CR_NEON
@@ -222,33 +257,57 @@ void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
 /* sum_c (q_c + 128) w_c = sum_c q_c w_c + 128 * wsum: the row sum of the
- * weight takes the offset back out. */
-void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
-                               const int8_t *W, const float *sc, const int32_t *ws,
-                               const float *b, int CP, int OC) {
-    const int NC = CP / 4, NB = (OC + 15) / 16;
-    for (int blk = 0; blk < NB; blk++) {
-        const int8_t *wb = W + (size_t)blk * 16 * CP;
-        __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(),
-                          _mm512_setzero_si512(), _mm512_setzero_si512()};
-        for (int cr = 0; cr < NC; cr++) {
-            __m512i wv = _mm512_loadu_si512((const void *)(wb + (size_t)cr * 64));
-            for (int r = 0; r < nr; r++) {
-                uint32_t quad;
-                memcpy(&quad, x + (size_t)r * CP + 4 * cr, 4);
-                acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32((int)quad), wv);
-            }
+ * weight takes the offset back out. NR rows x NBB blocks as for bf16. */
+static inline __attribute__((always_inline)) void
+cr_lowp_int8_blk(const int NR, const int NBB, float *out, int ldo, const uint8_t *x,
+                 const float *xs, const int8_t *W, const float *sc, const int32_t *ws,
+                 const float *b, int CP, int OC, int blk0) {
+    const int NC = CP / 4;
+    __m512i acc[4][4];
+    #pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+        #pragma GCC unroll 4
+        for (int q = 0; q < NBB; q++) acc[r][q] = _mm512_setzero_si512();
+    const int8_t *wb = W + (size_t)blk0 * 16 * CP;
+    for (int cr = 0; cr < NC; cr++) {
+        __m512i wv[4];
+        #pragma GCC unroll 4
+        for (int q = 0; q < NBB; q++)
+            wv[q] = _mm512_loadu_si512((const void *)(wb + (size_t)q * 16 * CP + (size_t)cr * 64));
+        #pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) {
+            uint32_t quad;
+            memcpy(&quad, x + (size_t)r * CP + 4 * cr, 4);
+            __m512i xv = _mm512_set1_epi32((int)quad);
+            #pragma GCC unroll 4
+            for (int q = 0; q < NBB; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], xv, wv[q]);
         }
+    }
+    #pragma GCC unroll 4
+    for (int q = 0; q < NBB; q++) {
+        int blk = blk0 + q;
         __mmask16 k = (__mmask16)((1u << cr_lowp_n(OC, blk)) - 1u);
         __m512 bv = b ? _mm512_maskz_loadu_ps(k, b + blk * 16) : _mm512_setzero_ps();
         __m512 sv = _mm512_maskz_loadu_ps(k, sc + blk * 16);
         __m512i off = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(k, ws + blk * 16), 7);
-        for (int r = 0; r < nr; r++) {
-            __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r], off));
+        #pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) {
+            __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][q], off));
             v = _mm512_fmadd_ps(v, _mm512_mul_ps(sv, _mm512_set1_ps(xs[r])), bv);
             _mm512_mask_storeu_ps(out + (size_t)r * ldo + blk * 16, k, v);
         }
     }
+}
+
+void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
+                               const int8_t *W, const float *sc, const int32_t *ws,
+                               const float *b, int CP, int OC) {
+    const int NB = (OC + 15) / 16;
+    int blk = 0;
+    for (; blk + 4 <= NB; blk += 4)
+        CR_LOWP_ROWS(cr_lowp_int8_blk, 4, out, ldo, x, xs, W, sc, ws, b, CP, OC, blk)
+    for (; blk < NB; blk++)
+        CR_LOWP_ROWS(cr_lowp_int8_blk, 1, out, ldo, x, xs, W, sc, ws, b, CP, OC, blk)
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 static inline __attribute__((always_inline)) void
@@ -257,10 +316,12 @@ cr_lowp_int8_blk(const int NR, float *out, int ldo, const uint8_t *x, const floa
     const int NC = CP / 4;
     const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
     __m256i acc[4][2];
+    #pragma GCC unroll 4
     for (int r = 0; r < NR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
     for (int cr = 0; cr < NC; cr++) {
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + (size_t)cr * 64));
         __m256i w1 = _mm256_loadu_si256((const __m256i *)(wb + (size_t)cr * 64 + 32));
+        #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             uint32_t quad;
             memcpy(&quad, x + (size_t)r * CP + 4 * cr, 4);
@@ -276,9 +337,11 @@ cr_lowp_int8_blk(const int NR, float *out, int ldo, const uint8_t *x, const floa
     float bb[16] = {0}, ss[16] = {0};
     if (b) memcpy(bb, b, (size_t)n * sizeof(float));
     memcpy(ss, sc, (size_t)n * sizeof(float));
+    #pragma GCC unroll 4
     for (int r = 0; r < NR; r++) {
         float v[16];
         __m256 xsr = _mm256_set1_ps(xs[r]);
+        #pragma GCC unroll 4
         for (int h = 0; h < 2; h++) {
             __m256 s = _mm256_mul_ps(_mm256_loadu_ps(ss + 8 * h), xsr);
             _mm256_storeu_ps(v + 8 * h, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][h]), s,
@@ -298,12 +361,7 @@ void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const floa
         const float *bb = b ? b + blk * 16 : NULL, *s = sc + blk * 16;
         float *o = out + blk * 16;
         int n = cr_lowp_n(OC, blk);
-        switch (nr) {
-        case 4: cr_lowp_int8_blk(4, o, ldo, x, xs, wb, s, bb, CP, n); break;
-        case 3: cr_lowp_int8_blk(3, o, ldo, x, xs, wb, s, bb, CP, n); break;
-        case 2: cr_lowp_int8_blk(2, o, ldo, x, xs, wb, s, bb, CP, n); break;
-        default: cr_lowp_int8_blk(1, o, ldo, x, xs, wb, s, bb, CP, n); break;
-        }
+        CR_LOWP_ROWS(cr_lowp_int8_blk, o, ldo, x, xs, wb, s, bb, CP, n)
     }
 }
 #elif CR_NEON

@@ -8,9 +8,9 @@
  * H expert output width. experts is (B, E, H) so that all experts' layers
  * can run as one wide GEMM and the mix reads one contiguous block per row.
  */
-#include "kernels.h"
+#include "level.h"
 
-void cr_moe_mix_forward(float *out, const float *gate, const float *experts, const int *sel,
+void CR_ISA(cr_moe_mix_forward)(float *out, const float *gate, const float *experts, const int *sel,
                         int B, int S, int E, int H) {
     CR_ASSERT(out && gate && experts && B >= 0 && S >= 0 && E >= 0 && H >= 0);
     CR_ASSERT(sel || S <= E);
@@ -36,7 +36,7 @@ void cr_moe_mix_forward(float *out, const float *gate, const float *experts, con
  * (an expert selected twice receives both contributions). Each example
  * writes only its own rows of dgate and dexperts, so threads split
  * examples and no two threads touch the same memory. */
-void cr_moe_mix_backward(float *dgate, float *dexperts, const float *dout, const float *gate,
+void CR_ISA(cr_moe_mix_backward)(float *dgate, float *dexperts, const float *dout, const float *gate,
                          const float *experts, const int *sel, int B, int S, int E, int H) {
     CR_ASSERT(dout && B >= 0 && S >= 0 && E >= 0 && H >= 0);
     CR_ASSERT(sel || S <= E);

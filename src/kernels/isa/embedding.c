@@ -8,11 +8,11 @@
  * Legend: B examples, D embedding dim, NNZ ids in a bag batch; ldo is the
  * row stride of out/dout, so features land in a slice of a wider input.
  */
-#include "kernels.h"
+#include "level.h"
 
 #include <string.h>
 
-void cr_embedding_forward(float *out, const int32_t *ids, const float *table, int B, int D,
+void CR_ISA(cr_embedding_forward)(float *out, const int32_t *ids, const float *table, int B, int D,
                           int ldo) {
     CR_ASSERT(out && ids && table && B >= 0 && D >= 0 && ldo >= D);
     /* Rows are scattered over a table larger than the caches: asking for a
@@ -33,7 +33,7 @@ void cr_embedding_forward(float *out, const int32_t *ids, const float *table, in
     }
 }
 
-void cr_bag_forward(float *out, const int64_t *off, const int32_t *ids, const float *table,
+void CR_ISA(cr_bag_forward)(float *out, const int64_t *off, const int32_t *ids, const float *table,
                     int B, int D, int ldo, cr_pooling mode) {
     CR_ASSERT(out && off && table && B >= 0 && D >= 0 && ldo >= D);
     CR_ASSERT(mode == CR_POOL_SUM || mode == CR_POOL_MEAN);
@@ -143,13 +143,13 @@ static void cr_sparse_grad(int32_t *rows, float *drows, int *n_rows, const int64
 /* rows, drows and n_rows are outputs of this call (written, not added to):
  * the optimizer applies them row by row. Calling it again for another
  * batch gives a fresh list. */
-void cr_embedding_backward(int32_t *rows, float *drows, int *n_rows, const int32_t *ids,
+void CR_ISA(cr_embedding_backward)(int32_t *rows, float *drows, int *n_rows, const int32_t *ids,
                            const float *dout, int B, int D, int ldo, int32_t *scratch) {
     CR_ASSERT(rows && drows && n_rows && ids && dout && scratch && B >= 0 && ldo >= D);
     cr_sparse_grad(rows, drows, n_rows, NULL, ids, dout, B, D, ldo, CR_POOL_SUM, scratch);
 }
 
-void cr_bag_backward(int32_t *rows, float *drows, int *n_rows, const int64_t *off,
+void CR_ISA(cr_bag_backward)(int32_t *rows, float *drows, int *n_rows, const int64_t *off,
                      const int32_t *ids, const float *dout, int B, int D, int ldo,
                      cr_pooling mode, int32_t *scratch) {
     CR_ASSERT(rows && drows && n_rows && off && dout && scratch && B >= 0 && ldo >= D);

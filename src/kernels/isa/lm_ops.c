@@ -6,7 +6,7 @@
  *
  * Legend: B rows, C channels, N rows of logits, V vocabulary size.
  */
-#include "kernels.h"
+#include "level.h"
 #include "vmath.h"
 
 #include <math.h>
@@ -15,7 +15,7 @@
 
 /* y = x * rstd * w with rstd = 1/sqrt(mean(x^2) + eps): LayerNorm without
  * centring and without a bias. The mean of squares is summed in double. */
-void cr_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int B,
+void CR_ISA(cr_rmsnorm_forward)(float *out, float *rstd, const float *inp, const float *w, int B,
                         int C, float eps) {
     CR_ASSERT(out && inp && B >= 0 && C > 0);
     CR_PARALLEL_FOR((size_t)B * C > CR_PAR_MIN_WORK / 4)
@@ -36,7 +36,7 @@ void cr_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *
  * (LayerNorm's formula without the mean term), and dL/dw_j = sum_rows dout_j n_j.
  * Rows for the input gradient, column blocks for the weight gradient, so
  * each loop writes disjoint memory in a fixed order. */
-void cr_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *rstd,
+void CR_ISA(cr_rmsnorm_backward)(float *dinp, float *dw, const float *dout, const float *rstd,
                          const float *inp, const float *w, int B, int C) {
     CR_ASSERT(dout && rstd && inp && B >= 0 && C > 0);
     if (dinp) {
@@ -84,7 +84,7 @@ static inline float cr_sigm(float x) { return 1.0f / (1.0f + cr_vexpf(-x)); }
 /* out = silu(a) * b: in Llama, a = x W1^T (the gate) and b = x W3^T (the
  * value); out then goes through W2. out may alias a or b only when no
  * backward follows (backward needs both inputs). */
-void cr_swiglu_forward(float *out, const float *a, const float *b, size_t n) {
+void CR_ISA(cr_swiglu_forward)(float *out, const float *a, const float *b, size_t n) {
     CR_PARALLEL_FOR(n > CR_SWIGLU_PAR)
     for (size_t i = 0; i < n; i++) {
         float x = a[i];
@@ -94,7 +94,7 @@ void cr_swiglu_forward(float *out, const float *a, const float *b, size_t n) {
 
 /* d silu(a)/da = s + a s (1 - s) with s = sigmoid(a), so
  *   da += dout * b * s (1 + a (1 - s)),  db += dout * a s. */
-void cr_swiglu_backward(float *da, float *db, const float *dout, const float *a,
+void CR_ISA(cr_swiglu_backward)(float *da, float *db, const float *dout, const float *a,
                         const float *b, size_t n) {
     if (!da && !db) return;
     CR_PARALLEL_FOR(n > CR_SWIGLU_PAR)
@@ -129,7 +129,7 @@ static double cr_lse_row(const float *x, int V) {
  * the parallel loop, so the total does not depend on the thread count. The
  * lse of an ignored row is still written (it costs the same and keeps the
  * cache fully defined). */
-double cr_xent_forward(float *lse, const float *logits, const int32_t *targets, int N, int V,
+double CR_ISA(cr_xent_forward)(float *lse, const float *logits, const int32_t *targets, int N, int V,
                        int *n_valid) {
     CR_ASSERT(logits && targets && N >= 0 && V > 0);
     double total = 0.0;
@@ -157,7 +157,7 @@ double cr_xent_forward(float *lse, const float *logits, const int32_t *targets, 
 }
 
 /* d(lse - x_t)/dx_j = softmax_j - [j == t], with softmax_j = exp(x_j - lse). */
-void cr_xent_backward(float *dlogits, const float *lse, const float *logits,
+void CR_ISA(cr_xent_backward)(float *dlogits, const float *lse, const float *logits,
                       const int32_t *targets, int N, int V, float scale) {
     CR_ASSERT(dlogits && lse && logits && targets && N >= 0 && V > 0);
     CR_PARALLEL_FOR((size_t)N * V > CR_PAR_MIN_WORK)

@@ -4,7 +4,7 @@
  * (out == inp); backward adds into dinp. Never allocates, never branches on
  * shapes: a tensor is just n floats here.
  */
-#include "kernels.h"
+#include "level.h"
 #include "vmath.h"
 
 #include <math.h>
@@ -12,7 +12,7 @@
 /* Elementwise work is memory-bound; threads only pay off on large arrays. */
 #define CR_ACT_PAR (1 << 16)
 
-void cr_relu_forward(float *out, const float *inp, size_t n) {
+void CR_ISA(cr_relu_forward)(float *out, const float *inp, size_t n) {
     CR_PARALLEL_FOR(n > CR_ACT_PAR)
     for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
@@ -20,7 +20,7 @@ void cr_relu_forward(float *out, const float *inp, size_t n) {
 /* d relu(x)/dx = [x > 0] = [out > 0]: the output is enough, so the input
  * buffer can be reused in place. The kink at 0 gets gradient 0, like
  * PyTorch. */
-void cr_relu_backward(float *dinp, const float *dout, const float *out, size_t n) {
+void CR_ISA(cr_relu_backward)(float *dinp, const float *dout, const float *out, size_t n) {
     if (!dinp) return;
     CR_PARALLEL_FOR(n > CR_ACT_PAR)
     for (size_t i = 0; i < n; i++) dinp[i] += out[i] > 0.0f ? dout[i] : 0.0f;
@@ -37,7 +37,7 @@ void cr_relu_backward(float *dinp, const float *dout, const float *out, size_t n
  * test pins the error against double precision. */
 static inline float cr_one_minus_tanh_v(float u) { return 2.0f / (1.0f + cr_vexpf(2.0f * u)); }
 
-void cr_gelu_forward(float *out, const float *inp, size_t n) {
+void CR_ISA(cr_gelu_forward)(float *out, const float *inp, size_t n) {
     CR_PARALLEL_FOR(n > CR_ACT_PAR / 8)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -49,7 +49,7 @@ void cr_gelu_forward(float *out, const float *inp, size_t n) {
 /* d/dx = 0.5 (1 + tanh u) + 0.5 x sech^2(u) du/dx,
  * du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2), sech^2 = 1 - tanh^2.
  * Needs the input, so GELU cannot run in place when training. */
-void cr_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+void CR_ISA(cr_gelu_backward)(float *dinp, const float *dout, const float *inp, size_t n) {
     if (!dinp) return;
     CR_PARALLEL_FOR(n > CR_ACT_PAR / 8)
     for (size_t i = 0; i < n; i++) {
@@ -70,13 +70,13 @@ static inline float cr_sigmoidf(float x) {
     return e / (1.0f + e);
 }
 
-void cr_sigmoid_forward(float *out, const float *inp, size_t n) {
+void CR_ISA(cr_sigmoid_forward)(float *out, const float *inp, size_t n) {
     CR_PARALLEL_FOR(n > CR_ACT_PAR / 8)
     for (size_t i = 0; i < n; i++) out[i] = cr_sigmoidf(inp[i]);
 }
 
 /* d sigmoid/dx = s (1 - s), from the output alone. */
-void cr_sigmoid_backward(float *dinp, const float *dout, const float *out, size_t n) {
+void CR_ISA(cr_sigmoid_backward)(float *dinp, const float *dout, const float *out, size_t n) {
     if (!dinp) return;
     CR_PARALLEL_FOR(n > CR_ACT_PAR)
     for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * out[i] * (1.0f - out[i]);

@@ -9,7 +9,7 @@
  * key/value buffer per sequence, NH query heads, NKV key/value heads, HD
  * head dim, G = NH / NKV query heads per key/value head.
  */
-#include "kernels.h"
+#include "level.h"
 #include "vmath.h"
 
 #include <math.h>
@@ -45,12 +45,12 @@ static void cr_rope_apply(float *x, int B, int T, int NH, int HD, int ld, int po
     }
 }
 
-void cr_rope_forward(float *x, int B, int T, int NH, int HD, int ld, int pos0) {
+void CR_ISA(cr_rope_forward)(float *x, int B, int T, int NH, int HD, int ld, int pos0) {
     cr_rope_apply(x, B, T, NH, HD, ld, pos0, 1.0);
 }
 
 /* y = R x with R orthogonal, so dL/dx = R^T dL/dy = R(-theta) dL/dy. */
-void cr_rope_backward(float *dx, int B, int T, int NH, int HD, int ld, int pos0) {
+void CR_ISA(cr_rope_backward)(float *dx, int B, int T, int NH, int HD, int ld, int pos0) {
     cr_rope_apply(dx, B, T, NH, HD, ld, pos0, -1.0);
 }
 
@@ -62,7 +62,7 @@ void cr_rope_backward(float *dx, int B, int T, int NH, int HD, int ld, int pos0)
  * from the future), then out = P V. The (b, h) pairs write disjoint blocks
  * of att and out, so they are the parallel loop; cr_sgemm called inside a
  * parallel region runs on the calling thread. */
-void cr_attention_forward(float *out, float *att, const float *q, const float *k,
+void CR_ISA(cr_attention_forward)(float *out, float *att, const float *q, const float *k,
                           const float *v, int B, int Tq, int Tkv, int pos0, int NH, int NKV,
                           int HD, int ldq, int ldkv) {
     CR_ASSERT(out && att && q && k && v && B >= 0 && Tq > 0 && pos0 >= 0);
@@ -107,7 +107,7 @@ void cr_attention_forward(float *out, float *att, const float *q, const float *k
  * receive all its G query heads in order h = g*G .. g*G+G-1, so no two
  * threads write the same gradient and the sum order is fixed. dQ of each
  * head belongs to exactly one group. */
-void cr_attention_backward(float *dq, float *dk, float *dv, float *scratch,
+void CR_ISA(cr_attention_backward)(float *dq, float *dk, float *dv, float *scratch,
                            const float *dout, const float *att, const float *q,
                            const float *k, const float *v, int B, int T, int NH, int NKV,
                            int HD, int ldq, int ldkv) {

@@ -5,7 +5,7 @@
  *
  * Legend: B rows, C channels.
  */
-#include "kernels.h"
+#include "level.h"
 
 #include <math.h>
 
@@ -13,7 +13,7 @@
  * PyTorch). Statistics are summed in double: rows of large C with a large
  * common offset would otherwise lose the variance to cancellation. mean and
  * rstd may be NULL when nothing will run backward (inference). */
-void cr_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+void CR_ISA(cr_layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
                           const float *w, const float *b, int B, int C, float eps) {
     CR_ASSERT(out && inp && B >= 0 && C > 0);
     CR_PARALLEL_FOR((size_t)B * C > CR_PAR_MIN_WORK / 4)
@@ -46,7 +46,7 @@ void cr_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
  * The input gradient is split by rows and the parameter gradients by
  * columns, so each loop writes disjoint memory; each column sums its rows
  * in the order 0..B-1, so results do not depend on the thread count. */
-void cr_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+void CR_ISA(cr_layernorm_backward)(float *dinp, float *dw, float *db, const float *dout,
                            const float *inp, const float *w, const float *mean,
                            const float *rstd, int B, int C) {
     CR_ASSERT(dout && inp && mean && rstd && B >= 0 && C > 0);

@@ -5,7 +5,7 @@
  *
  * Legend: B rows, N values per row.
  */
-#include "kernels.h"
+#include "level.h"
 
 #include <math.h>
 
@@ -13,7 +13,7 @@
  * and the largest term is exactly 1, so the sum is >= 1 (no division by
  * zero, even for rows of -inf except one). The sum runs in double so a
  * row of thousands of tiny terms keeps its precision. */
-void cr_softmax_forward(float *out, const float *inp, int B, int N) {
+void CR_ISA(cr_softmax_forward)(float *out, const float *inp, int B, int N) {
     CR_ASSERT(B >= 0 && N >= 0);
     CR_PARALLEL_FOR((size_t)B * N > CR_PAR_MIN_WORK / 4)
     for (int r = 0; r < B; r++) {
@@ -33,7 +33,7 @@ void cr_softmax_forward(float *out, const float *inp, int B, int N) {
 
 /* With y = softmax(x): dL/dx_j = y_j (dL/dy_j - sum_k dL/dy_k y_k),
  * the Jacobian diag(y) - y y^T applied to dout without forming it. */
-void cr_softmax_backward(float *dinp, const float *dout, const float *out, int B, int N) {
+void CR_ISA(cr_softmax_backward)(float *dinp, const float *dout, const float *out, int B, int N) {
     CR_ASSERT(B >= 0 && N >= 0);
     if (!dinp) return;
     CR_PARALLEL_FOR((size_t)B * N > CR_PAR_MIN_WORK / 4)
