@@ -217,7 +217,7 @@ test: $(TEST_BIN) $(BUILD)/crossrec check-layers
 check-layers:
 	@bad=0; i=0; for l in $(LAYERS); do \
 	  j=0; for u in $(LAYERS); do \
-	    if [ $$j -gt $$i ] && grep -l "\.\./$$u/" src/$$l/*.[ch] 2>/dev/null | grep -q .; then \
+	    if [ $$j -gt $$i ] && grep -l "\.\./$$u/" src/$$l/*.[ch] src/$$l/*/*.[ch] 2>/dev/null | grep -q .; then \
 	      echo "layering: src/$$l includes src/$$u"; bad=1; fi; j=$$((j+1)); \
 	  done; i=$$((i+1)); \
 	done; [ $$bad = 0 ]

@@ -270,6 +270,15 @@ static void check_elementwise(const cr_kernel_set *ks, const cr_kernel_set *sc) 
     assert_true(cr_test_close("bag mean", a, b, 250, 1e-6, 1e-6));
     ks->moe_mix_forward(a, d, x, NULL, 10, 3, 3, 29), sc->moe_mix_forward(b, d, x, NULL, 10, 3, 3, 29);
     assert_true(cr_test_close("moe mix", a, b, 290, 1e-6, 1e-5));
+    /* int8 input quantisation: exact, the same bytes and scale on every level */
+    uint8_t *q1 = malloc(NE + 5), *q2 = malloc(NE + 5);
+    float s1 = ks->int8_quant_row(q1, x, NE, NE + 5), s2 = sc->int8_quant_row(q2, x, NE, NE + 5);
+    assert_true(s1 == s2 && s1 > 0.0f);
+    assert_memory_equal(q1, q2, NE + 5);
+    assert_int_equal(q1[NE + 4], 128);
+    memset(a, 0, sizeof(float) * NE);
+    assert_true(ks->int8_quant_row(q1, a, NE, NE) == 1.0f && q1[7] == 128);
+    free(q1), free(q2);
 #undef UNARY
 #undef SAME
     free(x), free(d), free(y), free(a), free(b), free(a2), free(b2);

@@ -99,6 +99,8 @@ const cr_kernel_set *cr_kernels_active(void) {
     void cr_##name params { cr_kernels_active()->name args; }
 #define CR_WRAP_double(name, params, args) \
     double cr_##name params { return cr_kernels_active()->name args; }
+#define CR_WRAP_float(name, params, args) \
+    float cr_##name params { return cr_kernels_active()->name args; }
 #define CR_WRAP(ret, name, params, args) CR_WRAP_##ret(name, params, args)
 CR_KERNEL_LIST(CR_WRAP)
 

@@ -65,6 +65,8 @@ typedef void (*cr_gemm_fn)(int transA, int transB, int M, int N, int K, float al
       const float *b, int B, int C, int OC, int ldi, int ldo), (out, inp, wb, b, B, C, OC, ldi, \
       ldo)) \
     /* serving products on packed bf16 / int8 weights (lowp.c) */ \
+    X(void, bf16_round, (uint16_t *dst, const float *src, size_t n), (dst, src, n)) \
+    X(float, int8_quant_row, (uint8_t *dst, const float *src, int n, int np), (dst, src, n, np)) \
     X(void, lowp_bf16_rows, (float *out, int ldo, const uint16_t *x, int nr, const uint16_t *W, \
       const float *b, int CP, int OC), (out, ldo, x, nr, W, b, CP, OC)) \
     X(void, lowp_int8_rows, (float *out, int ldo, const uint8_t *x, const float *xs, int nr, \

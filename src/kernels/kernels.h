@@ -145,11 +145,25 @@ void cr_lowp_bf16_rows(float *out, int ldo, const uint16_t *x, int nr, const uin
 void cr_lowp_int8_rows(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
                        const int8_t *W, const float *sc, const int32_t *ws, const float *b,
                        int CP, int OC);
+/* One input row (n floats) quantised for cr_lowp_int8_rows, padded with
+ * zeros (128) to np; returns its scale, max|x| / 127 (1 if all zero). */
+float cr_int8_quant_row(uint8_t *dst, const float *src, int n, int np);
 /* float -> bf16, round to nearest even (NaN stays a quiet NaN, overflow
  * rounds to infinity); bf16 -> float is exact. */
-uint16_t cr_bf16_from_f32(float f);
-float    cr_bf16_to_f32(uint16_t h);
-void     cr_bf16_round(uint16_t *dst, const float *src, size_t n);
+/* Inline, so the vector loops of every kernel set (cr_bf16_round) and
+ * scalar callers round the same way from one definition. */
+static inline uint16_t cr_bf16_from_f32(float f) {
+    union { float f; uint32_t u; } v = {f};
+    uint32_t u = v.u;
+    uint16_t q = (uint16_t)((u >> 16) | 0x40u);          /* NaN: stays a quiet NaN */
+    uint16_t r = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* nearest, ties even */
+    return (u & 0x7fffffffu) > 0x7f800000u ? q : r;
+}
+static inline float cr_bf16_to_f32(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+void cr_bf16_round(uint16_t *dst, const float *src, size_t n); /* the active set's */
 void cr_linear_backward(float *dinp,        /* (B, C) stride ldi, or NULL */
                         float *dw,          /* (OC, C) or NULL */
                         float *db,          /* (OC) or NULL */

@@ -9,8 +9,6 @@
  */
 #include "kernels.h"
 
-#include <string.h>
-
 /* Seed every row of out with the bias (when there is one) and return the
  * beta for the GEMM that follows. */
 static float cr_linear_seed(float *out, const float *b, int B, int OC, int ldo) {
@@ -109,25 +107,4 @@ void cr_linear_pack(float *wp, const float *w, int OC, int C) {
         for (int j = nr; j < CR_PACK_NR; j++)
             for (int k = 0; k < C; k++) d[(size_t)k * CR_PACK_NR + j] = 0.0f;
     }
-}
-
-/* ---- bfloat16 conversions ------------------------------------------------------- */
-
-uint16_t cr_bf16_from_f32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
-}
-
-float cr_bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-void cr_bf16_round(uint16_t *dst, const float *src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = cr_bf16_from_f32(src[i]);
 }

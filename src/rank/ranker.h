@@ -204,6 +204,8 @@ void      cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int 
 /* Which instructions cr_lp_linear uses in this build: "avx512_bf16",
  * "avx512_vnni" or "generic" for p. */
 const char *cr_lp_isa(cr_precision p);
+/* Layers with fewer outputs than this keep fp32 weights in a bf16/int8 plan. */
+#define CR_LP_MIN_OUT 64
 
 /* ---- requests: one context row, many candidate rows (ranker_request.c) ------
  * Serving scores N candidates for one request whose context (user, time,

@@ -132,20 +132,10 @@ void cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g, co
             const float *src = inp + (size_t)(r0 + r) * ldi;
             if (w->p == CR_PRECISION_BF16) {
                 uint16_t *d = (uint16_t *)s + (size_t)r * CP;
-                for (int c = 0; c < C; c++) d[c] = cr_bf16_from_f32(src[c]);
+                cr_bf16_round(d, src, (size_t)C);
                 for (int c = C; c < CP; c++) d[c] = 0;
             } else {
-                float amax = 0.0f;
-                for (int c = 0; c < C; c++) amax = fabsf(src[c]) > amax ? fabsf(src[c]) : amax;
-                xs[r] = amax > 0.0f ? amax / 127.0f : 1.0f;
-                float inv = 1.0f / xs[r];
-                uint8_t *d = s + (size_t)r * CP;
-                for (int c = 0; c < C; c++) {
-                    long q = lrintf(src[c] * inv);
-                    q = q > 127 ? 127 : q < -127 ? -127 : q;
-                    d[c] = (uint8_t)(q + 128);
-                }
-                for (int c = C; c < CP; c++) d[c] = 128; /* zero, offset */
+                xs[r] = cr_int8_quant_row(s + (size_t)r * CP, src, C, CP);
             }
         }
         /* a panel of outputs (whole blocks of 16: W + o0 * CP) against the rows */

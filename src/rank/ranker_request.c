@@ -107,6 +107,12 @@ static cr_status cr_req_pack(cr_req_plan *p, int w, cr_error *e) {
     int C = (int)t->shape[t->ndim - 1];
     if (C > p->max_in) p->max_in = C;
     int G = t->ndim == 3 ? (int)t->shape[0] : 1;
+    /* A layer of fewer than CR_LP_MIN_OUT outputs stays fp32 (the packed
+     * fp32 tiles and narrow lanes): there the reduced-precision kernels
+     * run too few accumulator chains, and converting each input row costs
+     * as much as the products saved (MovieLens's 32-wide towers and
+     * 1-wide heads were 2-3x slower in int8 than in fp32). */
+    if (OC / G < CR_LP_MIN_OUT) return CR_OK;
     return cr_lp_pack(&p->lp[w], p->precision, cr_ptable_ptr(pt, pt->data, w), G,
                       (int)(OC / G), C, e);
 }

@@ -22,6 +22,12 @@
 #include "level.h"
 #include "vec.h"
 
+/* Written branch-free (cr_bf16_from_f32 is a select), so it vectorises
+ * for the level: the serving path rounds every input row with it. */
+void CR_ISA(cr_bf16_round)(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = cr_bf16_from_f32(src[i]);
+}
+
 #if CR_VF_W >= 16 || CR_NEON
 #define CR_BF_RB 4 /* 16 accumulators + 4 weight vectors: 32 registers (zmm or NEON q) */
 #elif CR_VF_W >= 8

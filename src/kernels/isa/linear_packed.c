@@ -30,14 +30,79 @@
 #include <string.h>
 
 #define CR_LP_NR CR_PACK_NR
+/* The vector layer of the tiles below: VL float lanes, masks of the first
+ * n lanes for the edge columns. */
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define CR_LP_MR 12
+#define CR_LP_MR_SHORT 4 /* a batch of 1000 ends in 4 rows: 12 would waste 8 */
+typedef __m512 cr_lpv;
+typedef __mmask16 cr_lpm;
+#define CR_LP_VL 16
+#define CR_LP_NV 2 /* vectors of columns per tile row: 24 of 32 zmm accumulate */
+#define lpv_zero _mm512_setzero_ps
+#define lpv_load _mm512_load_ps
+#define lpv_loadu _mm512_loadu_ps
+#define lpv_store _mm512_store_ps
+#define lpv_set1 _mm512_set1_ps
+#define lpv_fma _mm512_fmadd_ps
+#define lpv_add _mm512_add_ps
+#define lpv_max _mm512_max_ps
+#define lpv_lanes(n) cr_lanes(n)
+#define lpv_maskload(p, m) _mm512_maskz_loadu_ps(m, p)
+#define lpv_maskstore(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-#define CR_LP_MR 6
+#define CR_LP_MR 6 /* 16 ymm: 12 accumulators, 2 weight vectors, a broadcast */
+#define CR_LP_MR_SHORT 3
+typedef __m256 cr_lpv;
+typedef __m256i cr_lpm;
+#define CR_LP_VL 8
+#define CR_LP_NV 2
+#define lpv_zero _mm256_setzero_ps
+#define lpv_load _mm256_load_ps
+#define lpv_loadu _mm256_loadu_ps
+#define lpv_store _mm256_store_ps
+#define lpv_set1 _mm256_set1_ps
+#define lpv_fma _mm256_fmadd_ps
+#define lpv_add _mm256_add_ps
+#define lpv_max _mm256_max_ps
+#define lpv_lanes(n) cr_lanes8(n)
+#define lpv_maskload(p, m) _mm256_maskload_ps(p, m)
+#define lpv_maskstore(p, m, v) _mm256_maskstore_ps(p, m, v)
 #elif CR_NEON
-#define CR_LP_MR 6
+#define CR_LP_MR 6 /* 32 q: 24 accumulators, 4 weight vectors, the broadcasts */
+#define CR_LP_MR_SHORT 3
+typedef float32x4_t cr_lpv;
+typedef int cr_lpm; /* how many leading lanes: NEON has no masked loads */
+#define CR_LP_VL 4
+#define CR_LP_NV 4 /* a part is 16 columns, half the sliver, like AVX2's */
+#define lpv_zero() vdupq_n_f32(0.0f)
+#define lpv_load vld1q_f32
+#define lpv_loadu vld1q_f32
+#define lpv_store vst1q_f32
+#define lpv_set1 vdupq_n_f32 /* folded into FMLA by element */
+#define lpv_fma(a, b, c) vfmaq_f32(c, a, b)
+#define lpv_add vaddq_f32
+/* x86's max, a > b ? a : b: a NaN sum becomes 0 under ReLU as there (FMAX
+ * would keep the NaN) */
+#define lpv_max(a, b) vbslq_f32(vcgtq_f32(a, b), a, b)
+#define lpv_lanes(n) ((n) < 0 ? 0 : (n) > 4 ? 4 : (n))
+static inline float32x4_t lpv_maskload(const float *p, int n) {
+    if (n >= 4) return vld1q_f32(p);
+    float t[4] = {0};
+    for (int i = 0; i < n; i++) t[i] = p[i];
+    return vld1q_f32(t);
+}
+static inline void lpv_maskstore(float *p, int n, float32x4_t v) {
+    if (n >= 4) {
+        vst1q_f32(p, v);
+        return;
+    }
+    float t[4];
+    vst1q_f32(t, v);
+    for (int i = 0; i < n; i++) p[i] = t[i];
+}
 #else
 #define CR_LP_MR 4
 #endif
@@ -53,203 +118,73 @@
  * repeat row mr-1 and are not stored), columns j0 .. j0+nr of the output,
  * inputs k0 .. k0+kc. first: the block that starts each sum (bias or
  * nothing before it); last: the block after which ReLU applies. */
-#if defined(__AVX512F__)
-/* MRC rows of registers: CR_LP_MR, or 4 for a last tile of at most 4 rows
- * (a batch of 1000 ends in 4: twelve would be 8 rows of wasted work). */
+#ifdef CR_LP_VL
+/* MRC rows (CR_LP_MR, or CR_LP_MR_SHORT for a last short tile) by NV
+ * vectors of columns (CR_LP_NV, a part of CR_LP_PW = NV * VL columns): the
+ * whole 32-wide sliver with AVX-512, half of it with AVX2 and NEON (w then points
+ * at the part; rows of the sliver are still NR apart). nr <= CR_LP_PW. */
+#define CR_LP_PW (CR_LP_NV * CR_LP_VL)
 static inline __attribute__((always_inline)) void
 cr_lp_tile_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
              float *out, int ldo, int nr, const float *bias, int first, int relu) {
     const float *ar[CR_LP_MR];
 #pragma GCC unroll 12
     for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
-    __m512 c0[CR_LP_MR], c1[CR_LP_MR];
+    cr_lpv c[CR_LP_MR][CR_LP_NV];
 #pragma GCC unroll 12
-    for (int i = 0; i < MRC; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < MRC; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < CR_LP_NV; q++) c[i][q] = lpv_zero();
     for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR);
-        __m512 b1 = _mm512_loadu_ps(w + (size_t)k * CR_LP_NR + 16);
+        cr_lpv bk[CR_LP_NV];
+#pragma GCC unroll 4
+        for (int q = 0; q < CR_LP_NV; q++) bk[q] = lpv_loadu(w + (size_t)k * CR_LP_NR + q * CR_LP_VL);
 #pragma GCC unroll 12
         for (int i = 0; i < MRC; i++) {
-            __m512 ai = _mm512_set1_ps(ar[i][k]);
-            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            cr_lpv ai = lpv_set1(ar[i][k]);
+#pragma GCC unroll 4
+            for (int q = 0; q < CR_LP_NV; q++) c[i][q] = lpv_fma(ai, bk[q], c[i][q]);
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1u);
-    __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1u);
-    __m512 z = _mm512_setzero_ps();
-    __m512 bb0 = z, bb1 = z;
-    if (first && bias) {
-        bb0 = _mm512_maskz_loadu_ps(m0, bias);
-        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    }
-    for (int i = 0; i < mr; i++) {
-        float *o = out + (size_t)i * ldo;
-        __m512 v0 = c0[i], v1 = c1[i];
-        if (!first) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, o));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, o + 16));
-        } else if (bias) {
-            v0 = _mm512_add_ps(v0, bb0);
-            v1 = _mm512_add_ps(v1, bb1);
-        }
-        if (relu) {
-            v0 = _mm512_max_ps(v0, z);
-            v1 = _mm512_max_ps(v1, z);
-        }
-        _mm512_mask_storeu_ps(o, m0, v0);
-        _mm512_mask_storeu_ps(o + 16, m1, v1);
-    }
-}
-
-__attribute__((aligned(64)))
-static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
-                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    if (mr <= 4)
-        cr_lp_tile_n(4, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
-    else
-        cr_lp_tile_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-/* AVX2: 16 ymm registers hold a 6 x 16 tile (12 accumulators, 2 weight
- * vectors, a broadcast), so a 32-wide sliver is two half tiles, each
- * reading its 16 columns of the sliver (rows of the sliver 32 floats
- * apart). MRC rows: 6, or 3 for a last tile of at most 3 rows. */
-static inline __attribute__((always_inline)) void
-cr_lp_half_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
-             float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    const float *ar[CR_LP_MR];
-#pragma GCC unroll 6
-    for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
-    __m256 c0[CR_LP_MR], c1[CR_LP_MR];
-#pragma GCC unroll 6
-    for (int i = 0; i < MRC; i++) c0[i] = c1[i] = _mm256_setzero_ps();
-    for (int k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(w + (size_t)k * CR_LP_NR);
-        __m256 b1 = _mm256_loadu_ps(w + (size_t)k * CR_LP_NR + 8);
-#pragma GCC unroll 6
-        for (int i = 0; i < MRC; i++) {
-            __m256 ai = _mm256_broadcast_ss(ar[i] + k);
-            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
-        }
-    }
-    __m256i m0 = cr_lanes8(nr), m1 = cr_lanes8(nr - 8);
-    __m256 z = _mm256_setzero_ps();
-    __m256 bb0 = z, bb1 = z;
-    if (first && bias) {
-        bb0 = _mm256_maskload_ps(bias, m0);
-        bb1 = _mm256_maskload_ps(bias + 8, m1);
+    cr_lpm m[CR_LP_NV];
+    cr_lpv z = lpv_zero(), bb[CR_LP_NV];
+#pragma GCC unroll 4
+    for (int q = 0; q < CR_LP_NV; q++) {
+        m[q] = lpv_lanes(nr - q * CR_LP_VL);
+        bb[q] = first && bias ? lpv_maskload(bias + q * CR_LP_VL, m[q]) : z;
     }
     /* constant bounds, so the accumulators stay in registers (a loop to mr
-     * made gcc keep them in memory and store all twelve every k) */
-#pragma GCC unroll 6
+     * made gcc keep the AVX2 ones in memory and store all twelve every k) */
+#pragma GCC unroll 12
     for (int i = 0; i < MRC; i++) {
         if (i >= mr) break;
         float *o = out + (size_t)i * ldo;
-        __m256 v0 = c0[i], v1 = c1[i];
-        if (!first) {
-            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(o, m0));
-            v1 = _mm256_add_ps(v1, _mm256_maskload_ps(o + 8, m1));
-        } else if (bias) {
-            v0 = _mm256_add_ps(v0, bb0);
-            v1 = _mm256_add_ps(v1, bb1);
+#pragma GCC unroll 4
+        for (int q = 0; q < CR_LP_NV; q++) {
+            cr_lpv v = c[i][q];
+            if (!first) v = lpv_add(v, lpv_maskload(o + q * CR_LP_VL, m[q]));
+            else if (bias) v = lpv_add(v, bb[q]);
+            if (relu) v = lpv_max(v, z);
+            lpv_maskstore(o + q * CR_LP_VL, m[q], v);
         }
-        if (relu) {
-            v0 = _mm256_max_ps(v0, z);
-            v1 = _mm256_max_ps(v1, z);
-        }
-        _mm256_maskstore_ps(o, m0, v0);
-        _mm256_maskstore_ps(o + 8, m1, v1);
     }
 }
 
 __attribute__((aligned(64)))
-static void cr_lp_half(int kc, const float *a, int lda, int mr, const float *restrict w,
+static void cr_lp_part(int kc, const float *a, int lda, int mr, const float *restrict w,
                        float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    if (mr <= 3)
-        cr_lp_half_n(3, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+    if (mr <= CR_LP_MR_SHORT)
+        cr_lp_tile_n(CR_LP_MR_SHORT, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
     else
-        cr_lp_half_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
+        cr_lp_tile_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
 }
 
+/* The sliver's columns in parts of CR_LP_PW (one part with AVX-512). */
 static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
                        float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    cr_lp_half(kc, a, lda, mr, w, out, ldo, nr < 16 ? nr : 16, bias, first, relu);
-    if (nr > 16)
-        cr_lp_half(kc, a, lda, mr, w + 16, out + 16, ldo, nr - 16, bias ? bias + 16 : NULL,
-                   first, relu);
-}
-#elif CR_NEON
-/* NEON: 32 q registers hold a 6 x 16 tile (24 accumulators, 4 weight
- * vectors, the broadcasts), so a 32-wide sliver is two half tiles like
- * AVX2's. The chain per output is fused multiply-adds from zero, then the
- * bias or the running value: the operations of the neon blocked GEMM
- * (gemm_portable.c), so packed and rows paths agree bit for bit. MRC rows:
- * 6, or 3 for a last tile of at most 3 rows. nr <= 16. */
-static inline __attribute__((always_inline)) void
-cr_lp_half_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
-             float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    const float *ar[CR_LP_MR];
-#pragma GCC unroll 6
-    for (int i = 0; i < MRC; i++) ar[i] = a + (size_t)(i < mr ? i : mr - 1) * lda;
-    float32x4_t c[CR_LP_MR][4];
-#pragma GCC unroll 6
-    for (int i = 0; i < MRC; i++)
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) c[i][q] = vdupq_n_f32(0.0f);
-    for (int k = 0; k < kc; k++) {
-        const float *wk = w + (size_t)k * CR_LP_NR;
-        float32x4_t b0 = vld1q_f32(wk), b1 = vld1q_f32(wk + 4), b2 = vld1q_f32(wk + 8),
-                    b3 = vld1q_f32(wk + 12);
-#pragma GCC unroll 6
-        for (int i = 0; i < MRC; i++) {
-            float32x4_t ai = vld1q_dup_f32(ar[i] + k);
-            c[i][0] = vfmaq_f32(c[i][0], ai, b0);
-            c[i][1] = vfmaq_f32(c[i][1], ai, b1);
-            c[i][2] = vfmaq_f32(c[i][2], ai, b2);
-            c[i][3] = vfmaq_f32(c[i][3], ai, b3);
-        }
-    }
-    /* the epilogue through a row buffer: the edge (nr < 16) and the
-     * interior round alike */
-    float bb[16] = {0}, v[16];
-    if (first && bias)
-        for (int j = 0; j < nr; j++) bb[j] = bias[j];
-    float32x4_t z = vdupq_n_f32(0.0f);
-    for (int i = 0; i < mr; i++) {
-        float *o = out + (size_t)i * ldo;
-        if (!first)
-            for (int j = 0; j < nr; j++) v[j] = o[j];
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
-            float32x4_t x = c[i][q];
-            if (!first) x = vaddq_f32(x, vld1q_f32(v + 4 * q));
-            else if (bias) x = vaddq_f32(x, vld1q_f32(bb + 4 * q));
-            if (relu) x = vbslq_f32(vcgtq_f32(x, z), x, z); /* NaN to 0, like x86's max */
-            vst1q_f32(v + 4 * q, x);
-        }
-        if (nr == 16) memcpy(o, v, sizeof v);
-        else
-            for (int j = 0; j < nr; j++) o[j] = v[j];
-    }
-}
-
-__attribute__((aligned(64)))
-static void cr_lp_half(int kc, const float *a, int lda, int mr, const float *restrict w,
-                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    if (mr <= 3)
-        cr_lp_half_n(3, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
-    else
-        cr_lp_half_n(CR_LP_MR, kc, a, lda, mr, w, out, ldo, nr, bias, first, relu);
-}
-
-static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *restrict w,
-                       float *out, int ldo, int nr, const float *bias, int first, int relu) {
-    cr_lp_half(kc, a, lda, mr, w, out, ldo, nr < 16 ? nr : 16, bias, first, relu);
-    if (nr > 16)
-        cr_lp_half(kc, a, lda, mr, w + 16, out + 16, ldo, nr - 16, bias ? bias + 16 : NULL,
-                   first, relu);
+    for (int j = 0; j < nr; j += CR_LP_PW)
+        cr_lp_part(kc, a, lda, mr, w + j, out + j, ldo, nr - j < CR_LP_PW ? nr - j : CR_LP_PW,
+                   bias ? bias + j : NULL, first, relu);
 }
 #else
 /* Plain C (the scalar level), with the same operations as its blocked
@@ -283,7 +218,7 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
 }
 #endif
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)) || CR_NEON
+#ifdef CR_LP_VL
 /* ---- narrow layers: a lane per row ------------------------------------------
  * A layer of at most CR_LP_NARROW outputs (a gate over a few experts, a
  * 1-wide head) fills 1 to 8 of the tile's 32 lanes, so the tile above wastes
@@ -295,39 +230,11 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
  * k per K block with the same epilogue, so the bits are those of the tile
  * (and of the rows path). G groups of VL rows share each broadcast. */
 #if defined(__AVX512F__)
-typedef __m512 cr_lpv;
-#define CR_LP_VL 16
-#define lpv_zero _mm512_setzero_ps
-#define lpv_load _mm512_load_ps
-#define lpv_store _mm512_store_ps
-#define lpv_set1 _mm512_set1_ps
-#define lpv_fma _mm512_fmadd_ps
-#define lpv_add _mm512_add_ps
-#define lpv_max _mm512_max_ps
 #define CR_LP_TR(dst, kn, src, ld, nrows) \
     cr_tr16(dst, 16, 0xFFFF, cr_lanes(kn), src, ld, nrows)
 #elif CR_NEON
-typedef float32x4_t cr_lpv;
-#define CR_LP_VL 4
-#define lpv_zero() vdupq_n_f32(0.0f)
-#define lpv_load vld1q_f32
-#define lpv_store vst1q_f32
-#define lpv_set1 vdupq_n_f32 /* folded into FMLA by element */
-#define lpv_fma(a, b, c) vfmaq_f32(c, a, b)
-#define lpv_add vaddq_f32
-/* x86's max: a > b ? a : b, so a NaN sum becomes 0 under ReLU as there */
-#define lpv_max(a, b) vbslq_f32(vcgtq_f32(a, b), a, b)
 #define CR_LP_TR(dst, kn, src, ld, nrows) cr_tr4(dst, 4, kn, src, ld, nrows)
 #else
-typedef __m256 cr_lpv;
-#define CR_LP_VL 8
-#define lpv_zero _mm256_setzero_ps
-#define lpv_load _mm256_load_ps
-#define lpv_store _mm256_store_ps
-#define lpv_set1 _mm256_set1_ps
-#define lpv_fma _mm256_fmadd_ps
-#define lpv_add _mm256_add_ps
-#define lpv_max _mm256_max_ps
 #define CR_LP_TR(dst, kn, src, ld, nrows) cr_tr8(dst, 8, kn, src, ld, nrows)
 /* 16 ymm registers: G*J accumulators + J broadcasts + the input vector
  * (one spill at J = 8); wider layers take the 6 x 16 half tiles. */

@@ -115,7 +115,10 @@ void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
     int blk = 0;
     for (; blk + 4 <= NB; blk += 4)
         CR_LOWP_ROWS(cr_lowp_bf16_blk, 4, out, ldo, x, W, b, CP, OC, blk)
-    for (; blk < NB; blk++) CR_LOWP_ROWS(cr_lowp_bf16_blk, 1, out, ldo, x, W, b, CP, OC, blk)
+    /* the last 1-3 blocks together: narrow layers are all remainder */
+    if (NB - blk == 3) CR_LOWP_ROWS(cr_lowp_bf16_blk, 3, out, ldo, x, W, b, CP, OC, blk)
+    else if (NB - blk == 2) CR_LOWP_ROWS(cr_lowp_bf16_blk, 2, out, ldo, x, W, b, CP, OC, blk)
+    else if (NB - blk == 1) CR_LOWP_ROWS(cr_lowp_bf16_blk, 1, out, ldo, x, W, b, CP, OC, blk)
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 /* NR rows (a constant after inlining, so the 8 accumulators stay in
@@ -306,7 +309,11 @@ void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const floa
     int blk = 0;
     for (; blk + 4 <= NB; blk += 4)
         CR_LOWP_ROWS(cr_lowp_int8_blk, 4, out, ldo, x, xs, W, sc, ws, b, CP, OC, blk)
-    for (; blk < NB; blk++)
+    if (NB - blk == 3)
+        CR_LOWP_ROWS(cr_lowp_int8_blk, 3, out, ldo, x, xs, W, sc, ws, b, CP, OC, blk)
+    else if (NB - blk == 2)
+        CR_LOWP_ROWS(cr_lowp_int8_blk, 2, out, ldo, x, xs, W, sc, ws, b, CP, OC, blk)
+    else if (NB - blk == 1)
         CR_LOWP_ROWS(cr_lowp_int8_blk, 1, out, ldo, x, xs, W, sc, ws, b, CP, OC, blk)
 }
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -453,3 +460,35 @@ void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const floa
     }
 }
 #endif
+
+/* ---- int8 inputs --------------------------------------------------------------- */
+
+/* One row of n floats quantised for the int8 product: scale = max|x| / 127
+ * (1 for an all-zero row), dst[c] = clamp(round(x / scale), -127, 127) + 128
+ * for c < n and 128 (zero) up to np. Written so it vectorises for the level:
+ * the largest magnitude as an integer maximum of the sign-cleared bits
+ * (positive floats order like their bits; NaN is skipped as the serving
+ * path always did), the rounding to nearest even without a call. */
+float CR_ISA(cr_int8_quant_row)(uint8_t *dst, const float *src, int n, int np) {
+    uint32_t mb = 0;
+    for (int c = 0; c < n; c++) {
+        uint32_t u;
+        memcpy(&u, src + c, sizeof u);
+        u &= 0x7fffffffu;
+        u = u > 0x7f800000u ? 0 : u;
+        mb = u > mb ? u : mb;
+    }
+    float amax;
+    memcpy(&amax, &mb, sizeof amax);
+    float scale = amax > 0.0f ? amax / 127.0f : 1.0f, inv = 1.0f / scale;
+    for (int c = 0; c < n; c++) {
+        /* |x * inv| <= 127 (a NaN clamps below): round to nearest even by
+         * the 1.5 * 2^23 trick, lrintf's result, but it vectorises */
+        float r = (src[c] * inv + 12582912.0f) - 12582912.0f;
+        r = r >= -127.0f ? r : -127.0f; /* NaN too */
+        r = r <= 127.0f ? r : 127.0f;
+        dst[c] = (uint8_t)((int)r + 128);
+    }
+    for (int c = n; c < np; c++) dst[c] = 128;
+    return scale;
+}
