@@ -38,6 +38,8 @@
 
 #if CR_ISA_BF16_NATIVE
 const char CR_ISA(cr_lowp_bf16_how)[] = "avx512_bf16";
+#elif defined(__AVX512F__) && defined(__AVX512BW__)
+const char CR_ISA(cr_lowp_bf16_how)[] = "avx512 (bf16 widened, fp32 fma)";
 #elif defined(__AVX2__) && defined(__FMA__)
 const char CR_ISA(cr_lowp_bf16_how)[] = "avx2 (bf16 widened, fp32 fma)";
 #elif CR_NEON
@@ -47,6 +49,8 @@ const char CR_ISA(cr_lowp_bf16_how)[] = "generic";
 #endif
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
 const char CR_ISA(cr_lowp_int8_how)[] = "avx512_vnni";
+#elif defined(__AVX512F__) && defined(__AVX512BW__)
+const char CR_ISA(cr_lowp_int8_how)[] = "avx512bw (vpmaddubsw)";
 #elif defined(__AVX2__)
 const char CR_ISA(cr_lowp_int8_how)[] = "avx2 (vpmaddubsw)";
 #elif CR_NEON
@@ -69,7 +73,29 @@ static inline int cr_lowp_n(int OC, int blk) { return OC - blk * 16 < 16 ? OC - 
 
 /* ---- bf16 ------------------------------------------------------------------------ */
 
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+/* A weight vector (16 outputs x a pair) and an input pair made ready for
+ * the multiply-add, and the multiply-add: VDPBF16PS on the pairs where the
+ * level has it, else the two weights widened (shift, mask) and two FMAs. */
 #if CR_ISA_BF16_NATIVE
+typedef __m512i cr_bfw;
+static inline cr_bfw cr_bfw_prep(__m512i w) { return w; }
+static inline __m512 cr_bf_mac(__m512 acc, __m512i xv, cr_bfw w) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)xv, (__m512bh)w);
+}
+#else
+typedef struct { __m512 l, h; } cr_bfw;
+static inline cr_bfw cr_bfw_prep(__m512i w) {
+    cr_bfw r = {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16)),
+                _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xFFFF0000u)))};
+    return r;
+}
+static inline __m512 cr_bf_mac(__m512 acc, __m512i xv, cr_bfw w) {
+    __m512 xl = _mm512_castsi512_ps(_mm512_slli_epi32(xv, 16));
+    __m512 xh = _mm512_castsi512_ps(_mm512_and_si512(xv, _mm512_set1_epi32((int)0xFFFF0000u)));
+    return _mm512_fmadd_ps(xh, w.h, _mm512_fmadd_ps(xl, w.l, acc));
+}
+#endif
 /* NR rows x NBB blocks of 16 outputs (constants after inlining): up to 16
  * independent accumulator chains, enough to hide VDPBF16PS's latency (four
  * chains, one block at a time, ran at a third of the fp32 rate). */
@@ -84,10 +110,11 @@ cr_lowp_bf16_blk(const int NR, const int NBB, float *out, int ldo, const uint16_
         for (int q = 0; q < NBB; q++) acc[r][q] = _mm512_setzero_ps();
     const uint16_t *wb = W + (size_t)blk0 * 16 * CP;
     for (int cr = 0; cr < NC; cr++) {
-        __m512i wv[4];
+        cr_bfw wv[4];
         #pragma GCC unroll 4
         for (int q = 0; q < NBB; q++)
-            wv[q] = _mm512_loadu_si512((const void *)(wb + (size_t)q * 16 * CP + (size_t)cr * 32));
+            wv[q] = cr_bfw_prep(
+                _mm512_loadu_si512((const void *)(wb + (size_t)q * 16 * CP + (size_t)cr * 32)));
         #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             uint32_t pair;
@@ -95,7 +122,7 @@ cr_lowp_bf16_blk(const int NR, const int NBB, float *out, int ldo, const uint16_
             __m512i xv = _mm512_set1_epi32((int)pair);
             #pragma GCC unroll 4
             for (int q = 0; q < NBB; q++)
-                acc[r][q] = _mm512_dpbf16_ps(acc[r][q], (__m512bh)xv, (__m512bh)wv[q]);
+                acc[r][q] = cr_bf_mac(acc[r][q], xv, wv[q]);
         }
     }
     #pragma GCC unroll 4
@@ -258,9 +285,30 @@ void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
 
 /* ---- int8 ------------------------------------------------------------------------ */
 
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
-/* sum_c (q_c + 128) w_c = sum_c q_c w_c + 128 * wsum: the row sum of the
- * weight takes the offset back out. NR rows x NBB blocks as for bf16. */
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+/* With VNNI, VPDPBUSD on the stored inputs: sum_c (q_c + 128) w_c =
+ * sum_c q_c w_c + 128 * wsum, and the row sum of the weight takes the
+ * offset back out (CR_I8_OFF). Without it, AVX2's |q| * sign(w, q) on
+ * zmm registers (AVX-512 has no VPSIGNB: a masked negation instead), no
+ * offset. NR rows x NBB blocks as for bf16. */
+#if defined(__AVX512VNNI__)
+#define CR_I8_OFF 1
+static inline __m512i cr_i8_xprep(__m512i xv) { return xv; }
+static inline __m512i cr_i8_mac(__m512i acc, __m512i xv, __m512i w) {
+    return _mm512_dpbusd_epi32(acc, xv, w);
+}
+#else
+#define CR_I8_OFF 0
+static inline __m512i cr_i8_xprep(__m512i xv) {
+    return _mm512_xor_si512(xv, _mm512_set1_epi8((char)0x80)); /* q, signed */
+}
+static inline __m512i cr_i8_mac(__m512i acc, __m512i q, __m512i w) {
+    __mmask64 neg = _mm512_movepi8_mask(q);
+    __m512i sw = _mm512_mask_sub_epi8(w, neg, _mm512_setzero_si512(), w);
+    __m512i p = _mm512_maddubs_epi16(_mm512_abs_epi8(q), sw);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+}
+#endif
 static inline __attribute__((always_inline)) void
 cr_lowp_int8_blk(const int NR, const int NBB, float *out, int ldo, const uint8_t *x,
                  const float *xs, const int8_t *W, const float *sc, const int32_t *ws,
@@ -281,9 +329,9 @@ cr_lowp_int8_blk(const int NR, const int NBB, float *out, int ldo, const uint8_t
         for (int r = 0; r < NR; r++) {
             uint32_t quad;
             memcpy(&quad, x + (size_t)r * CP + 4 * cr, 4);
-            __m512i xv = _mm512_set1_epi32((int)quad);
+            __m512i xv = cr_i8_xprep(_mm512_set1_epi32((int)quad));
             #pragma GCC unroll 4
-            for (int q = 0; q < NBB; q++) acc[r][q] = _mm512_dpbusd_epi32(acc[r][q], xv, wv[q]);
+            for (int q = 0; q < NBB; q++) acc[r][q] = cr_i8_mac(acc[r][q], xv, wv[q]);
         }
     }
     #pragma GCC unroll 4
@@ -292,7 +340,8 @@ cr_lowp_int8_blk(const int NR, const int NBB, float *out, int ldo, const uint8_t
         __mmask16 k = (__mmask16)((1u << cr_lowp_n(OC, blk)) - 1u);
         __m512 bv = b ? _mm512_maskz_loadu_ps(k, b + blk * 16) : _mm512_setzero_ps();
         __m512 sv = _mm512_maskz_loadu_ps(k, sc + blk * 16);
-        __m512i off = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(k, ws + blk * 16), 7);
+        __m512i off = CR_I8_OFF ? _mm512_slli_epi32(_mm512_maskz_loadu_epi32(k, ws + blk * 16), 7)
+                                : _mm512_setzero_si512();
         #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][q], off));
