@@ -190,17 +190,6 @@ cr_lowp_bf16_blk(const int NR, float *out, int ldo, const uint16_t *x, const uin
     }
 }
 
-void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
-                               const uint16_t *W, const float *b, int CP, int OC) {
-    const int NB = (OC + 15) / 16;
-    for (int blk = 0; blk < NB; blk++) {
-        const uint16_t *wb = W + (size_t)blk * 16 * CP;
-        const float *bb = b ? b + blk * 16 : NULL;
-        float *o = out + blk * 16;
-        int n = cr_lowp_n(OC, blk);
-        CR_LOWP_ROWS(cr_lowp_bf16_blk, o, ldo, x, wb, bb, CP, n)
-    }
-}
 #elif CR_NEON
 /* NR rows (a constant after inlining) against one block of 16 outputs:
  * acc[r][q] holds outputs 4q .. 4q+3 of row r. */
@@ -242,22 +231,6 @@ cr_lowp_bf16_blk(const int NR, float *out, int ldo, const uint16_t *x, const uin
     }
 }
 
-void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
-                               const uint16_t *W, const float *b, int CP, int OC) {
-    const int NB = (OC + 15) / 16;
-    for (int blk = 0; blk < NB; blk++) {
-        const uint16_t *wb = W + (size_t)blk * 16 * CP;
-        const float *bb = b ? b + blk * 16 : NULL;
-        float *o = out + blk * 16;
-        int n = cr_lowp_n(OC, blk);
-        switch (nr) {
-        case 4: cr_lowp_bf16_blk(4, o, ldo, x, wb, bb, CP, n); break;
-        case 3: cr_lowp_bf16_blk(3, o, ldo, x, wb, bb, CP, n); break;
-        case 2: cr_lowp_bf16_blk(2, o, ldo, x, wb, bb, CP, n); break;
-        default: cr_lowp_bf16_blk(1, o, ldo, x, wb, bb, CP, n); break;
-        }
-    }
-}
 #else
 void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
                                const uint16_t *W, const float *b, int CP, int OC) {
@@ -279,6 +252,22 @@ void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
             for (int lane = 0; lane < n; lane++)
                 out[(size_t)r * ldo + blk * 16 + lane] = acc[lane] + (b ? b[blk * 16 + lane] : 0.0f);
         }
+    }
+}
+#endif
+
+#if !(defined(__AVX512F__) && defined(__AVX512BW__)) && \
+    ((defined(__AVX2__) && defined(__FMA__)) || CR_NEON)
+/* AVX2 and NEON: one block of 16 outputs at a time, for 1 to 4 rows */
+void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
+                               const uint16_t *W, const float *b, int CP, int OC) {
+    const int NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const uint16_t *wb = W + (size_t)blk * 16 * CP;
+        const float *bb = b ? b + blk * 16 : NULL;
+        float *o = out + blk * 16;
+        int n = cr_lowp_n(OC, blk);
+        CR_LOWP_ROWS(cr_lowp_bf16_blk, o, ldo, x, wb, bb, CP, n)
     }
 }
 #endif
@@ -407,19 +396,6 @@ cr_lowp_int8_blk(const int NR, float *out, int ldo, const uint8_t *x, const floa
     }
 }
 
-void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
-                               const int8_t *W, const float *sc, const int32_t *ws,
-                               const float *b, int CP, int OC) {
-    (void)ws; /* signed inputs: no offset to take out */
-    const int NB = (OC + 15) / 16;
-    for (int blk = 0; blk < NB; blk++) {
-        const int8_t *wb = W + (size_t)blk * 16 * CP;
-        const float *bb = b ? b + blk * 16 : NULL, *s = sc + blk * 16;
-        float *o = out + blk * 16;
-        int n = cr_lowp_n(OC, blk);
-        CR_LOWP_ROWS(cr_lowp_int8_blk, o, ldo, x, xs, wb, s, bb, CP, n)
-    }
-}
 #elif CR_NEON
 /* NR rows against one block of 16 outputs: acc[r][q] = outputs 4q .. 4q+3
  * of row r, int32, exact. */
@@ -463,24 +439,6 @@ cr_lowp_int8_blk(const int NR, float *out, int ldo, const uint8_t *x, const floa
     }
 }
 
-void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
-                               const int8_t *W, const float *sc, const int32_t *ws,
-                               const float *b, int CP, int OC) {
-    (void)ws; /* signed inputs: no offset to take out */
-    const int NB = (OC + 15) / 16;
-    for (int blk = 0; blk < NB; blk++) {
-        const int8_t *wb = W + (size_t)blk * 16 * CP;
-        const float *bb = b ? b + blk * 16 : NULL, *s = sc + blk * 16;
-        float *o = out + blk * 16;
-        int n = cr_lowp_n(OC, blk);
-        switch (nr) {
-        case 4: cr_lowp_int8_blk(4, o, ldo, x, xs, wb, s, bb, CP, n); break;
-        case 3: cr_lowp_int8_blk(3, o, ldo, x, xs, wb, s, bb, CP, n); break;
-        case 2: cr_lowp_int8_blk(2, o, ldo, x, xs, wb, s, bb, CP, n); break;
-        default: cr_lowp_int8_blk(1, o, ldo, x, xs, wb, s, bb, CP, n); break;
-        }
-    }
-}
 #else
 void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
                                const int8_t *W, const float *sc, const int32_t *ws,
@@ -506,6 +464,24 @@ void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const floa
                 out[(size_t)r * ldo + o] = __builtin_fmaf(v, sc[o] * xs[r], b ? b[o] : 0.0f);
             }
         }
+    }
+}
+#endif
+
+#if !(defined(__AVX512F__) && defined(__AVX512BW__)) && \
+    ((defined(__AVX2__) && defined(__FMA__)) || CR_NEON)
+/* AVX2 and NEON: one block of 16 outputs at a time, for 1 to 4 rows */
+void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
+                               const int8_t *W, const float *sc, const int32_t *ws,
+                               const float *b, int CP, int OC) {
+    (void)ws; /* signed inputs: no offset to take out */
+    const int NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const int8_t *wb = W + (size_t)blk * 16 * CP;
+        const float *bb = b ? b + blk * 16 : NULL, *s = sc + blk * 16;
+        float *o = out + blk * 16;
+        int n = cr_lowp_n(OC, blk);
+        CR_LOWP_ROWS(cr_lowp_int8_blk, o, ldo, x, xs, wb, s, bb, CP, n)
     }
 }
 #endif
