@@ -9,7 +9,6 @@
  * Usage: kernels [--quick]   (--quick skips the 2-thread and peak runs)
  */
 #include "../src/kernels/kernels.h"
-#include "../src/kernels/isa.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -16,7 +16,6 @@
 #include "../src/kernels/kernels.h"
 #include "../src/nn/decoder.h"
 #include "../src/train/optim.h"
-#include "../src/kernels/isa.h"
 
 #include <getopt.h>
 #include <math.h>

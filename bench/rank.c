@@ -11,7 +11,6 @@
  * Legend: B batch rows, C_in model input width, E experts, K tasks,
  * V table rows, D embedding dim, L ids in one bag.
  */
-#include "../src/kernels/isa.h"
 #include "../src/rank/loss.h"
 #include "../src/rank/ranker.h"
 #include "../src/train/optim.h"
@@ -594,8 +593,8 @@ int main(int argc, char **argv) {
     bench_put(&o, "model", 1, "%s", bm.name);
     bench_put(&o, "threads", 0, "%d", cr_get_threads());
     bench_put(&o, "gemm_backend", 1, "%s", cr_sgemm_backend_name());
-    bench_put(&o, "kernels", 1, "%s", cr_kernels_active()->name);
-    bench_put(&o, "cpu", 1, "%s", cr_cpu_model());
+    bench_put(&o, "kernels", 1, "%s", cr_kernel_set_name());
+    bench_put(&o, "cpu", 1, "%s", cr_cpu_name());
     if (zipf > 0) bench_put(&o, "ids", 1, "zipf_%.2f", zipf);
     else bench_put(&o, "ids", 1, "uniform");
     bench_put(&o, "precision", 1, "%s",

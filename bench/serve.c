@@ -10,7 +10,6 @@
  *   build/bench/serve MODEL CONFIG [REPS]
  */
 #include "../src/data/config.h"
-#include "../src/kernels/isa.h"
 #include "../src/rank/checkpoint.h"
 #include "../src/rank/config.h"
 #include "../src/rank/metrics.h"

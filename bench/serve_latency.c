@@ -27,7 +27,6 @@
 #include "../src/rank/checkpoint.h"
 #include "../src/rank/config.h"
 #include "../src/rank/ranker.h"
-#include "../src/kernels/isa.h"
 
 #include <getopt.h>
 #include <math.h>

@@ -5,8 +5,6 @@
  */
 #include "cli.h"
 
-#include "../src/kernels/isa.h"
-
 #include <string.h>
 
 int cr_cli_cpu(int argc, char **argv) {
@@ -23,13 +21,5 @@ int cr_cli_cpu(int argc, char **argv) {
         return 2;
     }
     cr_kernels_print(stdout);
-    printf("kernel sets:");
-    for (int i = 0; i < CR_ISA_COUNT; i++) {
-        const char *missing = NULL;
-        if (cr_isa_supported((cr_isa)i, &missing)) printf(" %s", cr_isa_name((cr_isa)i));
-        else if (i != CR_ISA_NEON && strcmp(missing, "x86-64"))
-            printf(" %s(no %s)", cr_isa_name((cr_isa)i), missing);
-    }
-    printf("\n");
     return 0;
 }

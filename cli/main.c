@@ -5,8 +5,6 @@
  */
 #include "cli.h"
 
-#include "../src/kernels/isa.h"
-
 #include <stdio.h>
 #include <string.h>
 

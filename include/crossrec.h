@@ -51,6 +51,22 @@ const char *cr_strerror(cr_status s);
 void cr_set_threads(int n);
 int  cr_get_threads(void);
 
+/* ---- kernels and the CPU ------------------------------------------------------
+ * The hot kernels are chosen once per process from the CPU's features:
+ * scalar, avx2, avx512 or avx512bf16 (x86-64), scalar or neon (arm64). The
+ * environment variable CROSSREC_ISA forces a lower set (docs/kernels.md). */
+/* The set in use ("avx2", ...), and the CPU's model name. */
+const char *cr_kernel_set_name(void);
+const char *cr_cpu_name(void);
+/* CR_OK, or why CROSSREC_ISA cannot be honoured (an unknown name, or the
+ * CPU feature the set needs and lacks); a program may refuse to start on
+ * it (the library alone falls back to the best set, with one warning). */
+cr_status cr_kernels_check(cr_error *e);
+/* "cpu:", "features:", "kernels:" (the set in use and its GEMM, bf16 and
+ * int8 paths) and "kernel sets:" (each set, and what this CPU lacks for
+ * the ones it cannot run) lines; f is a FILE *. */
+void cr_kernels_print(void *f);
+
 
 /* ---- models: load, score, free ----------------------------------------------
  * A trained ranker (crossrec train writes DIR/model.safetensors). The file

@@ -108,11 +108,24 @@ int cr_sgemm_bf16_native(void) { return cr_kernels_active()->bf16_native; }
 
 const char *cr_sgemm_portable_isa(void) { return cr_kernels_active()->name; }
 
-void cr_kernels_print(FILE *f) {
+const char *cr_kernel_set_name(void) { return cr_kernels_active()->name; }
+
+const char *cr_cpu_name(void) { return cr_cpu_model(); }
+
+void cr_kernels_print(void *fp) {
+    FILE *f = fp;
     const cr_kernel_set *k = cr_kernels_active();
     fprintf(f, "cpu: %s\n", cr_cpu_model());
     fprintf(f, "features: %s\n", cr_cpu_features());
     fprintf(f, "kernels: %s (gemm %s, bf16 training %s, bf16 weights %s, int8 weights %s)\n",
             k->name, cr_sgemm_backend_name(), k->bf16_native ? "native" : "fp32 products",
             k->lowp_bf16, k->lowp_int8);
+    fprintf(f, "kernel sets:");
+    for (int i = 0; i < CR_ISA_COUNT; i++) {
+        const char *missing = NULL;
+        if (cr_isa_supported((cr_isa)i, &missing)) fprintf(f, " %s", cr_isa_name((cr_isa)i));
+        else if (cr_kernels_built((cr_isa)i)) /* a set of another architecture is not listed */
+            fprintf(f, " %s(no %s)", cr_isa_name((cr_isa)i), missing);
+    }
+    fprintf(f, "\n");
 }

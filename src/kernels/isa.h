@@ -155,10 +155,9 @@ const cr_kernel_set *cr_kernels_active(void);
 const cr_kernel_set *cr_kernels_for(cr_isa isa);
 /* CR_OK, or why CROSSREC_ISA cannot be honoured (naming the missing CPU
  * feature, or the accepted names). The CLI calls it before any command. */
-cr_status cr_kernels_check(cr_error *e);
-/* "cpu: ...", "features: ..." and "kernels: <set> (gemm ..., ...)" lines:
- * what `crossrec cpu`, `crossrec --version` and every bench print. */
-void cr_kernels_print(FILE *f);
+/* cr_kernels_check, cr_kernels_print, cr_kernel_set_name and cr_cpu_name
+ * are public (crossrec.h): what `crossrec cpu`, `crossrec --version` and
+ * every bench print. */
 
 /* ---- the CPU -------------------------------------------------------------- */
 /* Whether this CPU (and its OS, for the wider registers) can run `isa`;
