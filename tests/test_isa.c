@@ -359,19 +359,26 @@ static int child_decoder(const char *path) {
     return ok ? 0 : 1;
 }
 
+/* The child's output for level isa: run here, or, when CR_TEST_DECODER_DIR
+ * is set, already written there by `test_isa --child-decoder DIR/dec_ISA.bin`
+ * under CROSSREC_ISA=ISA (make test-arm64: qemu-user hangs in fork() on
+ * this project's machines, so the Makefile runs the children itself). */
 static float *run_child(const char *isa, const char *dir) {
     char path[512];
-    snprintf(path, sizeof path, "%s/dec_%s.bin", dir, isa);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        setenv("CROSSREC_ISA", isa, 1);
-        execl("/proc/self/exe", "test_isa", "--child-decoder", path, (char *)NULL);
-        _exit(127);
+    const char *pre = getenv("CR_TEST_DECODER_DIR");
+    snprintf(path, sizeof path, "%s/dec_%s.bin", pre && *pre ? pre : dir, isa);
+    if (!(pre && *pre)) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            setenv("CROSSREC_ISA", isa, 1);
+            execl("/proc/self/exe", "test_isa", "--child-decoder", path, (char *)NULL);
+            _exit(127);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
     char name[17] = {0};
@@ -395,7 +402,11 @@ static void test_decoder_every_level(void **state) {
         float *got = run_child(cr_isa_name((cr_isa)i), dir);
         char what[64];
         snprintf(what, sizeof what, "decoder logits %s vs scalar", cr_isa_name((cr_isa)i));
-        assert_true(cr_test_close(what, got, ref, (size_t)(DEC_T + 1) * DEC_V, 2e-5, 1e-4));
+        /* logits reach |15|: 1e-4 is 7e-6 of that scale. neon fuses its
+         * products and scalar does not; on arm64 a near-zero logit differed
+         * by 2.2e-5 (the largest difference, 4e-5, was 3e-6 of its row's
+         * largest logit) */
+        assert_true(cr_test_close(what, got, ref, (size_t)(DEC_T + 1) * DEC_V, 1e-4, 1e-4));
         free(got);
     }
     free(ref);

@@ -47,7 +47,7 @@ static inline void cr_gemm_store_edge(float *C, int ldc, int mr, int nr, const f
         for (int j = 0; j < nr; j++) {
             float *c = C + (size_t)i * ldc + j;
             float t = tile[(size_t)i * tile_ld + j];
-#if defined(__FMA__)
+#if defined(__FMA__) || CR_NEON
             *c = beta == 0.0f ? alpha * t : fmaf(alpha, t, beta * *c);
 #else
             *c = beta == 0.0f ? alpha * t : alpha * t + beta * *c;

@@ -1,9 +1,10 @@
 /*
  * gemm_portable.c - the fast portable GEMM: blocked and packed (the BLIS
  * loop structure) around one register-tiled micro-kernel, written with
- * AVX-512 or AVX2/FMA intrinsics when the compiler targets them and in plain
- * C otherwise. It must never depend on BLAS, allocate, or split the K loop
- * between threads (that would make results depend on the thread count).
+ * AVX-512, AVX2/FMA or NEON intrinsics for the level being compiled and in
+ * plain C for the scalar one. It must never depend on BLAS, allocate, or
+ * split the K loop between threads (that would make results depend on the
+ * thread count).
  *
  * Legend: op(A) is (M, K), op(B) is (K, N), C is (M, N), all row-major.
  */
@@ -22,6 +23,8 @@
  * accumulators for a whole KC-long dot product.
  *   AVX-512: 12 x 32 = 24 zmm accumulators + 2 for B + 1 broadcast (of 32).
  *   AVX2:     6 x 16 = 12 ymm accumulators + 2 for B + 1 broadcast (of 16).
+ *   NEON:     8 x 12 = 24 q accumulators + 3 for B + 2 holding A's 8 values,
+ *             each multiplied by lane (fmla by element) (of 32).
  *   plain C:  4 x 16, left to the auto-vectoriser. */
 #if defined(__AVX512F__)
 #define CR_MR 12
@@ -29,6 +32,10 @@
 #elif defined(__AVX2__) && defined(__FMA__)
 #define CR_MR 6
 #define CR_NR 16
+#elif CR_NEON
+#define CR_MR 8
+#define CR_NR 12
+#define CR_NC_MAX 252 /* a multiple of NR */
 #else
 #define CR_MR 4
 #define CR_NR 16
@@ -193,6 +200,40 @@ static void cr_ukernel(int kc, const float *restrict a, const float *restrict b,
             _mm256_storeu_ps(c, _mm256_fmadd_ps(va, c0[i], _mm256_mul_ps(vb, _mm256_loadu_ps(c))));
             _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(va, c1[i],
                                                     _mm256_mul_ps(vb, _mm256_loadu_ps(c + 8))));
+        }
+    }
+}
+#elif CR_NEON
+__attribute__((aligned(64)))
+static void cr_ukernel(int kc, const float *restrict a, const float *restrict b, float *C,
+                       int ldc, float alpha, float beta) {
+    float32x4_t c0[CR_MR], c1[CR_MR], c2[CR_MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < CR_MR; i++) c0[i] = c1[i] = c2[i] = vdupq_n_f32(0.0f);
+    for (int k = 0; k < kc; k++) {
+        const float *bk = b + (size_t)k * CR_NR, *ak = a + (size_t)k * CR_MR;
+        float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8);
+        float32x4_t a0 = vld1q_f32(ak), a1 = vld1q_f32(ak + 4);
+#define CR_NEON_ROW(i, av, l)                       \
+    c0[i] = vfmaq_laneq_f32(c0[i], b0, av, l);      \
+    c1[i] = vfmaq_laneq_f32(c1[i], b1, av, l);      \
+    c2[i] = vfmaq_laneq_f32(c2[i], b2, av, l);
+        CR_NEON_ROW(0, a0, 0) CR_NEON_ROW(1, a0, 1) CR_NEON_ROW(2, a0, 2) CR_NEON_ROW(3, a0, 3)
+        CR_NEON_ROW(4, a1, 0) CR_NEON_ROW(5, a1, 1) CR_NEON_ROW(6, a1, 2) CR_NEON_ROW(7, a1, 3)
+#undef CR_NEON_ROW
+    }
+    float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
+#pragma GCC unroll 8
+    for (int i = 0; i < CR_MR; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) {
+            vst1q_f32(c, vmulq_f32(va, c0[i]));
+            vst1q_f32(c + 4, vmulq_f32(va, c1[i]));
+            vst1q_f32(c + 8, vmulq_f32(va, c2[i]));
+        } else { /* alpha * acc + (beta * C), one rounding of the sum: as on x86 */
+            vst1q_f32(c, vfmaq_f32(vmulq_f32(vb, vld1q_f32(c)), va, c0[i]));
+            vst1q_f32(c + 4, vfmaq_f32(vmulq_f32(vb, vld1q_f32(c + 4)), va, c1[i]));
+            vst1q_f32(c + 8, vfmaq_f32(vmulq_f32(vb, vld1q_f32(c + 8)), va, c2[i]));
         }
     }
 }

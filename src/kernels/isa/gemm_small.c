@@ -56,6 +56,23 @@ static inline float v_sum(cr_v v) {
     s = _mm_hadd_ps(s, s);
     return _mm_cvtss_f32(s);
 }
+#elif CR_NEON
+#include "vec.h"
+/* vec.h's NEON layer (4 lanes), plus the broadcast and the partial store */
+typedef cr_vf cr_v;
+#define CR_VW 4
+#define CR_SI 4 /* 32 q registers: 16 accumulators + 4 rows of B + a row of A */
+static inline cr_v v_zero(void) { return vf_zero(); }
+static inline cr_v v_set1(float x) { return vdupq_n_f32(x); }
+static inline cr_v v_fma(cr_v a, cr_v b, cr_v c) { return vf_fma(a, b, c); }
+static inline cr_v v_load(const float *p) { return vf_load(p); }
+static inline cr_v v_load_n(const float *p, int n) { return vf_load_n(p, n); }
+static inline void v_store_n(float *p, cr_v v, int n) {
+    float t[4];
+    vst1q_f32(t, v);
+    for (int i = 0; i < n; i++) p[i] = t[i];
+}
+static inline float v_sum(cr_v v) { return vf_sum(v); }
 #else
 typedef float cr_v;
 #define CR_VW 1

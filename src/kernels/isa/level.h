@@ -23,6 +23,19 @@
 #define CR_ISA_CAT(a, b) CR_ISA_CAT_(a, b)
 #define CR_ISA(name) CR_ISA_CAT(name, CR_ISA_LEVEL)
 
+/* CR_NEON: this is the neon level, whose files take their Advanced SIMD
+ * paths (arm_neon.h intrinsics). Advanced SIMD is part of armv8-a, so the
+ * scalar level sees __ARM_NEON too; it keeps the plain C (auto-vectorised,
+ * with unfused products like the x86 scalar level) so CROSSREC_ISA=scalar
+ * means the same code on both architectures. */
+#define CR_ISA_IS_neon 1
+#if defined(__aarch64__) && defined(__ARM_NEON) && CR_ISA_CAT(CR_ISA_IS, CR_ISA_LEVEL)
+#define CR_NEON 1
+#include <arm_neon.h>
+#else
+#define CR_NEON 0
+#endif
+
 /* Whether this level multiplies bf16 pairs natively (VDPBF16PS); where it
  * does not, the bf16 training GEMM is the fp32 one. */
 #if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512F__)

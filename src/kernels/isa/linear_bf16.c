@@ -28,8 +28,8 @@ void CR_ISA(cr_bf16_round)(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = cr_bf16_from_f32(src[i]);
 }
 
-#if CR_VF_W >= 16
-#define CR_BF_RB 4 /* 16 accumulators + 4 weight vectors: 32 registers */
+#if CR_VF_W >= 16 || CR_NEON
+#define CR_BF_RB 4 /* 16 accumulators + 4 weight vectors: 32 registers (zmm or NEON q) */
 #elif CR_VF_W >= 8
 #define CR_BF_RB 2 /* 16 ymm registers */
 #else

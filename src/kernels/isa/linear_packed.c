@@ -70,6 +70,39 @@ typedef __m256i cr_lpm;
 #define lpv_lanes(n) cr_lanes8(n)
 #define lpv_maskload(p, m) _mm256_maskload_ps(p, m)
 #define lpv_maskstore(p, m, v) _mm256_maskstore_ps(p, m, v)
+#elif CR_NEON
+#define CR_LP_MR 6 /* 32 q: 24 accumulators, 4 weight vectors, the broadcasts */
+#define CR_LP_MR_SHORT 3
+typedef float32x4_t cr_lpv;
+typedef int cr_lpm; /* how many leading lanes: NEON has no masked loads */
+#define CR_LP_VL 4
+#define CR_LP_NV 4 /* a part is 16 columns, half the sliver, like AVX2's */
+#define lpv_zero() vdupq_n_f32(0.0f)
+#define lpv_load vld1q_f32
+#define lpv_loadu vld1q_f32
+#define lpv_store vst1q_f32
+#define lpv_set1 vdupq_n_f32 /* folded into FMLA by element */
+#define lpv_fma(a, b, c) vfmaq_f32(c, a, b)
+#define lpv_add vaddq_f32
+/* x86's max, a > b ? a : b: a NaN sum becomes 0 under ReLU as there (FMAX
+ * would keep the NaN) */
+#define lpv_max(a, b) vbslq_f32(vcgtq_f32(a, b), a, b)
+#define lpv_lanes(n) ((n) < 0 ? 0 : (n) > 4 ? 4 : (n))
+static inline float32x4_t lpv_maskload(const float *p, int n) {
+    if (n >= 4) return vld1q_f32(p);
+    float t[4] = {0};
+    for (int i = 0; i < n; i++) t[i] = p[i];
+    return vld1q_f32(t);
+}
+static inline void lpv_maskstore(float *p, int n, float32x4_t v) {
+    if (n >= 4) {
+        vst1q_f32(p, v);
+        return;
+    }
+    float t[4];
+    vst1q_f32(t, v);
+    for (int i = 0; i < n; i++) p[i] = t[i];
+}
 #else
 #define CR_LP_MR 4
 #endif
@@ -88,8 +121,8 @@ typedef __m256i cr_lpm;
 #ifdef CR_LP_VL
 /* MRC rows (CR_LP_MR, or CR_LP_MR_SHORT for a last short tile) by NV
  * vectors of columns (CR_LP_NV, a part of CR_LP_PW = NV * VL columns): the
- * whole 32-wide sliver with AVX-512, half of it with AVX2 (w then points at
- * the part; rows of the sliver are still NR apart). nr <= CR_LP_PW. */
+ * whole 32-wide sliver with AVX-512, half of it with AVX2 and NEON (w then points
+ * at the part; rows of the sliver are still NR apart). nr <= CR_LP_PW. */
 #define CR_LP_PW (CR_LP_NV * CR_LP_VL)
 static inline __attribute__((always_inline)) void
 cr_lp_tile_n(const int MRC, int kc, const float *a, int lda, int mr, const float *restrict w,
@@ -191,7 +224,7 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
  * 1-wide head) fills 1 to 8 of the tile's 32 lanes, so the tile above wastes
  * most of its multiply-adds (a 4-wide gate over 429 inputs ran at 13
  * GFLOP/s). Here a lane is a row instead: VL input rows (16 with AVX-512, 8
- * with AVX2) are transposed into (k, VL) order, 64 inputs at a time, and
+ * with AVX2, 4 with NEON) are transposed into (k, VL) order, 64 inputs at a time, and
  * output j of those rows is one vector whose chain over k multiplies by
  * w[j][k] broadcast. Each output is still one fused multiply-add chain over
  * k per K block with the same epilogue, so the bits are those of the tile
@@ -199,13 +232,8 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
 #if defined(__AVX512F__)
 #define CR_LP_TR(dst, kn, src, ld, nrows) \
     cr_tr16(dst, 16, 0xFFFF, cr_lanes(kn), src, ld, nrows)
-/* Every width J with its row groups G: as many as fit 24 accumulators, at
- * most 8 (the transposed inputs stay in L1). One instance per width, and
- * the table the dispatch reads, from this one list. */
-#define CR_LP_NARROW 16
-#define CR_LP_WIDTHS(X)                                                                     \
-    X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
-    X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
+#elif CR_NEON
+#define CR_LP_TR(dst, kn, src, ld, nrows) cr_tr4(dst, 4, kn, src, ld, nrows)
 #else
 #define CR_LP_TR(dst, kn, src, ld, nrows) cr_tr8(dst, 8, kn, src, ld, nrows)
 /* 16 ymm registers: G*J accumulators + J broadcasts + the input vector
@@ -213,6 +241,16 @@ static void cr_lp_tile(int kc, const float *a, int lda, int mr, const float *res
 #define CR_LP_NARROW 8
 #define CR_LP_WIDTHS(X) \
     X(1, 8) X(2, 6) X(3, 4) X(4, 2) X(5, 2) X(6, 1) X(7, 1) X(8, 1)
+#endif
+#if defined(__AVX512F__) || CR_NEON
+/* 32 registers (zmm, or NEON q with the broadcasts read from the w row by
+ * element): every width J with its row groups G, as many as fit 24
+ * accumulators, at most 8 (the transposed inputs stay in L1). One instance
+ * per width, and the table the dispatch reads, from this one list. */
+#define CR_LP_NARROW 16
+#define CR_LP_WIDTHS(X)                                                                     \
+    X(1, 8) X(2, 8) X(3, 8) X(4, 6) X(5, 4) X(6, 4) X(7, 3) X(8, 3) X(9, 2) X(10, 2)      \
+    X(11, 2) X(12, 2) X(13, 1) X(14, 1) X(15, 1) X(16, 1)
 #endif
 #define CR_LP_KB 64
 

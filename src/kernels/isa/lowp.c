@@ -17,6 +17,10 @@
  *     |x| * sign(w, x) by VPMADDUBSW (|x|, |w| <= 127, so the pair sums
  *     never saturate) and VPMADDWD against ones: the four products of an
  *     output in one int32 lane, exact.
+ *   NEON: bf16 pairs split by a de-interleaving load (vld2), each half
+ *     widened by a 16-bit shift, two FMAs; int8 de-interleaved by vld4,
+ *     widened to 16 bits and multiplied into int32 by SMLAL (exact, the
+ *     same integers as the other levels).
  *   scalar: the same arithmetic in plain C.
  *
  * Legend: nr rows, CP input width (padded to R), OC outputs, NB blocks.
@@ -38,6 +42,8 @@ const char CR_ISA(cr_lowp_bf16_how)[] = "avx512_bf16";
 const char CR_ISA(cr_lowp_bf16_how)[] = "avx512 (bf16 widened, fp32 fma)";
 #elif defined(__AVX2__) && defined(__FMA__)
 const char CR_ISA(cr_lowp_bf16_how)[] = "avx2 (bf16 widened, fp32 fma)";
+#elif CR_NEON
+const char CR_ISA(cr_lowp_bf16_how)[] = "neon (bf16 widened, fp32 fma)";
 #else
 const char CR_ISA(cr_lowp_bf16_how)[] = "generic";
 #endif
@@ -47,6 +53,8 @@ const char CR_ISA(cr_lowp_int8_how)[] = "avx512_vnni";
 const char CR_ISA(cr_lowp_int8_how)[] = "avx512bw (vpmaddubsw)";
 #elif defined(__AVX2__)
 const char CR_ISA(cr_lowp_int8_how)[] = "avx2 (vpmaddubsw)";
+#elif CR_NEON
+const char CR_ISA(cr_lowp_int8_how)[] = "neon (widened, smlal)";
 #else
 const char CR_ISA(cr_lowp_int8_how)[] = "generic";
 #endif
@@ -182,17 +190,47 @@ cr_lowp_bf16_blk(const int NR, float *out, int ldo, const uint16_t *x, const uin
     }
 }
 
-void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
-                               const uint16_t *W, const float *b, int CP, int OC) {
-    const int NB = (OC + 15) / 16;
-    for (int blk = 0; blk < NB; blk++) {
-        const uint16_t *wb = W + (size_t)blk * 16 * CP;
-        const float *bb = b ? b + blk * 16 : NULL;
-        float *o = out + blk * 16;
-        int n = cr_lowp_n(OC, blk);
-        CR_LOWP_ROWS(cr_lowp_bf16_blk, o, ldo, x, wb, bb, CP, n)
+#elif CR_NEON
+/* NR rows (a constant after inlining) against one block of 16 outputs:
+ * acc[r][q] holds outputs 4q .. 4q+3 of row r. */
+static inline __attribute__((always_inline)) void
+cr_lowp_bf16_blk(const int NR, float *out, int ldo, const uint16_t *x, const uint16_t *wb,
+                 const float *b, int CP, int n) {
+    const int NC = CP / 2;
+    float32x4_t acc[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_f32(0.0f);
+    for (int cr = 0; cr < NC; cr++) {
+        /* 16 outputs' pairs: val[0] the first of each pair (8 outputs), val[1] the second */
+        uint16x8x2_t w01 = vld2q_u16(wb + (size_t)cr * 32);
+        uint16x8x2_t w23 = vld2q_u16(wb + (size_t)cr * 32 + 16);
+        float32x4_t lo[4], hi[4];
+        lo[0] = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(w01.val[0]), 16));
+        lo[1] = vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(w01.val[0]), 16));
+        lo[2] = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(w23.val[0]), 16));
+        lo[3] = vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(w23.val[0]), 16));
+        hi[0] = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(w01.val[1]), 16));
+        hi[1] = vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(w01.val[1]), 16));
+        hi[2] = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(w23.val[1]), 16));
+        hi[3] = vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(w23.val[1]), 16));
+        for (int r = 0; r < NR; r++) {
+            float32x4_t xl = vdupq_n_f32(cr_bf16_to_f32(x[(size_t)r * CP + 2 * cr]));
+            float32x4_t xh = vdupq_n_f32(cr_bf16_to_f32(x[(size_t)r * CP + 2 * cr + 1]));
+            for (int q = 0; q < 4; q++) {
+                acc[r][q] = vfmaq_f32(acc[r][q], xl, lo[q]);
+                acc[r][q] = vfmaq_f32(acc[r][q], xh, hi[q]);
+            }
+        }
+    }
+    float bb[16] = {0};
+    if (b) memcpy(bb, b, (size_t)n * sizeof(float));
+    for (int r = 0; r < NR; r++) {
+        float v[16];
+        for (int q = 0; q < 4; q++) vst1q_f32(v + 4 * q, vaddq_f32(acc[r][q], vld1q_f32(bb + 4 * q)));
+        memcpy(out + (size_t)r * ldo, v, (size_t)n * sizeof(float));
     }
 }
+
 #else
 void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
                                const uint16_t *W, const float *b, int CP, int OC) {
@@ -214,6 +252,22 @@ void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
             for (int lane = 0; lane < n; lane++)
                 out[(size_t)r * ldo + blk * 16 + lane] = acc[lane] + (b ? b[blk * 16 + lane] : 0.0f);
         }
+    }
+}
+#endif
+
+#if !(defined(__AVX512F__) && defined(__AVX512BW__)) && \
+    ((defined(__AVX2__) && defined(__FMA__)) || CR_NEON)
+/* AVX2 and NEON: one block of 16 outputs at a time, for 1 to 4 rows */
+void CR_ISA(cr_lowp_bf16_rows)(float *out, int ldo, const uint16_t *x, int nr,
+                               const uint16_t *W, const float *b, int CP, int OC) {
+    const int NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const uint16_t *wb = W + (size_t)blk * 16 * CP;
+        const float *bb = b ? b + blk * 16 : NULL;
+        float *o = out + blk * 16;
+        int n = cr_lowp_n(OC, blk);
+        CR_LOWP_ROWS(cr_lowp_bf16_blk, o, ldo, x, wb, bb, CP, n)
     }
 }
 #endif
@@ -342,19 +396,49 @@ cr_lowp_int8_blk(const int NR, float *out, int ldo, const uint8_t *x, const floa
     }
 }
 
-void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
-                               const int8_t *W, const float *sc, const int32_t *ws,
-                               const float *b, int CP, int OC) {
-    (void)ws; /* signed inputs: no offset to take out */
-    const int NB = (OC + 15) / 16;
-    for (int blk = 0; blk < NB; blk++) {
-        const int8_t *wb = W + (size_t)blk * 16 * CP;
-        const float *bb = b ? b + blk * 16 : NULL, *s = sc + blk * 16;
-        float *o = out + blk * 16;
-        int n = cr_lowp_n(OC, blk);
-        CR_LOWP_ROWS(cr_lowp_int8_blk, o, ldo, x, xs, wb, s, bb, CP, n)
+#elif CR_NEON
+/* NR rows against one block of 16 outputs: acc[r][q] = outputs 4q .. 4q+3
+ * of row r, int32, exact. */
+static inline __attribute__((always_inline)) void
+cr_lowp_int8_blk(const int NR, float *out, int ldo, const uint8_t *x, const float *xs,
+                 const int8_t *wb, const float *sc, const float *b, int CP, int n) {
+    const int NC = CP / 4;
+    int32x4_t acc[4][4];
+    for (int r = 0; r < NR; r++)
+        for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
+    for (int cr = 0; cr < NC; cr++) {
+        /* val[j]: input j of the run for the 16 outputs, widened to 16 bits */
+        int8x16x4_t w = vld4q_s8(wb + (size_t)cr * 64);
+        int16x8_t wl[4], wh[4];
+        for (int j = 0; j < 4; j++) {
+            wl[j] = vmovl_s8(vget_low_s8(w.val[j]));
+            wh[j] = vmovl_s8(vget_high_s8(w.val[j]));
+        }
+        for (int r = 0; r < NR; r++) {
+            const uint8_t *xq = x + (size_t)r * CP + 4 * cr;
+            for (int j = 0; j < 4; j++) {
+                int16_t q = (int16_t)((int)xq[j] - 128);
+                acc[r][0] = vmlal_n_s16(acc[r][0], vget_low_s16(wl[j]), q);
+                acc[r][1] = vmlal_n_s16(acc[r][1], vget_high_s16(wl[j]), q);
+                acc[r][2] = vmlal_n_s16(acc[r][2], vget_low_s16(wh[j]), q);
+                acc[r][3] = vmlal_n_s16(acc[r][3], vget_high_s16(wh[j]), q);
+            }
+        }
+    }
+    float bb[16] = {0}, ss[16] = {0};
+    if (b) memcpy(bb, b, (size_t)n * sizeof(float));
+    memcpy(ss, sc, (size_t)n * sizeof(float));
+    for (int r = 0; r < NR; r++) {
+        float v[16];
+        float32x4_t xsr = vdupq_n_f32(xs[r]);
+        for (int q = 0; q < 4; q++) {
+            float32x4_t s = vmulq_f32(vld1q_f32(ss + 4 * q), xsr);
+            vst1q_f32(v + 4 * q, vfmaq_f32(vld1q_f32(bb + 4 * q), vcvtq_f32_s32(acc[r][q]), s));
+        }
+        memcpy(out + (size_t)r * ldo, v, (size_t)n * sizeof(float));
     }
 }
+
 #else
 void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
                                const int8_t *W, const float *sc, const int32_t *ws,
@@ -380,6 +464,24 @@ void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const floa
                 out[(size_t)r * ldo + o] = __builtin_fmaf(v, sc[o] * xs[r], b ? b[o] : 0.0f);
             }
         }
+    }
+}
+#endif
+
+#if !(defined(__AVX512F__) && defined(__AVX512BW__)) && \
+    ((defined(__AVX2__) && defined(__FMA__)) || CR_NEON)
+/* AVX2 and NEON: one block of 16 outputs at a time, for 1 to 4 rows */
+void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const float *xs, int nr,
+                               const int8_t *W, const float *sc, const int32_t *ws,
+                               const float *b, int CP, int OC) {
+    (void)ws; /* signed inputs: no offset to take out */
+    const int NB = (OC + 15) / 16;
+    for (int blk = 0; blk < NB; blk++) {
+        const int8_t *wb = W + (size_t)blk * 16 * CP;
+        const float *bb = b ? b + blk * 16 : NULL, *s = sc + blk * 16;
+        float *o = out + blk * 16;
+        int n = cr_lowp_n(OC, blk);
+        CR_LOWP_ROWS(cr_lowp_int8_blk, o, ldo, x, xs, wb, s, bb, CP, n)
     }
 }
 #endif

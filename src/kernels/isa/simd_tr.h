@@ -1,7 +1,7 @@
 /*
  * simd_tr.h - a 16 x 16 float transpose through AVX-512 registers, shared by
  * the blocked GEMM's packing (gemm_portable.c) and the narrow packed linear
- * (linear_packed.c), and an 8 x 8 one through AVX2 registers for the
+ * (linear_packed.c), and 8 x 8 (AVX2) and 4 x 4 (NEON) ones for the
  * latter. Moving values changes no result; it only decides how
  * fast operands reach the multiply-adds. Internal to src/kernels.
  */
@@ -91,6 +91,35 @@ static inline __attribute__((always_inline)) void cr_tr8(float *dst, size_t dld,
         _mm256_store_ps(dst + (size_t)c * dld, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
         _mm256_store_ps(dst + (size_t)(4 + c) * dld, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
     }
+}
+#elif CR_NEON
+#include <stddef.h>
+
+/* dst[k * dld + i] = src[i * ld + k] for k < 4 and i < nrows (<= 4); zero
+ * for nrows <= i < 4 and for k >= kn (those inputs are not read). Four
+ * rows, two rounds of TRN: pairs of floats, then pairs of pairs. */
+static inline __attribute__((always_inline)) void cr_tr4(float *dst, size_t dld, int kn,
+                                                          const float *src, size_t ld,
+                                                          int nrows) {
+    float32x4_t r[4];
+    for (int i = 0; i < 4; i++) {
+        const float *s = src + (size_t)i * ld;
+        if (i >= nrows) r[i] = vdupq_n_f32(0.0f);
+        else if (kn >= 4) r[i] = vld1q_f32(s);
+        else {
+            float t[4] = {0};
+            for (int k = 0; k < kn; k++) t[k] = s[k];
+            r[i] = vld1q_f32(t);
+        }
+    }
+    float64x2_t t0 = vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1]));
+    float64x2_t t1 = vreinterpretq_f64_f32(vtrn2q_f32(r[0], r[1]));
+    float64x2_t t2 = vreinterpretq_f64_f32(vtrn1q_f32(r[2], r[3]));
+    float64x2_t t3 = vreinterpretq_f64_f32(vtrn2q_f32(r[2], r[3]));
+    vst1q_f32(dst, vreinterpretq_f32_f64(vtrn1q_f64(t0, t2)));
+    vst1q_f32(dst + dld, vreinterpretq_f32_f64(vtrn1q_f64(t1, t3)));
+    vst1q_f32(dst + 2 * dld, vreinterpretq_f32_f64(vtrn2q_f64(t0, t2)));
+    vst1q_f32(dst + 3 * dld, vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)));
 }
 #endif
 

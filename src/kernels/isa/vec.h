@@ -2,9 +2,9 @@
  * vec.h - the vector layer of the streaming kernels (gemv.c,
  * linear_bf16.c): VW float lanes per vector, loads of the first n lanes
  * that never touch memory past them, bfloat16 loads widened to float, and a
- * horizontal sum in a fixed order. AVX-512, AVX2 + FMA, or one plain float
- * per "vector", chosen at compile time from -march. Internal to src/kernels:
- * not part of the API, no state, no allocation.
+ * horizontal sum in a fixed order. AVX-512, AVX2 + FMA, NEON (the neon
+ * level), or one plain float per "vector", chosen by the level's flags.
+ * Internal to src/kernels: not part of the API, no state, no allocation.
  */
 #ifndef CR_VEC_H
 #define CR_VEC_H
@@ -68,6 +68,32 @@ static inline float vf_sum(cr_vf v) {
     s = _mm_hadd_ps(s, s);
     s = _mm_hadd_ps(s, s);
     return _mm_cvtss_f32(s);
+}
+#elif CR_NEON
+typedef float32x4_t cr_vf;
+#define CR_VF_W 4
+#define CR_VF_ISA "neon"
+static inline cr_vf vf_zero(void) { return vdupq_n_f32(0.0f); }
+static inline cr_vf vf_add(cr_vf a, cr_vf b) { return vaddq_f32(a, b); }
+static inline cr_vf vf_fma(cr_vf a, cr_vf b, cr_vf c) { return vfmaq_f32(c, a, b); }
+static inline cr_vf vf_load(const float *p) { return vld1q_f32(p); }
+static inline cr_vf vf_load_n(const float *p, int n) { /* NEON has no masked load */
+    float t[4] = {0};
+    for (int i = 0; i < n; i++) t[i] = p[i];
+    return vld1q_f32(t);
+}
+static inline cr_vf vf_load_bf16(const uint16_t *p) {
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
+}
+static inline cr_vf vf_load_bf16_n(const uint16_t *p, int n) {
+    uint16_t t[4] = {0};
+    for (int i = 0; i < n; i++) t[i] = p[i];
+    return vf_load_bf16(t);
+}
+/* (l0 + l1) + (l2 + l3): a fixed order, like the x86 reductions */
+static inline float vf_sum(cr_vf v) {
+    float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v));
+    return vget_lane_f32(s, 0) + vget_lane_f32(s, 1);
 }
 #else
 typedef float cr_vf;
