@@ -129,7 +129,9 @@ void      cr_mmap_close(cr_mmap *m);
 /* Atomic file writer: writes to "<path>.tmp.<pid>", and cr_atomic_commit
  * flushes, fsyncs and renames over path. cr_atomic_abort removes the
  * temporary. A kill at any point leaves either the old file or the new
- * one, never half of one. */
+ * one, never half of one. The path "-" writes to standard output; an
+ * existing path that is not a regular file (a symlink such as /dev/stdout,
+ * a device, a directory) is an error. */
 typedef struct cr_atomic_file {
     FILE *f;
     char  path[4096];
