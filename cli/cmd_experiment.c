@@ -39,7 +39,7 @@ int cr_cli_experiment(int argc, char **argv) {
     long long threads = -1;
     int fresh = 0, quiet = 0, report_only = 0, ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'o': out = optarg; break;

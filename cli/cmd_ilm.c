@@ -62,7 +62,7 @@ static int cmd_mf(int argc, char **argv) {
     double d;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'r': ratings = optarg; break;
         case 'o': out = optarg; break;
@@ -190,7 +190,7 @@ static int cmd_phase1(int argc, char **argv) {
     cr_error e = {0};
     const char *C = "ilm phase1";
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': o.mf_path = optarg; break;
         case 'd': o.data_dir = optarg; break;
@@ -336,7 +336,7 @@ static int cmd_phase2(int argc, char **argv) {
     double x;
     int ch, mlp = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'E': o.encoder = optarg; break;
         case 'M': mlp = 1; break;
@@ -436,7 +436,7 @@ static int cmd_eval(int argc, char **argv) {
     long long v;
     int ch, hist = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': dir = optarg; break;
         case 'u': if (cr_cli_int(C, "--users", optarg, 0, 100000000, &v)) return 2; o.users = (int)v; break;
@@ -498,7 +498,7 @@ static int cmd_study(int argc, char **argv) {
     const char *cfg = NULL, *out = NULL, *C = "ilm study";
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'c': cfg = optarg; break;
         case 'o': out = optarg; break;
@@ -559,7 +559,7 @@ static int cmd_chat(int argc, char **argv) {
     long long v;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': dir = optarg; break;
         case 'k': if (cr_cli_int(C, "--k", optarg, 1, 100, &v)) return 2; o.k = (int)v; break;
@@ -602,6 +602,10 @@ int cr_cli_ilm(int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "study")) return cmd_study(argc - 1, argv + 1);
     if (!strcmp(argv[1], "chat")) return cmd_chat(argc - 1, argv + 1);
-    fprintf(stderr, "crossrec ilm: unknown command '%s'\n", argv[1]);
+    static const char *const subs[] = {"mf", "phase1", "phase2", "eval", "study", "chat"};
+    const char *near = cr_cli_suggest(argv[1], subs, 6);
+    fprintf(stderr, "crossrec ilm: unknown command '%s'", argv[1]);
+    if (near) fprintf(stderr, "; did you mean '%s'?", near);
+    fprintf(stderr, "\n");
     return 2;
 }

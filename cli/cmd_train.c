@@ -43,7 +43,7 @@ int cr_cli_train(int argc, char **argv) {
     long long threads = -1, seed = -1, epochs = -1, max_steps = -1, stop_after = 0;
     optind = 1;
     int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'o': out = optarg; break;

@@ -36,9 +36,30 @@ static void test_fit_end_to_end(void **state) {
         if (!cr_file_exists(p)) fprintf(stderr, "missing %s\n", p);
         assert_true(cr_file_exists(p));
     }
-    /* config.yaml is the config as given */
+    /* config.yaml is the config as run, complete, readable from anywhere:
+     * it loads to the same model, train and eval settings and the same data */
     snprintf(p, sizeof p, "%s/config.yaml", out);
-    assert_true(same_bytes(p, cfg));
+    {
+        cr_rank_config saved;
+        load_cfg(p, &saved);
+        char *j1 = NULL, *j2 = NULL;
+        assert_int_equal(cr_model_cfg_to_json(&c.model, &j1, NULL), CR_OK);
+        assert_int_equal(cr_model_cfg_to_json(&saved.model, &j2, NULL), CR_OK);
+        assert_string_equal(j1, j2);
+        free(j1);
+        free(j2);
+        assert_memory_equal(&c.train, &saved.train, sizeof c.train);
+        assert_int_equal(c.eval.k, saved.eval.k);
+        assert_int_equal(c.eval.baseline, saved.eval.baseline);
+        assert_string_equal(c.eval.popularity_feature, saved.eval.popularity_feature);
+        char r1[4096], r2[4096];
+        assert_non_null(realpath(c.data.path, r1));
+        assert_string_equal(saved.data.path, r1);
+        assert_non_null(realpath(saved.data.path, r2));
+        assert_int_equal(saved.schema.n_features, c.schema.n_features);
+        assert_int_equal(saved.schema.n_tasks, c.schema.n_tasks);
+        cr_rank_config_free(&saved);
+    }
 
     /* metrics.json: the string returned is the file */
     snprintf(p, sizeof p, "%s/metrics.json", out);

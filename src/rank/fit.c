@@ -334,13 +334,9 @@ done:
 
 static cr_status copy_config(const fit_ctx *c, cr_error *e) {
     if (c->rank != 0) return CR_OK;
-    char *txt = NULL, path[1200];
-    size_t n;
-    CR_TRY(cr_read_file(c->cfg->path, &txt, &n, e));
+    char path[1200];
     snprintf(path, sizeof path, "%s/config.yaml", c->o->out_dir);
-    cr_status s = cr_write_file_atomic(path, txt, n, e);
-    cr_free(txt);
-    return s;
+    return cr_rank_config_save(c->cfg, path, e);
 }
 
 /* Every rank must hold the same value (a fitted schema's hash, the step
