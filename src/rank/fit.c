@@ -9,6 +9,7 @@
  * float rounding, whatever the number of ranks.
  */
 #include "fit.h"
+#include "oov.h"
 
 #include "../core/ptable_io.h"
 #include "../train/dp.h"
@@ -139,6 +140,8 @@ static cr_status evaluate_valid(fit_ctx *c, double *task_loss, double *overall, 
 static cr_status do_eval(fit_ctx *c, int *stop, cr_error *e) {
     int K = c->cfg->schema.n_tasks;
     double tl[CR_MAX_TASKS], score[CR_MAX_TASKS], overall = 0;
+    /* unseen ids read an untrained row 0 unless it is made neutral (oov.c) */
+    CR_TRY(cr_rank_oov_fill(c->m, &c->cfg->schema, &c->ds, c->train_rows, c->n_train, e));
     CR_TRY(evaluate_valid(c, tl, &overall, e));
     for (int k = 0; k < K; k++) score[k] = -tl[k];
     uint32_t frozen = 0;
@@ -553,7 +556,9 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
         memcpy(c.m->tables.data, c.best_tables, c.m->tables.total * sizeof(float));
     }
     for (int h = 0; h < c.m->cfg.n_heads; h++) c.m->cfg.heads[h].weight = c.head_weight[h];
-    if ((s = save_model(&c, e))) goto done_names;
+    if ((s = cr_rank_oov_fill(c.m, &c.cfg->schema, &c.ds, c.train_rows, c.n_train, e)) ||
+        (s = save_model(&c, e)))
+        goto done_names;
     if ((s = save_last(&c, e))) goto done_names;
     logf_(&c, "trained %lld steps in %.1f s (%.0f examples/s); best step %lld\n",
           (long long)c.st.step, c.seconds,
