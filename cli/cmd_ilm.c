@@ -163,7 +163,10 @@ static void phase1_progress(void *ctx, const cr_phase1_report *r) {
     printf("step %5lld/%lld", (long long)r->step, (long long)r->steps);
     for (int k = 0; k < CR_P1_NLOSS; k++)
         if (!isnan(r->loss[k])) printf("  %s %.4f", cr_p1_loss_name(k), r->loss[k]);
-    printf("  lr %.2e  %.0fs\n", (double)r->lr, r->seconds);
+    char el[32], eta[32];
+    cr_meter_clock(el, sizeof el, r->seconds);
+    cr_meter_clock(eta, sizeof eta, r->step ? r->seconds / (double)r->step * (double)(r->steps - r->step) : 0);
+    printf("  lr %.2e  %s elapsed, eta %s\n", (double)r->lr, el, eta);
     fflush(stdout);
 }
 
@@ -289,8 +292,11 @@ static void usage_phase2(FILE *f) {
 
 static void phase2_progress(void *ctx, const cr_phase2_report *r) {
     (void)ctx;
-    printf("step %5lld/%lld  loss %.4f  lr %.2e  %.0fs\n", (long long)r->step,
-           (long long)r->steps, r->loss, (double)r->lr, r->seconds);
+    char el[32], eta[32];
+    cr_meter_clock(el, sizeof el, r->seconds);
+    cr_meter_clock(eta, sizeof eta, r->step ? r->seconds / (double)r->step * (double)(r->steps - r->step) : 0);
+    printf("step %5lld/%lld  loss %.4f  lr %.2e  %s elapsed, eta %s\n", (long long)r->step,
+           (long long)r->steps, r->loss, (double)r->lr, el, eta);
     fflush(stdout);
 }
 

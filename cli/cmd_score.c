@@ -101,7 +101,28 @@ int cr_cli_score(int argc, char **argv) {
         cr_err(&e, CR_ERR_NOMEM, "out of memory for %lld predictions", (long long)n);
         goto done;
     }
-    if (n && cr_rank_predict_rows(m, &ds, rows, n, (int)batch, pred, NULL, &e)) goto done;
+    /* In chunks, for the progress line; pred is (NH, n), a chunk (NH, cnt). */
+    const int64_t CH = 65536;
+    cr_meter pm;
+    cr_meter_start(&pm, stderr, "score", n, "rows");
+    for (int64_t i0 = 0; i0 < n; i0 += CH) {
+        int64_t cnt = n - i0 < CH ? n - i0 : CH;
+        float *part = n <= CH ? pred : malloc((size_t)NH * (size_t)cnt * sizeof(float));
+        if (!part) {
+            cr_err(&e, CR_ERR_NOMEM, "out of memory for %lld predictions", (long long)cnt);
+            goto done;
+        }
+        cr_status ps = cr_rank_predict_rows(m, &ds, rows + i0, cnt, (int)batch, part, NULL, &e);
+        if (part != pred) {
+            for (int h = 0; h < NH && !ps; h++)
+                memcpy(pred + (size_t)h * (size_t)n + (size_t)i0, part + (size_t)h * (size_t)cnt,
+                       (size_t)cnt * sizeof(float));
+            free(part);
+        }
+        if (ps) goto done;
+        cr_meter_update(&pm, i0 + cnt, (double)(i0 + cnt), NULL, NULL, i0 + cnt == n && pm.printed);
+    }
+    cr_meter_done(&pm);
     int idc[MAX_IDS];
     if (nid) {
         if (cr_csv_open(&in, data, 0, &e)) goto done;

@@ -515,7 +515,7 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
                 double v = h >= 0 ? hl[h] : NAN;
                 tema[k] = isnan(tema[k]) ? v : 0.98 * tema[k] + 0.02 * v;
             }
-            pg.t0 = tstart;
+            pg.m.t0 = tstart;
             cr_progress_update(&pg, c.st.epoch + 1, t->epochs, c.st.step, c.st.examples - ex0, ema,
                                K, tnames, tema, 0);
             if (t->eval_every > 0 && c.st.step % t->eval_every == 0 &&
