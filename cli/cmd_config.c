@@ -217,22 +217,20 @@ static void defaults(void) {
            "  - {name: age, type: numeric, column: age, transform: zscore, default: 0}\n"
            "  - {name: year, type: bucketized, column: year, dim: 4, boundaries: [1990, 2000]}\n"
            "tasks:\n"
-           "  - {name: click, type: binary, label: click, weight: 1}\n"
-           "model:\n");
-    section("model", 2, NULL);
-    printf("train:\n");
-    section("train", 2, NULL);
-    printf("  early_stopping:\n");
-    section("train.early_stopping", 4, NULL);
-    printf("eval:\n");
-    section("eval", 2, NULL);
-    printf("# distill: {tasks: [], new_heads: []}  # docs/distillation.md\n"
-           "serve:\n");
-    section("serve", 2, NULL);
-    printf("  limits:\n");
-    section("serve.limits", 4, NULL);
-    printf("  ranking:\n");
-    section("serve.ranking", 4, NULL);
+           "  - {name: click, type: binary, label: click, weight: 1}\n");
+    static const struct { const char *head, *sec; int indent; } maps[] = {
+        {"model:\n", "model", 2},
+        {"train:\n", "train", 2},
+        {"  early_stopping:\n", "train.early_stopping", 4},
+        {"eval:\n", "eval", 2},
+        {"# distill: {tasks: [], new_heads: []}  # docs/distillation.md\nserve:\n", "serve", 2},
+        {"  limits:\n", "serve.limits", 4},
+        {"  ranking:\n", "serve.ranking", 4},
+    };
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
+        fputs(maps[i].head, stdout);
+        section(maps[i].sec, maps[i].indent, NULL);
+    }
 }
 
 int cr_cli_config(int argc, char **argv) {

@@ -171,6 +171,13 @@ if [ "$rc" -eq 0 ] && cmp -s "$TMP/t1" "$TMP/t3" && grep -q "^  batch_size: " "$
 else
     not_ok "OUT/config.yaml has every default and evaluates from another directory (exit $rc)"
 fi
+# Training again from the saved config gives the same model, bit for bit.
+run "$BIN" train --config "$TMP/out/config.yaml" --out "$TMP/again" --quiet
+if [ "$rc" -eq 0 ] && cmp -s "$MODEL" "$TMP/again/model.safetensors"; then
+    ok "training from OUT/config.yaml reproduces the model"
+else
+    not_ok "training from OUT/config.yaml reproduces the model (exit $rc)"
+fi
 # Mistypes get a suggestion.
 expect_fail "a mistyped command gets a suggestion" "did you mean 'train'" -- "$BIN" trian
 expect_fail "a mistyped option gets a suggestion" "did you mean --config" -- \

@@ -2,9 +2,10 @@
  * config_write.c - the config saved beside a trained model (OUT/config.yaml).
  * A verbatim copy broke as soon as it moved: data.path is relative to the
  * file that names it. So the saved file is the original document re-emitted
- * with data.path absolute, and the model, train and eval sections written
- * from the parsed config with every default, so `eval --config
- * OUT/config.yaml` works from anywhere and the file says what was trained.
+ * with data.path absolute, and the features, tasks, model, train and eval
+ * sections written from the parsed config with every default, so `eval
+ * --config OUT/config.yaml` works from anywhere and the file says what was
+ * trained.
  * It writes; it never decides a value (the parsers did).
  */
 #define _GNU_SOURCE
@@ -35,16 +36,15 @@ static void emit_scalar(FILE *f, const cr_yaml_node *n) {
     fputc('"', f);
 }
 
-/* Any node in flow style ({k: v}, [a, b]); with data_path, a mapping's
- * "path" key is written as that string instead (data.path). */
-static void emit_flow(FILE *f, const cr_yaml_node *n, const char *data_path) {
+/* Any node in flow style ({k: v}, [a, b]). */
+static void emit_flow(FILE *f, const cr_yaml_node *n) {
     if (n->kind == CR_YAML_SCALAR) {
         emit_scalar(f, n);
     } else if (n->kind == CR_YAML_SEQ) {
         fputc('[', f);
         for (int i = 0; i < n->n; i++) {
             if (i) fputs(", ", f);
-            emit_flow(f, n->items[i], NULL);
+            emit_flow(f, n->items[i]);
         }
         fputc(']', f);
     } else {
@@ -52,14 +52,7 @@ static void emit_flow(FILE *f, const cr_yaml_node *n, const char *data_path) {
         for (int i = 0; i < n->n; i++) {
             if (i) fputs(", ", f);
             fprintf(f, "%s: ", n->keys[i]->value);
-            if (data_path && !strcmp(n->keys[i]->value, "path")) {
-                cr_yaml_node p = *n->keys[i];
-                p.value = data_path;
-                p.quoted = 1;
-                emit_scalar(f, &p);
-            } else {
-                emit_flow(f, n->items[i], NULL);
-            }
+            emit_flow(f, n->items[i]);
         }
         fputc('}', f);
     }
@@ -80,6 +73,92 @@ static void emit_layers(FILE *f, const char *key, const int *v, int n) {
     fprintf(f, "  %s: [", key);
     for (int i = 0; i < n; i++) fprintf(f, i ? ", %d" : "%d", v[i]);
     fputs("]\n", f);
+}
+
+/* A string as a quoted scalar (labels and masks may hold any character). */
+static void emit_str(FILE *f, const char *v) {
+    cr_yaml_node n;
+    memset(&n, 0, sizeof n);
+    n.kind = CR_YAML_SCALAR;
+    n.value = v;
+    n.quoted = 1;
+    emit_scalar(f, &n);
+}
+
+/* data: the absolute path and the split with its defaults from the parsed
+ * config; the other keys as written (data.extra too: the columns distill:
+ * appends to it are appended again on every load). */
+static void emit_data(FILE *f, const cr_yaml_node *n, const cr_data_cfg *d, const char *abs) {
+    fputs("data: {path: ", f);
+    emit_str(f, abs);
+    fprintf(f, ", split: {by: %s", cr_split_kind_names[d->split]);
+    if (d->split != CR_SPLIT_FRACTION) {
+        fputs(", column: ", f);
+        emit_str(f, d->split_column);
+    }
+    if (d->split != CR_SPLIT_COLUMN)
+        fprintf(f, ", valid: %.17g, test: %.17g", d->valid_frac, d->test_frac);
+    if (d->split == CR_SPLIT_FRACTION) fprintf(f, ", seed: %llu", (unsigned long long)d->split_seed);
+    fputc('}', f);
+    for (int i = 0; n && n->kind == CR_YAML_MAP && i < n->n; i++) {
+        const char *k = n->keys[i]->value;
+        if (!strcmp(k, "path") || !strcmp(k, "split")) continue;
+        fprintf(f, ", %s: ", k);
+        emit_flow(f, n->items[i]);
+    }
+    fputs("}\n", f);
+}
+
+/* Every feature and task from the parsed schema, each key that applies to
+ * its type with its value (defaults included), in the forms the parser
+ * takes: a shared feature names its owner and nothing of the vocabulary. */
+static void emit_schema(FILE *f, const cr_schema *s) {
+    fputs("features:\n", f);
+    for (int i = 0; i < s->n_features; i++) {
+        const cr_feature *x = &s->features[i];
+        fprintf(f, "  - {name: %s, type: %s, column: ", x->name, cr_feat_kind_names[x->kind]);
+        emit_str(f, x->column);
+        int ids = x->kind == CR_FEAT_CATEGORICAL || x->kind == CR_FEAT_MULTI;
+        if (x->kind != CR_FEAT_NUMERIC) fprintf(f, ", dim: %d", x->dim);
+        if (ids && x->share[0]) fprintf(f, ", share: %s", x->share);
+        else if (ids && x->hash_buckets) fprintf(f, ", hash_buckets: %lld", (long long)x->hash_buckets);
+        else if (ids)
+            fprintf(f, ", min_count: %lld, max_vocab: %lld", (long long)x->min_count,
+                    (long long)x->max_vocab);
+        if (ids) {
+            char b[32];
+            snprintf(b, sizeof b, "%.9g", (double)x->id_dropout);
+            fprintf(f, ", id_dropout: %s", b);
+        }
+        if (x->kind == CR_FEAT_MULTI) {
+            char sep[2] = {x->sep, 0};
+            fputs(", sep: ", f);
+            emit_str(f, sep);
+            fprintf(f, ", pooling: %s", cr_pooling_names[x->pooling]);
+        }
+        if (x->kind == CR_FEAT_NUMERIC)
+            fprintf(f, ", transform: %s, default: %.17g", cr_transform_names[x->transform],
+                    x->default_value);
+        if (x->kind == CR_FEAT_BUCKET) {
+            fputs(", boundaries: [", f);
+            for (int b = 0; b < x->n_boundaries; b++) fprintf(f, b ? ", %.17g" : "%.17g", x->boundaries[b]);
+            fputc(']', f);
+        }
+        fputs("}\n", f);
+    }
+    fputs("tasks:\n", f);
+    for (int k = 0; k < s->n_tasks; k++) {
+        const cr_task *t = &s->tasks[k];
+        fprintf(f, "  - {name: %s, type: %s, label: ", t->name, cr_task_kind_names[t->kind]);
+        emit_str(f, t->label);
+        if (t->mask[0]) {
+            fputs(", mask: ", f);
+            emit_str(f, t->mask);
+        }
+        char b[32];
+        snprintf(b, sizeof b, "%.9g", (double)t->weight);
+        fprintf(f, ", weight: %s}\n", b);
+    }
 }
 
 static void emit_sections(FILE *f, const cr_rank_config *c) {
@@ -134,23 +213,32 @@ cr_status cr_rank_config_save(const cr_rank_config *c, const char *out_path, cr_
         cr_yaml_free(doc);
         return cr_err(e, CR_ERR_NOMEM, "%s: out of memory", out_path);
     }
-    fprintf(f, "# Saved by crossrec train from %s: data.path made absolute; model, train\n"
-               "# and eval hold every value used, defaults included.\n", c->path);
+    fprintf(f, "# Saved by crossrec train from %s: data.path made absolute; the split,\n"
+               "# features, tasks, model, train and eval hold every value used, defaults\n"
+               "# included.\n", c->path);
     for (int i = 0; root->kind == CR_YAML_MAP && i < root->n; i++) {
         const char *k = root->keys[i]->value;
         const cr_yaml_node *v = root->items[i];
         if (!strcmp(k, "model") || !strcmp(k, "train") || !strcmp(k, "eval")) continue;
+        if (!strcmp(k, "features") || !strcmp(k, "tasks")) {
+            if (!strcmp(k, "features")) emit_schema(f, &c->schema);
+            continue;
+        }
+        if (!strcmp(k, "data")) {
+            emit_data(f, v, &c->data, abs);
+            continue;
+        }
         fprintf(f, "%s:", k);
         if (v->kind == CR_YAML_SEQ) {
             fputc('\n', f);
             for (int j = 0; j < v->n; j++) {
                 fputs("  - ", f);
-                emit_flow(f, v->items[j], NULL);
+                emit_flow(f, v->items[j]);
                 fputc('\n', f);
             }
         } else {
             fputc(' ', f);
-            emit_flow(f, v, !strcmp(k, "data") ? abs : NULL);
+            emit_flow(f, v);
             fputc('\n', f);
         }
     }
