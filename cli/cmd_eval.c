@@ -20,7 +20,7 @@ static void usage(FILE *f) {
             "  --data FILE     evaluate this CSV/TSV instead of the config's data.path\n"
             "  --split NAME    test | valid | train [test]\n"
             "  --out FILE      also write the metrics as JSON\n"
-            "  --threads N     threads, 0 = all cores [0]\n"
+            "  --threads N     threads, 0 = the usable CPUs [0]\n"
             "  --help          this text\n");
 }
 

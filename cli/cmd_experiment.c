@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "options (defaults in brackets):\n"
             "  --config FILE     the study YAML (required)\n"
             "  --out DIR         output directory (required; created if missing)\n"
-            "  --threads N       threads for every run, 0 = all cores [the study's, else each config's]\n"
+            "  --threads N       threads for every run, 0 = the usable CPUs [the study's, else each config's]\n"
             "  --fresh           retrain everything, even finished runs [off]\n"
             "  --report-only     rebuild report.html and the table from DIR/results.json [off]\n"
             "  --quiet           no progress lines\n"

@@ -27,7 +27,7 @@ static void usage(FILE *f) {
             "  --out FILE        output, written atomically (required; - = stdout)\n"
             "  --coverage FILE   also write the coverage report as JSON [none]\n"
             "  --batch N         rows per forward pass [1024]\n"
-            "  --threads N       threads, 0 = all cores [0]\n"
+            "  --threads N       threads, 0 = the usable CPUs [0]\n"
             "  --quiet           no coverage table, no progress\n"
             "  --help            this text\n");
 }

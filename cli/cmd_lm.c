@@ -259,7 +259,7 @@ static void eval_usage(FILE *f) {
             "  --seq-len N          tokens per window [the model's max_seq]\n"
             "  --batch B            windows per forward [4]\n"
             "  --max-windows K      score K evenly spaced windows, 0 = all [0]\n"
-            "  --threads N          threads, 0 = all cores [0]\n"
+            "  --threads N          threads, 0 = the usable CPUs [0]\n"
             "  --help               this text\n");
 }
 

@@ -26,7 +26,7 @@ static void usage(FILE *f) {
             "  --id-column NAME   copy this input column to the output; repeat for\n"
             "                     several, up to 16, in the order given [none]\n"
             "  --batch N          rows per forward pass [1024]\n"
-            "  --threads N        threads, 0 = all cores [0]\n"
+            "  --threads N        threads, 0 = the usable CPUs [0]\n"
             "  --help             this text\n");
 }
 

@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "  --config FILE     the YAML config (required)\n"
             "  --out DIR         output directory (required; created if missing)\n"
             "  --resume          continue from DIR/last.safetensors if present [off]\n"
-            "  --threads N       threads, 0 = all cores [config, else 0]\n"
+            "  --threads N       threads, 0 = the usable CPUs [config, else 0]\n"
             "  --seed S          random seed [config, else 1]\n"
             "  --epochs N        maximum epochs [config, else 10]\n"
             "  --max-steps N     stop after N steps, 0 = no limit [config, else 0]\n"
