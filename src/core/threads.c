@@ -10,6 +10,7 @@
 #include "core.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <omp.h>
 #endif
 
+#ifdef _OPENMP /* without OpenMP one thread runs, whatever the CPUs */
 /* CPUs in this process's affinity mask (taskset, cpuset), else online CPUs. */
 static int affinity_cpus(void) {
     cpu_set_t set;
@@ -94,14 +96,27 @@ static double cgroup_quota(void) {
     return best;
 }
 
-int cr_threads_available(void) {
-#ifndef _OPENMP
-    return 1; /* one thread is all a build without OpenMP runs */
-#endif
+static int available;
+static pthread_once_t available_once = PTHREAD_ONCE_INIT;
+
+static void count_available(void) {
     int n = affinity_cpus();
     double q = cgroup_quota();
     if (q > 0 && ceil(q) < n) n = (int)ceil(q);
-    return n < 1 ? 1 : n;
+    available = n < 1 ? 1 : n;
+}
+
+#endif
+
+/* Counted once per process: every library call with threads 0 asks, and a
+ * request must not read /proc and /sys each time. */
+int cr_threads_available(void) {
+#ifndef _OPENMP
+    return 1; /* one thread is all a build without OpenMP runs */
+#else
+    pthread_once(&available_once, count_available);
+    return available;
+#endif
 }
 
 void cr_set_threads(int n) {
