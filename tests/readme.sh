@@ -19,11 +19,12 @@ CR_BUILD=${CR_BUILD:-build}
 case "$CR_BUILD" in /*) BIN="$CR_BUILD/crossrec" ;; *) BIN="$ROOT/$CR_BUILD/crossrec" ;; esac
 TMP=$(mktemp -d /tmp/crossrec-readme-XXXXXX) || exit 1
 trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
+OUT="$TMP/out" # what a failed check shows
+# shellcheck source=tests/util/tap.sh
+. tests/util/tap.sh
 
 if [ ! -x "$BIN" ]; then
-    echo "not ok - $BIN is missing (run make first)"
+    not_ok "$BIN is missing (run make first)"
     exit 1
 fi
 mkdir -p "$TMP/tree/build"
@@ -55,39 +56,33 @@ unmarked() {
 }
 
 run_file() {
-    local doc=$1 n i line log t0 t1
+    local doc=$1 n i line t0 t1
     n=$(blocks "$ROOT/$doc")
     [ "$n" -gt 0 ] || return 0
     # Each block is its own bash -e; the blocks of all files share one tree.
     for ((i = 1; i <= n; i++)); do
         line=$(cat "$TMP/blocks/$i.line")
-        log="$TMP/$i.log"
         t0=$(date +%s)
-        (cd "$TMP/tree" && bash -e "$TMP/blocks/$i.sh") >"$log" 2>&1
-        local rc=$?
+        # its own process group, ended afterwards: a block that fails leaves
+        # no server behind it
+        run setsid -w bash -c "echo \$\$ >'$TMP/pgid'; cd '$TMP/tree' && exec bash -e '$TMP/blocks/$i.sh'"
+        kill -- "-$(cat "$TMP/pgid")" 2>/dev/null
         t1=$(date +%s)
-        if [ $rc -eq 0 ] && ! grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$log"; then
-            echo "ok - $doc:$line block $i ($((t1 - t0)) s)"
-            pass=$((pass + 1))
-        else
-            echo "not ok - $doc:$line block $i (exit $rc, $((t1 - t0)) s)"
-            sed -e 's/^/    | /' "$log" | tail -n 40
-            fail=$((fail + 1))
-        fi
+        if [ "$rc" -eq 0 ]; then ok "$doc:$line block $i ($((t1 - t0)) s)"
+        else not_ok "$doc:$line block $i (exit $rc, $((t1 - t0)) s)"; fi
     done
 }
 
 for l in $(unmarked README.md); do
-    echo "not ok - README.md:$l calls build/crossrec but is not a \`\`\`sh runnable block"
-    fail=$((fail + 1))
+    : >"$OUT"
+    not_ok "README.md:$l calls build/crossrec but is not a \`\`\`sh runnable block"
 done
 n=$(blocks README.md)
 if [ "$n" -lt 1 ]; then
-    echo "not ok - README.md has no \`\`\`sh runnable block"
-    fail=$((fail + 1))
+    : >"$OUT"
+    not_ok "README.md has no \`\`\`sh runnable block"
 fi
 run_file README.md
 for f in docs/*.md; do run_file "$f"; done
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
