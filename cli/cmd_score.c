@@ -107,17 +107,17 @@ int cr_cli_score(int argc, char **argv) {
     cr_meter_start(&pm, stderr, "score", n, "rows");
     for (int64_t i0 = 0; i0 < n; i0 += CH) {
         int64_t cnt = n - i0 < CH ? n - i0 : CH;
-        float *part = n <= CH ? pred : malloc((size_t)NH * (size_t)cnt * sizeof(float));
-        if (!part) {
+        float *chunk = n <= CH ? pred : malloc((size_t)NH * (size_t)cnt * sizeof(float));
+        if (!chunk) {
             cr_err(&e, CR_ERR_NOMEM, "out of memory for %lld predictions", (long long)cnt);
             goto done;
         }
-        cr_status ps = cr_rank_predict_rows(m, &ds, rows + i0, cnt, (int)batch, part, NULL, &e);
-        if (part != pred) {
+        cr_status ps = cr_rank_predict_rows(m, &ds, rows + i0, cnt, (int)batch, chunk, NULL, &e);
+        if (chunk != pred) {
             for (int h = 0; h < NH && !ps; h++)
-                memcpy(pred + (size_t)h * (size_t)n + (size_t)i0, part + (size_t)h * (size_t)cnt,
+                memcpy(pred + (size_t)h * (size_t)n + (size_t)i0, chunk + (size_t)h * (size_t)cnt,
                        (size_t)cnt * sizeof(float));
-            free(part);
+            free(chunk);
         }
         if (ps) goto done;
         cr_meter_update(&pm, i0 + cnt, (double)(i0 + cnt), NULL, NULL, i0 + cnt == n && pm.printed);
