@@ -24,9 +24,20 @@ int cr_cli_export(int argc, char **argv);
 int cr_cli_encode(int argc, char **argv);
 int cr_cli_tokenize(int argc, char **argv);
 int cr_cli_cpu(int argc, char **argv);
+int cr_cli_config(int argc, char **argv);
 
 /* The job this process runs in (MPI ranks, or a job of one). */
 const cr_dist *cr_cli_dist(void);
+/* Re-executes the program once with OMP_WAIT_POLICY=passive unless the user
+ * set OMP_WAIT_POLICY or GOMP_SPINCOUNT (see util.c); returns otherwise. */
+void cr_cli_wait_policy(char **argv);
+/* The closest of names[0..n) to a mistyped word (edit distance at most 1-3
+ * by its length), or NULL: the "did you mean" of commands and options. */
+const char *cr_cli_suggest(const char *word, const char *const *names, int n);
+/* getopt_long for every subcommand: an unknown --option also gets a "did
+ * you mean --X?" line on stderr when one of opts is close. */
+struct option;
+int cr_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *opts);
 /* "crossrec CMD: message" on stderr ("crossrec CMD: rank R: message" in a
  * job of several); returns 1 (the exit status). */
 int cr_cli_fail(const char *cmd, const cr_error *e);

@@ -34,7 +34,7 @@ int cr_cli_encode(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
         case 'd': data = optarg; break;

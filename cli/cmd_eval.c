@@ -20,7 +20,7 @@ static void usage(FILE *f) {
             "  --data FILE     evaluate this CSV/TSV instead of the config's data.path\n"
             "  --split NAME    test | valid | train [test]\n"
             "  --out FILE      also write the metrics as JSON\n"
-            "  --threads N     threads, 0 = all cores [0]\n"
+            "  --threads N     threads, 0 = the usable CPUs [0]\n"
             "  --help          this text\n");
 }
 
@@ -34,7 +34,7 @@ int cr_cli_eval(int argc, char **argv) {
     long long threads = 0;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
         case 'c': config = optarg; break;

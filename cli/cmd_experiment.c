@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "options (defaults in brackets):\n"
             "  --config FILE     the study YAML (required)\n"
             "  --out DIR         output directory (required; created if missing)\n"
-            "  --threads N       threads for every run, 0 = all cores [the study's, else each config's]\n"
+            "  --threads N       threads for every run, 0 = the usable CPUs [the study's, else each config's]\n"
             "  --fresh           retrain everything, even finished runs [off]\n"
             "  --report-only     rebuild report.html and the table from DIR/results.json [off]\n"
             "  --quiet           no progress lines\n"
@@ -39,7 +39,7 @@ int cr_cli_experiment(int argc, char **argv) {
     long long threads = -1;
     int fresh = 0, quiet = 0, report_only = 0, ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'o': out = optarg; break;

@@ -41,7 +41,7 @@ int cr_cli_export(int argc, char **argv) {
                *weights = NULL;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': in = optarg; break;
         case 'o': out = optarg; break;

@@ -62,7 +62,7 @@ static int cmd_mf(int argc, char **argv) {
     double d;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'r': ratings = optarg; break;
         case 'o': out = optarg; break;
@@ -163,7 +163,10 @@ static void phase1_progress(void *ctx, const cr_phase1_report *r) {
     printf("step %5lld/%lld", (long long)r->step, (long long)r->steps);
     for (int k = 0; k < CR_P1_NLOSS; k++)
         if (!isnan(r->loss[k])) printf("  %s %.4f", cr_p1_loss_name(k), r->loss[k]);
-    printf("  lr %.2e  %.0fs\n", (double)r->lr, r->seconds);
+    char el[32], eta[32];
+    cr_meter_clock(el, sizeof el, r->seconds);
+    cr_meter_clock(eta, sizeof eta, r->step ? r->seconds / (double)r->step * (double)(r->steps - r->step) : 0);
+    printf("  lr %.2e  %s elapsed, eta %s\n", (double)r->lr, el, eta);
     fflush(stdout);
 }
 
@@ -190,7 +193,7 @@ static int cmd_phase1(int argc, char **argv) {
     cr_error e = {0};
     const char *C = "ilm phase1";
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': o.mf_path = optarg; break;
         case 'd': o.data_dir = optarg; break;
@@ -289,8 +292,11 @@ static void usage_phase2(FILE *f) {
 
 static void phase2_progress(void *ctx, const cr_phase2_report *r) {
     (void)ctx;
-    printf("step %5lld/%lld  loss %.4f  lr %.2e  %.0fs\n", (long long)r->step,
-           (long long)r->steps, r->loss, (double)r->lr, r->seconds);
+    char el[32], eta[32];
+    cr_meter_clock(el, sizeof el, r->seconds);
+    cr_meter_clock(eta, sizeof eta, r->step ? r->seconds / (double)r->step * (double)(r->steps - r->step) : 0);
+    printf("step %5lld/%lld  loss %.4f  lr %.2e  %s elapsed, eta %s\n", (long long)r->step,
+           (long long)r->steps, r->loss, (double)r->lr, el, eta);
     fflush(stdout);
 }
 
@@ -336,7 +342,7 @@ static int cmd_phase2(int argc, char **argv) {
     double x;
     int ch, mlp = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'E': o.encoder = optarg; break;
         case 'M': mlp = 1; break;
@@ -436,7 +442,7 @@ static int cmd_eval(int argc, char **argv) {
     long long v;
     int ch, hist = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': dir = optarg; break;
         case 'u': if (cr_cli_int(C, "--users", optarg, 0, 100000000, &v)) return 2; o.users = (int)v; break;
@@ -498,7 +504,7 @@ static int cmd_study(int argc, char **argv) {
     const char *cfg = NULL, *out = NULL, *C = "ilm study";
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'c': cfg = optarg; break;
         case 'o': out = optarg; break;
@@ -559,7 +565,7 @@ static int cmd_chat(int argc, char **argv) {
     long long v;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'm': dir = optarg; break;
         case 'k': if (cr_cli_int(C, "--k", optarg, 1, 100, &v)) return 2; o.k = (int)v; break;
@@ -602,6 +608,10 @@ int cr_cli_ilm(int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "study")) return cmd_study(argc - 1, argv + 1);
     if (!strcmp(argv[1], "chat")) return cmd_chat(argc - 1, argv + 1);
-    fprintf(stderr, "crossrec ilm: unknown command '%s'\n", argv[1]);
+    static const char *const subs[] = {"mf", "phase1", "phase2", "eval", "study", "chat"};
+    const char *near = cr_cli_suggest(argv[1], subs, 6);
+    fprintf(stderr, "crossrec ilm: unknown command '%s'", argv[1]);
+    if (near) fprintf(stderr, "; did you mean '%s'?", near);
+    fprintf(stderr, "\n");
     return 2;
 }

@@ -58,7 +58,7 @@ int cr_cli_inspect(int argc, char **argv) {
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int full = 0, ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         if (ch == 'm') full = 1;
         else if (ch == 'h') { usage(stdout); return 0; }
         else { usage(stderr); return 2; }

@@ -24,10 +24,10 @@ static void usage(FILE *f) {
             "  --teacher FILE    the teacher checkpoint (required)\n"
             "  --map FILE        the map YAML: teacher features and tasks (required)\n"
             "  --data FILE       target-domain rows, CSV or TSV (required; streamed)\n"
-            "  --out FILE        output, written atomically (required)\n"
+            "  --out FILE        output, written atomically (required; - = stdout)\n"
             "  --coverage FILE   also write the coverage report as JSON [none]\n"
             "  --batch N         rows per forward pass [1024]\n"
-            "  --threads N       threads, 0 = all cores [0]\n"
+            "  --threads N       threads, 0 = the usable CPUs [0]\n"
             "  --quiet           no coverage table, no progress\n"
             "  --help            this text\n");
 }
@@ -63,7 +63,7 @@ int cr_cli_label(int argc, char **argv) {
     long long batch = 1024, threads = 0;
     int quiet = 0, ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'T': o.teacher = optarg; break;
         case 'M': o.map = optarg; break;
@@ -99,7 +99,7 @@ int cr_cli_label(int argc, char **argv) {
     }
     if (!quiet) print_coverage(stderr, &r);
     fprintf(stderr, "labelled %lld rows into %s (%d teacher tasks, %.1f s)\n", (long long)r.rows,
-            o.out, r.n_tasks, r.seconds);
+            strcmp(o.out, "-") ? o.out : "standard output", r.n_tasks, r.seconds);
     cr_label_report_free(&r);
     return 0;
 }

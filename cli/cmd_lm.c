@@ -17,12 +17,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
+static void lm_usage(FILE *f) {
+    fprintf(f,
+            "usage: crossrec lm <command> [options]\n\ncommands:\n"
+            "  generate  tokens after a prompt, from a llama2.c, GPT-2 or crossrec decoder\n"
+            "  train     pretrain a decoder on a text corpus (docs/lm.md)\n"
+            "  eval      perplexity of a decoder on a text file\n"
+            "\nRun 'crossrec lm <command> --help' for a command's options and defaults.\n");
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: crossrec lm generate --model FILE [options]\n"
-            "       crossrec lm train --config FILE.yaml --out DIR [--resume]\n"
-            "       crossrec lm eval --model FILE --tokenizer DIR --text FILE [options]\n"
-            "(each subcommand's --help lists its options)\n"
             "\n"
             "Generates tokens after a prompt (by default the BOS id alone) and prints\n"
             "them: ids separated by spaces, or text when a tokenizer is given.\n"
@@ -80,7 +86,7 @@ static int generate(int argc, char **argv) {
     int greedy = 0, want_ids = 0, bf16 = 0, ch;
     const char *cmd = "lm generate";
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "n:", opts)) != -1) {
         int bad = 0;
         switch (ch) {
         case 'm': model = optarg; break;
@@ -214,7 +220,7 @@ static int train(int argc, char **argv) {
     const char *cfgp = NULL, *out = NULL, *cmd = "lm train";
     int resume = 0, ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'c': cfgp = optarg; break;
         case 'o': out = optarg; break;
@@ -253,7 +259,7 @@ static void eval_usage(FILE *f) {
             "  --seq-len N          tokens per window [the model's max_seq]\n"
             "  --batch B            windows per forward [4]\n"
             "  --max-windows K      score K evenly spaced windows, 0 = all [0]\n"
-            "  --threads N          threads, 0 = all cores [0]\n"
+            "  --threads N          threads, 0 = the usable CPUs [0]\n"
             "  --help               this text\n");
 }
 
@@ -268,7 +274,7 @@ static int eval(int argc, char **argv) {
     long long seq = 0, batch = 4, maxw = 0, threads = 0;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         int bad = 0;
         switch (ch) {
         case 'm': model = optarg; break;
@@ -337,10 +343,17 @@ int cr_cli_lm(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "train")) return train(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "eval")) return eval(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
+        lm_usage(stdout);
         return 0;
     }
-    fprintf(stderr, "crossrec lm: expected a subcommand: generate, train or eval\n");
-    usage(stderr);
+    static const char *const subs[] = {"generate", "train", "eval"};
+    const char *near = argc >= 2 ? cr_cli_suggest(argv[1], subs, 3) : NULL;
+    if (argc >= 2) fprintf(stderr, "crossrec lm: unknown command '%s'", argv[1]);
+    else fprintf(stderr, "crossrec lm: expected a command: generate, train or eval");
+    if (near) fprintf(stderr, "; did you mean '%s'?\n", near);
+    else {
+        fprintf(stderr, "\n");
+        lm_usage(stderr);
+    }
     return 2;
 }

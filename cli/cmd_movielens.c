@@ -98,7 +98,7 @@ int cr_cli_movielens(int argc, char **argv) {
     const char *cmd = "movielens";
     long long v;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = cr_cli_getopt(argc, argv, ":h", longopts)) != -1) {
         switch (c) {
         case O_IN: o.in_dir = optarg; break;
         case O_OUT: o.out_path = optarg; break;

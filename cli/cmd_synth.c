@@ -41,7 +41,7 @@ int cr_cli_synth(int argc, char **argv) {
     long long seed = -1, sreq = 0, treq = 0;
     int quiet = 0, ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'o': out = optarg; break;

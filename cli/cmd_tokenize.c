@@ -149,7 +149,7 @@ int cr_cli_tokenize(int argc, char **argv) {
     long v;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cr_cli_getopt(argc, argv, "h", opts)) != -1) {
         switch (c) {
         case 't': tok_path = optarg; break;
         case 'd': decode = 1; break;

@@ -23,7 +23,7 @@ static void usage(FILE *f) {
             "  --out DIR         output directory (required; created if missing)\n"
             "  --resume          continue from DIR/last.safetensors if present; a run\n"
             "                    that finished is left as it is [off]\n"
-            "  --threads N       threads, 0 = all cores [config, else 0]\n"
+            "  --threads N       threads, 0 = the usable CPUs [config, else 0]\n"
             "  --seed S          random seed [config, else 1]\n"
             "  --epochs N        maximum epochs [config, else 10]\n"
             "  --max-steps N     stop after N steps, 0 = no limit [config, else 0]\n"
@@ -44,7 +44,7 @@ int cr_cli_train(int argc, char **argv) {
     long long threads = -1, seed = -1, epochs = -1, max_steps = -1, stop_after = 0;
     optind = 1;
     int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'o': out = optarg; break;

@@ -27,10 +27,11 @@ static const cr_cmd cmds[] = {
     {"export", cr_cli_export, "drop never-served (distillation) heads for serving"},
     {"encode", cr_cli_encode, "rows as the inputs of an exported ONNX graph"},
     {"tokenize", cr_cli_tokenize, "text to token ids and back (GPT-2 BPE, llama2.c tokenizer.bin)"},
-    {"lm", cr_cli_lm, "generate tokens with a decoder language model"},
-    {"ilm", cr_cli_ilm, "item-language model: CF embeddings (ilm mf)"},
+    {"lm", cr_cli_lm, "decoder language models: generate, train, eval"},
+    {"ilm", cr_cli_ilm, "item-language model: mf, phase1, phase2, eval, study, chat"},
     {"movielens", cr_cli_movielens, "turn MovieLens ratings into ranking impressions"},
     {"cpu", cr_cli_cpu, "the CPU's features and the kernel set chosen"},
+    {"config", cr_cli_config, "every config key with its default (--defaults, --reference)"},
 };
 
 static void usage(FILE *f) {
@@ -77,12 +78,22 @@ static int dispatch(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "crossrec: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    const char *names[sizeof cmds / sizeof cmds[0] + 1];
+    size_t n = 0;
+    for (; n < sizeof cmds / sizeof cmds[0]; n++) names[n] = cmds[n].name;
+    names[n++] = "version";
+    const char *near = cr_cli_suggest(argv[1], names, (int)n);
+    fprintf(stderr, "crossrec: unknown command '%s'", argv[1]);
+    if (near) fprintf(stderr, "; did you mean '%s'?\n", near);
+    else {
+        fprintf(stderr, "\n");
+        usage(stderr);
+    }
     return 2;
 }
 
 int main(int argc, char **argv) {
+    cr_cli_wait_policy(argv); /* before anything starts OpenMP or MPI */
     cr_error e = {0};
     if (cr_dist_init(&g_dist, &argc, &argv, &e)) return cr_cli_fail("mpi", &e);
     return finish(dispatch(argc, argv));

@@ -7,9 +7,78 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT in its constructor,
+ * before main, and by default a waiting thread spins for a while before it
+ * sleeps: on cores shared with another busy process that spinning steals the
+ * time the working threads need (a 3-epoch training took 30 times longer).
+ * So when the user set neither, run this same program again with
+ * OMP_WAIT_POLICY=passive; the variable being set ends the recursion, and if
+ * the exec fails we simply go on with the default policy. */
+void cr_cli_wait_policy(char **argv) {
+#ifdef _OPENMP
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+#else
+    (void)argv;
+#endif
+}
+
+/* Levenshtein distance of two short words (longer ones: a large number). */
+static int edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 63 || m > 63) return 1 << 20;
+    int row[64];
+    for (size_t j = 0; j <= m; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= m; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[m];
+}
+
+const char *cr_cli_suggest(const char *word, const char *const *names, int n) {
+    const char *best = NULL;
+    int bd = 1 << 20;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(word, names[i]);
+        if (d < bd) {
+            bd = d;
+            best = names[i];
+        }
+    }
+    int len = (int)strlen(word), limit = len < 4 ? 1 : len < 8 ? 2 : 3;
+    return bd <= limit ? best : NULL;
+}
+
+int cr_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *opts) {
+    int ch = getopt_long(argc, argv, shortopts, opts, NULL);
+    if (ch == '?' && optopt == 0 && optind > 0 && optind <= argc &&
+        !strncmp(argv[optind - 1], "--", 2)) {
+        char word[64];
+        snprintf(word, sizeof word, "%s", argv[optind - 1] + 2);
+        word[strcspn(word, "=")] = 0;
+        const char *names[128];
+        int n = 0;
+        for (const struct option *o = opts; o->name && n < 128; o++) names[n++] = o->name;
+        const char *s = cr_cli_suggest(word, names, n);
+        if (s) fprintf(stderr, "did you mean --%s?\n", s);
+    }
+    return ch;
+}
 
 int cr_cli_fail(const char *cmd, const cr_error *e) {
     const char *msg = e->msg[0] ? e->msg : cr_strerror(e->status);

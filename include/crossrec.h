@@ -94,7 +94,17 @@ CR_API void cr_kernels_print(void *f);
  * the calling thread for the duration of the call and restored after it,
  * so two contexts used from two threads at once each get the results they
  * would get alone. One context serves one call at a time: using it from a
- * second thread while a call runs is CR_ERR_ARG (make one per thread). */
+ * second thread while a call runs is CR_ERR_ARG (make one per thread).
+ *
+ * Threads: 0 means the CPUs of the process's affinity mask (taskset,
+ * cpusets), capped by its cgroup v1/v2 CPU quota rounded up (a container
+ * limited to 2 CPUs on a 64-core host gets 2). Waiting threads: libgomp
+ * reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when it is loaded, and by
+ * default an idle thread spins before it sleeps, which makes training many
+ * times slower when another process shares the cores (docs/bench.md). A
+ * library cannot change that afterwards: a program that links crossrec
+ * should start with OMP_WAIT_POLICY=passive in its environment (the crossrec
+ * command re-executes itself with it when neither variable is set). */
 typedef struct cr_ctx cr_ctx;
 
 /* Arithmetic of the heavy products. For scoring, bf16 rounds weights and

@@ -173,6 +173,61 @@ if [ -n "$MISSING" ]; then
         not_ok "a kernel set this CPU lacks is refused, naming the missing feature (exit $rc)"
     fi
 fi
+# Tables go to standard output with --out -, the same bytes as the file.
+"$BIN" score --model "$MODEL" --data "$IMP" --out - --id-column request_id >"$TMP/stdout.csv" 2>"$OUT"
+rc=$?
+if [ "$rc" -eq 0 ] && cmp -s "$SCORES" "$TMP/stdout.csv" && [ ! -e ./- ]; then
+    ok "score --out - writes the table to standard output"
+else
+    not_ok "score --out - writes the table to standard output (exit $rc)"
+fi
+run "$BIN" score --model "$MODEL" --data "$IMP" --out "$TMP/ids.csv" --id-column request_id \
+    --id-column movie_id
+if [ "$rc" -eq 0 ] && [ "$(head -n 1 "$TMP/ids.csv")" = "request_id,movie_id,click,like,engagement" ]; then
+    ok "score keeps every --id-column, in order"
+else
+    not_ok "score keeps every --id-column, in order (exit $rc)"
+fi
+# A rename never replaces a symlink (such as /dev/stdout) or a FIFO.
+echo keep >"$TMP/target.csv"
+ln -s "$TMP/target.csv" "$TMP/link.csv"
+mkfifo "$TMP/fifo.csv"
+expect_fail "score --out onto a symlink is refused" "link.csv" "not a regular file" -- \
+    "$BIN" score --model "$MODEL" --data "$IMP" --out "$TMP/link.csv"
+if [ -L "$TMP/link.csv" ] && [ "$(cat "$TMP/target.csv")" = keep ]; then
+    ok "the symlink and its target are untouched"
+else
+    not_ok "the symlink and its target are untouched"
+fi
+expect_fail "score --out onto a FIFO is refused" "fifo.csv" "not a regular file" -- \
+    "$BIN" score --model "$MODEL" --data "$IMP" --out "$TMP/fifo.csv"
+# The saved config is complete and works from any directory.
+run sh -c "cd / && '$(cd "$(dirname "$BIN")" && pwd)/crossrec' eval --model '$MODEL' --config '$TMP/out/config.yaml'"
+sed -n '/^evaluation (/,$p' "$OUT" | grep -E '^  +[a-z_]+ ' | grep -v '^  task' >"$TMP/t3"
+if [ "$rc" -eq 0 ] && cmp -s "$TMP/t1" "$TMP/t3" && grep -q "^  batch_size: " "$TMP/out/config.yaml" &&
+    grep -q "^  experts: " "$TMP/out/config.yaml"; then
+    ok "OUT/config.yaml has every default and evaluates from another directory"
+else
+    not_ok "OUT/config.yaml has every default and evaluates from another directory (exit $rc)"
+fi
+# Training again from the saved config gives the same model, bit for bit.
+run "$BIN" train --config "$TMP/out/config.yaml" --out "$TMP/again" --quiet
+if [ "$rc" -eq 0 ] && cmp -s "$MODEL" "$TMP/again/model.safetensors"; then
+    ok "training from OUT/config.yaml reproduces the model"
+else
+    not_ok "training from OUT/config.yaml reproduces the model (exit $rc)"
+fi
+# Mistypes get a suggestion.
+expect_fail "a mistyped command gets a suggestion" "did you mean 'train'" -- "$BIN" trian
+expect_fail "a mistyped option gets a suggestion" "did you mean --config" -- \
+    "$BIN" train --confg "$CFG" --out "$TMP/x"
+expect_fail "a mistyped lm command gets a suggestion" "did you mean 'generate'" -- "$BIN" lm generat
+run "$BIN" lm generate --help
+if [ "$rc" -eq 0 ] && has "usage: crossrec lm generate" "--temperature" && ! has "lm train --config"; then
+    ok "lm generate --help is generate's help"
+else
+    not_ok "lm generate --help is generate's help (exit $rc)"
+fi
 
 run "$BIN" inspect "$MODEL"
 if [ "$rc" -eq 0 ] && has "tensors (" "experts.l0.weight" "towers.0.l0.weight" "heads.click.weight" \

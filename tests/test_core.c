@@ -1,9 +1,10 @@
 /*
  * test_core.c - status messages, parameter tables, the RNG (against
- * std::mt19937's published values) and atomic writes.
+ * std::mt19937's published values), atomic writes and the progress meter.
  */
 #include "util/testutil.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void test_rng_matches_mt19937(void **state) {
@@ -100,6 +101,36 @@ static void test_atomic_write(void **state) {
     cr_test_rmdir(dir);
 }
 
+/* The progress meter in a log (not a terminal): nothing within the interval,
+ * a whole line with the rate and eta when forced, nothing at all when silent. */
+static void test_meter(void **state) {
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    cr_meter m;
+    cr_meter_start(&m, f, "label", 2000, "rows");
+    assert_int_equal(m.tty, 0);
+    cr_meter_update(&m, 10, 10, NULL, NULL, 0); /* within CR_METER_LOG_SECONDS */
+    fflush(f);
+    assert_int_equal(len, 0);
+    m.t0 -= 10.0; /* as if 10 s had passed for 500 of 2000 rows */
+    cr_meter_update(&m, 500, 500, NULL, "extra", 1);
+    fflush(f);
+    assert_non_null(strstr(buf, "label 500/2000 rows | 50 rows/s | extra | 0:10 elapsed, eta 0:30\n"));
+    cr_meter_done(&m);
+    fclose(f);
+    free(buf);
+    cr_meter_start(&m, NULL, "quiet", 10, "rows");
+    cr_meter_update(&m, 5, 5, NULL, NULL, 1);
+    char b[32];
+    cr_meter_clock(b, sizeof b, 3725);
+    assert_string_equal(b, "1:02:05");
+    cr_meter_count(b, sizeof b, 12345);
+    assert_string_equal(b, "12.3k");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng_matches_mt19937),
@@ -107,6 +138,7 @@ int main(void) {
         cmocka_unit_test(test_ptable),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_meter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,6 +117,17 @@ static double num_at(const cJSON *o, const char *path) {
 static void check_results(const cJSON *r) {
     assert_string_equal(cJSON_GetStringValue(at(r, "format")), "crossrec.experiment");
     assert_int_equal(cJSON_GetArraySize(at(r, "seeds")), 2);
+    /* every stage's seconds, the comparison included, within the total */
+    static const char *const stages[4] = {"stage_seconds.teacher", "stage_seconds.labelling",
+                                          "stage_seconds.runs", "stage_seconds.comparison"};
+    double sum = 0;
+    for (int i = 0; i < 4; i++) {
+        double v = num_at(r, stages[i]);
+        assert_true(v >= 0);
+        sum += v;
+    }
+    assert_true(num_at(r, "stage_seconds.comparison") > 0);
+    assert_true(sum <= num_at(r, "seconds") + 1e-6);
     assert_true(num_at(r, "teacher.coverage.defaulted_share") > 0); /* user_sig1 defaulted */
     const cJSON *studs = at(r, "students");
     assert_int_equal(cJSON_GetArraySize(studs), 2);

@@ -36,9 +36,30 @@ static void test_fit_end_to_end(void **state) {
         if (!cr_file_exists(p)) fprintf(stderr, "missing %s\n", p);
         assert_true(cr_file_exists(p));
     }
-    /* config.yaml is the config as given */
+    /* config.yaml is the config as run, complete, readable from anywhere:
+     * it loads to the same model, train and eval settings and the same data */
     snprintf(p, sizeof p, "%s/config.yaml", out);
-    assert_true(same_bytes(p, cfg));
+    {
+        cr_rank_config saved;
+        load_cfg(p, &saved);
+        char *j1 = NULL, *j2 = NULL;
+        assert_int_equal(cr_model_cfg_to_json(&c.model, &j1, NULL), CR_OK);
+        assert_int_equal(cr_model_cfg_to_json(&saved.model, &j2, NULL), CR_OK);
+        assert_string_equal(j1, j2);
+        free(j1);
+        free(j2);
+        assert_memory_equal(&c.train, &saved.train, sizeof c.train);
+        assert_int_equal(c.eval.k, saved.eval.k);
+        assert_int_equal(c.eval.baseline, saved.eval.baseline);
+        assert_string_equal(c.eval.popularity_feature, saved.eval.popularity_feature);
+        char r1[4096], r2[4096];
+        assert_non_null(realpath(c.data.path, r1));
+        assert_string_equal(saved.data.path, r1);
+        assert_non_null(realpath(saved.data.path, r2));
+        assert_int_equal(saved.schema.n_features, c.schema.n_features);
+        assert_int_equal(saved.schema.n_tasks, c.schema.n_tasks);
+        cr_rank_config_free(&saved);
+    }
 
     /* metrics.json: the string returned is the file */
     snprintf(p, sizeof p, "%s/metrics.json", out);
@@ -381,6 +402,65 @@ static void test_large_bags(void **state) {
         fail_msg("%s", e.msg);
 }
 
+/* An item never seen in training (min_count 1, no id_dropout: no training
+ * row reads row 0 of the item table) gets the mean of the trained rows, so
+ * it scores like the average item instead of at random (oov.c). */
+static void test_oov_row(void **state) {
+    fixture *f = *state;
+    cfg_opts o = defaults();
+    char cfg[600], out[600], path[700];
+    write_cfg(f->dir, "oov.yaml", &o, cfg, sizeof cfg);
+    snprintf(out, sizeof out, "%s/oov", f->dir);
+    fit_ok(cfg, out, 0, NULL);
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    cr_ranker *r;
+    cr_schema s;
+    cr_error e = {0};
+    assert_int_equal(cr_ranker_load(&r, &s, path, &e), CR_OK);
+    int t = cr_ptable_find(&r->tables, "emb.item");
+    assert_true(t >= 0);
+    const float *w = cr_ptable_ptr(&r->tables, r->tables.data, t);
+    int64_t R = r->tables.t[t].shape[0];
+    assert_true(R > 2);
+    for (int d = 0; d < 4; d++) {
+        double m = 0;
+        for (int64_t i = 1; i < R; i++) m += w[i * 4 + d];
+        assert_float_equal(w[d], m / (double)(R - 1), 1e-6);
+    }
+    cr_ranker_free(r);
+    cr_schema_free(&s);
+
+    /* one context, every known item and an unseen one */
+    cr_model *m;
+    assert_int_equal(cr_model_load(&m, path, &e), CR_OK);
+    assert_int_equal(cr_model_n_inputs(m), 7); /* user item category device tags price age */
+    enum { NI = 7, NR = N_ITEMS + 1 };
+    static char ids[NR][16];
+    const char *vals[NR * NI];
+    for (int i = 0; i < NR; i++) {
+        if (i < N_ITEMS) snprintf(ids[i], sizeof ids[i], "i%d", i);
+        else snprintf(ids[i], sizeof ids[i], "i999999");
+        const char *row[NI] = {"u1", ids[i], "c0", "mobile", "", "10", "30"};
+        memcpy(vals + i * NI, row, sizeof row);
+    }
+    int NO = cr_model_n_outputs(m);
+    float *sc = malloc((size_t)NR * (size_t)NO * sizeof(float));
+    assert_int_equal(cr_model_score(m, NR, vals, sc, &e), CR_OK);
+    double lo = 1, hi = 0, mean = 0;
+    for (int i = 0; i < N_ITEMS; i++) {
+        double p = sc[i * NO]; /* click */
+        lo = p < lo ? p : lo;
+        hi = p > hi ? p : hi;
+        mean += p / N_ITEMS;
+    }
+    double unseen = sc[N_ITEMS * NO];
+    fprintf(stderr, "click: known items %.3f..%.3f, mean %.3f; unseen %.3f\n", lo, hi, mean, unseen);
+    assert_true(hi - lo > 0.05); /* the items do differ */
+    assert_true(fabs(unseen - mean) < 0.1 * (hi - lo)); /* a random row 0 gave 0.531 here */
+    free(sc);
+    cr_model_free(m);
+}
+
 /* train.precision bf16: the run trains, says so in metrics.json, really
  * took its products in bf16 (experts of 64 at batch 128 are large enough
  * for cr_sgemm to route them, so the weights differ from the fp32 run's),
@@ -439,6 +519,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_per_task_freeze, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_and_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_bags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oov_row, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

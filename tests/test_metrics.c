@@ -371,6 +371,33 @@ static void test_json(void **state) {
     assert_int_equal(cr_task_metrics_to_json(&m, 0, NULL), CR_ERR_ARG);
 }
 
+/* Every row its own request (what the dataset does without data.group):
+ * any model ranks one row perfectly, so NDCG is absent, not 1. */
+static void test_ndcg_absent_without_requests(void **state) {
+    (void)state;
+    const float s[4] = {0.1f, 0.5f, 0.9f, 0.3f}, y[4] = {1, 0, 1, 0};
+    const int64_t group[4] = {0, 1, 2, 3};
+    cr_eval_input in = input(s, y, 4, 1);
+    in.group = group;
+    in.k = 10;
+    cr_task_metrics m;
+    assert_int_equal(cr_eval_task(&in, &m, NULL), CR_OK);
+    assert_int_equal(m.rank_requests, 0);
+    assert_true(isnan(m.ndcg));
+    cJSON *o = cJSON_CreateObject();
+    assert_int_equal(cr_task_metrics_to_json(&m, 1, o), CR_OK);
+    assert_null(cJSON_GetObjectItem(o, "ndcg"));
+    assert_null(cJSON_GetObjectItem(o, "recall"));
+    assert_non_null(cJSON_GetObjectItem(o, "auc"));
+    cJSON_Delete(o);
+    /* A one-row request beside a real one: only the real one counts. */
+    const int64_t group2[4] = {7, 7, 8, 9};
+    in.group = group2;
+    assert_int_equal(cr_eval_task(&in, &m, NULL), CR_OK);
+    assert_int_equal(m.rank_requests, 1);
+    assert_float_equal(m.ndcg, 1.0 / log2(3.0), EPS);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auc_ties_and_weights),
@@ -383,6 +410,7 @@ int main(void) {
         cmocka_unit_test(test_mask_and_slice),
         cmocka_unit_test(test_random_against_pairwise),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_ndcg_absent_without_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -129,7 +129,9 @@ void      cr_mmap_close(cr_mmap *m);
 /* Atomic file writer: writes to "<path>.tmp.<pid>", and cr_atomic_commit
  * flushes, fsyncs and renames over path. cr_atomic_abort removes the
  * temporary. A kill at any point leaves either the old file or the new
- * one, never half of one. */
+ * one, never half of one. The path "-" writes to standard output; an
+ * existing path that is not a regular file (a symlink such as /dev/stdout,
+ * a device, a directory) is an error. */
 typedef struct cr_atomic_file {
     FILE *f;
     char  path[4096];
@@ -147,6 +149,29 @@ bool      cr_file_exists(const char *path);
 
 /* ---- time ---------------------------------------------------------------- */
 double cr_now(void); /* monotonic seconds */
+
+/* ---- progress lines (progress.c) --------------------------------------------
+ * "NAME done/total UNIT | rate UNIT/s | extra | 0:12 elapsed, eta 0:31":
+ * redrawn in place on a terminal (every 0.2 s), a whole line every
+ * CR_METER_LOG_SECONDS otherwise (logs). out NULL = silent; total 0 =
+ * unknown (no eta). */
+#define CR_METER_LOG_SECONDS 5.0
+typedef struct cr_meter {
+    FILE   *out;
+    int     tty, printed;
+    double  t0, last;
+    int64_t total;
+    char    label[64], unit[16];
+} cr_meter;
+void cr_meter_start(cr_meter *m, FILE *out, const char *label, int64_t total, const char *unit);
+/* done: units finished; rate_count / elapsed is the rate shown, in
+ * rate_unit (NULL = the unit); force: print now, whatever the interval. */
+void cr_meter_update(cr_meter *m, int64_t done, double rate_count, const char *rate_unit,
+                     const char *extra, int force);
+void cr_meter_done(cr_meter *m); /* ends a redrawn line */
+/* 12345 -> "12.3k"; 75 s -> "1:15" (h:mm:ss past an hour). */
+void cr_meter_count(char *buf, size_t n, double v);
+void cr_meter_clock(char *buf, size_t n, double seconds);
 
 /* ---- threads and the context ---------------------------------------------------
  * cr_set_threads/cr_get_threads (crossrec.h) act on the calling thread's

@@ -99,11 +99,26 @@ static void cr_crash_point(void) {
     if (k > 0 && atomic_fetch_add(&n, 1) + 1 == k) raise(SIGKILL);
 }
 
+/* "-" is standard output: written in place (a stream has nothing to rename
+ * over), and a->tmp stays empty to say so. Anything else must be absent or
+ * a regular file: a rename onto /dev/stdout (a symlink), a device or a FIFO
+ * would replace the node itself, so that is an error, never done. */
 cr_status cr_atomic_open(cr_atomic_file *a, const char *path, cr_error *e) {
     memset(a, 0, sizeof *a);
     if (strlen(path) >= sizeof a->path)
         return cr_err(e, CR_ERR_ARG, "%s: path too long", path);
     snprintf(a->path, sizeof a->path, "%s", path);
+    if (!strcmp(path, "-")) {
+        a->f = stdout;
+        return CR_OK;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return cr_err(e, CR_ERR_IO, "%s: exists and is not a regular file (%s); files are "
+                      "written to a new name and renamed over the old, so give a file path, "
+                      "or - for standard output", path,
+                      S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
+                                                                                   : "a device, pipe or socket");
     snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid());
     a->f = fopen(a->tmp, "wb");
     if (!a->f)
@@ -115,13 +130,20 @@ cr_status cr_atomic_open(cr_atomic_file *a, const char *path, cr_error *e) {
 cr_status cr_atomic_write(cr_atomic_file *a, const void *buf, size_t n, cr_error *e) {
     if (!a->f) return cr_err(e, CR_ERR_ARG, "%s: write after close", a->path);
     if (n && fwrite(buf, 1, n, a->f) != n)
-        return cr_err(e, CR_ERR_IO, "%s: write failed: %s", a->tmp, strerror(errno));
+        return cr_err(e, CR_ERR_IO, "%s: write failed: %s", a->tmp[0] ? a->tmp : "standard output",
+                      strerror(errno));
     cr_crash_point();
     return CR_OK;
 }
 
 cr_status cr_atomic_commit(cr_atomic_file *a, cr_error *e) {
     if (!a->f) return cr_err(e, CR_ERR_ARG, "%s: commit after close", a->path);
+    if (!a->tmp[0]) { /* standard output */
+        a->f = NULL;
+        if (fflush(stdout) != 0 || ferror(stdout))
+            return cr_err(e, CR_ERR_IO, "standard output: write failed: %s", strerror(errno));
+        return CR_OK;
+    }
     int bad = fflush(a->f) != 0 || fsync(fileno(a->f)) != 0;
     int err = errno;
     bad |= fclose(a->f) != 0;
@@ -149,7 +171,10 @@ cr_status cr_atomic_commit(cr_atomic_file *a, cr_error *e) {
 }
 
 void cr_atomic_abort(cr_atomic_file *a) {
-    if (a->f) {
+    if (a->f && !a->tmp[0]) { /* standard output: what was written stays written */
+        fflush(stdout);
+        a->f = NULL;
+    } else if (a->f) {
         fclose(a->f);
         a->f = NULL;
         unlink(a->tmp);

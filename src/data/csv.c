@@ -433,6 +433,13 @@ const char *cr_csv_path(const cr_csv *c) { return c->path; }
 
 int64_t cr_csv_line(const cr_csv *c) { return c->line; }
 
+int64_t cr_csv_offset(const cr_csv *c) { return c->base + (int64_t)c->pos; }
+
+int64_t cr_csv_size(const cr_csv *c) {
+    struct stat st;
+    return fstat(c->fd, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : 0;
+}
+
 cr_status cr_csv_next(cr_csv *c, int *done, cr_error *e) {
     c->has_row = 0;
     CR_TRY(csv_read_row(c, done, e));

@@ -34,6 +34,10 @@ int64_t     cr_csv_line(const cr_csv *c); /* 1-based line where the row starts *
  * order). Lines keep their numbers in messages. Rows must not hold line
  * breaks inside quoted fields (a cut could land inside one). */
 cr_status   cr_csv_shard(cr_csv *c, int index, int count, cr_error *e);
+/* Bytes of the file consumed so far, and its size (0 for a pipe): a
+ * streaming job's progress. */
+int64_t     cr_csv_offset(const cr_csv *c);
+int64_t     cr_csv_size(const cr_csv *c);
 /* NUL-terminated view of a field of the current row (unquoted). */
 const char *cr_csv_field(const cr_csv *c, int col, size_t *len);
 /* Parse a field as a finite number; empty -> *missing = 1 (if missing is

@@ -416,7 +416,10 @@ static cr_status write_domain(const world *w, catalogue *ct, const cr_synth_cfg 
     size_t d = (size_t)w->d;
     double spec_norm = 1.0 / sqrt(1.0 + dm->specific * dm->specific);
     double scale = sqrt((double)w->d); /* tastes and items are unit-norm: dot ~ 1/sqrt(d) */
+    cr_meter pm;
+    cr_meter_start(&pm, log, dm->name, R, "requests");
     for (int64_t q = 0; q < R && !s; q++) {
+        cr_meter_update(&pm, q, (double)st->rows[is_target], "rows", NULL, 0);
         /* requests are spread evenly in time, so a time split is a request split */
         double t = c->days * ((double)q + cr_rng_uniform(&r)) / (double)R;
         int sp = q < n_train ? 0 : q < n_train + n_valid ? 1 : 2;
@@ -487,16 +490,14 @@ static cr_status write_domain(const world *w, catalogue *ct, const cr_synth_cfg 
             st->split_rows[dom][sp]++;
             st->clicks[dom] += click;
             st->new_release_rows[dom] += fresh;
-            if (log && st->rows[dom] % 1000000 == 0) {
-                fprintf(log, "%s: %lld rows\n", dm->name, (long long)st->rows[dom]);
-                fflush(log);
-            }
         }
         /* state moves only after the request is written: features read the past */
         for (int j = 0; j < dm->candidates; j++) ct->clicks[cand[j]] += clicked[j];
         hist[u]++;
         st->requests[dom]++;
     }
+    if (pm.printed) cr_meter_update(&pm, R, (double)st->rows[is_target], "rows", NULL, 1);
+    cr_meter_done(&pm);
     free(hist);
     free(cand);
     if (s) {

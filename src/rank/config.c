@@ -14,9 +14,9 @@
 const char *const cr_arch_names[] = {"shared_bottom", "mmoe", "ple", NULL};
 const char *const cr_dense_opt_names[] = {"adam", "adamw", "sgd", NULL};
 const char *const cr_sparse_opt_names[] = {"adagrad", "lazy_adam", "sgd", NULL};
-static const char *const loss_weighting_names[] = {"fixed", "uncertainty", NULL};
-static const char *const sched_names[] = {"constant", "cosine", NULL};
-static const char *const es_names[] = {"sum_loss", "per_task", "none", NULL};
+const char *const cr_loss_weighting_names[] = {"fixed", "uncertainty", NULL};
+const char *const cr_sched_names[] = {"constant", "cosine", NULL};
+const char *const cr_es_names[] = {"sum_loss", "per_task", "none", NULL};
 
 static cr_status layers(const cr_yaml_node *m, const char *key, int *n, int *out, int def_n,
                         const int *def, cr_error *e) {
@@ -57,7 +57,7 @@ cr_status cr_model_cfg_parse(const cr_yaml_node *root, const cr_schema *s, cr_mo
     CR_TRY(cr_yaml_int32(n, "task_experts", "model", 0, m->task_experts, 0, 64, &m->task_experts,
                          e));
     int lw = (int)m->loss_weighting;
-    CR_TRY(cr_yaml_enum(n, "loss_weighting", "model", 0, lw, loss_weighting_names, &lw, e));
+    CR_TRY(cr_yaml_enum(n, "loss_weighting", "model", 0, lw, cr_loss_weighting_names, &lw, e));
     m->loss_weighting = (cr_loss_weighting)lw;
     double ei = m->emb_init;
     CR_TRY(cr_yaml_double(n, "emb_init", "model", 0, ei, 0.0, 10.0, &ei, e));
@@ -91,7 +91,7 @@ cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error
     CR_TRY(cr_yaml_enum(n, "precision", "train", 0, t->precision, precision_names,
                         &t->precision, e));
     v = (int)t->schedule;
-    CR_TRY(cr_yaml_enum(n, "schedule", "train", 0, v, sched_names, &v, e));
+    CR_TRY(cr_yaml_enum(n, "schedule", "train", 0, v, cr_sched_names, &v, e));
     t->schedule = (cr_sched_kind)v;
     struct { const char *k; float *p; double lo, hi; } fl[] = {
         {"lr", &t->lr, 0, 100},           {"beta1", &t->beta1, 0, 0.999999},
@@ -123,7 +123,7 @@ cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error
         CR_TRY(cr_yaml_expect(es, CR_YAML_MAP, "train.early_stopping", e));
         CR_TRY(cr_yaml_check_keys(es, ek, "train.early_stopping", e));
         v = (int)t->early_stopping;
-        CR_TRY(cr_yaml_enum(es, "mode", "train.early_stopping", 0, v, es_names, &v, e));
+        CR_TRY(cr_yaml_enum(es, "mode", "train.early_stopping", 0, v, cr_es_names, &v, e));
         t->early_stopping = (cr_es_mode)v;
         CR_TRY(cr_yaml_int32(es, "patience", "train.early_stopping", 0, t->patience, 1, 1000,
                              &t->patience, e));
@@ -201,7 +201,7 @@ cr_status cr_model_cfg_to_json(const cr_model_cfg *m, char **json, cr_error *e) 
     cJSON_AddNumberToObject(o, "task_experts", m->task_experts);
     cJSON_AddItemToObject(o, "expert_layers", int_array(m->expert_layers, m->n_expert_layers));
     cJSON_AddItemToObject(o, "tower_layers", int_array(m->tower_layers, m->n_tower));
-    cJSON_AddStringToObject(o, "loss_weighting", loss_weighting_names[m->loss_weighting]);
+    cJSON_AddStringToObject(o, "loss_weighting", cr_loss_weighting_names[m->loss_weighting]);
     cJSON_AddNumberToObject(o, "emb_init", m->emb_init);
     cJSON *hs = cJSON_AddArrayToObject(o, "heads");
     for (int h = 0; hs && h < m->n_heads; h++) {
@@ -277,7 +277,7 @@ cr_status cr_model_cfg_from_json(cr_model_cfg *m, const char *json, cr_error *e)
     if (get_int(o, "experts", 0, 64, &m->n_experts)) { bad = "experts"; goto fail; }
     if (get_int(o, "shared_experts", 0, 64, &m->shared_experts)) { bad = "shared_experts"; goto fail; }
     if (get_int(o, "task_experts", 0, 64, &m->task_experts)) { bad = "task_experts"; goto fail; }
-    if (get_enum(o, "loss_weighting", loss_weighting_names, &v)) { bad = "loss_weighting"; goto fail; }
+    if (get_enum(o, "loss_weighting", cr_loss_weighting_names, &v)) { bad = "loss_weighting"; goto fail; }
     m->loss_weighting = (cr_loss_weighting)v;
     const cJSON *ei = cJSON_GetObjectItemCaseSensitive(o, "emb_init");
     if (!cJSON_IsNumber(ei)) { bad = "emb_init"; goto fail; }

@@ -47,5 +47,14 @@ cr_status cr_model_cfg_from_json(cr_model_cfg *m, const char *json, cr_error *e)
 extern const char *const cr_arch_names[];         /* shared_bottom, mmoe, ple */
 extern const char *const cr_dense_opt_names[];    /* adam, adamw, sgd */
 extern const char *const cr_sparse_opt_names[];   /* adagrad, lazy_adam, sgd */
+extern const char *const cr_loss_weighting_names[]; /* fixed, uncertainty */
+extern const char *const cr_sched_names[];          /* constant, cosine */
+extern const char *const cr_es_names[];             /* sum_loss, per_task, none */
+
+/* Write the config as `crossrec train` saves it beside the model
+ * (OUT/config.yaml): the file at c->path re-emitted with data.path made
+ * absolute, so the copy works from wherever it lies, and the model, train and
+ * eval sections written out in full from c, every default filled in. */
+cr_status cr_rank_config_save(const cr_rank_config *c, const char *out_path, cr_error *e);
 
 #endif /* CR_RANK_CONFIG_H */

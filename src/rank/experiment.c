@@ -304,7 +304,8 @@ static cr_status get_teacher(study_ctx *c, cr_error *e) {
     apply_overrides(c, &cfg, 0);
     study_log(c, "teacher: training %s\n", c->st.teacher_config);
     double t0 = cr_now();
-    cr_fit_opts fo = {.out_dir = dir, .dist = c->o->dist}; /* the teacher: data-parallel */
+    cr_fit_opts fo = {.out_dir = dir, .dist = c->o->dist, /* the teacher: data-parallel */
+                      .log = c->o->progress}; /* its progress and evaluations */
     cr_status s = cr_rank_fit(&cfg, &fo, NULL, e);
     cr_rank_config_free(&cfg);
     if (s) {
@@ -535,10 +536,16 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
         cJSON *mj = cJSON_Parse(metrics);
         const cJSON *steps = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(mj, "train"), "steps");
-        study_log(c, "[%d/%d] %s %s fraction %g seed %llu: %g steps, %.1f s\n", c->run_no,
-                  c->n_runs, st->name, cr_study_tech_names[tech], c->st.fractions[f],
+        double took = cr_now() - t0;
+        c->trained++;
+        c->train_secs += took;
+        /* eta: the trained runs' mean time for every run still to come */
+        char eta[32];
+        cr_meter_clock(eta, sizeof eta, c->train_secs / c->trained * (c->n_runs - c->run_no));
+        study_log(c, "[%d/%d] %s %s fraction %g seed %llu: %g steps, %.1f s | eta %s\n",
+                  c->run_no, c->n_runs, st->name, cr_study_tech_names[tech], c->st.fractions[f],
                   (unsigned long long)seed, cJSON_IsNumber(steps) ? steps->valuedouble : NAN,
-                  cr_now() - t0);
+                  took, eta);
         cJSON_Delete(mj);
         free(metrics);
         if ((s = stamp_write(dir, key, e))) goto done;
@@ -562,9 +569,14 @@ cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_erro
     student_res res[CR_STUDY_MAX_STUDENTS];
     memset(res, 0, sizeof res);
     cr_status s;
+    double ts = t0;
     if ((s = get_teacher(&c, e))) goto done;
+    c.stage[0] = cr_now() - ts;
+    ts = cr_now();
     if ((s = label_target(&c, e))) goto done;
     if ((s = write_fractions(&c, e))) goto done;
+    c.stage[1] = cr_now() - ts;
+    ts = cr_now();
     for (int si = 0; si < c.st.n_students; si++)
         c.n_runs += c.st.n_fracs * c.st.students[si].n_tech * c.st.n_seeds;
     if (cr_dist_size(o->dist) > 1) {
@@ -592,10 +604,11 @@ cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_erro
                 for (int sd = 0; sd < c.st.n_seeds; sd++)
                     if ((s = run_one(&c, si, f, v, sd, &res[si], e))) goto done;
     }
+    c.stage[2] = cr_now() - ts;
     study_log(&c, "comparing: paired t-tests over %d seeds, %d bootstrap resamples of test "
               "requests\n", c.st.n_seeds, c.st.resamples);
     char *txt = NULL;
-    if ((s = study_results_json(&c, res, cr_now() - t0, &txt, e))) goto done;
+    if ((s = study_results_json(&c, res, t0, &txt, e))) goto done;
     char path[1200];
     snprintf(path, sizeof path, "%s/results.json", o->out_dir);
     if (!(s = cr_write_file_atomic(path, txt, strlen(txt), e))) {

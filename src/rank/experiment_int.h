@@ -70,6 +70,10 @@ typedef struct study_ctx {
     void *coverage;      /* cJSON of the labelling coverage report, or NULL */
     int  run_no, n_runs;
     int  reuse_all;      /* collecting runs the job's ranks just trained: reuse them all */
+    int  trained;        /* runs trained (not reused) so far, for the eta */
+    double train_secs;   /* their seconds */
+    /* seconds of each stage for results.json: teacher, labelling, runs, comparison */
+    double stage[4];
 } study_ctx;
 
 /* One student's test data and every run's predictions and metrics. */
@@ -101,7 +105,11 @@ cr_status study_variant_config(const study_ctx *c, int si, int f, int tech, uint
 cr_status study_reference(study_ctx *c, int si, student_res *r, cr_error *e);
 cr_status study_score_run(study_ctx *c, int si, int f, int v, int sd, const cr_rank_config *cfg,
                           const char *dir, student_res *r, cr_error *e);
-cr_status study_results_json(study_ctx *c, student_res *res, double seconds, char **out,
+/* results.json as text: every metric, test and interval. t0: when the study
+ * began (the "seconds" of the whole study, comparison included); the
+ * comparison's own seconds go into c->stage[3] and "stage_seconds". Reports
+ * its progress on c->o->progress. */
+cr_status study_results_json(study_ctx *c, student_res *res, double t0, char **out,
                              cr_error *e);
 void      student_res_free(student_res *r);
 

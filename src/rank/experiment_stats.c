@@ -361,9 +361,14 @@ static void teacher_json(const student_res *r, int k, const study_student *st, c
     }
 }
 
-cr_status study_results_json(study_ctx *c, student_res *res, double seconds, char **out,
+cr_status study_results_json(study_ctx *c, student_res *res, double t0, char **out,
                              cr_error *e) {
     const study *st = &c->st;
+    double tc = cr_now();
+    int64_t n_tasks = 0, n_done = 0;
+    for (int si = 0; si < st->n_students; si++) n_tasks += (int64_t)res[si].F * res[si].V * res[si].K;
+    cr_meter pm;
+    cr_meter_start(&pm, c->o->progress, "comparing", n_tasks, "tasks");
     cJSON *root = cJSON_CreateObject();
     float *scratch = NULL, *mslice = NULL;
     cr_status s = CR_OK;
@@ -371,7 +376,8 @@ cr_status study_results_json(study_ctx *c, student_res *res, double seconds, cha
     cJSON_AddStringToObject(root, "format", "crossrec.experiment");
     cJSON_AddNumberToObject(root, "version", 1);
     cJSON_AddStringToObject(root, "study", st->path);
-    cJSON_AddNumberToObject(root, "seconds", seconds);
+    cJSON *secs = cJSON_AddNumberToObject(root, "seconds", 0); /* set at the end */
+    cJSON *stages = cJSON_AddObjectToObject(root, "stage_seconds");
     cJSON *sa = cJSON_AddArrayToObject(root, "seeds");
     for (int i = 0; i < st->n_seeds; i++) cJSON_AddItemToArray(sa, cJSON_CreateNumber((double)st->seeds[i]));
     cJSON *fa = cJSON_AddArrayToObject(root, "fractions");
@@ -458,14 +464,23 @@ cr_status study_results_json(study_ctx *c, student_res *res, double seconds, cha
                     cJSON_AddItemToArray(runs, ro);
                 }
                 cJSON *to = cJSON_AddObjectToObject(vo, "tasks");
-                for (int k = 0; k < r->K && !s; k++)
+                for (int k = 0; k < r->K && !s; k++) {
                     s = task_json(c, r, f, v, k, cJSON_AddObjectToObject(to, r->task[k]), scratch,
                                   mslice, e);
+                    n_done++;
+                    cr_meter_update(&pm, n_done, (double)n_done, NULL, NULL, 0);
+                }
             }
         }
     }
     free(scratch);
     free(mslice);
+    if (pm.printed) cr_meter_update(&pm, n_done, (double)n_done, NULL, NULL, 1);
+    cr_meter_done(&pm);
+    c->stage[3] = cr_now() - tc;
+    static const char *const stage_names[4] = {"teacher", "labelling", "runs", "comparison"};
+    for (int i = 0; i < 4; i++) cJSON_AddNumberToObject(stages, stage_names[i], c->stage[i]);
+    cJSON_SetNumberValue(secs, cr_now() - t0);
     if (!s) {
         *out = cJSON_Print(root);
         if (!*out) s = cr_err(e, CR_ERR_NOMEM, "out of memory printing results");

@@ -9,6 +9,7 @@
  * float rounding, whatever the number of ranks.
  */
 #include "fit.h"
+#include "oov.h"
 
 #include "../core/ptable_io.h"
 #include "../train/dp.h"
@@ -140,6 +141,8 @@ static cr_status evaluate_valid(fit_ctx *c, double *task_loss, double *overall, 
 static cr_status do_eval(fit_ctx *c, int *stop, cr_error *e) {
     int K = c->cfg->schema.n_tasks;
     double tl[CR_MAX_TASKS], score[CR_MAX_TASKS], overall = 0;
+    /* unseen ids read an untrained row 0 unless it is made neutral (oov.c) */
+    CR_TRY(cr_rank_oov_fill(c->m, &c->cfg->schema, &c->ds, c->train_rows, c->n_train, e));
     CR_TRY(evaluate_valid(c, tl, &overall, e));
     for (int k = 0; k < K; k++) score[k] = -tl[k];
     uint32_t frozen = 0;
@@ -335,13 +338,9 @@ done:
 
 static cr_status copy_config(const fit_ctx *c, cr_error *e) {
     if (c->rank != 0) return CR_OK;
-    char *txt = NULL, path[1200];
-    size_t n;
-    CR_TRY(cr_read_file(c->cfg->path, &txt, &n, e));
+    char path[1200];
     snprintf(path, sizeof path, "%s/config.yaml", c->o->out_dir);
-    cr_status s = cr_write_file_atomic(path, txt, n, e);
-    cr_free(txt);
-    return s;
+    return cr_rank_config_save(c->cfg, path, e);
 }
 
 /* Every rank must hold the same value (a fitted schema's hash, the step
@@ -586,7 +585,7 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
                 double v = h >= 0 ? hl[h] : NAN;
                 tema[k] = isnan(tema[k]) ? v : 0.98 * tema[k] + 0.02 * v;
             }
-            pg.t0 = tstart;
+            pg.m.t0 = tstart;
             cr_progress_update(&pg, c.st.epoch + 1, t->epochs, c.st.step, c.st.examples - ex0, ema,
                                K, tnames, tema, 0);
             if (t->eval_every > 0 && c.st.step % t->eval_every == 0 &&
@@ -629,7 +628,9 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
     for (int h = 0; h < c.m->cfg.n_heads; h++) c.m->cfg.heads[h].weight = c.head_weight[h];
     /* the model and metrics first, the finished checkpoint last: a kill in
      * between resumes from the previous checkpoint and writes both again */
-    if ((s = save_model(&c, e))) goto done_names;
+    if ((s = cr_rank_oov_fill(c.m, &c.cfg->schema, &c.ds, c.train_rows, c.n_train, e)) ||
+        (s = save_model(&c, e)))
+        goto done_names;
     logf_(&c, "trained %lld steps in %.1f s (%.0f examples/s); best step %lld\n",
           (long long)c.st.step, c.seconds,
           c.seconds > 0 ? (double)(c.st.examples - ex0) / c.seconds : 0.0,

@@ -244,15 +244,13 @@ static cr_status flush(label_ctx *c, int B, cr_error *e) {
     return s;
 }
 
-static void progress(const label_ctx *c, double t0, double *last, int final) {
-    FILE *f = c->o->progress;
-    if (!f || !isatty(fileno(f))) return;
-    double now = cr_now();
-    if (!final && now - *last < 0.25) return;
-    *last = now;
-    fprintf(f, "\rlabel: %lld rows, %.0f rows/s%s", (long long)c->rep.rows,
-            now > t0 ? (double)c->rep.rows / (now - t0) : 0.0, final ? "\n" : "");
-    fflush(f);
+/* Rows labelled, their rate and the eta from the bytes of --data read. */
+static void progress(const label_ctx *c, cr_meter *m, int final) {
+    char extra[64];
+    cr_meter_count(extra, sizeof extra, (double)c->rep.rows);
+    strncat(extra, " rows", sizeof extra - strlen(extra) - 1);
+    cr_meter_update(m, cr_csv_offset(c->in), (double)c->rep.rows, "rows", extra, final);
+    if (final) cr_meter_done(m);
 }
 
 /* The coverage counts of every rank's shard, on every rank. */
@@ -302,7 +300,9 @@ static cr_status run(label_ctx *c, cr_error *e) {
         free(hdr);
         if (s) return s;
     }
-    double t0 = cr_now(), last = 0;
+    double t0 = cr_now();
+    cr_meter m;
+    cr_meter_start(&m, o->progress, "label", cr_csv_size(c->in), "bytes");
     int B = 0;
     for (;;) {
         int done = 0;
@@ -320,11 +320,11 @@ static cr_status run(label_ctx *c, cr_error *e) {
         if (++B == c->chunk) {
             CR_TRY(flush(c, B, e));
             B = 0;
-            progress(c, t0, &last, 0);
+            progress(c, &m, 0);
         }
     }
     CR_TRY(flush(c, B, e));
-    progress(c, t0, &last, 1);
+    progress(c, &m, m.printed);
     c->rep.seconds = cr_now() - t0;
     cr_status s = cr_csv_writer_commit(c->w, e);
     c->w = NULL;

@@ -167,7 +167,10 @@ static void cr_ranking(cr_task_metrics *out, int64_t *work, int64_t *tmp, int64_
                 if (y > thr) rel_top += 1;
             }
         }
-        if (rel > 0) {
+        /* A request of one row is ranked perfectly whatever the model says
+         * (and without a group column every row is its own request): it
+         * carries no ranking information, so it is not counted. */
+        if (rel > 0 && len > 1) {
             /* The ideal order: the request's labels from high to low. */
             memcpy(scratch, work + lo, (size_t)len * sizeof *scratch);
             cr_sort_rows(scratch, tmp, len, cr_cmp_key_score_desc, &byl);
@@ -334,7 +337,7 @@ cr_status cr_task_metrics_to_json(const cr_task_metrics *m, int is_binary, void 
     if (ok && !is_binary)
         ok = cr_json_num(o, "rmse", m->rmse) && cr_json_num(o, "mae", m->mae) &&
              cr_json_num(o, "r2", m->r2);
-    if (ok && m->k > 0)
+    if (ok && m->k > 0 && m->rank_requests > 0) /* absent, not perfect, without requests */
         ok = cr_json_num(o, "k", (double)m->k) && cr_json_num(o, "ndcg", m->ndcg) &&
              cr_json_num(o, "recall", m->recall) &&
              cr_json_num(o, "rank_requests", (double)m->rank_requests);

@@ -57,7 +57,9 @@ typedef struct cr_task_metrics {
      * be adjacent) and ordered by prediction, highest first; equal
      * predictions keep their original row order. Relevant rows: label > 0.5
      * for binary tasks, label > 0 for regression tasks. Requests without a
-     * relevant row are skipped; the others are averaged with equal weight.
+     * relevant row, and requests of one row (always ranked perfectly; without
+     * a group column every row is one), are skipped; the others are averaged
+     * with equal weight.
      *   NDCG@k   = DCG@k / IDCG@k, DCG@k = sum_{i<k} label_(i) / log2(i + 2)
      *              (gain = the label itself), IDCG@k the same over the
      *              request's labels sorted from high to low;
@@ -88,8 +90,8 @@ double cr_auc(const float *score, const float *label, const float *weight, int64
 /* Add the metrics of one task as members of a cJSON object (a cJSON *,
  * passed as void * so this header needs no cJSON): "n", "mean_pred",
  * "mean_label"; binary: "positives", "auc", "logloss", "calibration",
- * "gauc", "gauc_users"; regression: "rmse", "mae", "r2"; when k > 0: "k",
- * "ndcg", "recall", "rank_requests". NaN is written as null. Returns
+ * "gauc", "gauc_users"; regression: "rmse", "mae", "r2"; when k > 0 and at
+ * least one request was ranked: "k", "ndcg", "recall", "rank_requests". NaN is written as null. Returns
  * CR_ERR_ARG for a NULL object and CR_ERR_NOMEM if cJSON cannot allocate. */
 cr_status cr_task_metrics_to_json(const cr_task_metrics *m, int is_binary, void *cjson_object);
 

@@ -85,46 +85,18 @@ int cr_es_update(cr_early_stop *s, int64_t step, double overall, const double *t
 }
 
 void cr_progress_init(cr_progress *p, FILE *out, int64_t total_steps) {
-    memset(p, 0, sizeof *p);
-    p->out = out;
-    p->tty = out && isatty(fileno(out));
-    p->t0 = cr_now();
-    p->last = -1e9;
-    p->total_steps = total_steps;
-}
-
-static void fmt_rate(char *buf, size_t n, double r) {
-    if (r >= 1e6) snprintf(buf, n, "%.2fM", r / 1e6);
-    else if (r >= 1e3) snprintf(buf, n, "%.1fk", r / 1e3);
-    else snprintf(buf, n, "%.0f", r);
+    cr_meter_start(&p->m, out, "train", total_steps, "steps");
 }
 
 void cr_progress_update(cr_progress *p, int epoch, int epochs, int64_t step, int64_t examples,
                         double loss, int n_tasks, char (*task_names)[64], const double *task_loss,
                         int force) {
-    if (!p->out) return;
-    double now = cr_now();
-    double every = p->tty ? 0.2 : 5.0;
-    if (!force && now - p->last < every) return;
-    p->last = now;
-    double el = now - p->t0;
-    char rate[32];
-    fmt_rate(rate, sizeof rate, el > 0 ? (double)examples / el : 0.0);
-    char line[512];
-    int o = snprintf(line, sizeof line, "epoch %d/%d step %lld/%lld | %s ex/s | loss %.4f", epoch,
-                     epochs, (long long)step, (long long)p->total_steps, rate, loss);
-    for (int k = 0; k < n_tasks && o < (int)sizeof line - 40; k++)
-        o += snprintf(line + o, sizeof line - (size_t)o, " %s %.4f", task_names[k], task_loss[k]);
-    if (step > 0 && p->total_steps > step && o < (int)sizeof line - 24) {
-        double eta = el / (double)step * (double)(p->total_steps - step);
-        snprintf(line + o, sizeof line - (size_t)o, " | eta %d:%02d", (int)(eta / 60),
-                 (int)eta % 60);
-    }
-    if (p->tty) fprintf(p->out, "\r\033[K%s", line);
-    else fprintf(p->out, "%s\n", line);
-    fflush(p->out);
+    if (!p->m.out) return;
+    char extra[512];
+    int o = snprintf(extra, sizeof extra, "epoch %d/%d, loss %.4f", epoch, epochs, loss);
+    for (int k = 0; k < n_tasks && o < (int)sizeof extra - 40; k++)
+        o += snprintf(extra + o, sizeof extra - (size_t)o, " %s %.4f", task_names[k], task_loss[k]);
+    cr_meter_update(&p->m, step, (double)examples, "ex", extra, force);
 }
 
-void cr_progress_done(cr_progress *p) {
-    if (p->out && p->tty) fputc('\n', p->out);
-}
+void cr_progress_done(cr_progress *p) { cr_meter_done(&p->m); }

@@ -69,13 +69,11 @@ int  cr_es_update(cr_early_stop *s, int64_t step, double overall, const double *
                   uint32_t *newly_frozen, int *stop);
 
 /* ---- progress line ---------------------------------------------------------------
- * "epoch 2/10 step 340/1700 | 41.2k ex/s | loss 0.512 click 0.41 like 0.62 | eta 0:31"
- * redrawn in place on a terminal, printed every few seconds otherwise. */
+ * "train 340/1.7k steps | 41.2k ex/s | epoch 2/10, loss 0.512 click 0.41 like 0.62 |
+ *  0:12 elapsed, eta 0:31": the core's progress meter (cr_meter), redrawn in
+ * place on a terminal, a whole line every few seconds otherwise. */
 typedef struct cr_progress {
-    FILE   *out;      /* NULL = silent */
-    int     tty;
-    double  t0, last;
-    int64_t total_steps;
+    cr_meter m;       /* m.out NULL = silent; m.t0 = when the count started */
 } cr_progress;
 
 void cr_progress_init(cr_progress *p, FILE *out, int64_t total_steps);

@@ -1,0 +1,267 @@
+/*
+ * cmd_config.c - `crossrec config`: every key a job config accepts, with its
+ * type, default and meaning, from one table. --reference prints the Markdown
+ * of docs/config-reference.md, --defaults a complete annotated YAML, --keys
+ * the bare "section key" list. tests/config_keys.sh checks this table
+ * against the parsers themselves (the keys they accept) and the page
+ * against --reference, so neither can drift. The table describes; it never
+ * parses.
+ */
+#include "cli.h"
+
+#include <getopt.h>
+#include <string.h>
+
+typedef struct {
+    const char *section; /* "" = top level; "features[]" = every list item */
+    const char *key;
+    const char *type;
+    const char *def;     /* as YAML would write it; "" = required / none */
+    const char *meaning;
+} cfg_key;
+
+/* Sections in the order of a config file. Keep each section's keys in the
+ * order its parser lists them (the test compares sets, not order). */
+static const cfg_key keys[] = {
+    {"", "data", "map", "", "where the log lives and how it is split (required)"},
+    {"", "features", "list", "", "the model inputs (required)"},
+    {"", "tasks", "list", "", "what is predicted (required)"},
+    {"", "model", "map", "", "the architecture; absent = every default below"},
+    {"", "train", "map", "", "optimisation; absent = every default below"},
+    {"", "eval", "map", "", "metrics"},
+    {"", "distill", "map", "", "distillation from a teacher's columns (docs/distillation.md)"},
+    {"", "serve", "map", "", "`crossrec serve` settings (docs/serving.md)"},
+
+    {"data", "path", "path", "", "the CSV/TSV log, relative to this file's directory (required)"},
+    {"data", "sep", "char", "by extension", "field separator: tab for .tsv, else comma"},
+    {"data", "split", "map", "{by: fraction}", "how rows go to train, valid and test"},
+    {"data", "group", "column", "none", "request id: ranking metrics within it; a group never straddles splits"},
+    {"data", "user", "column", "the group", "user id, for GAUC"},
+    {"data", "weight", "column", "none", "per-row loss weight >= 0"},
+    {"data", "slices", "columns", "[]", "up to 8 0/1 columns to evaluate separately"},
+    {"data", "extra", "columns", "[]", "up to 16 numeric columns carried along (soft labels)"},
+
+    {"data.split", "by", "enum", "", "time, fraction or column (required)"},
+    {"data.split", "column", "column", "", "timestamp (time) or train/valid/test column (column)"},
+    {"data.split", "valid", "number", "0.1", "validation share in [0, 1) (time, fraction)"},
+    {"data.split", "test", "number", "0.1", "test share in [0, 1) (time, fraction)"},
+    {"data.split", "seed", "integer", "0", "mixed into the fraction hash"},
+
+    {"features[]", "name", "name", "", "unique; names the embedding table (required)"},
+    {"features[]", "type", "enum", "", "categorical, multi, numeric or bucketized (required)"},
+    {"features[]", "column", "column", "the name", "the column read"},
+    {"features[]", "dim", "integer", "", "embedding width 1..65536 (categorical, multi, bucketized; required unless shared)"},
+    {"features[]", "hash_buckets", "integer", "none", "hash ids into this many rows instead of a vocabulary (categorical, multi)"},
+    {"features[]", "min_count", "integer", "1", "vocabulary: keep values seen this often in train (categorical, multi)"},
+    {"features[]", "max_vocab", "integer", "0", "vocabulary cap, most frequent first; 0 = none (categorical, multi)"},
+    {"features[]", "share", "feature", "none", "use an earlier feature's vocabulary and table (categorical, multi)"},
+    {"features[]", "id_dropout", "number", "0", "training: replace an id by the OOV row 0 with this probability (categorical, multi)"},
+    {"features[]", "sep", "char", "\"|\"", "token separator (multi)"},
+    {"features[]", "pooling", "enum", "mean", "sum or mean of the tokens (multi)"},
+    {"features[]", "transform", "enum", "zscore", "none, zscore, log1p or log1p_zscore (numeric)"},
+    {"features[]", "default", "number", "0", "value of an empty field, before the transform (numeric)"},
+    {"features[]", "boundaries", "numbers", "", "1..64 increasing cut points (bucketized; required)"},
+
+    {"tasks[]", "name", "name", "", "unique (required)"},
+    {"tasks[]", "type", "enum", "binary", "binary (labels in [0, 1], logistic loss) or regression"},
+    {"tasks[]", "label", "expression", "the name", "a column or an expression over columns"},
+    {"tasks[]", "mask", "expression", "none", "where the task is defined: an earlier task, a column or an expression"},
+    {"tasks[]", "weight", "number", "1", "loss weight >= 0"},
+
+    {"model", "type", "enum", "mmoe", "shared_bottom, mmoe or ple"},
+    {"model", "bottom_layers", "integers", "[128, 64]", "shared bottom widths (shared_bottom)"},
+    {"model", "experts", "integer", "4", "experts 1..64 (mmoe)"},
+    {"model", "expert_layers", "integers", "[64, 32]", "widths of each expert (mmoe, ple)"},
+    {"model", "shared_experts", "integer", "2", "experts every task's gate sees (ple)"},
+    {"model", "task_experts", "integer", "1", "experts of each task alone (ple)"},
+    {"model", "tower_layers", "integers", "[32]", "widths of each task tower"},
+    {"model", "loss_weighting", "enum", "fixed", "fixed (tasks[].weight) or uncertainty (learnt)"},
+    {"model", "emb_init", "number", "0.05", "embedding rows start uniform in [-emb_init, emb_init]"},
+
+    {"train", "optimizer", "enum", "adam", "dense weights: adam, adamw or sgd"},
+    {"train", "lr", "number", "0.001", "dense learning rate"},
+    {"train", "beta1", "number", "0.9", "Adam first-moment decay"},
+    {"train", "beta2", "number", "0.999", "Adam second-moment decay"},
+    {"train", "eps", "number", "1e-08", "Adam epsilon"},
+    {"train", "weight_decay", "number", "0", "decoupled decay (adamw)"},
+    {"train", "sparse_optimizer", "enum", "adagrad", "embedding rows: adagrad, lazy_adam or sgd"},
+    {"train", "sparse_lr", "number", "0.05", "embedding learning rate"},
+    {"train", "adagrad_init", "number", "0", "Adagrad's initial accumulator"},
+    {"train", "batch_size", "integer", "512", "rows per step"},
+    {"train", "epochs", "integer", "10", "maximum passes over train"},
+    {"train", "max_steps", "integer", "0", "stop after this many steps; 0 = the epochs decide"},
+    {"train", "schedule", "enum", "constant", "constant or cosine (to min_lr_frac * lr)"},
+    {"train", "warmup_steps", "integer", "0", "linear warmup"},
+    {"train", "min_lr_frac", "number", "0", "cosine floor as a share of lr"},
+    {"train", "clip_norm", "number", "0", "global gradient-norm clip of dense weights; 0 = none"},
+    {"train", "seed", "integer", "1", "initialisation, shuffling, id dropout"},
+    {"train", "threads", "integer", "0", "0 = the CPUs this process may use (affinity, cgroup quota)"},
+    {"train", "early_stopping", "map", "{mode: sum_loss}", "when to stop"},
+    {"train", "checkpoint_every", "integer", "1", "evaluations between checkpoints; 0 = only at the end"},
+    {"train", "max_bag_ids", "integer", "0", "ids one multi feature may put in one batch (a memory cap; training refuses data that needs more); 0 = sized from the data"},
+    {"train", "precision", "enum", "fp32", "fp32 or bf16 (mixed-precision products)"},
+
+    {"train.early_stopping", "mode", "enum", "sum_loss", "sum_loss, per_task (freeze a task that stops improving) or none"},
+    {"train.early_stopping", "patience", "integer", "2", "evaluations without improvement"},
+    {"train.early_stopping", "eval_every", "integer", "0", "steps between evaluations; 0 = once per epoch"},
+
+    {"eval", "k", "integer", "10", "NDCG@k and Recall@k cut-off, 1..1000"},
+    {"eval", "baseline", "bool", "true", "also rank by popularity_feature alone"},
+    {"eval", "popularity_feature", "feature", "none", "the numeric feature whose value is the baseline's score"},
+
+    {"distill", "tasks", "list", "[]", "per student task: a technique and its teacher column"},
+    {"distill", "new_heads", "list", "[]", "never-served heads for teacher tasks without a student task"},
+
+    {"distill.tasks[]", "task", "task", "", "a student task (required)"},
+    {"distill.tasks[]", "technique", "enum", "aux_head", "aux_head, soft_label, aux_head_tempered or none"},
+    {"distill.tasks[]", "column", "column", "", "the teacher's column (required unless none)"},
+    {"distill.tasks[]", "head", "name", "<task>_distill", "name of the never-served head"},
+    {"distill.tasks[]", "weight", "number", "0.5", "loss weight of the head"},
+    {"distill.tasks[]", "lambda", "number", "0.5", "soft_label: share of the teacher in the target"},
+    {"distill.tasks[]", "temperature", "number", "2", "aux_head_tempered: Hinton's temperature"},
+    {"distill.tasks[]", "mask", "enum", "auto", "auto, task or none"},
+
+    {"distill.new_heads[]", "name", "name", "", "the head (required)"},
+    {"distill.new_heads[]", "column", "column", "the name", "the teacher's column"},
+    {"distill.new_heads[]", "kind", "enum", "binary", "binary or regression"},
+    {"distill.new_heads[]", "weight", "number", "0.5", "loss weight"},
+    {"distill.new_heads[]", "tower", "task", "", "the student task whose tower it reads (required)"},
+    {"distill.new_heads[]", "mask", "task", "none", "a student task whose mask it takes"},
+
+    {"serve", "host", "string", "127.0.0.1", "address or host name to bind (localhost, ::1, 0.0.0.0 for every interface)"},
+    {"serve", "port", "integer", "8080", "0 = any free port"},
+    {"serve", "threads", "integer", "4", "HTTP workers"},
+    {"serve", "kernel_threads", "integer", "1", "threads inside one request; 0 = all"},
+    {"serve", "precision", "enum", "fp32", "fp32, bf16 or int8 dense layers"},
+    {"serve", "limits", "map", "", "request limits"},
+    {"serve", "ranking", "map", "", "how outputs combine into the ranking score"},
+    {"serve", "timeout_s", "integer", "30", "idle connections close after this"},
+    {"serve", "drain_s", "integer", "10", "on SIGTERM, wait this long for requests in flight"},
+    {"serve", "header_timeout_s", "number", "10", "a client must send its whole header within this"},
+    {"serve", "request_timeout_s", "number", "60", "a whole request (header and body) must arrive within this"},
+    {"serve", "reload_interval_s", "number", "5", "the least time between two admin reloads"},
+
+    {"serve.limits", "max_body_bytes", "integer", "1048576", "largest request body"},
+    {"serve.limits", "max_candidates", "integer", "10000", "most candidates in one request"},
+    {"serve.limits", "max_connections", "integer", "512", "open connections at once (the newest past it evicts the longest header wait)"},
+    {"serve.limits", "max_per_ip", "integer", "128", "open connections from one address; 0 = no limit"},
+
+    {"serve.ranking", "formula", "enum", "weighted_sum", "weighted_sum or product"},
+    {"serve.ranking", "weights", "map", "", "output name -> weight; unlisted outputs weigh 0"},
+};
+enum { N_KEYS = sizeof keys / sizeof keys[0] };
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: crossrec config (--defaults | --reference | --keys)\n"
+            "\n"
+            "Every key of a job config (the YAML of train, eval and serve), from one table.\n"
+            "  --defaults    a complete config with every default, one comment per key\n"
+            "  --reference   the Markdown reference (docs/config-reference.md)\n"
+            "  --keys        one \"section key\" line per key\n"
+            "  --help        this text\n");
+}
+
+static void reference(void) {
+    printf("# Config reference: every key, its type, default and meaning\n\n"
+           "Generated by `crossrec config --reference` from the table in\n"
+           "`cli/cmd_config.c`; `tests/config_keys.sh` checks that this page equals that\n"
+           "output and that the table holds exactly the keys each parser accepts. The\n"
+           "rules (paths, expressions, splits, vocabularies) are explained in\n"
+           "docs/config.md, docs/ranker.md, docs/distillation.md and docs/serving.md;\n"
+           "`crossrec config --defaults` prints a complete config to start from.\n"
+           "An empty default means required (or nothing); `[]` marks a list item.\n");
+    const char *sec = NULL;
+    for (int i = 0; i < N_KEYS; i++) {
+        const cfg_key *k = &keys[i];
+        if (!sec || strcmp(sec, k->section)) {
+            sec = k->section;
+            printf("\n## `%s`\n\n| key | type | default | meaning |\n|---|---|---|---|\n",
+                   sec[0] ? sec : "(top level)");
+        }
+        printf("| `%s` | %s | %s | %s |\n", k->key, k->type, k->def[0] ? k->def : "",
+               k->meaning);
+    }
+}
+
+/* A map section's scalar keys as "key: default  # meaning"; keys without a
+ * literal default are commented out. skip: a key already written. */
+static void section(const char *sec, int indent, const char *skip) {
+    for (int i = 0; i < N_KEYS; i++) {
+        const cfg_key *k = &keys[i];
+        if (strcmp(k->section, sec) || !strcmp(k->type, "map") || !strcmp(k->type, "list") ||
+            (skip && !strcmp(k->key, skip)))
+            continue;
+        const char *d = k->def;
+        int literal = d[0] && strcmp(d, "none") && strcmp(d, "the name") &&
+                      strcmp(d, "the group") && strcmp(d, "by extension") && d[0] != '<';
+        printf("%*s%s%s:%s%s  # %s%s%s\n", indent, "", literal ? "" : "# ", k->key,
+               literal ? " " : "", literal ? d : "", k->meaning, literal ? "" : "; default: ",
+               literal ? "" : (d[0] ? d : "none"));
+    }
+}
+
+static void defaults(void) {
+    printf("# A complete job config: every key with its default (crossrec config --defaults).\n"
+           "# Commented keys have no literal default; the reference is\n"
+           "# docs/config-reference.md.\n"
+           "data:\n"
+           "  path: impressions.csv  # the CSV/TSV log, relative to this file (required)\n"
+           "  # sep: \",\"  # default: tab for .tsv, else comma\n"
+           "  # group: request_id  # request id; default: none\n"
+           "  # user: user_id  # default: the group\n"
+           "  # weight: w  # default: none\n"
+           "  slices: []  # up to 8 0/1 columns to evaluate separately\n"
+           "  extra: []  # up to 16 numeric columns carried along\n"
+           "  split:\n"
+           "    by: fraction  # time, fraction or column\n");
+    section("data.split", 4, "by");
+    printf("features:  # one item per input; keys by type in the reference\n"
+           "  - {name: item, type: categorical, column: movie_id, dim: 16, min_count: 1, max_vocab: 0,\n"
+           "     id_dropout: 0}\n"
+           "  - {name: genres, type: multi, column: genres, dim: 8, sep: \"|\", pooling: mean}\n"
+           "  - {name: age, type: numeric, column: age, transform: zscore, default: 0}\n"
+           "  - {name: year, type: bucketized, column: year, dim: 4, boundaries: [1990, 2000]}\n"
+           "tasks:\n"
+           "  - {name: click, type: binary, label: click, weight: 1}\n");
+    static const struct { const char *head, *sec; int indent; } maps[] = {
+        {"model:\n", "model", 2},
+        {"train:\n", "train", 2},
+        {"  early_stopping:\n", "train.early_stopping", 4},
+        {"eval:\n", "eval", 2},
+        {"# distill: {tasks: [], new_heads: []}  # docs/distillation.md\nserve:\n", "serve", 2},
+        {"  limits:\n", "serve.limits", 4},
+        {"  ranking:\n", "serve.ranking", 4},
+    };
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
+        fputs(maps[i].head, stdout);
+        section(maps[i].sec, maps[i].indent, NULL);
+    }
+}
+
+int cr_cli_config(int argc, char **argv) {
+    static const struct option opts[] = {{"defaults", no_argument, 0, 'd'},
+                                         {"reference", no_argument, 0, 'r'},
+                                         {"keys", no_argument, 0, 'k'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int ch, what = 0;
+    optind = 1;
+    while ((ch = cr_cli_getopt(argc, argv, "", opts)) != -1) {
+        switch (ch) {
+        case 'd': case 'r': case 'k': what = ch; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc || !what) {
+        usage(stderr);
+        return 2;
+    }
+    if (what == 'r') reference();
+    else if (what == 'd') defaults();
+    else
+        for (int i = 0; i < N_KEYS; i++)
+            printf("%s %s\n", keys[i].section[0] ? keys[i].section : "-", keys[i].key);
+    return 0;
+}
