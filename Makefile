@@ -156,8 +156,11 @@ CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_UTIL:= $(wildcard tests/util/*.c)
+# serve_fixture (an HTTP server for the server tests) goes only into the
+# tests that use it: the others link without libmicrohttpd (test-arm64).
+TEST_UTIL:= $(filter-out tests/util/serve_fixture.c,$(wildcard tests/util/*.c))
 TEST_UOBJ:= $(TEST_UTIL:%.c=$(BUILD)/%.o)
+SERVE_FIX:= $(BUILD)/tests/util/serve_fixture.o
 BENCH_SRC:= $(wildcard bench/*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := build/.deps-ok
@@ -266,7 +269,8 @@ $(BUILD)/crossrec: $(CLI_OBJ) $(BUILD)/libcrossrec.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libcrossrec.a $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UOBJ) $(BUILD)/libcrossrec.a
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_UOBJ) $(BUILD)/libcrossrec.a $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libcrossrec.a $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_server $(BUILD)/tests/test_server_limits $(BUILD)/tests/test_kserve: $(SERVE_FIX)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcrossrec.a
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libcrossrec.a $(LDLIBS)

@@ -73,8 +73,9 @@ int cr_cli_experiment(int argc, char **argv) {
         return s ? cr_cli_fail("experiment", &e) : 0;
     }
     const cr_dist *dist = cr_cli_dist();
-    cr_experiment_opts o = {config, out, quiet || cr_dist_rank(dist) ? NULL : stderr, !fresh,
-                            (int)threads, dist};
+    cr_experiment_opts o = {.config = config, .out_dir = out,
+                            .progress = quiet || cr_dist_rank(dist) ? NULL : stderr,
+                            .reuse = !fresh, .threads = (int)threads, .dist = dist};
     if (cr_experiment_run(&o, &results, &e)) return cr_cli_fail("experiment", &e);
     if (!results) return 0; /* ranks other than 0 under mpirun */
     cr_status s = cr_experiment_print_table(stdout, results, &e);

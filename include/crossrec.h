@@ -420,7 +420,9 @@ typedef struct cr_label_args {
 
 /* *coverage_json (may be NULL) receives the coverage report: per teacher
  * feature how it was filled (column, constant or default) and its
- * out-of-vocabulary rate (free with cr_free). */
+ * out-of-vocabulary rate (free with cr_free). Progress goes to the
+ * context's callback (stage "label", unit "bytes" of data read); a cancel
+ * stops between batches with CR_ERR_CANCELLED and no output file. */
 CR_API cr_status cr_label(cr_ctx *ctx, const cr_label_args *a, char **coverage_json, cr_error *e);
 
 /* The serving model from a trained student: never-served (distillation)
@@ -434,7 +436,9 @@ CR_API cr_status cr_export(const char *model, const char *out, const char *forma
 
 /* A whole distillation study (docs/experiment.md): teacher, labels, every
  * student variant over seeds and data fractions, intervals and paired
- * tests. Writes DIR/results.json and DIR/report.html; *results_json (may be
+ * tests. Progress: stage "experiment", unit "runs"; a cancel stops before
+ * the next run with CR_ERR_CANCELLED, keeping the finished runs (the next
+ * call reuses them). Writes DIR/results.json and DIR/report.html; *results_json (may be
  * NULL) receives results.json's text (free with cr_free). fresh = 1 retrains
  * runs a previous call already finished. The context's threads, when set,
  * override every job's train.threads. */

@@ -202,7 +202,7 @@ static void test_study(void **st) {
     char *log = NULL;
     size_t loglen = 0;
     FILE *lf = open_memstream(&log, &loglen);
-    cr_experiment_opts o = {cfg, out, lf, 1, 1, NULL};
+    cr_experiment_opts o = {.config = cfg, .out_dir = out, .progress = lf, .reuse = 1, .threads = 1};
     char *res = NULL;
     cr_error e = {0};
     cr_status s = cr_experiment_run(&o, &res, &e);
@@ -276,7 +276,7 @@ static void test_study_errors(void **st) {
     cr_test_tmpdir(dir, sizeof dir);
     snprintf(cfg, sizeof cfg, "%s/study.yaml", dir);
     snprintf(out, sizeof out, "%s/out", dir);
-    cr_experiment_opts o = {cfg, out, NULL, 1, 1, NULL};
+    cr_experiment_opts o = {.config = cfg, .out_dir = out, .reuse = 1, .threads = 1};
     cr_error e = {0};
     put_file(dir, "study.yaml",
              "teacher: {config: t.yaml, model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"

@@ -327,8 +327,8 @@ static cr_status label_target(study_ctx *c, cr_error *e) {
     uint64_t key = file_key(c->teacher_path) ^ text_key(c->st.map) * 5 ^ file_key(c->st.target) * 7;
     if (!stamp_ok(c, dir, key, "labelled.csv")) {
         study_log(c, "labelling %s with the teacher\n", c->st.target);
-        cr_label_opts lo = {c->teacher_path, c->st.map, c->st.target, c->labelled, cov, 0, 0, 0,
-                            NULL, c->o->dist};
+        cr_label_opts lo = {.teacher = c->teacher_path, .map = c->st.map, .data = c->st.target,
+                            .out = c->labelled, .coverage = cov, .dist = c->o->dist};
         CR_TRY(cr_distill_label(&lo, NULL, e));
         CR_TRY(stamp_write(dir, key, e));
     } else {
@@ -519,6 +519,12 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
                    c->frac_key[f] * 5 ^ text_key(c->st.path) * 7;
     cr_status s = CR_OK;
     c->run_no++;
+    cr_progress_info pi = {"experiment", c->run_no - 1, c->n_runs, "runs", cr_now() - c->t_start, NAN};
+    if (cr_ctx_poll(c->o->ctx, &pi)) {
+        s = cr_err(e, CR_ERR_CANCELLED, "the study was cancelled before run %d of %d; finished "
+                   "runs are kept and reused by the next call", c->run_no, c->n_runs);
+        goto done;
+    }
     if (stamp_ok(c, dir, key, "metrics.json")) {
         study_log(c, "[%d/%d] %s %s fraction %g seed %llu: reusing %s\n", c->run_no, c->n_runs,
                   st->name, cr_study_tech_names[tech], c->st.fractions[f],
@@ -566,6 +572,7 @@ cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_erro
     CR_TRY(study_load(&c.st, o->config, e));
     CR_TRY(cr_mkdirs(o->out_dir, e));
     double t0 = cr_now();
+    c.t_start = t0;
     student_res res[CR_STUDY_MAX_STUDENTS];
     memset(res, 0, sizeof res);
     cr_status s;

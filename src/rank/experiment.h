@@ -22,6 +22,7 @@ typedef struct cr_experiment_opts {
     int         reuse;    /* 1: keep finished runs whose inputs are unchanged */
     int         threads;  /* >= 0 overrides every job's train.threads; -1 = as configured */
     const cr_dist *dist;  /* spread over this job's ranks (docs/distributed.md); NULL = alone */
+    cr_ctx     *ctx;      /* progress (stage "experiment", unit "runs") and cancel; NULL = none */
 } cr_experiment_opts;
 
 /* Run the whole study. On success DIR/results.json and DIR/report.html

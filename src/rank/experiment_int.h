@@ -72,6 +72,7 @@ typedef struct study_ctx {
     int  reuse_all;      /* collecting runs the job's ranks just trained: reuse them all */
     int  trained;        /* runs trained (not reused) so far, for the eta */
     double train_secs;   /* their seconds */
+    double t_start;      /* when the study started (progress) */
     /* seconds of each stage for results.json: teacher, labelling, runs, comparison */
     double stage[4];
 } study_ctx;

@@ -321,6 +321,11 @@ static cr_status run(label_ctx *c, cr_error *e) {
             CR_TRY(flush(c, B, e));
             B = 0;
             progress(c, &m, 0);
+            cr_progress_info pi = {"label", cr_csv_offset(c->in), cr_csv_size(c->in), "bytes",
+                                   cr_now() - t0, NAN};
+            if (cr_ctx_poll(o->ctx, &pi))
+                return cr_err(e, CR_ERR_CANCELLED, "%s: labelling cancelled after %lld rows; "
+                              "%s was not written", o->data, (long long)c->rep.rows, o->out);
         }
     }
     CR_TRY(flush(c, B, e));

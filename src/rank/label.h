@@ -23,6 +23,7 @@ typedef struct cr_label_opts {
     FILE       *progress;  /* a progress line, redrawn only on a terminal; NULL = none */
     const cr_dist *dist;   /* each rank labels its byte range of data; rank 0 joins the parts
                             * into out (the same bytes as one process) and writes coverage */
+    cr_ctx     *ctx;       /* progress (stage "label", unit "bytes") and cancel; NULL = none */
 } cr_label_opts;
 
 /* Coverage of one teacher feature over the labelled rows. */

@@ -28,7 +28,7 @@ cr_status cr_label(cr_ctx *ctx, const cr_label_args *a, char **coverage_json, cr
     cr_label_opts o = {.teacher = a->teacher, .map = a->map, .data = a->data, .out = a->out,
                        .coverage = a->coverage, .batch = a->batch,
                        .threads = k.ctx->p.threads, .progress = cr_ctx_log(k.ctx),
-                       .dist = k.ctx->p.dist};
+                       .dist = k.ctx->p.dist, .ctx = k.ctx};
     cr_label_report r;
     memset(&r, 0, sizeof r);
     cr_status s = cr_distill_label(&o, &r, e);
@@ -64,8 +64,9 @@ cr_status cr_experiment(cr_ctx *ctx, const char *config, const char *out_dir, in
         return cr_err(e, CR_ERR_ARG, "cr_experiment: fresh is 0 or 1, got %d", fresh);
     cr_call k;
     CR_TRY(cr_call_begin(&k, ctx, "cr_experiment", e));
-    cr_experiment_opts o = {config, out_dir, cr_ctx_log(k.ctx), !fresh,
-                            k.ctx->p.threads > 0 ? k.ctx->p.threads : -1, k.ctx->p.dist};
+    cr_experiment_opts o = {.config = config, .out_dir = out_dir, .progress = cr_ctx_log(k.ctx),
+                            .reuse = !fresh, .threads = k.ctx->p.threads > 0 ? k.ctx->p.threads : -1,
+                            .dist = k.ctx->p.dist, .ctx = k.ctx};
     cr_status s = cr_experiment_run(&o, results_json, e);
     cr_call_end(&k);
     return s;
