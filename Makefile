@@ -425,15 +425,29 @@ FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno
 FUZZ_CFLAGS := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(ARCH) $(WARN) -ffp-contract=off \
                -Iinclude -I/usr/include/cjson -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
                -DCR_BLAS_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-openmp
-FUZZ_LIBS   := -lyaml -lcjson -lmicrohttpd -lm -lpthread -lcmocka \
+FUZZ_LIBS   := -lyaml -lcjson -lmicrohttpd -lprotobuf-c -lm -lpthread -lcmocka \
                -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
-FUZZ_OBJ    := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o) $(TEST_UTIL:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_OBJ    := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o) $(TEST_UTIL:%.c=$(FUZZ_DIR)/%.o) \
+               $(FUZZ_DIR)/gen/onnx.pb-c.o $(foreach l,$(ISA_LEVELS),$(ISA_SRC:%.c=$(FUZZ_DIR)/%.$(l).o))
 
 $(FUZZ_DIR)/%.o: %.c | build/.fuzz-deps-ok $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+# the generated ONNX protobuf code and the per-ISA kernels, as in the main build
+$(FUZZ_DIR)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c | build/.fuzz-deps-ok
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_DIR)/src/rank/export_onnx.o: $(BUILD)/gen/onnx.pb-c.h
+$(FUZZ_DIR)/src/rank/export_onnx.o: FUZZ_CFLAGS += -I$(BUILD)/gen
+define CR_FUZZ_ISA_RULE
+$$(FUZZ_DIR)/src/kernels/isa/%.$(1).o: src/kernels/isa/%.c | build/.fuzz-deps-ok $$(DEPS_OK)
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$(ISA_FLAGS_$(1)) -DCR_ISA_LEVEL=$(1) -DCR_ISA_ID=$$(ISA_ID_$(1)) \
+	  -MMD -MP -c $$< -o $$@
+endef
+$(foreach l,$(ISA_LEVELS),$(eval $(call CR_FUZZ_ISA_RULE,$(l))))
 
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(FUZZ_LIBS)

@@ -228,20 +228,20 @@ class Model:
                 ctx_ptrs[i] = ffi.NULL
                 cand_idx.append(i)
                 cand_names.append(inp.column)
-        missing_cols = [c for c in cand_names if c not in cands.columns]
-        if missing_cols:
+        pos = cands.columns.get_indexer(cand_names)
+        if (pos < 0).any():
             from .errors import NotFoundError
-            raise NotFoundError(f"column '{missing_cols[0]}' is neither in the context nor in "
-                                "the candidates")
+            raise NotFoundError(f"column '{cand_names[int(np.argmax(pos < 0))]}' is neither in "
+                                "the context nor in the candidates")
         # every candidate column in one conversion: one block of fixed-width
         # NUL-terminated slots (a value at a time only for non-ASCII text)
-        block = cands[cand_names].to_numpy(dtype=object)
+        block = cands.to_numpy(dtype=object)[:, pos]
+        kinds = cands.dtypes.to_numpy()[pos]
         for j, i in enumerate(cand_idx):
             # a float column (ints with a missing value) read by an id input:
             # its ids as integers, not "5291.0"
-            col = cands[cand_names[j]]
-            if self.inputs[i].kind != "number" and col.dtype.kind == "f":
-                v = col.to_numpy()
+            if kinds[j].kind == "f" and self.inputs[i].kind != "number":
+                v = block[:, j].astype(np.float64)
                 ok = ~np.isnan(v)
                 block[:, j] = np.where(ok, np.where(ok, v, 0).astype(np.int64).astype(object), None)
         addr = np.zeros((n, ni), np.uint64)
