@@ -148,6 +148,169 @@ static const cfg_key keys[] = {
 
     {"serve.ranking", "formula", "enum", "weighted_sum", "weighted_sum or product"},
     {"serve.ranking", "weights", "map", "", "output name -> weight; unlisted outputs weigh 0"},
+
+    /* the other files crossrec reads; a section's first word names the file */
+    {"study", "teacher", "map", "", "the source model: {config} to train or {model} to use (required)"},
+    {"study", "map", "path", "", "the teacher map (docs/distillation.md; required)"},
+    {"study", "target", "path", "", "the target log the students train on (required)"},
+    {"study", "students", "list", "", "1..8 student configs and their techniques (required)"},
+    {"study", "seeds", "integers", "[1]", "one run of every variant per seed"},
+    {"study", "fractions", "numbers", "[1.0]", "shares of the target's training requests"},
+    {"study", "epochs", "integer", "0", "> 0: every student's epochs (not the teacher's); 0 = each config's"},
+    {"study", "max_steps", "integer", "0", "> 0: every student's step cap"},
+    {"study", "threads", "integer", "-1", "threads of every job; -1 = each config's"},
+    {"study", "bootstrap", "map", "", "confidence intervals of the differences"},
+    {"study", "slice", "column", "new_release", "a data.slices column of the students, reported apart"},
+    {"study", "keep_seed", "integer", "1", "which requests a fraction keeps"},
+
+    {"study.teacher", "config", "path", "", "a ranker YAML to train into DIR/teacher (one of config, model)"},
+    {"study.teacher", "model", "path", "", "a trained checkpoint (one of config, model)"},
+
+    {"study.students[]", "name", "name", "", "unique (required)"},
+    {"study.students[]", "config", "path", "", "a ranker YAML without a distill: section (required)"},
+    {"study.students[]", "distill", "list", "[]", "student task <- teacher column"},
+    {"study.students[]", "new_heads", "list", "[]", "never-served heads for teacher tasks without a student task"},
+    {"study.students[]", "techniques", "list", "none + what applies", "none, aux_head, soft_label, aux_head_tempered, new_head"},
+
+    {"study.students[].distill[]", "task", "task", "", "a student task (required)"},
+    {"study.students[].distill[]", "column", "column", "", "the teacher's probability or value column (required)"},
+    {"study.students[].distill[]", "logit_column", "column", "none", "the teacher's logit column (aux_head_tempered)"},
+    {"study.students[].distill[]", "weight", "number", "0.5", "loss weight of the distillation head"},
+    {"study.students[].distill[]", "lambda", "number", "0.5", "soft_label: share of the teacher in the target"},
+    {"study.students[].distill[]", "temperature", "number", "2", "aux_head_tempered: Hinton's temperature"},
+
+    {"study.students[].new_heads[]", "name", "name", "", "the head (required)"},
+    {"study.students[].new_heads[]", "column", "column", "the name", "the teacher's column"},
+    {"study.students[].new_heads[]", "kind", "enum", "binary", "binary or regression"},
+    {"study.students[].new_heads[]", "weight", "number", "0.5", "loss weight"},
+    {"study.students[].new_heads[]", "tower", "task", "", "the student task whose tower it reads (required)"},
+    {"study.students[].new_heads[]", "mask", "task", "none", "a student task whose mask it takes"},
+
+    {"study.bootstrap", "resamples", "integer", "1000", "bootstrap resamples of the test requests"},
+    {"study.bootstrap", "level", "number", "0.95", "interval level in [0.5, 0.999]"},
+    {"study.bootstrap", "seed", "integer", "7", "the resampling's seed"},
+
+    {"map", "features", "list", "", "every teacher feature: a target column, a constant or its default (required)"},
+    {"map", "teacher_tasks", "list", "", "1..16 teacher heads written as columns (required)"},
+
+    {"map.features[]", "feature", "feature", "", "a teacher feature (required)"},
+    {"map.features[]", "column", "column", "", "the target column read in its place (one of column, constant, default)"},
+    {"map.features[]", "constant", "string", "", "one value for every row (one of column, constant, default)"},
+    {"map.features[]", "default", "bool", "", "true: the teacher's missing-value rule (one of column, constant, default)"},
+
+    {"map.teacher_tasks[]", "name", "column", "", "the column written (required)"},
+    {"map.teacher_tasks[]", "head", "name", "the name", "the teacher head read"},
+    {"map.teacher_tasks[]", "form", "enum", "by head", "probability, logit or value"},
+
+    {"lm", "corpus", "path", "", "the training text (required)"},
+    {"lm", "tokenizer", "path", "", "a GPT-2 BPE directory (one of tokenizer, train_tokenizer)"},
+    {"lm", "train_tokenizer", "map", "", "learn a byte-level BPE on the corpus (one of tokenizer, train_tokenizer)"},
+    {"lm", "model", "map", "", "the decoder (required)"},
+    {"lm", "train", "map", "", "optimisation; absent = every default below"},
+
+    {"lm.train_tokenizer", "vocab_size", "integer", "4096", "merges + 256 bytes + end of text, 258..1048576"},
+
+    {"lm.model", "arch", "enum", "llama", "llama or gpt2"},
+    {"lm.model", "dim", "integer", "", "width 2..8192 (required)"},
+    {"lm.model", "n_layers", "integer", "", "layers 1..256 (required)"},
+    {"lm.model", "n_heads", "integer", "", "attention heads (required)"},
+    {"lm.model", "n_kv_heads", "integer", "n_heads", "key/value heads (grouped-query attention)"},
+    {"lm.model", "hidden_dim", "integer", "by arch", "MLP width: 4 dim (gpt2), 8 dim / 3 rounded up to 32 (llama)"},
+    {"lm.model", "max_seq", "integer", "train.seq_len", "longest context"},
+    {"lm.model", "tied", "bool", "true", "the output layer is the token embedding"},
+    {"lm.model", "norm_eps", "number", "1e-05", "normalisation epsilon"},
+
+    {"lm.train", "batch", "integer", "8", "windows per step"},
+    {"lm.train", "seq_len", "integer", "128", "tokens per window"},
+    {"lm.train", "steps", "integer", "1000", "optimisation steps"},
+    {"lm.train", "lr", "number", "0.001", "peak learning rate (AdamW)"},
+    {"lm.train", "warmup", "integer", "100", "linear warmup steps, then cosine"},
+    {"lm.train", "min_lr_frac", "number", "0.1", "cosine floor as a share of lr"},
+    {"lm.train", "weight_decay", "number", "0.1", "decoupled decay of matrices"},
+    {"lm.train", "beta1", "number", "0.9", "AdamW first-moment decay"},
+    {"lm.train", "beta2", "number", "0.95", "AdamW second-moment decay"},
+    {"lm.train", "eps", "number", "1e-08", "AdamW epsilon"},
+    {"lm.train", "clip", "number", "1", "global gradient-norm clip; 0 = none"},
+    {"lm.train", "seed", "integer", "1", "initialisation and window order"},
+    {"lm.train", "threads", "integer", "0", "0 = the CPUs this process may use"},
+    {"lm.train", "eval_every", "integer", "200", "steps between validation losses; 0 = only at the end"},
+    {"lm.train", "eval_batches", "integer", "8", "validation batches per evaluation"},
+    {"lm.train", "checkpoint_every", "integer", "200", "steps between checkpoints; 0 = only at the end"},
+    {"lm.train", "log_every", "integer", "10", "steps between progress lines"},
+    {"lm.train", "valid_frac", "number", "0.05", "the corpus's last share held out for validation"},
+
+    {"synth", "seed", "integer", "1", "same config and seed, same bytes"},
+    {"synth", "users", "integer", "2000", "users shared by both domains"},
+    {"synth", "dim", "integer", "8", "taste dimensions"},
+    {"synth", "genres", "integer", "16", "genres"},
+    {"synth", "days", "number", "360", "length of the logged period"},
+    {"synth", "valid", "number", "0.1", "latest share of requests for validation"},
+    {"synth", "test", "number", "0.1", "latest share of requests for test"},
+    {"synth", "label_noise", "number", "0.5", "std of the Gaussian noise on every logit"},
+    {"synth", "popularity_skew", "number", "1", "Zipf exponent of item exposure"},
+    {"synth", "new_release_days", "number", "30", "an item younger than this is a new release"},
+    {"synth", "new_release_boost", "number", "3", "exposure multiplier of new releases"},
+    {"synth", "item_overlap", "number", "0", "share of target items that are source items"},
+    {"synth", "user_signals", "integer", "2", "source-only user features (noisy views of the taste), 0..8"},
+    {"synth", "source", "map", "", "the data-rich domain"},
+    {"synth", "target", "map", "", "the small domain"},
+
+    {"synth.source", "name", "name", "source", "file stem: <name>.csv"},
+    {"synth.source", "requests", "integer", "100000", "requests in the whole period"},
+    {"synth.source", "items", "integer", "4000", "catalogue size"},
+    {"synth.source", "candidates", "integer", "5", "impressions per request"},
+    {"synth.source", "click_bias", "number", "-1.5", "intercept of the click logit"},
+    {"synth.source", "specific", "number", "0", "weight of the domain's own taste component"},
+    {"synth.source", "catalogue", "number", "0.5", "share of items already released on day 0"},
+
+    {"synth.target", "name", "name", "target", "file stem: <name>.csv"},
+    {"synth.target", "requests", "integer", "1000", "requests in the whole period"},
+    {"synth.target", "items", "integer", "400", "catalogue size"},
+    {"synth.target", "candidates", "integer", "5", "impressions per request"},
+    {"synth.target", "click_bias", "number", "-1.2", "intercept of the click logit"},
+    {"synth.target", "specific", "number", "0.5", "weight of the domain's own taste component"},
+    {"synth.target", "catalogue", "number", "0.5", "share of items already released on day 0"},
+
+    {"ilm", "data", "path", "", "a MovieLens directory (ratings.csv, movies.csv; required)"},
+    {"ilm", "lm", "path", "", "the frozen decoder checkpoint (required)"},
+    {"ilm", "tokenizer", "path", "", "its tokenizer (required)"},
+    {"ilm", "lm_text", "path", "none", "text whose perplexity shows the LM stayed frozen"},
+    {"ilm", "seeds", "integers", "[1, 2]", "one run of every variant per seed"},
+    {"ilm", "variants", "list", "all six", "mlp, ilm-rand, ilm, it, it+ii, it+ui"},
+    {"ilm", "mf", "map", "", "the collaborative-filtering (BPR) embeddings"},
+    {"ilm", "phase1", "map", "", "Q-Former pretraining"},
+    {"ilm", "phase2", "map", "", "adapter training against the frozen LM"},
+    {"ilm", "eval", "map", "", "next-item ranking"},
+
+    {"ilm.mf", "dim", "integer", "32", "embedding width"},
+    {"ilm.mf", "epochs", "integer", "20", "passes over the ratings"},
+    {"ilm.mf", "lr", "number", "0.05", "learning rate"},
+    {"ilm.mf", "seed", "integer", "1", "initialisation and sampling"},
+
+    {"ilm.phase1", "steps", "integer", "600", "optimisation steps"},
+    {"ilm.phase1", "batch", "integer", "32", "items per step (in-batch negatives)"},
+    {"ilm.phase1", "queries", "integer", "8", "query tokens = soft tokens per entity"},
+    {"ilm.phase1", "layers", "integer", "2", "Q-Former layers"},
+    {"ilm.phase1", "width", "integer", "64", "Q-Former width (feed-forward 4x)"},
+    {"ilm.phase1", "heads", "integer", "4", "attention heads"},
+    {"ilm.phase1", "lr", "number", "0.001", "peak learning rate (AdamW, cosine)"},
+    {"ilm.phase1", "warmup", "integer", "50", "linear warmup steps"},
+    {"ilm.phase1", "bpe_vocab", "integer", "2048", "the Q-Former's own text vocabulary"},
+    {"ilm.phase1", "held", "number", "0.1", "share of items held out"},
+
+    {"ilm.phase2", "steps", "integer", "300", "optimisation steps"},
+    {"ilm.phase2", "batch", "integer", "8", "prompts per step"},
+    {"ilm.phase2", "hist", "integer", "3", "items of {history}"},
+    {"ilm.phase2", "max_seq", "integer", "96", "longest prompt in tokens"},
+    {"ilm.phase2", "lr", "number", "0.001", "peak learning rate (AdamW, cosine)"},
+    {"ilm.phase2", "warmup", "integer", "20", "linear warmup steps"},
+    {"ilm.phase2", "mlp_hidden", "integer", "256", "hidden width of the mlp variant's adapter"},
+
+    {"ilm.eval", "users", "integer", "200", "users ranked; 0 = all"},
+    {"ilm.eval", "negatives", "integer", "49", "negatives beside each held-out item"},
+    {"ilm.eval", "items", "integer", "200", "items of the item-text tasks; 0 = all"},
+    {"ilm.eval", "batch", "integer", "16", "prompts per forward"},
+    {"ilm.eval", "seed", "integer", "7", "candidate sampling"},
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 
@@ -155,11 +318,31 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: crossrec config (--defaults | --reference | --keys)\n"
             "\n"
-            "Every key of a job config (the YAML of train, eval and serve), from one table.\n"
-            "  --defaults    a complete config with every default, one comment per key\n"
+            "Every key of every config file crossrec reads (job, study, teacher map, LM\n"
+            "recipe, synthetic log, ILM study), from one table.\n"
+            "  --defaults    a complete job config with every default, one comment per key\n"
             "  --reference   the Markdown reference (docs/config-reference.md)\n"
             "  --keys        one \"section key\" line per key\n"
             "  --help        this text\n");
+}
+
+/* The files a table section belongs to: the job config (train, eval, score,
+ * serve), then the others by the first word of their sections. */
+static const struct { const char *prefix, *title; } files[] = {
+    {"", "Job config (`crossrec train`, `eval`, `score`, `serve`)"},
+    {"study", "Study (`crossrec experiment --config`, docs/experiment.md)"},
+    {"map", "Teacher map (`crossrec label --map`, docs/distillation.md)"},
+    {"lm", "Language-model recipe (`crossrec lm train --config`, docs/lm.md)"},
+    {"synth", "Synthetic two-domain log (`crossrec synth --config`, docs/experiment.md)"},
+    {"ilm", "ILM study (`crossrec ilm study --config`, docs/ilm.md)"},
+};
+enum { N_FILES = sizeof files / sizeof files[0] };
+
+static int file_of(const char *section) {
+    size_t n = strcspn(section, ".");
+    for (int f = 1; f < N_FILES; f++)
+        if (strlen(files[f].prefix) == n && !strncmp(section, files[f].prefix, n)) return f;
+    return 0;
 }
 
 static void reference(void) {
@@ -169,18 +352,26 @@ static void reference(void) {
            "output and that the table holds exactly the keys each parser accepts. The\n"
            "rules (paths, expressions, splits, vocabularies) are explained in\n"
            "docs/config.md, docs/ranker.md, docs/distillation.md and docs/serving.md;\n"
-           "`crossrec config --defaults` prints a complete config to start from.\n"
-           "An empty default means required (or nothing); `[]` marks a list item.\n");
-    const char *sec = NULL;
-    for (int i = 0; i < N_KEYS; i++) {
-        const cfg_key *k = &keys[i];
-        if (!sec || strcmp(sec, k->section)) {
-            sec = k->section;
-            printf("\n## `%s`\n\n| key | type | default | meaning |\n|---|---|---|---|\n",
-                   sec[0] ? sec : "(top level)");
+           "`crossrec config --defaults` prints a complete job config to start from.\n"
+           "An empty default means required (or nothing); `[]` marks a list item.\n"
+           "Every file's relative paths are relative to the file itself.\n");
+    for (int f = 0; f < N_FILES; f++) {
+        printf("\n## %s\n", files[f].title);
+        const char *sec = NULL;
+        for (int i = 0; i < N_KEYS; i++) {
+            const cfg_key *k = &keys[i];
+            if (file_of(k->section) != f) continue;
+            if (!sec || strcmp(sec, k->section)) {
+                sec = k->section;
+                const char *name = sec;
+                if (f && !strcmp(sec, files[f].prefix)) name = "";
+                else if (f) name = sec + strlen(files[f].prefix) + 1;
+                printf("\n### `%s`\n\n| key | type | default | meaning |\n|---|---|---|---|\n",
+                       name[0] ? name : "(top level)");
+            }
+            printf("| `%s` | %s | %s | %s |\n", k->key, k->type, k->def[0] ? k->def : "",
+                   k->meaning);
         }
-        printf("| `%s` | %s | %s | %s |\n", k->key, k->type, k->def[0] ? k->def : "",
-               k->meaning);
     }
 }
 

@@ -55,15 +55,90 @@ probe() {
         "$task" "$top" "$model" "$train" "$eval" "$distill" "$serve"
 }
 
+# probe_file SECTION: the other files (study, map, lm, synth, ilm) with
+# zz_probe in SECTION, on stdout; everything before it is valid, so the
+# parser reaches the probed mapping.
+probe_file() {
+    local z="zz_probe: 1"
+    case "$1" in
+    study | study.*)
+        local top="" teacher="{config: t.yaml}" student="{name: s, config: s.yaml}" boot=""
+        case "$1" in
+        study) top="$z" ;;
+        study.teacher) teacher="{config: t.yaml, $z}" ;;
+        "study.students[]") student="{name: s, config: s.yaml, $z}" ;;
+        "study.students[].distill[]") student="{name: s, config: s.yaml, distill: [{task: c, column: x, $z}]}" ;;
+        "study.students[].new_heads[]") student="{name: s, config: s.yaml, new_heads: [{name: h, tower: c, $z}]}" ;;
+        study.bootstrap) boot="bootstrap: {$z}" ;;
+        *) return 1 ;;
+        esac
+        printf 'teacher: %s\nmap: m.yaml\ntarget: x.csv\nstudents: [%s]\n%s\n%s\n' "$teacher" \
+            "$student" "$boot" "$top" ;;
+    map | map.*)
+        local top="" feat="{feature: a, column: a}" task="{name: p, head: click}"
+        case "$1" in
+        map) top="$z" ;;
+        "map.features[]") feat="{feature: a, column: a, $z}" ;;
+        "map.teacher_tasks[]") task="{name: p, head: click, $z}" ;;
+        *) return 1 ;;
+        esac
+        printf 'features: [%s]\nteacher_tasks: [%s]\n%s\n' "$feat" "$task" "$top" ;;
+    lm | lm.*)
+        local top="" tt="{vocab_size: 300}" model="{dim: 8, n_layers: 1, n_heads: 1}" train="{}"
+        case "$1" in
+        lm) top="$z" ;;
+        lm.train_tokenizer) tt="{$z}" ;;
+        lm.model) model="{dim: 8, n_layers: 1, n_heads: 1, $z}" ;;
+        lm.train) train="{$z}" ;;
+        *) return 1 ;;
+        esac
+        printf 'corpus: c.txt\ntrain_tokenizer: %s\nmodel: %s\ntrain: %s\n%s\n' "$tt" "$model" \
+            "$train" "$top" ;;
+    synth | synth.*)
+        case "$1" in
+        synth) echo "$z" ;;
+        synth.source) echo "source: {$z}" ;;
+        synth.target) echo "target: {$z}" ;;
+        *) return 1 ;;
+        esac ;;
+    ilm | ilm.*)
+        printf 'data: d\nlm: l.bin\ntokenizer: t\n'
+        case "$1" in
+        ilm) echo "$z" ;;
+        ilm.mf | ilm.phase1 | ilm.phase2 | ilm.eval) echo "${1#ilm.}: {$z}" ;;
+        *) return 1 ;;
+        esac ;;
+    *) return 1 ;;
+    esac
+}
+
+# the teacher map binds to a teacher: a one-step model of the probe's log
+{
+    echo "a,click"
+    for i in $(seq 1 40); do echo "$i,$((i % 2))"; done
+} >"$TMP/t.csv"
+printf 'data: {path: t.csv}\nfeatures: [{name: a, type: numeric}]\ntasks: [{name: click}]\n' >"$TMP/t.yaml"
+(cd "$TMP" && "$BIN" train --config t.yaml --out teacher --max-steps 1 --quiet) >"$OUT" 2>&1 ||
+    not_ok "a one-step teacher for the map probes"
+
 "$BIN" config --keys >"$TMP/keys" || not_ok "crossrec config --keys"
 for sec in $(awk '{print $1}' "$TMP/keys" | uniq); do
-    if ! probe "$sec" >"$TMP/p.yaml"; then
+    case "$sec" in
+    study* | map* | lm* | synth* | ilm*) probe_file "$sec" >"$TMP/p.yaml" ;;
+    *) probe "$sec" >"$TMP/p.yaml" ;;
+    esac || {
         : >"$OUT"
         not_ok "section '$sec' of the table has no probe in tests/config_keys.sh"
         continue
-    fi
+    }
     case "$sec" in
     serve*) (cd "$TMP" && "$BIN" serve --config p.yaml --model none.safetensors) >"$TMP/out" 2>&1 ;;
+    study*) (cd "$TMP" && "$BIN" experiment --config p.yaml --out o) >"$TMP/out" 2>&1 ;;
+    map*) (cd "$TMP" && "$BIN" label --map p.yaml --teacher teacher/model.safetensors --data t.csv \
+        --out o.csv) >"$TMP/out" 2>&1 ;;
+    lm*) (cd "$TMP" && "$BIN" lm train --config p.yaml --out o) >"$TMP/out" 2>&1 ;;
+    synth*) (cd "$TMP" && "$BIN" synth --config p.yaml --out o) >"$TMP/out" 2>&1 ;;
+    ilm*) (cd "$TMP" && "$BIN" ilm study --config p.yaml --out o) >"$TMP/out" 2>&1 ;;
     *) (cd "$TMP" && "$BIN" train --config p.yaml --out o --max-steps 1) >"$TMP/out" 2>&1 ;;
     esac
     parser=$(grep -o "unknown key 'zz_probe'; expected one of: .*" "$TMP/out" |
