@@ -302,6 +302,22 @@ typedef struct cr_response {  /* buffers owned by the caller */
  * name the input column and, for candidate values, the candidate index. */
 CR_API cr_status cr_model_score_request(const cr_model *m, const cr_request *rq, cr_response *rs,
                                  cr_error *e);
+/* The same request as typed columns, so numbers need no text: context[i]
+ * holds input i's value in its row 0, or has data NULL to mark a
+ * candidate input; candidates[i] holds the n_candidates values of a
+ * candidate input (entries of context inputs are never read). Missing:
+ * NULL or "" text, NaN numbers. An integral number read by an id input is
+ * looked up as its decimal digits. The same pool, thread safety and
+ * errors as cr_model_score_request, whose text goes through the same
+ * encoder. */
+typedef struct cr_request_columns {
+    const cr_column *context;      /* (n_inputs) */
+    int64_t          n_candidates; /* >= 1 */
+    const cr_column *candidates;   /* (n_inputs) */
+} cr_request_columns;
+
+CR_API cr_status cr_model_score_request_columns(const cr_model *m, const cr_request_columns *rq,
+                                                cr_response *rs, cr_error *e);
 /* The ranking formula alone over scores (n, n_outputs) of this model:
  * writes ranking (n) and order (n). */
 CR_API cr_status   cr_model_rank(const cr_model *m, int64_t n, const float *scores, float *ranking,

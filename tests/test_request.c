@@ -3,7 +3,7 @@
  * candidate part per row) must give the plain forward's outputs for every
  * architecture and every split of the slots; bf16 and int8 stay within a
  * stated distance of fp32; the public cr_model_score_request equals
- * cr_model_score on the same rows; the ranking formulas and the order are
+ * cr_model_score on the same rows, and its typed-column form equals it; the ranking formulas and the order are
  * checked by hand; several threads share one model.
  */
 #include "util/testutil.h"
@@ -339,6 +339,82 @@ static void test_request_equals_score(void **state) {
     cr_model_free(m);
 }
 
+/* A number as the typed API takes it: NaN for an empty field. */
+static double num_of(const char *t) { return t[0] ? strtod(t, NULL) : NAN; }
+
+/* The typed request gives exactly the text request's answer: the numbers
+ * go in as doubles (no text), the ids and bags as text columns; the same
+ * encoder, the same errors. */
+static void test_request_columns(void **state) {
+    (void)state;
+    cr_model_opts o;
+    cr_model_opts_defaults(&o);
+    cr_model *m = save_and_load(&o);
+    enum { N = 300 };
+    static const uint8_t split[NI] = {1, 0, 0, 1, 1, 0}; /* user hist age: context */
+    const char *context[NI], **cands = calloc(N * NI, sizeof(char *)),
+               **merged = calloc(N * NI, sizeof(char *));
+    int rows[N];
+    for (int i = 0; i < N; i++) rows[i] = (i * 11 + 3) % NROWS;
+    build_request(7, rows, N, split, context, cands, merged);
+    float want[N * 2], got[N * 2], rank_w[N], rank_g[N];
+    int64_t order_w[N], order_g[N];
+    cr_error e = {0};
+    cr_request rq = {context, N, cands};
+    cr_response rw = {want, rank_w, order_w, 0};
+    assert_int_equal(cr_model_score_request(m, &rq, &rw, &e), CR_OK);
+
+    double age = num_of(context[4]), *pop = malloc(N * sizeof(double));
+    const char **item = malloc(N * sizeof(char *)), **tags = malloc(N * sizeof(char *));
+    for (int i = 0; i < N; i++) {
+        item[i] = cands[i * NI + 1];
+        tags[i] = cands[i * NI + 2];
+        pop[i] = num_of(cands[i * NI + 5]);
+    }
+    cr_column ctx[NI] = {{CR_COL_TEXT, &context[0], 1}, {0}, {0},
+                         {CR_COL_TEXT, &context[3], 1}, {CR_COL_F64, &age, 1}, {0}};
+    cr_column cand[NI] = {{0}, {CR_COL_TEXT, item, 1}, {CR_COL_TEXT, tags, 1},
+                          {0}, {0}, {CR_COL_F64, pop, 1}};
+    cr_request_columns rc = {ctx, N, cand};
+    cr_response rg = {got, rank_g, order_g, 0};
+    assert_int_equal(cr_model_score_request_columns(m, &rc, &rg, &e), CR_OK);
+    assert_memory_equal(got, want, sizeof got);
+    assert_memory_equal(order_g, order_w, sizeof order_g);
+    assert_int_equal(rg.n_missing, rw.n_missing);
+
+    /* a float column with a stride (every other element of a wider array) */
+    float *pop2 = malloc(2 * N * sizeof(float));
+    for (int i = 0; i < N; i++) pop2[2 * i] = (float)pop[i], pop2[2 * i + 1] = -1e30f;
+    cand[5] = (cr_column){CR_COL_F32, pop2, 2};
+    assert_int_equal(cr_model_score_request_columns(m, &rc, &rg, &e), CR_OK);
+    assert_true(cr_test_close("f32 column vs text", got, want, N * 2, 1e-6, 1e-5));
+    cand[5] = (cr_column){CR_COL_F64, pop, 1};
+
+    /* the same errors as the text form, the number shown as a number */
+    double keep = pop[17];
+    pop[17] = 1e300;
+    assert_int_equal(cr_model_score_request_columns(m, &rc, &rg, &e), CR_ERR_PARSE);
+    if (!strstr(e.msg, "candidates[17]: column 'pop': expected a number from")) fail_msg("%s", e.msg);
+    assert_non_null(strstr(e.msg, "got the number 1e+300"));
+    pop[17] = keep;
+    /* bad arguments: an unknown type, a candidate column without data */
+    cand[1].type = (cr_column_type)9;
+    assert_int_equal(cr_model_score_request_columns(m, &rc, &rg, &e), CR_ERR_ARG);
+    assert_non_null(strstr(e.msg, "candidates[1] ('item')"));
+    cand[1] = (cr_column){CR_COL_TEXT, NULL, 1};
+    assert_int_equal(cr_model_score_request_columns(m, &rc, &rg, &e), CR_ERR_ARG);
+    rc.n_candidates = 0;
+    assert_int_equal(cr_model_score_request_columns(m, &rc, &rg, &e), CR_ERR_ARG);
+    assert_int_equal(cr_model_score_request_columns(m, NULL, &rg, &e), CR_ERR_ARG);
+    free(pop2);
+    free(pop);
+    free(item);
+    free(tags);
+    free(cands);
+    free(merged);
+    cr_model_free(m);
+}
+
 static void test_formulas_and_order(void **state) {
     (void)state;
     cr_model_opts o;
@@ -441,6 +517,7 @@ int main(void) {
         cmocka_unit_test(test_split_cache_follows_mask),
         cmocka_unit_test(test_reduced_precision),
         cmocka_unit_test(test_request_equals_score),
+        cmocka_unit_test(test_request_columns),
         cmocka_unit_test(test_formulas_and_order),
         cmocka_unit_test(test_threads_share_a_model),
     };

@@ -143,14 +143,22 @@ class Model:
     def version(self) -> str:
         return text(lib.cr_model_version(self._m))
 
-    def _columns(self, df: pd.DataFrame):
+    def _columns(self, df: pd.DataFrame, skip=frozenset()):
+        """The frame's columns as typed C columns, one per input (inputs in
+        skip are left empty): numbers as they are, without copies where the
+        layout allows; text as pointers into one block of bytes."""
         n = len(df)
         cols = ffi.new("cr_column[]", max(len(self.inputs), 1))
         keep = []
         for i, inp in enumerate(self.inputs):
+            if inp.column in skip:
+                continue
             if inp.column not in df.columns:
                 from .errors import NotFoundError
-                raise NotFoundError(f"the frame has no column '{inp.column}' (the model reads "
+                raise NotFoundError(f"column '{inp.column}' is in neither the context nor the "
+                                    f"frame (the model reads {[x.column for x in self.inputs]})"
+                                    if skip else
+                                    f"the frame has no column '{inp.column}' (the model reads "
                                     f"{[x.column for x in self.inputs]})")
             s = df[inp.column]
             if isinstance(s.dtype, pd.CategoricalDtype):
@@ -211,52 +219,13 @@ class Model:
         n = len(cands)
         if n < 1:
             raise ValueError("score_request needs at least one candidate")
-        ni = len(self.inputs)
-        ctx_text = []
-        ctx_ptrs = ffi.new("const char *[]", ni)
-        cand_idx, cand_names = [], []
-        for i, inp in enumerate(self.inputs):
-            if inp.column in context:
-                v = context[inp.column]
-                if isinstance(v, (list, tuple)) and inp.sep:
-                    v = inp.sep.join(str(x) for x in v)
-                missing = v is None or (isinstance(v, float) and v != v)
-                b = ffi.new("char[]", ("" if missing else str(v)).encode())
-                ctx_text.append(b)
-                ctx_ptrs[i] = b
-            else:
-                ctx_ptrs[i] = ffi.NULL
-                cand_idx.append(i)
-                cand_names.append(inp.column)
-        pos = cands.columns.get_indexer(cand_names)
-        if (pos < 0).any():
-            from .errors import NotFoundError
-            raise NotFoundError(f"column '{cand_names[int(np.argmax(pos < 0))]}' is neither in "
-                                "the context nor in the candidates")
-        # every candidate column in one conversion: one block of fixed-width
-        # NUL-terminated slots (a value at a time only for non-ASCII text)
-        block = cands.to_numpy(dtype=object)[:, pos]
-        kinds = cands.dtypes.to_numpy()[pos]
-        for j, i in enumerate(cand_idx):
-            # a float column (ints with a missing value) read by an id input:
-            # its ids as integers, not "5291.0"
-            if kinds[j].kind == "f" and self.inputs[i].kind != "number":
-                v = block[:, j].astype(np.float64)
-                ok = ~np.isnan(v)
-                block[:, j] = np.where(ok, np.where(ok, v, 0).astype(np.int64).astype(object), None)
-        addr = np.zeros((n, ni), np.uint64)
-        cand_cols = _Text(block.reshape(-1), None)
-        addr[:, cand_idx] = cand_cols.addr.reshape(n, len(cand_idx))
-        for j, i in enumerate(cand_idx):  # lists for a multi-valent input, joined
-            sep = self.inputs[i].sep
-            if sep and len(block) and isinstance(block[0, j], (list, tuple)):
-                tx = _Text(block[:, j], sep)
-                ctx_text.append(tx)
-                addr[:, i] = tx.addr
-        rq = ffi.new("cr_request *")
-        rq.context = ctx_ptrs
+        in_ctx = frozenset(inp.column for inp in self.inputs if inp.column in context)
+        ctx_cols, keep_ctx = self._context(context)
+        cand_cols, keep = self._columns(cands, in_ctx)
+        rq = ffi.new("cr_request_columns *")
+        rq.context = ctx_cols
         rq.n_candidates = n
-        rq.candidates = ffi.cast("const char *const *", ffi.from_buffer(addr))
+        rq.candidates = cand_cols
         scores = np.empty((n, len(self.outputs)), np.float32)
         ranking = np.empty(n, np.float32)
         order = np.empty(n, np.int64)
@@ -265,6 +234,38 @@ class Model:
         rs.ranking = ffi.cast("float *", ffi.from_buffer(ranking))
         rs.order = ffi.cast("int64_t *", ffi.from_buffer(order))
         err = new_error()
-        check(lib.cr_model_score_request(self._m, rq, rs, err), err)
-        del ctx_text, cand_cols
+        check(lib.cr_model_score_request_columns(self._m, rq, rs, err), err)
+        del keep_ctx, keep
         return scores, order
+
+    def _context(self, context: Mapping[str, Any]):
+        """The context's values as one-row typed columns (data NULL marks a
+        candidate input): integers and floats as numbers, text as text,
+        lists of a multi-valent input joined with its separator."""
+        cols = ffi.new("cr_column[]", max(len(self.inputs), 1))
+        keep = []
+        for i, inp in enumerate(self.inputs):
+            if inp.column not in context:
+                continue
+            v = context[inp.column]
+            if isinstance(v, (list, tuple)) and inp.sep:
+                v = inp.sep.join(str(x) for x in v)
+            if isinstance(v, (bool, np.bool_)):
+                v = int(v)
+            if isinstance(v, (int, np.integer)):
+                buf = np.array([v], np.int64)
+                cols[i].type = lib.CR_COL_I64
+                cols[i].data = ffi.from_buffer(buf)
+            elif isinstance(v, (float, np.floating)):
+                buf = np.array([v], np.float64)
+                cols[i].type = lib.CR_COL_F64
+                cols[i].data = ffi.from_buffer(buf)
+            else:
+                text = ffi.new("char[]", b"" if v is None else str(v).encode())
+                buf = ffi.new("const char *[1]", [text])
+                keep.append(text)
+                cols[i].type = lib.CR_COL_TEXT
+                cols[i].data = buf
+            keep.append(buf)
+            cols[i].stride = 1
+        return cols, keep

@@ -1,7 +1,7 @@
 /*
  * model_api.c - the public cr_model_* functions of crossrec.h: load a
- * saved ranker, encode rows given as text with the model's own schema, and
- * score them. The loaded model is never written, so one model serves many
+ * saved ranker and score rows given as text or typed columns, encoded with
+ * the model's own schema by encode.c. The loaded model is never written, so one model serves many
  * threads; each cr_model_score call brings its own workspace and batch
  * (requests, with their workspace pool, are in request_api.c).
  */
@@ -161,157 +161,19 @@ int cr_model_output_is_binary(const cr_model *m, int i) {
 typedef struct score_buf {
     cr_batch b;
     int64_t *off;     /* (n_multi, chunk + 1) */
-    int32_t *ids;     /* grown as needed, per multi feature */
-    size_t   ids_cap;
 } score_buf;
-
-/* One input value of one row, from a column of any type: text (NULL or ""
- * = missing) or a number (NaN = missing). */
-typedef struct cell {
-    const char *s;   /* text, or NULL for a number */
-    size_t      len;
-    double      x;
-    int         missing;
-    char        buf[32]; /* an integer id as text */
-} cell;
-
-static void cell_at(const cr_column *c, int64_t r, cell *v) {
-    int64_t at = r * (c->stride ? c->stride : 1);
-    v->s = NULL;
-    v->missing = 0;
-    switch (c->type) {
-    case CR_COL_TEXT: {
-        const char *s = ((const char *const *)c->data)[at];
-        v->s = s ? s : "";
-        v->len = strlen(v->s);
-        v->missing = !v->len;
-        return;
-    }
-    case CR_COL_F64: v->x = ((const double *)c->data)[at]; break;
-    case CR_COL_F32: v->x = ((const float *)c->data)[at]; break;
-    case CR_COL_I64: v->x = (double)((const int64_t *)c->data)[at]; break;
-    case CR_COL_I32: v->x = ((const int32_t *)c->data)[at]; break;
-    }
-    v->missing = isnan(v->x);
-}
-
-/* The value as text, for a vocabulary lookup: text as it is, an integral
- * number as its decimal digits (ids read from a CSV look the same). */
-static cr_status cell_text(cell *v, const cr_model *m, const cr_column *c, int64_t r,
-                           const cr_feature *f, cr_error *e) {
-    if (v->s) return CR_OK;
-    if (!isfinite(v->x) || v->x != floor(v->x) || fabs(v->x) > 9.0e15)
-        return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected an id, got the number %g",
-                      (long long)r, f->column, v->x);
-    if (c->type == CR_COL_I64)
-        snprintf(v->buf, sizeof v->buf, "%lld", (long long)((const int64_t *)c->data)[r * (c->stride ? c->stride : 1)]);
-    else
-        snprintf(v->buf, sizeof v->buf, "%.0f", v->x);
-    v->s = v->buf;
-    v->len = strlen(v->buf);
-    (void)m;
-    return CR_OK;
-}
-
-/* The value as a number, parsing text. */
-static cr_status cell_number(cell *v, int64_t r, const cr_feature *f, cr_error *e) {
-    if (!v->s) {
-        if (!isfinite(v->x))
-            return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected a finite number, got %g",
-                          (long long)r, f->column, v->x);
-        return CR_OK;
-    }
-    char *end;
-    errno = 0;
-    v->x = strtod(v->s, &end);
-    if (errno || end == v->s || *end || !isfinite(v->x))
-        return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': expected a finite number, got '%.60s'",
-                      (long long)r, f->column, v->s);
-    return CR_OK;
-}
 
 static cr_status encode(const cr_model *m, score_buf *sb, int64_t r0, int B,
                         const cr_column *cols, int32_t **bag_ids, size_t *bag_cap,
                         cr_error *e) {
     const cr_schema *s = &m->s;
-    cr_batch *b = &sb->b;
-    cell v;
-    for (int c = 0; c < s->n_cat; c++) {
-        int fi = s->cat_feat[c];
-        const cr_feature *f = &s->features[fi];
-        const cr_feature *own = &s->features[cr_feature_owner(s, fi)];
-        for (int i = 0; i < B; i++) {
-            int64_t r = r0 + i;
-            cell_at(&cols[fi], r, &v);
-            int32_t id = 0;
-            if (f->kind == CR_FEAT_BUCKET) {
-                if (!v.missing) {
-                    CR_TRY(cell_number(&v, r, f, e));
-                    id = cr_feature_bucket(f, v.x);
-                }
-            } else if (v.missing) {
-                id = cr_feature_id(own, "", 0);
-            } else {
-                CR_TRY(cell_text(&v, m, &cols[fi], r, f, e));
-                id = cr_feature_id(own, v.s, v.len);
-            }
-            b->cat[(size_t)i * (size_t)s->n_cat + (size_t)c] = id;
-        }
+    for (int fi = 0; fi < s->n_features; fi++) {
+        int q = m->feat_slot[fi] - s->n_cat;
+        int64_t *off = q >= 0 && q < s->n_multi ? sb->off + (size_t)q * (CR_SCORE_CHUNK + 1) : NULL;
+        CR_TRY(cr_encode_input(m, fi, &cols[fi], r0, B, CR_ENC_ROW, &sb->b, off, bag_ids, bag_cap,
+                               NULL, e));
     }
-    for (int q = 0; q < s->n_multi; q++) {
-        int fi = s->multi_feat[q];
-        const cr_feature *f = &s->features[fi];
-        const cr_feature *own = &s->features[cr_feature_owner(s, fi)];
-        int64_t *off = sb->off + (size_t)q * (CR_SCORE_CHUNK + 1);
-        size_t n = 0;
-        off[0] = 0;
-        for (int i = 0; i < B; i++) {
-            int64_t r = r0 + i;
-            cell_at(&cols[fi], r, &v);
-            const char *p = "";
-            if (!v.missing) {
-                CR_TRY(cell_text(&v, m, &cols[fi], r, f, e));
-                p = v.s;
-            }
-            while (*p) {
-                const char *t = strchr(p, f->sep);
-                size_t len = t ? (size_t)(t - p) : strlen(p);
-                if (len) {
-                    if (n == bag_cap[q]) {
-                        size_t nc = bag_cap[q] ? 2 * bag_cap[q] : 4096;
-                        int32_t *np = realloc(bag_ids[q], nc * sizeof *np);
-                        if (!np) return cr_err(e, CR_ERR_NOMEM, "out of memory encoding bags");
-                        bag_ids[q] = np;
-                        bag_cap[q] = nc;
-                    }
-                    bag_ids[q][n++] = cr_feature_id(own, p, len);
-                }
-                p += len + (t ? 1 : 0);
-            }
-            off[i + 1] = (int64_t)n;
-        }
-        b->bag_off[q] = off;
-        b->bag_ids[q] = bag_ids[q];
-    }
-    for (int d = 0; d < s->n_dense; d++) {
-        int fi = s->dense_feat[d];
-        const cr_feature *f = &s->features[fi];
-        for (int i = 0; i < B; i++) {
-            int64_t r = r0 + i;
-            cell_at(&cols[fi], r, &v);
-            double x = f->default_value;
-            if (!v.missing) {
-                CR_TRY(cell_number(&v, r, f, e));
-                x = v.x;
-            }
-            char why[200];
-            if (!cr_feature_value_ok(f, x, why, sizeof why))
-                return cr_err(e, CR_ERR_PARSE, "row %lld, column '%s': %s, got %g",
-                              (long long)r, f->column, why, x);
-            b->dense[(size_t)i * (size_t)s->n_dense + (size_t)d] = cr_feature_transform(f, x);
-        }
-    }
-    b->B = B;
+    sb->b.B = B;
     return CR_OK;
 }
 
@@ -334,15 +196,7 @@ cr_status cr_model_score_columns(const cr_model *m, int64_t n, const cr_column *
     if (!m || n < 0 || (n && (!columns || !scores)))
         return cr_err(e, CR_ERR_ARG, "cr_model_score_columns: m, columns and scores are required, "
                       "n >= 0");
-    for (int i = 0; i < m->s.n_features; i++) {
-        if ((unsigned)columns[i].type > CR_COL_I32)
-            return cr_err(e, CR_ERR_ARG, "columns[%d] ('%s'): unknown type %d", i,
-                          m->s.features[i].column, (int)columns[i].type);
-        if (n && !columns[i].data)
-            return cr_err(e, CR_ERR_ARG, "columns[%d] ('%s'): data is NULL", i, m->s.features[i].column);
-        if (columns[i].stride < 0)
-            return cr_err(e, CR_ERR_ARG, "columns[%d] ('%s'): negative stride", i, m->s.features[i].column);
-    }
+    for (int i = 0; i < m->s.n_features; i++) CR_TRY(cr_check_column(m, "columns", i, n, &columns[i], e));
     const cr_schema *s = &m->s;
     int chunk = n < CR_SCORE_CHUNK ? (int)(n > 0 ? n : 1) : CR_SCORE_CHUNK;
     int NH = m->r->cfg.n_heads;

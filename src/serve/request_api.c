@@ -1,7 +1,8 @@
 /*
- * request_api.c - cr_model_score_request: one context and N candidates,
- * given as text, encoded with the model's schema and scored with the split
- * forward of ranker_request.c; then the ranking formula and the order.
+ * request_api.c - cr_model_score_request(_columns): one context and N
+ * candidates, given as text or as typed columns, encoded by encode.c with
+ * the model's schema and scored with the split forward of
+ * ranker_request.c; then the ranking formula and the order.
  * Workspaces come from a small mutex-guarded pool in the model so a warm
  * model allocates nothing per request but bags that outgrow their buffers.
  * Never prints; errors name the input column and the candidate.
@@ -50,6 +51,7 @@ static void cr_slot_free(const cr_model *m, cr_req_slot *sl) {
     free(sl->cand.cat);
     free(sl->cand.dense);
     free(sl->is_ctx);
+    free(sl->cols);
     free(sl->pred);
     free(sl->sort);
     free(sl);
@@ -71,6 +73,7 @@ static cr_status cr_slot_new(const cr_model *m, cr_req_slot **out, cr_error *e) 
     cr_slot_shape(&sl->ctx, s, 1);
     cr_slot_shape(&sl->cand, s, CR_REQ_CHUNK);
     sl->is_ctx = calloc((size_t)m->n_slots + 1, 1);
+    sl->cols = calloc(2 * (size_t)s->n_features + 1, sizeof *sl->cols);
     sl->ctx.cat = calloc((size_t)s->n_cat + 1, sizeof(int32_t));
     sl->ctx.dense = calloc((size_t)s->n_dense + 1, sizeof(float));
     sl->cand.cat = calloc(C * (size_t)s->n_cat + 1, sizeof(int32_t));
@@ -86,7 +89,7 @@ static cr_status cr_slot_new(const cr_model *m, cr_req_slot **out, cr_error *e) 
     sl->ctx_cap = calloc(nm, sizeof(size_t));
     sl->cand_cap = calloc(nm, sizeof(size_t));
     sl->pred = malloc((size_t)m->r->cfg.n_heads * C * sizeof(float));
-    if (!sl->is_ctx || !sl->ctx.cat || !sl->ctx.dense || !sl->cand.cat || !sl->cand.dense ||
+    if (!sl->is_ctx || !sl->cols || !sl->ctx.cat || !sl->ctx.dense || !sl->cand.cat || !sl->cand.dense ||
         !sl->ctx.bag_off || !sl->ctx.bag_ids || !sl->cand.bag_off || !sl->cand.bag_ids ||
         !sl->ctx_off || !sl->cand_off || !sl->ctx_ids || !sl->cand_ids || !sl->ctx_cap ||
         !sl->cand_cap || !sl->pred) {
@@ -183,79 +186,6 @@ void cr_model_request_free(cr_model *m) {
     free(m->feat_slot);
 }
 
-/* ---- encoding ---------------------------------------------------------------------- */
-
-static cr_status cr_bad(cr_error *e, int64_t cand, const cr_feature *f, const char *what,
-                        const char *v) {
-    if (cand < 0)
-        return cr_err(e, CR_ERR_PARSE, "context: column '%s': %s, got '%.60s'", f->column, what, v);
-    return cr_err(e, CR_ERR_PARSE, "candidates[%lld]: column '%s': %s, got '%.60s'",
-                  (long long)cand, f->column, what, v);
-}
-
-static cr_status cr_number(const cr_feature *f, const char *v, int64_t cand, double *x,
-                           cr_error *e) {
-    char *end;
-    errno = 0;
-    *x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(*x))
-        return cr_bad(e, cand, f, "expected a finite number", v);
-    return CR_OK;
-}
-
-/* Encode input fi for rows [0, B) of b: vals[r * stride] is row r's text;
- * cand0 is the candidate index of row 0 (-1 for the context row). */
-static cr_status cr_encode(const cr_model *m, int fi, const char *const *vals, size_t stride,
-                           int B, cr_batch *b, int64_t *off, int32_t **ids, size_t *cap,
-                           int64_t cand0, int64_t *missing, cr_error *e) {
-    const cr_schema *s = &m->s;
-    const cr_feature *f = &s->features[fi];
-    const cr_feature *own = &s->features[cr_feature_owner(s, fi)];
-    int slot = m->feat_slot[fi];
-    int64_t cand = cand0;
-    for (int r = 0; r < B; r++, cand += cand0 >= 0) {
-        const char *v = vals[(size_t)r * stride];
-        if (!v) v = "";
-        if (!*v) (*missing)++;
-        if (slot < s->n_cat) {
-            int32_t id = 0;
-            if (f->kind == CR_FEAT_BUCKET) {
-                double x;
-                if (*v) {
-                    CR_TRY(cr_number(f, v, cand, &x, e));
-                    id = cr_feature_bucket(f, x);
-                }
-            } else {
-                id = cr_feature_id(own, v, strlen(v));
-            }
-            b->cat[(size_t)r * s->n_cat + slot] = id;
-        } else if (slot < s->n_cat + s->n_multi) {
-            int q = slot - s->n_cat;
-            size_t n = r ? (size_t)off[r] : 0;
-            off[0] = 0;
-            while (*v) {
-                const char *t = strchr(v, f->sep);
-                size_t len = t ? (size_t)(t - v) : strlen(v);
-                if (len) {
-                    CR_TRY(cr_grow((void **)&ids[q], &cap[q], n + 1, sizeof(int32_t), e));
-                    ids[q][n++] = cr_feature_id(own, v, len);
-                }
-                v += len + (t ? 1 : 0);
-            }
-            off[r + 1] = (int64_t)n;
-            b->bag_ids[q] = ids[q];
-        } else {
-            int d = slot - s->n_cat - s->n_multi;
-            double x = f->default_value;
-            if (*v) CR_TRY(cr_number(f, v, cand, &x, e));
-            char why[200];
-            if (!cr_feature_value_ok(f, x, why, sizeof why)) return cr_bad(e, cand, f, why, v);
-            b->dense[(size_t)r * s->n_dense + d] = cr_feature_transform(f, x);
-        }
-    }
-    return CR_OK;
-}
-
 /* ---- ranking ------------------------------------------------------------------------ */
 
 typedef struct { float s; int64_t i; } cr_rank_pair;
@@ -304,28 +234,30 @@ cr_status cr_model_rank(const cr_model *m, int64_t n, const float *scores, float
 
 /* ---- a request ------------------------------------------------------------------------ */
 
-static cr_status cr_request_run(const cr_model *m, cr_req_slot *sl, const cr_request *rq,
-                                cr_response *rs, cr_error *e) {
+/* ctx[fi].data NULL marks a candidate input, read from cand[fi]. */
+static cr_status cr_request_run(const cr_model *m, cr_req_slot *sl, const cr_column *ctx,
+                                int64_t n_cand, const cr_column *cand, cr_response *rs,
+                                cr_error *e) {
     const cr_schema *s = &m->s;
     const int NF = s->n_features;
     int64_t missing = 0;
     for (int fi = 0; fi < NF; fi++) {
-        sl->is_ctx[m->feat_slot[fi]] = rq->context[fi] != NULL;
-        if (!rq->context[fi]) continue;
+        sl->is_ctx[m->feat_slot[fi]] = ctx[fi].data != NULL;
+        if (!ctx[fi].data) continue;
         int q = m->feat_slot[fi] - s->n_cat;
         int64_t *off = q >= 0 && q < s->n_multi ? sl->ctx.bag_off[q] : NULL;
-        CR_TRY(cr_encode(m, fi, rq->context + fi, 1, 1, &sl->ctx, off, sl->ctx_ids, sl->ctx_cap,
-                         -1, &missing, e));
+        CR_TRY(cr_encode_input(m, fi, &ctx[fi], 0, 1, CR_ENC_CONTEXT, &sl->ctx, off, sl->ctx_ids,
+                               sl->ctx_cap, &missing, e));
     }
     sl->ctx.B = 1;
-    for (int64_t c0 = 0; c0 < rq->n_candidates; c0 += CR_REQ_CHUNK) {
-        int B = (int)(rq->n_candidates - c0 < CR_REQ_CHUNK ? rq->n_candidates - c0 : CR_REQ_CHUNK);
+    for (int64_t c0 = 0; c0 < n_cand; c0 += CR_REQ_CHUNK) {
+        int B = (int)(n_cand - c0 < CR_REQ_CHUNK ? n_cand - c0 : CR_REQ_CHUNK);
         for (int fi = 0; fi < NF; fi++) {
-            if (rq->context[fi]) continue;
+            if (ctx[fi].data) continue;
             int slot = m->feat_slot[fi], q = slot - s->n_cat;
             int64_t *off = q >= 0 && q < s->n_multi ? sl->cand.bag_off[q] : NULL;
-            CR_TRY(cr_encode(m, fi, rq->candidates + (size_t)c0 * NF + fi, (size_t)NF, B,
-                             &sl->cand, off, sl->cand_ids, sl->cand_cap, c0, &missing, e));
+            CR_TRY(cr_encode_input(m, fi, &cand[fi], c0, B, CR_ENC_CANDIDATE, &sl->cand, off,
+                                   sl->cand_ids, sl->cand_cap, &missing, e));
         }
         sl->cand.B = B;
         const float *out;
@@ -340,28 +272,60 @@ static cr_status cr_request_run(const cr_model *m, cr_req_slot *sl, const cr_req
             for (int i = 0; i < B; i++) rs->scores[(size_t)(c0 + i) * m->n_out + o] = p[i];
         }
     }
-    size_t need = (size_t)rq->n_candidates * sizeof(cr_rank_pair);
+    size_t need = (size_t)n_cand * sizeof(cr_rank_pair);
     if (need > sl->sort_cap) {
         void *p = realloc(sl->sort, need);
         if (!p) return cr_err(e, CR_ERR_NOMEM, "out of memory ranking %lld candidates",
-                              (long long)rq->n_candidates);
+                              (long long)n_cand);
         sl->sort = p;
         sl->sort_cap = need;
     }
-    cr_rank_into(m, rq->n_candidates, rs->scores, rs->ranking, rs->order, sl->sort);
+    cr_rank_into(m, n_cand, rs->scores, rs->ranking, rs->order, sl->sort);
     rs->n_missing = missing;
+    return CR_OK;
+}
+
+static cr_status cr_response_check(const cr_response *rs, int64_t n, cr_error *e) {
+    if (!rs || n < 1 || !rs->scores || !rs->ranking || !rs->order)
+        return cr_err(e, CR_ERR_ARG, "request: %lld candidates, expected >= 1 with every buffer "
+                      "given", (long long)n);
     return CR_OK;
 }
 
 cr_status cr_model_score_request(const cr_model *m, const cr_request *rq, cr_response *rs,
                                  cr_error *e) {
-    if (!rq || !rs || !rq->context || rq->n_candidates < 1 || !rq->candidates || !rs->scores ||
-        !rs->ranking || !rs->order)
-        return cr_err(e, CR_ERR_ARG, "request: %lld candidates, expected >= 1 with every buffer given",
-                      rq ? (long long)rq->n_candidates : 0LL);
+    if (!m || !rq || !rq->context || !rq->candidates)
+        return cr_err(e, CR_ERR_ARG, "request: the model, the context and the candidates are "
+                      "required");
+    CR_TRY(cr_response_check(rs, rq->n_candidates, e));
     cr_req_slot *sl = NULL;
     CR_TRY(cr_slot_get(m, &sl, e));
-    cr_status st = cr_request_run(m, sl, rq, rs, e);
+    /* the text as columns: the context's row, and the candidates' row-major
+     * table read with a stride of one row */
+    const int NF = m->s.n_features;
+    cr_column *ctx = sl->cols, *cand = sl->cols + NF;
+    for (int fi = 0; fi < NF; fi++) {
+        ctx[fi] = (cr_column){CR_COL_TEXT, rq->context[fi] ? rq->context + fi : NULL, 1};
+        cand[fi] = (cr_column){CR_COL_TEXT, rq->candidates + fi, NF};
+    }
+    cr_status st = cr_request_run(m, sl, ctx, rq->n_candidates, cand, rs, e);
+    cr_slot_put(m, sl);
+    return st;
+}
+
+cr_status cr_model_score_request_columns(const cr_model *m, const cr_request_columns *rq,
+                                         cr_response *rs, cr_error *e) {
+    if (!m || !rq || !rq->context || !rq->candidates)
+        return cr_err(e, CR_ERR_ARG, "request: the model, the context and the candidates are "
+                      "required");
+    CR_TRY(cr_response_check(rs, rq->n_candidates, e));
+    for (int fi = 0; fi < m->s.n_features; fi++)
+        CR_TRY(rq->context[fi].data
+                   ? cr_check_column(m, "context", fi, 1, &rq->context[fi], e)
+                   : cr_check_column(m, "candidates", fi, rq->n_candidates, &rq->candidates[fi], e));
+    cr_req_slot *sl = NULL;
+    CR_TRY(cr_slot_get(m, &sl, e));
+    cr_status st = cr_request_run(m, sl, rq->context, rq->n_candidates, rq->candidates, rs, e);
     cr_slot_put(m, sl);
     return st;
 }

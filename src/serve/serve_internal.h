@@ -27,6 +27,7 @@ typedef struct cr_req_slot {
     int64_t   *ctx_off, *cand_off; /* (n_multi, 2) and (n_multi, CR_REQ_CHUNK + 1) */
     int32_t  **ctx_ids, **cand_ids; /* [n_multi] grown as needed */
     size_t    *ctx_cap, *cand_cap;
+    cr_column *cols;           /* (2 n_features) a text request as columns: context, candidates */
     float     *pred;           /* (n_heads, CR_REQ_CHUNK) */
     void      *sort;           /* (sort_cap) pairs for the order */
     size_t     sort_cap;
@@ -51,6 +52,20 @@ struct cr_model {
     cr_req_slot *pool;         /* idle slots */
     int          n_pool, max_pool;
 };
+
+/* ---- encoding (encode.c) ---------------------------------------------------------
+ * Input fi of rows [r0, r0 + B) of col into rows [0, B) of b: an id, a
+ * bucket, a bag (off: B + 1 offsets; ids[q]/cap[q] grow) or a transformed
+ * number. at says how errors name a row; missing (may be NULL) counts
+ * missing values. */
+typedef enum cr_enc_at { CR_ENC_ROW, CR_ENC_CANDIDATE, CR_ENC_CONTEXT } cr_enc_at;
+cr_status cr_encode_input(const cr_model *m, int fi, const cr_column *col, int64_t r0, int B,
+                          cr_enc_at at, cr_batch *b, int64_t *off, int32_t **ids, size_t *cap,
+                          int64_t *missing, cr_error *e);
+/* Argument checks of c, n rows of input i; what names its array in the
+ * message ("columns", "candidates"). */
+cr_status cr_check_column(const cr_model *m, const char *what, int i, int64_t n,
+                          const cr_column *c, cr_error *e);
 
 /* Every weight and table entry finite (a file with a NaN would answer
  * every request with null scores); the error names the file and tensor. */
