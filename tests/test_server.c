@@ -99,6 +99,30 @@ static void test_scores_match_model(void **state) {
         /* split forward vs plain forward: float rounding only */
         assert_true(cr_test_close("served scores", got, want, N * 2, 1e-6, 1e-5));
         free(raw);
+        /* the same values with a column of mixed JSON types (one candidate's
+         * pop as a string: the column goes as text) and the context's age
+         * as a number (it goes as a number): the same scores */
+        cJSON *root = cJSON_Parse(req), *ctx = cJSON_GetObjectItem(root, "context");
+        cJSON *age = cJSON_GetObjectItem(ctx, "age");
+        if (age && age->valuestring[0])
+            cJSON_ReplaceItemInObject(ctx, "age", cJSON_CreateNumber(atof(age->valuestring)));
+        for (int i = 0; i < N; i++) {
+            cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "candidates"), i);
+            cJSON *pop = cJSON_GetObjectItem(c, "pop");
+            if (!pop) continue;
+            char t[64];
+            snprintf(t, sizeof t, "%.17g", pop->valuedouble);
+            cJSON_ReplaceItemInObject(c, "pop", cJSON_CreateString(t));
+            break;
+        }
+        char *mixed = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        assert_int_equal(http("POST", "/v1/score", mixed, strlen(mixed), &raw, &body), 200);
+        float got2[N * 2];
+        assert_true(parse_scores(body, N, got2, NULL, 0));
+        assert_true(cr_test_close("mixed JSON types", got2, want, N * 2, 1e-6, 1e-5));
+        free(raw);
+        free(mixed);
         free(req);
     }
     cr_model_free(m);

@@ -1,7 +1,8 @@
 /*
  * http_json.c - the JSON side of POST /v1/score: a request body becomes a
- * cr_request (context values once, candidate values per candidate, keyed
- * by the model's input columns), and the scores become the response; and
+ * request of typed columns (context values once, candidate values per
+ * candidate, keyed by the model's input columns; JSON numbers stay
+ * numbers), and the scores become the response; and
  * what both protocols share: the strict parse (UTF-8, one value, no key
  * twice), the text of values and the scoring call. Every rejection is a
  * JSON error whose message names the field but never a file path or the
@@ -222,12 +223,15 @@ int cr_req_begin(cr_req_build *b, const cr_model *m, int64_t N, cr_http_result *
     b->r = r;
     b->ctx = calloc((size_t)b->NI, sizeof *b->ctx);
     b->cand = calloc((size_t)N * (size_t)b->NI, sizeof *b->cand);
+    b->num = calloc((size_t)(N + 1) * (size_t)b->NI, sizeof *b->num);
+    b->is_num = calloc((size_t)(N + 1) * (size_t)b->NI, 1);
+    b->cols = calloc(2 * (size_t)b->NI, sizeof *b->cols);
     b->in_cand = calloc((size_t)b->NI, 1);
     b->arena = calloc(1, sizeof(cr_arena));
     b->scores = malloc((size_t)N * (size_t)cr_model_n_outputs(m) * sizeof(float));
     b->rank = malloc((size_t)N * sizeof(float));
     b->order = malloc((size_t)N * sizeof(int64_t));
-    if (!b->ctx || !b->cand || !b->in_cand || !b->arena || !b->scores || !b->rank || !b->order) {
+    if (!b->ctx || !b->cand || !b->num || !b->is_num || !b->cols || !b->in_cand || !b->arena || !b->scores || !b->rank || !b->order) {
         cr_http_error(r, 500, CR_HE_SCORING, "out of memory for %lld candidates", (long long)N);
         return 1;
     }
@@ -237,6 +241,9 @@ int cr_req_begin(cr_req_build *b, const cr_model *m, int64_t N, cr_http_result *
 void cr_req_end(cr_req_build *b) {
     free(b->ctx);
     free(b->cand);
+    free(b->num);
+    free(b->is_num);
+    free(b->cols);
     free(b->in_cand);
     cr_arena_free(b->arena);
     free(b->scores);
@@ -252,22 +259,16 @@ int cr_req_inputs_of(const cr_model *m, const char *key, int *idx, int cap) {
     return n;
 }
 
-const char *cr_req_value(cr_req_build *b, int i, const cJSON *v, const char *where) {
-    char buf[64];
+/* Marks a value that is a number (b->num holds it) in ctx/cand. */
+static const char cr_number_mark[] = "";
+
+/* The text of a JSON value that is not a number; NULL with r filled if it
+ * cannot be one. */
+static const char *cr_req_text(cr_req_build *b, int i, const cJSON *v, const char *where) {
     char sep = cr_model_input_sep(b->m, i);
     cr_arena *a = b->arena;
     if (cJSON_IsNull(v)) return "";
     if (cJSON_IsString(v)) return v->valuestring;
-    if (cJSON_IsNumber(v)) {
-        if (!isfinite(v->valuedouble)) {
-            cr_http_error(b->r, 400, CR_HE_BAD_VALUE, "%s: number out of range", where);
-            return NULL;
-        }
-        int n = cr_num_text(buf, sizeof buf, v->valuedouble);
-        const char *t = cr_arena_put(a, buf, (size_t)n);
-        if (!t) cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
-        return t;
-    }
     if (cJSON_IsArray(v) && sep) {
         /* a bag: ["Comedy", "Drama"] is "Comedy|Drama" */
         size_t len = 0;
@@ -319,19 +320,82 @@ const char *cr_req_value(cr_req_build *b, int i, const cJSON *v, const char *whe
     return NULL;
 }
 
+int cr_req_set(cr_req_build *b, int i, int64_t cand, const cJSON *v, const char *where) {
+    size_t at = (size_t)(cand < 0 ? b->N : cand) * (size_t)b->NI + (size_t)i;
+    const char **slot = cand < 0 ? &b->ctx[i] : &b->cand[(size_t)cand * (size_t)b->NI + (size_t)i];
+    if (cand >= 0) b->in_cand[i] = 1;
+    if (cJSON_IsNumber(v)) {
+        if (!isfinite(v->valuedouble)) {
+            cr_http_error(b->r, 400, CR_HE_BAD_VALUE, "%s: number out of range", where);
+            return 1;
+        }
+        b->num[at] = v->valuedouble;
+        b->is_num[at] = 1;
+        *slot = cr_number_mark;
+        return 0;
+    }
+    const char *t = cr_req_text(b, i, v, where);
+    if (!t) return 1;
+    b->is_num[at] = 0;
+    *slot = t;
+    return 0;
+}
+
+/* Candidate input i as a column: numbers when every given value is a
+ * number (the others missing: NaN), else text, numbers written as text
+ * the encoder reads back to the same value. 1 with r filled on failure. */
+static int cr_req_column(cr_req_build *b, int i, cr_column *col) {
+    const size_t NI = (size_t)b->NI;
+    int all_num = 1;
+    for (int64_t j = 0; j < b->N && all_num; j++) {
+        size_t at = (size_t)j * NI + (size_t)i;
+        all_num = b->is_num[at] || !b->cand[at] || !b->cand[at][0];
+    }
+    if (all_num) { /* in place: the numbers of input i, one row of NI apart */
+        for (int64_t j = 0; j < b->N; j++) {
+            size_t at = (size_t)j * NI + (size_t)i;
+            if (!b->is_num[at]) b->num[at] = NAN;
+        }
+        *col = (cr_column){CR_COL_F64, b->num + i, (int64_t)NI};
+        return 0;
+    }
+    for (int64_t j = 0; j < b->N; j++) {
+        size_t at = (size_t)j * NI + (size_t)i;
+        if (!b->cand[at]) b->cand[at] = "";
+        if (!b->is_num[at]) continue;
+        char buf[64];
+        int n = cr_num_text(buf, sizeof buf, b->num[at]);
+        if (!(b->cand[at] = cr_arena_put(b->arena, buf, (size_t)n))) {
+            cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
+            return 1;
+        }
+    }
+    *col = (cr_column){CR_COL_TEXT, b->cand + i, (int64_t)NI};
+    return 0;
+}
+
 /* The model's answer to what was set: an input nobody gave is context,
  * missing, so it takes its default once per request. */
 int cr_req_score(cr_req_build *b) {
+    static const char *const missing_text = "";
+    cr_column *ctx = b->cols, *cand = b->cols + b->NI;
+    const size_t row = (size_t)b->N * (size_t)b->NI;
     for (int i = 0; i < b->NI; i++) {
-        if (!b->ctx[i] && !b->in_cand[i]) b->ctx[i] = "";
-        if (b->ctx[i]) continue;
-        for (int64_t j = 0; j < b->N; j++)
-            if (!b->cand[(size_t)j * b->NI + i]) b->cand[(size_t)j * b->NI + i] = "";
+        cand[i] = (cr_column){CR_COL_TEXT, NULL, 1};
+        if (!b->ctx[i] && !b->in_cand[i]) b->ctx[i] = missing_text;
+        if (b->ctx[i] && b->is_num[row + (size_t)i])
+            ctx[i] = (cr_column){CR_COL_F64, b->num + row + i, 1};
+        else if (b->ctx[i])
+            ctx[i] = (cr_column){CR_COL_TEXT, b->ctx + i, 1};
+        else {
+            ctx[i] = (cr_column){CR_COL_TEXT, NULL, 1};
+            if (cr_req_column(b, i, &cand[i])) return 1;
+        }
     }
-    cr_request rq = {b->ctx, b->N, b->cand};
+    cr_request_columns rq = {ctx, b->N, cand};
     cr_response rs = {b->scores, b->rank, b->order, 0};
     cr_error e = {0};
-    cr_status st = cr_model_score_request(b->m, &rq, &rs, &e);
+    cr_status st = cr_model_score_request_columns(b->m, &rq, &rs, &e);
     if (st == CR_ERR_PARSE || st == CR_ERR_ARG) {
         cr_http_error(b->r, 400, CR_HE_BAD_VALUE, "%s", e.msg);
         return 1;
@@ -461,7 +525,6 @@ cr_status cr_http_score(const cr_model *m, const char *body, size_t len, int64_t
         goto done;
     }
     if (cr_req_begin(&q, m, N, r)) goto done;
-    const int NI = q.NI;
     if (jctx && cJSON_IsObject(jctx))
         cJSON_ArrayForEach(it, jctx) {
             snprintf(where, sizeof where, "context.%.100s", it->string);
@@ -471,7 +534,7 @@ cr_status cr_http_score(const cr_model *m, const char *body, size_t len, int64_t
                 goto done;
             }
             for (int k = 0; k < n; k++)
-                if (!(q.ctx[idx[k]] = cr_req_value(&q, idx[k], it, where))) goto done;
+                if (cr_req_set(&q, idx[k], -1, it, where)) goto done;
         }
     int64_t c = 0;
     const cJSON *cj;
@@ -493,9 +556,7 @@ cr_status cr_http_score(const cr_model *m, const char *body, size_t len, int64_t
                     cr_http_error(r, 400, CR_HE_BAD_REQUEST, "%s: also given in context", where);
                     goto done;
                 }
-                q.in_cand[idx[k]] = 1;
-                if (!(q.cand[(size_t)c * NI + idx[k]] = cr_req_value(&q, idx[k], it, where)))
-                    goto done;
+                if (cr_req_set(&q, idx[k], c, it, where)) goto done;
             }
         }
         c++;

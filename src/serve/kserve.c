@@ -342,15 +342,8 @@ cr_status cr_kserve_infer(const cr_model *m, const char *name, const char *body,
         char where[160];
         for (int64_t j = 0; j < in[k].n; j++) {
             snprintf(where, sizeof where, "inputs[%d] '%.60s' data[%lld]", k, in[k].name, (long long)j);
-            for (int f = 0; f < n; f++) {
-                const char *t = cr_req_value(&q, idx[f], in[k].el[j], where);
-                if (!t) goto done;
-                if (in[k].n == 1) q.ctx[idx[f]] = t;
-                else {
-                    q.in_cand[idx[f]] = 1;
-                    q.cand[(size_t)j * (size_t)q.NI + (size_t)idx[f]] = t;
-                }
-            }
+            for (int f = 0; f < n; f++)
+                if (cr_req_set(&q, idx[f], in[k].n == 1 ? -1 : j, in[k].el[j], where)) goto done;
         }
     }
     if (cr_req_score(&q)) goto done;

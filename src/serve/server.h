@@ -161,9 +161,12 @@ typedef struct cr_req_build {
     int             NI;
     int64_t         N;
     const char    **ctx;     /* (NI) NULL = not given */
-    const char    **cand;    /* (N, NI) */
+    const char    **cand;    /* (N, NI) NULL = not given */
+    double         *num;     /* (N + 1, NI) the numbers: candidates, then the context row */
+    uint8_t        *is_num;  /* (N + 1, NI) the value was a JSON number */
     uint8_t        *in_cand; /* (NI) given per candidate */
-    void           *arena;   /* text of numbers and joined lists */
+    cr_column      *cols;    /* (2 NI) the request as typed columns */
+    void           *arena;   /* joined lists; numbers of mixed columns as text */
     float          *scores;  /* (N, n_outputs) after cr_req_score */
     float          *rank;    /* (N) */
     int64_t        *order;   /* (N) */
@@ -176,8 +179,10 @@ int         cr_req_score(cr_req_build *b);
 void        cr_req_end(cr_req_build *b);
 /* Inputs reading column key (a column may feed several features). */
 int         cr_req_inputs_of(const cr_model *m, const char *key, int *idx, int cap);
-/* The text of one JSON value (string, number, null or a list for a bag)
- * for input i; NULL with r filled if it cannot be one. where names it. */
-const char *cr_req_value(cr_req_build *b, int i, const cJSON *v, const char *where);
+/* Set input i of candidate cand (-1: the context) from one JSON value
+ * (string, number, null or a list for a bag). A number stays a number all
+ * the way to the encoder when every value of its column is one. where
+ * names the value in errors. */
+int         cr_req_set(cr_req_build *b, int i, int64_t cand, const cJSON *v, const char *where);
 
 #endif /* CR_SERVE_SERVER_H */
