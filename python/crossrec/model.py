@@ -49,6 +49,8 @@ class _Text:
     def __init__(self, values: Sequence[Any], sep: Optional[str] = None):
         arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
         n = len(arr)
+        if arr.dtype == object and self._joined(arr.tolist()):
+            return
         missing = np.asarray(pd.isna(arr), bool)
         fixed = None
         if arr.dtype.kind in "OUS" and not (sep and any(isinstance(v, (list, tuple, set))
@@ -82,8 +84,40 @@ class _Text:
             addr = offsets.astype(np.uint64) + np.uint64(base)
         if missing.any():
             addr[missing] = 0
+        self._set(addr)
+
+    def _set(self, addr: np.ndarray) -> None:
         self.addr = addr
         self.ptr = ffi.cast("const char *const *", ffi.from_buffer(addr))
+
+    def _joined(self, items: list) -> bool:
+        """The common case fast: every value a str, None or NaN (missing,
+        written as ""): one join, one encode, offsets from the lengths.
+        False for anything else (numbers, lists), left to the general path."""
+        try:
+            joined = "\0".join(items)
+        except TypeError:  # None or NaN among the strings: "" (missing) instead
+            arr = np.asarray(items, dtype=object)
+            missing = pd.isna(arr)
+            if not missing.any():
+                return False
+            arr[missing] = ""
+            items = arr.tolist()
+            try:
+                joined = "\0".join(items)
+            except TypeError:
+                return False
+        data = joined.encode("utf-8")
+        if len(data) == len(joined):  # ASCII: characters are bytes
+            lens = np.fromiter(map(len, items), np.int64, len(items))
+        else:
+            lens = np.fromiter((len(x.encode("utf-8")) for x in items), np.int64, len(items))
+        self.blob = np.frombuffer(data + b"\0", np.uint8)
+        starts = np.zeros(len(items), np.uint64)
+        if len(items) > 1:
+            starts[1:] = np.cumsum(lens[:-1] + 1).astype(np.uint64)
+        self._set(starts + np.uint64(self.blob.__array_interface__["data"][0]))
+        return True
 
 
 class Model:

@@ -207,3 +207,23 @@ def test_lm_equals_cli():
         lm.generate("x", n=lm.context_length + 1)
     with pytest.raises(crossrec.ArgumentError):
         crossrec.LM.load(m).tokenize("no tokenizer")
+
+
+def test_text_columns_reach_c_unchanged():
+    """Every path that turns a column of text into C strings: plain ASCII,
+    non-ASCII, missing values (None, NaN, "") and lists for a bag."""
+    from crossrec._ffi import ffi
+    from crossrec.model import _Text
+    cases = [
+        (["a", "bc", "", "d"], None, [b"a", b"bc", b"", b"d"]),
+        (["Amélie", "東京", "x"], None, ["Amélie".encode(), "東京".encode(), b"x"]),
+        (["a", None, float("nan"), "b"], None, [b"a", None, None, b"b"]),
+        ([["A", "B"], ["C"], []], "|", [b"A|B", b"C", b""]),
+        ([1, 2.5, "x"], None, [b"1", b"2.5", b"x"]),
+    ]
+    for values, sep, want in cases:
+        t = _Text(values, sep)
+        got = [None if t.addr[i] == 0 else ffi.string(ffi.cast("const char *", int(t.addr[i])))
+               for i in range(len(values))]
+        # a missing value is NULL or "": both are missing to the library
+        assert [g or None for g in got] == [w or None for w in want], (values, got)
