@@ -20,7 +20,7 @@ echo "== training examples/movielens/ranker.yaml -> out/movielens"
 echo "== metrics: out/movielens/metrics.json"
 
 echo "== distillation study: source = non-Musical ratings, target = Musicals"
-"$CR" movielens --in data/movielens --exclude-genre Musical --history all --protocol period \
+"$CR" movielens --in data/movielens --exclude-genre Musical --strict --history all --protocol period \
     --out build/movielens/source.csv
 "$CR" movielens --in data/movielens --include-genre Musical --history all --protocol period \
     --out build/movielens/target.csv

@@ -304,6 +304,36 @@ static void test_negatives(void **state) {
 
 /* ---- domains, history scope, keep_fraction ------------------------------------------------ */
 
+/* Build o and check the history columns of one positive. */
+static void expect_history(const cr_ml_opts *o, cr_ml_stats *st, int64_t user, int64_t movie,
+                           const char *last_items, const char *count, const char *mean) {
+    build_ok(o, st);
+    ml_table t;
+    ml_load(&t, o->out_path);
+    int64_t r = positive(&t, user, movie);
+    assert_true(r >= 0);
+    assert_string_equal(cell(&t, r, "last_items"), last_items);
+    assert_string_equal(cell(&t, r, "hist_count"), count);
+    assert_string_equal(cell(&t, r, "hist_mean_rating"), mean);
+    ml_free(&t);
+}
+
+/* No row of t is a Musical of ml_tiny (3, 6, 12); with histories, no
+ * last_items or hist_top_genres mentions one either. */
+static void no_musical(const ml_table *t, int histories) {
+    for (int64_t x = 0; x < t->n; x++) {
+        int64_t m = cell_i(t, x, "movie_id");
+        assert_true(m != 3 && m != 6 && m != 12);
+        if (!histories) continue;
+        assert_null(strstr(cell(t, x, "hist_top_genres"), "Musical"));
+        for (const char *p = cell(t, x, "last_items"); *p;
+             p += strcspn(p, "|") + (p[strcspn(p, "|")] != 0)) {
+            long id = strtol(p, NULL, 10);
+            assert_true(id != 3 && id != 6 && id != 12);
+        }
+    }
+}
+
 static void test_domains(void **state) {
     (void)state;
     char dir[256], out[512];
@@ -333,14 +363,8 @@ static void test_domains(void **state) {
     ml_free(&t);
 
     o.history = CR_ML_HISTORY_ALL; /* the same requests, with all past ratings */
-    build_ok(&o, &st);
+    expect_history(&o, &st, 3, 3, "1|7", "2", "3");
     assert_int_equal(st.requests, 4);
-    ml_load(&t, out);
-    r = positive(&t, 3, 3);
-    assert_string_equal(cell(&t, r, "hist_count"), "2");
-    assert_string_equal(cell(&t, r, "last_items"), "1|7");
-    assert_string_equal(cell(&t, r, "hist_mean_rating"), "3");
-    ml_free(&t);
 
     cr_ml_opts_default(&o);
     o.in_dir = TINY;
@@ -350,44 +374,22 @@ static void test_domains(void **state) {
     build_ok(&o, &st);
     assert_int_equal(st.requests, 10);
     ml_load(&t, out);
-    for (int64_t x = 0; x < t.n; x++) {
-        int64_t m = cell_i(&t, x, "movie_id");
-        assert_true(m != 3 && m != 6 && m != 12);
-    }
+    no_musical(&t, 1);
     /* History is in-domain by default: user 1's rating of movie 3 is gone. */
     assert_string_equal(cell(&t, positive(&t, 1, 8), "last_items"), "5|2|1");
     ml_free(&t);
 
     /* With every past rating the source's histories read Musicals... */
     o.history = CR_ML_HISTORY_ALL;
-    build_ok(&o, &st);
-    ml_load(&t, out);
-    int64_t r8 = positive(&t, 1, 8);
-    assert_string_equal(cell(&t, r8, "last_items"), "5|3|2|1");
-    assert_string_equal(cell(&t, r8, "hist_count"), "4");
-    ml_free(&t);
+    expect_history(&o, &st, 1, 8, "5|3|2|1", "4", "3.5");
     /* ...unless strict: then no row, history or feature mentions a Musical,
-     * and the requests and their negatives are the same. */
+     * and the requests are the same. */
     o.strict = 1;
-    build_ok(&o, &st);
+    expect_history(&o, &st, 1, 8, "5|2|1", "3", "3");
     assert_int_equal(st.requests, 10);
     assert_int_equal(st.hidden_ratings, 4);
     ml_load(&t, out);
-    r8 = positive(&t, 1, 8);
-    assert_string_equal(cell(&t, r8, "last_items"), "5|2|1");
-    assert_string_equal(cell(&t, r8, "hist_count"), "3");
-    assert_string_equal(cell(&t, r8, "hist_mean_rating"), "3");
-    for (int64_t x = 0; x < t.n; x++) {
-        int64_t m = cell_i(&t, x, "movie_id");
-        assert_true(m != 3 && m != 6 && m != 12);
-        assert_null(strstr(cell(&t, x, "hist_top_genres"), "Musical"));
-        assert_null(strstr(cell(&t, x, "genres"), "Musical"));
-        const char *li = cell(&t, x, "last_items");
-        for (const char *p = li; *p; p += strcspn(p, "|") + (p[strcspn(p, "|")] != 0)) {
-            long id = strtol(p, NULL, 10);
-            assert_true(id != 3 && id != 6 && id != 12);
-        }
-    }
+    no_musical(&t, 1);
     ml_free(&t);
     /* strict needs a genre to hide */
     o.exclude_genre = NULL;
@@ -504,10 +506,8 @@ static void test_genre_return(void **state) {
     cr_test_tmpdir(dir, sizeof dir);
     write_set(dir, return_log, 1);
     snprintf(out, sizeof out, "%s/imp.csv", dir);
-    cr_ml_opts o;
-    cr_ml_opts_default(&o);
+    cr_ml_opts o = tiny_opts(out);
     o.in_dir = dir;
-    o.out_path = out;
     o.negatives = 0;
     cr_ml_stats st;
     build_ok(&o, &st);
