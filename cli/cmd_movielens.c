@@ -37,10 +37,18 @@ static void cr_ml_usage(FILE *f) {
             "  --exclude-genre G     domain: only movies without genre G (default: none)\n"
             "  --history H           user history from all past ratings or only the\n"
             "                        domain's: all|domain (default %s)\n"
+            "  --strict              the --exclude-genre movies vanish from the input: no\n"
+            "                        row, history (--history all too), feature or candidate\n"
+            "                        reads them; the source of a zero-shot study, whose\n"
+            "                        teacher must never see a target item (default off)\n"
+            "  --return-days N       genre_return's horizon: the user rates another movie\n"
+            "                        of the domain sharing a genre within N days, 1 to 3650\n"
+            "                        (default %d)\n"
             "  --keep-fraction F     share of training requests kept, 0 to 1 (default %g)\n"
             "  -h, --help            this help\n",
             d.negatives, cr_ml_protocol_name(d.protocol), (unsigned long long)d.seed,
-            d.valid_frac, d.test_frac, cr_ml_history_name(d.history), d.keep_fraction);
+            d.valid_frac, d.test_frac, cr_ml_history_name(d.history), d.return_days,
+            d.keep_fraction);
 }
 
 static int cr_ml_bad(const char *opt, const char *want, const char *got) {
@@ -55,6 +63,9 @@ static void cr_ml_print_stats(const cr_ml_opts *o, const cr_ml_stats *st) {
     printf("domain: %lld ratings (include_genre %s, exclude_genre %s, history %s)\n",
            (long long)st->domain_ratings, o->include_genre ? o->include_genre : "-",
            o->exclude_genre ? o->exclude_genre : "-", cr_ml_history_name(o->history));
+    if (o->strict)
+        printf("strict: %lld ratings of %s movies never read (no row, history or feature)\n",
+               (long long)st->hidden_ratings, o->exclude_genre);
     printf("wrote %s: %lld requests, %lld rows, %lld users, %lld items, %d negatives "
            "(%s, %lld candidates)\n",
            o->out_path, (long long)st->requests, (long long)st->rows, (long long)st->users,
@@ -70,10 +81,14 @@ static void cr_ml_print_stats(const cr_ml_opts *o, const cr_ml_stats *st) {
                o->keep_fraction);
     printf("positives: like %.4f, mean engagement %.4f, discovery %.4f, new_release %.4f\n",
            st->like_rate, st->mean_engagement, st->discovery_rate, st->new_release_rate);
+    printf("genre_return (%d days): %.4f where defined, %lld positives undefined "
+           "(horizon past the log's end, or no genre)\n",
+           o->return_days, st->return_rate, (long long)st->return_undefined);
 }
 
 int cr_cli_movielens(int argc, char **argv) {
-    enum { O_IN = 1, O_OUT, O_NEG, O_PROTO, O_SEED, O_VALID, O_TEST, O_INC, O_EXC, O_HIST, O_KEEP };
+    enum { O_IN = 1, O_OUT, O_NEG, O_PROTO, O_SEED, O_VALID, O_TEST, O_INC, O_EXC, O_HIST, O_KEEP,
+           O_STRICT, O_RETURN };
     static const struct option longopts[] = {
         {"in", required_argument, NULL, O_IN},
         {"out", required_argument, NULL, O_OUT},
@@ -86,6 +101,8 @@ int cr_cli_movielens(int argc, char **argv) {
         {"exclude-genre", required_argument, NULL, O_EXC},
         {"history", required_argument, NULL, O_HIST},
         {"keep-fraction", required_argument, NULL, O_KEEP},
+        {"strict", no_argument, NULL, O_STRICT},
+        {"return-days", required_argument, NULL, O_RETURN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -134,6 +151,11 @@ int cr_cli_movielens(int argc, char **argv) {
             break;
         case O_KEEP:
             if (cr_cli_num(cmd, "--keep-fraction", optarg, 0, 1, &o.keep_fraction)) return 1;
+            break;
+        case O_STRICT: o.strict = 1; break;
+        case O_RETURN:
+            if (cr_cli_int(cmd, "--return-days", optarg, 1, 3650, &v)) return 1;
+            o.return_days = (int)v;
             break;
         case 'h': cr_ml_usage(stdout); return 0;
         case ':':

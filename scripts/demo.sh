@@ -3,7 +3,8 @@
 #   1. MovieLens ratings -> ranking impressions (negatives drawn by popularity, per year)
 #   2. train the MMoE of examples/movielens/ranker.yaml; metrics next to a popularity baseline
 #   3. the zero-shot distillation study: non-Musical (source) -> Musical (target),
-#      examples/movielens/study.yaml; prints the table, writes results.json and report.html
+#      scripts/study.sh (any other genre: scripts/study.sh build War); prints the
+#      table, writes results.json and report.html
 set -euo pipefail
 BUILD=${1:-build}
 # OpenMP threads spin while waiting by default: fastest on an idle machine, but
@@ -20,12 +21,7 @@ echo "== training examples/movielens/ranker.yaml -> out/movielens"
 echo "== metrics: out/movielens/metrics.json"
 
 echo "== distillation study: source = non-Musical ratings, target = Musicals"
-"$CR" movielens --in data/movielens --exclude-genre Musical --history all --protocol period \
-    --out build/movielens/source.csv
-"$CR" movielens --in data/movielens --include-genre Musical --history all --protocol period \
-    --out build/movielens/target.csv
-"$CR" experiment --config examples/movielens/study.yaml --out out/movielens_study
-echo "== report: out/movielens_study/report.html (results: out/movielens_study/results.json)"
+./scripts/study.sh "$BUILD" Musical
 
 echo "== item-language model study: MLP adapter, ILM-rand, ILM and phase-1 ablations, frozen Austen LM"
 if [ -f data/models/austen-small/model.safetensors ]; then

@@ -397,7 +397,7 @@ bad_csv() {
     write_cfg "$TMP/$1.yaml" "$1.csv"
 }
 bad_csv fields 'NR == 10 { $0 = $0 ",extra" }'
-expect_fail "a CSV row with too many fields names file:line" "fields.csv:10" "got 30" -- \
+expect_fail "a CSV row with too many fields names file:line" "fields.csv:10" "got 31" -- \
     "$BIN" train --config "$TMP/fields.yaml" --out "$TMP/o_fields" --quiet
 bad_csv short 'NR == 20 { NF = 5 }'
 expect_fail "a CSV row with too few fields names file:line" "short.csv:20" -- \
@@ -498,6 +498,10 @@ expect_fail "eval --split nope is refused" "--split" "nope" -- \
     "$BIN" eval --model "$MODEL" --config "$CFG" --split nope
 expect_fail "movielens --negatives -1 is refused" "--negatives" -- \
     "$BIN" movielens --in tests/fixtures/ml_tiny --out "$TMP/x.csv" --negatives -1
+expect_fail "movielens --return-days 0 is refused" "--return-days" -- \
+    "$BIN" movielens --in tests/fixtures/ml_tiny --out "$TMP/x.csv" --return-days 0
+expect_fail "movielens --strict without --exclude-genre is refused" "strict" -- \
+    "$BIN" movielens --in tests/fixtures/ml_tiny --out "$TMP/x.csv" --strict
 expect_fail "train without --config is refused" "--config" -- "$BIN" train --out "$TMP/o_none"
 # A stray argument is named as such (not reported as a missing option).
 expect_fail "train: a stray argument is refused and named" "stray" -- \

@@ -145,6 +145,7 @@ static void test_hand_features(void **state) {
     assert_string_equal(cell(&t, r, "like"), "1");
     assert_string_equal(cell(&t, r, "engagement"), "0.8");
     assert_string_equal(cell(&t, r, "new_release"), "1");
+    assert_string_equal(cell(&t, r, "genre_return"), "1"); /* Comedy (movie 2) 26 hours later */
 
     /* User 1's ratings of movies 2 and 3 share a timestamp; file order puts
      * movie 2 first, so movie 3 sees it as past and not the other way. */
@@ -226,6 +227,10 @@ static void test_hand_features(void **state) {
     assert_string_equal(cell(&t, r, "split"), "train");
     assert_string_equal(cell(&t, positive(&t, 3, 3), "split"), "valid");
     assert_string_equal(cell(&t, positive(&t, 3, 12), "split"), "test");
+    /* Heat: user 1's next Crime or Thriller (Fargo) is a year later; Grease
+     * is the log's last rating, so whether a return follows is unknown. */
+    assert_string_equal(cell(&t, positive(&t, 1, 5), "genre_return"), "0");
+    assert_string_equal(cell(&t, positive(&t, 3, 12), "genre_return"), "");
     ml_free(&t);
     cr_test_rmdir(dir);
 }
@@ -258,6 +263,7 @@ static void check_requests(const ml_table *t, int k) {
             assert_string_equal(cell(t, r + j, "like"), "");
             assert_string_equal(cell(t, r + j, "engagement"), "");
             assert_string_equal(cell(t, r + j, "discovery"), "");
+            assert_string_equal(cell(t, r + j, "genre_return"), "");
             if (rated_by(user, m)) fail_msg("request %lld: user %lld rated negative %lld",
                                             (long long)rid, (long long)user, (long long)m);
             for (int i = 1; i < j; i++) assert_int_not_equal(cell_i(t, r + i, "movie_id"), m);
@@ -298,6 +304,36 @@ static void test_negatives(void **state) {
 
 /* ---- domains, history scope, keep_fraction ------------------------------------------------ */
 
+/* Build o and check the history columns of one positive. */
+static void expect_history(const cr_ml_opts *o, cr_ml_stats *st, int64_t user, int64_t movie,
+                           const char *last_items, const char *count, const char *mean) {
+    build_ok(o, st);
+    ml_table t;
+    ml_load(&t, o->out_path);
+    int64_t r = positive(&t, user, movie);
+    assert_true(r >= 0);
+    assert_string_equal(cell(&t, r, "last_items"), last_items);
+    assert_string_equal(cell(&t, r, "hist_count"), count);
+    assert_string_equal(cell(&t, r, "hist_mean_rating"), mean);
+    ml_free(&t);
+}
+
+/* No row of t is a Musical of ml_tiny (3, 6, 12); with histories, no
+ * last_items or hist_top_genres mentions one either. */
+static void no_musical(const ml_table *t, int histories) {
+    for (int64_t x = 0; x < t->n; x++) {
+        int64_t m = cell_i(t, x, "movie_id");
+        assert_true(m != 3 && m != 6 && m != 12);
+        if (!histories) continue;
+        assert_null(strstr(cell(t, x, "hist_top_genres"), "Musical"));
+        for (const char *p = cell(t, x, "last_items"); *p;
+             p += strcspn(p, "|") + (p[strcspn(p, "|")] != 0)) {
+            long id = strtol(p, NULL, 10);
+            assert_true(id != 3 && id != 6 && id != 12);
+        }
+    }
+}
+
 static void test_domains(void **state) {
     (void)state;
     char dir[256], out[512];
@@ -327,14 +363,8 @@ static void test_domains(void **state) {
     ml_free(&t);
 
     o.history = CR_ML_HISTORY_ALL; /* the same requests, with all past ratings */
-    build_ok(&o, &st);
+    expect_history(&o, &st, 3, 3, "1|7", "2", "3");
     assert_int_equal(st.requests, 4);
-    ml_load(&t, out);
-    r = positive(&t, 3, 3);
-    assert_string_equal(cell(&t, r, "hist_count"), "2");
-    assert_string_equal(cell(&t, r, "last_items"), "1|7");
-    assert_string_equal(cell(&t, r, "hist_mean_rating"), "3");
-    ml_free(&t);
 
     cr_ml_opts_default(&o);
     o.in_dir = TINY;
@@ -344,13 +374,28 @@ static void test_domains(void **state) {
     build_ok(&o, &st);
     assert_int_equal(st.requests, 10);
     ml_load(&t, out);
-    for (int64_t x = 0; x < t.n; x++) {
-        int64_t m = cell_i(&t, x, "movie_id");
-        assert_true(m != 3 && m != 6 && m != 12);
-    }
+    no_musical(&t, 1);
     /* History is in-domain by default: user 1's rating of movie 3 is gone. */
     assert_string_equal(cell(&t, positive(&t, 1, 8), "last_items"), "5|2|1");
     ml_free(&t);
+
+    /* With every past rating the source's histories read Musicals... */
+    o.history = CR_ML_HISTORY_ALL;
+    expect_history(&o, &st, 1, 8, "5|3|2|1", "4", "3.5");
+    /* ...unless strict: then no row, history or feature mentions a Musical,
+     * and the requests are the same. */
+    o.strict = 1;
+    expect_history(&o, &st, 1, 8, "5|2|1", "3", "3");
+    assert_int_equal(st.requests, 10);
+    assert_int_equal(st.hidden_ratings, 4);
+    ml_load(&t, out);
+    no_musical(&t, 1);
+    ml_free(&t);
+    /* strict needs a genre to hide */
+    o.exclude_genre = NULL;
+    cr_error e;
+    assert_int_equal(cr_ml_build(&o, NULL, &e), CR_ERR_ARG);
+    assert_non_null(strstr(e.msg, "strict"));
     cr_test_rmdir(dir);
 }
 
@@ -433,9 +478,103 @@ static void test_determinism(void **state) {
     cr_test_rmdir(dir);
 }
 
+/* A copy of ml_tiny in dir, with ratings.csv replaced when given. */
+static void write_set(const char *dir, const char *ratings, int with_ratings);
+
+/* ---- genre_return: a label from the user's next ratings ---------------------------------------- */
+
+/* A log made for the label (days from 2001-09-09, T0 = 1000000000):
+ *   user 1: Heat (Action|Crime|Thriller) d0, Home Movie (Documentary) d1,
+ *           Matrix (Action|Sci-Fi|Thriller) d30, Late Arrival (Drama) d31,
+ *           Fargo (Comedy|Crime|Drama|Thriller) d61 + 1 s
+ *   user 2: Silent Reel (no genres) d0, American President (Comedy|Drama|
+ *           Romance) d100 and Casablanca (Drama|Romance) d100 (same second,
+ *           later line), Sound of Music (Musical|Romance) d180, Singin' in the
+ *           Rain (Comedy|Musical|Romance) d200: the log's last rating
+ *   user 3: American President d10, Grease (Comedy|Musical|Romance) d12 */
+static const char *const return_log =
+    "userId,movieId,rating,timestamp\n"
+    "1,5,4,1000000000\n1,4,3,1000086400\n1,7,4,1002592000\n1,9,2,1002678400\n"
+    "1,8,5,1005270401\n"
+    "2,10,3,1000000000\n2,2,4,1008640000\n2,11,4,1008640000\n2,6,5,1015552000\n"
+    "2,3,4,1017280000\n"
+    "3,2,3,1000864000\n3,12,4,1001036800\n";
+
+static void test_genre_return(void **state) {
+    (void)state;
+    char dir[256], out[512];
+    cr_test_tmpdir(dir, sizeof dir);
+    write_set(dir, return_log, 1);
+    snprintf(out, sizeof out, "%s/imp.csv", dir);
+    cr_ml_opts o = tiny_opts(out);
+    o.in_dir = dir;
+    o.negatives = 0;
+    cr_ml_stats st;
+    build_ok(&o, &st);
+    ml_table t;
+    ml_load(&t, out);
+    static const struct { int64_t user, movie; const char *want; } cases[] = {
+        {1, 5, "1"},  /* Matrix shares Action and Thriller, exactly 30 days later */
+        {1, 4, "0"},  /* no other Documentary */
+        {1, 7, "0"},  /* Fargo shares Thriller, but 30 days and 1 s later */
+        {1, 9, "0"},  /* Fargo shares Drama 30 days and 1 s later */
+        {1, 8, "0"},  /* user 1's last rating; the log runs on to d200 */
+        {2, 10, ""},  /* no genre to share */
+        {2, 2, "1"},  /* Casablanca: the same second, but later in the event order */
+        {2, 11, "0"}, /* American President came first: the past is not a return */
+        {2, 6, ""},   /* d180 + 30 days is past the log's end (d200): censored */
+        {2, 3, ""},
+        {3, 2, "1"},  /* Grease shares Comedy and Romance two days later */
+        {3, 12, "0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t r = positive(&t, cases[i].user, cases[i].movie);
+        assert_true(r >= 0);
+        const char *got = cell(&t, r, "genre_return");
+        if (strcmp(got, cases[i].want))
+            fail_msg("user %lld, movie %lld: genre_return '%s', expected '%s'",
+                     (long long)cases[i].user, (long long)cases[i].movie, got, cases[i].want);
+    }
+    ml_free(&t);
+    assert_int_equal(st.return_undefined, 3);
+    assert_float_equal(st.return_rate, 3.0 / 9, 1e-12);
+
+    /* A shorter horizon: Matrix is no longer within it. */
+    o.return_days = 29;
+    build_ok(&o, NULL);
+    ml_load(&t, out);
+    assert_string_equal(cell(&t, positive(&t, 1, 5), "genre_return"), "0");
+    assert_string_equal(cell(&t, positive(&t, 3, 2), "genre_return"), "1");
+    ml_free(&t);
+
+    /* Only the domain's ratings are returns: without Musicals, user 3's
+     * Grease is gone and American President has no return; in the Musical
+     * domain, Sound of Music's Romance and Singin' in the Rain's Comedy do
+     * not look outside it. */
+    o.return_days = 30;
+    o.exclude_genre = "Musical";
+    build_ok(&o, NULL);
+    ml_load(&t, out);
+    assert_string_equal(cell(&t, positive(&t, 3, 2), "genre_return"), "0");
+    assert_string_equal(cell(&t, positive(&t, 2, 2), "genre_return"), "1");
+    ml_free(&t);
+    o.exclude_genre = NULL;
+    o.include_genre = "Musical";
+    build_ok(&o, NULL);
+    ml_load(&t, out);
+    assert_int_equal(t.n, 3);
+    assert_string_equal(cell(&t, positive(&t, 3, 12), "genre_return"), "0");
+    ml_free(&t);
+
+    o.return_days = 0;
+    cr_error e;
+    assert_int_equal(cr_ml_build(&o, NULL, &e), CR_ERR_ARG);
+    assert_non_null(strstr(e.msg, "return_days"));
+    cr_test_rmdir(dir);
+}
+
 /* ---- errors ---------------------------------------------------------------------------------- */
 
-/* A copy of ml_tiny in dir, with ratings.csv replaced when given. */
 static void write_set(const char *dir, const char *ratings, int with_ratings) {
     static const char *const names[] = {"movies.csv", "ratings.csv"};
     char src[512], dst[512];
@@ -549,7 +688,7 @@ static void test_real_data(void **state) {
     cr_csv *c;
     cr_error e;
     assert_int_equal(cr_csv_open(&c, out, ',', &e), CR_OK);
-    assert_int_equal(cr_csv_ncols(c), 29);
+    assert_int_equal(cr_csv_ncols(c), 30);
     assert_true(cr_csv_find(c, "split") >= 0 && cr_csv_find(c, "new_release") >= 0);
     cr_csv_close(c);
 
@@ -583,7 +722,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_features), cmocka_unit_test(test_negatives),
         cmocka_unit_test(test_domains),       cmocka_unit_test(test_keep_fraction),
-        cmocka_unit_test(test_determinism),   cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_determinism),   cmocka_unit_test(test_genre_return),
+        cmocka_unit_test(test_errors),
         cmocka_unit_test(test_real_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,7 +24,7 @@
     X(MPAA, "mpaa") X(MAJOR, "major_genre") X(IMDB, "imdb_rating")                             \
     X(RUNTIME, "running_time") X(OVERLAP, "genre_overlap") X(CLICK, "click")                   \
     X(RATING, "rating") X(LIKE, "like") X(ENGAGEMENT, "engagement") X(DISCOVERY, "discovery")  \
-    X(NEW_RELEASE, "new_release")
+    X(GENRE_RETURN, "genre_return") X(NEW_RELEASE, "new_release")
 
 enum {
 #define CR_ML_ENUM(id, name) CR_ML_COL_##id,
@@ -87,9 +87,13 @@ static cr_status cr_ml_domain(cr_ml_ctx *x, int64_t *n_domain, cr_error *e) {
     if (o->exclude_genre && *o->exclude_genre &&
         (exc = cr_ml_find_genre(x, o->exclude_genre)) < 0)
         return cr_ml_unknown_genre(x, "exclude_genre", o->exclude_genre, e);
+    if (o->strict && exc < 0)
+        return cr_err(e, CR_ERR_ARG, "strict: expected exclude_genre (the genre whose movies "
+                      "the build must never read), got none");
     for (size_t i = 0; i < x->n_movies; i++) {
         uint64_t g = x->movies[i].genres;
         x->movies[i].in_domain = (inc < 0 || (g >> inc & 1)) && (exc < 0 || !(g >> exc & 1));
+        x->movies[i].hidden = o->strict && (g >> exc & 1);
     }
     *n_domain = 0;
     for (size_t i = 0; i < x->n_ratings; i++) *n_domain += x->movies[x->r_movie[i]].in_domain;
@@ -323,6 +327,48 @@ static cr_status cr_ml_negatives(cr_ml_ctx *x, cr_ml_stream *r, int32_t ri, int3
     return CR_OK;
 }
 
+/* ---- the one label from the future ------------------------------------------------ */
+
+/* genre_return of every domain rating: does the same user rate another
+ * movie of the domain that shares a genre with this one, later in the event
+ * order and at most return_days after it? Computed once, walking the order
+ * backwards with the earliest later timestamp per (user, genre), before any
+ * row is written. It is a label only: no feature reads r_return, so the
+ * future it looks at never reaches a row's inputs. Undefined (empty) for a
+ * movie without genres and when the horizon runs past the log's last
+ * rating (the answer is not in the data: censored). Dropped requests
+ * (keep_fraction) still happened, so they count as returns. */
+static cr_status cr_ml_returns(cr_ml_ctx *x, cr_error *e) {
+    size_t n = x->n_ratings, ng = (size_t)(x->n_genres ? x->n_genres : 1);
+    x->r_return = cr_alloc_e(n ? n : 1, e, "genre_return labels");
+    int64_t *next = cr_alloc_e(x->n_users * ng * sizeof *next, e, "next rating per genre");
+    if (!x->r_return || !next) {
+        cr_free(next);
+        return CR_ERR_NOMEM; /* cr_alloc_e filled e */
+    }
+    for (size_t i = 0; i < x->n_users * ng; i++) next[i] = INT64_MAX;
+    int64_t end = INT64_MIN, horizon = (int64_t)x->o->return_days * 86400;
+    for (size_t i = 0; i < n; i++)
+        if (x->r_ts[i] > end) end = x->r_ts[i];
+    for (size_t i = n; i-- > 0;) {
+        int32_t ri = x->order[i].idx;
+        const cr_ml_movie *m = &x->movies[x->r_movie[ri]];
+        x->r_return[ri] = CR_ML_UNDEFINED;
+        if (!m->in_domain || !m->genres) continue;
+        int64_t t = x->r_ts[ri], *nu = next + (size_t)x->r_user[ri] * ng;
+        if (t <= end - horizon) {
+            int back = 0;
+            for (int g = 0; g < x->n_genres; g++)
+                back |= (m->genres >> g & 1) && nu[g] - t <= horizon;
+            x->r_return[ri] = (uint8_t)back;
+        }
+        for (int g = 0; g < x->n_genres; g++)
+            if (m->genres >> g & 1) nu[g] = t;
+    }
+    cr_free(next);
+    return CR_OK;
+}
+
 /* ---- writing ----------------------------------------------------------------- */
 
 static char *cr_ml_i64(char *buf, int64_t v) {
@@ -446,6 +492,10 @@ static cr_status cr_ml_request(cr_ml_ctx *x, cr_csv_writer *w, cr_ml_row *row, i
             f[CR_ML_COL_LIKE] = like ? "1" : "0";
             f[CR_ML_COL_ENGAGEMENT] = cr_ml_f(num[CR_ML_COL_ENGAGEMENT], 32, r / 5.0);
             f[CR_ML_COL_DISCOVERY] = discovery ? "1" : "0";
+            int back = x->r_return[ri];
+            f[CR_ML_COL_GENRE_RETURN] = back == CR_ML_UNDEFINED ? "" : back ? "1" : "0";
+            if (back == CR_ML_UNDEFINED) st->return_undefined++;
+            else st->return_rate += back;
             st->like_rate += like;
             st->mean_engagement += r / 5.0;
             st->discovery_rate += discovery;
@@ -453,7 +503,7 @@ static cr_status cr_ml_request(cr_ml_ctx *x, cr_csv_writer *w, cr_ml_row *row, i
         } else {
             f[CR_ML_COL_CLICK] = "0";
             f[CR_ML_COL_RATING] = f[CR_ML_COL_LIKE] = f[CR_ML_COL_ENGAGEMENT] = "";
-            f[CR_ML_COL_DISCOVERY] = "";
+            f[CR_ML_COL_DISCOVERY] = f[CR_ML_COL_GENRE_RETURN] = "";
         }
         CR_TRY(cr_csv_write_row(w, CR_ML_NCOL, f, e));
     }
@@ -468,6 +518,7 @@ static cr_status cr_ml_request(cr_ml_ctx *x, cr_csv_writer *w, cr_ml_row *row, i
 static void cr_ml_update(cr_ml_ctx *x, int32_t ri) {
     int32_t u = x->r_user[ri], mi = x->r_movie[ri];
     cr_ml_movie *m = &x->movies[mi];
+    if (m->hidden) return; /* strict: as if never rated */
     m->pop++;
     m->sum += x->r_rating[ri];
     if (x->o->history == CR_ML_HISTORY_DOMAIN && !m->in_domain) return;
@@ -493,6 +544,7 @@ void cr_ml_opts_default(cr_ml_opts *o) {
     o->test_frac = 0.1;
     o->history = CR_ML_HISTORY_DOMAIN;
     o->keep_fraction = 1.0;
+    o->return_days = 30;
 }
 
 const char *cr_ml_protocol_name(cr_ml_protocol p) {
@@ -521,6 +573,7 @@ cr_status cr_ml_history_parse(const char *s, cr_ml_history *out, cr_error *e) {
 }
 
 #define CR_ML_MAX_NEGATIVES 1000
+#define CR_ML_MAX_RETURN_DAYS 3650
 
 static cr_status cr_ml_check_opts(const cr_ml_opts *o, cr_error *e) {
     if (!o->in_dir || !*o->in_dir)
@@ -544,6 +597,9 @@ static cr_status cr_ml_check_opts(const cr_ml_opts *o, cr_error *e) {
     if (!(o->valid_frac + o->test_frac < 1))
         return cr_err(e, CR_ERR_ARG, "valid_frac + test_frac: expected less than 1, got %g",
                       o->valid_frac + o->test_frac);
+    if (o->return_days < 1 || o->return_days > CR_ML_MAX_RETURN_DAYS)
+        return cr_err(e, CR_ERR_ARG, "return_days: expected 1 to %d, got %d",
+                      CR_ML_MAX_RETURN_DAYS, o->return_days);
     if (!(o->keep_fraction >= 0 && o->keep_fraction <= 1))
         return cr_err(e, CR_ERR_ARG, "keep_fraction: expected a fraction in [0, 1], got %g",
                       o->keep_fraction);
@@ -579,6 +635,8 @@ cr_status cr_ml_build(const cr_ml_opts *o, cr_ml_stats *stats, cr_error *e) {
     if ((s = cr_ml_domain(x, &n_domain, e)) != CR_OK) goto fail;
     st->domain_ratings = n_domain;
     if ((s = cr_ml_index(x, e)) != CR_OK) goto fail;
+    if ((s = cr_ml_returns(x, e)) != CR_OK) goto fail;
+    for (size_t i = 0; i < x->n_ratings; i++) st->hidden_ratings += x->movies[x->r_movie[i]].hidden;
     cr_ml_split(x, n_domain, &st->t_valid, &st->t_test);
     if ((s = cr_ml_pool(x, st->t_valid, e)) != CR_OK) goto fail;
     st->pool = (int64_t)x->n_pool[0];
@@ -633,6 +691,8 @@ cr_status cr_ml_build(const cr_ml_opts *o, cr_ml_stats *stats, cr_error *e) {
         st->like_rate /= n;
         st->mean_engagement /= n;
         st->discovery_rate /= n;
+        if (st->requests > st->return_undefined)
+            st->return_rate /= (double)(st->requests - st->return_undefined);
         st->new_release_rate /= n;
     }
     free(row);

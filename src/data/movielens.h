@@ -43,6 +43,14 @@ typedef struct cr_ml_opts {
     const char    *exclude_genre; /* domain: movies without this genre (NULL = none) */
     cr_ml_history  history;       /* default CR_ML_HISTORY_DOMAIN */
     double         keep_fraction; /* share of training requests kept (default 1) */
+    /* Strict domains: the exclude_genre's movies vanish from the input, so
+     * no row, history, feature or candidate of the build reads them (with
+     * history ALL too). The source of a zero-shot study: its teacher never
+     * sees a target item. Needs exclude_genre. */
+    int            strict;
+    /* genre_return's horizon: the user rates another movie of the domain
+     * sharing a genre within this many days after the rating (default 30). */
+    int            return_days;
 } cr_ml_opts;
 
 /* What a build wrote. Rates are over requests (that is, over positives). */
@@ -62,6 +70,9 @@ typedef struct cr_ml_stats {
     double  like_rate;          /* share of positives with rating >= 4 */
     double  mean_engagement;    /* mean rating / 5 of positives */
     double  discovery_rate;     /* share of positives with a genre new to the user */
+    double  return_rate;        /* share of genre_return = 1 where it is defined */
+    int64_t return_undefined;   /* positives whose genre_return is empty (censored, no genre) */
+    int64_t hidden_ratings;     /* ratings that strict removed from the input */
     double  new_release_rate;   /* share of positives that are new releases */
 } cr_ml_stats;
 

@@ -10,6 +10,7 @@
 
 #define CR_ML_MAX_GENRES 64 /* a genre set is one uint64_t bit mask */
 #define CR_ML_LAST 5        /* last_items length */
+#define CR_ML_UNDEFINED 2   /* a label left empty */
 
 /* All text (genre strings, director names...) lives in one arena and is
  * referred to by offset, because the arena moves when it grows. Offset 0
@@ -39,6 +40,7 @@ typedef struct cr_ml_movie {
     int64_t  id;
     int32_t  year;        /* 0 = no year in the title */
     int      in_domain;
+    int      hidden;      /* strict: of the excluded genre, never read at all */
     uint64_t genres;      /* bit per genre id */
     size_t   title;       /* arena offsets; 0 = empty */
     size_t   genres_text;
@@ -82,6 +84,7 @@ typedef struct cr_ml_ctx {
     int32_t      *r_user, *r_movie;
     double       *r_rating;
     int64_t      *r_ts, *r_line;
+    uint8_t      *r_return; /* (n_ratings) genre_return: 0, 1, CR_ML_UNDEFINED */
     size_t        n_ratings, cap_ratings;
     cr_ml_event  *order;  /* (n_ratings) by (timestamp, file order) */
     int64_t      *rated_off; /* (n_users + 1) CSR of the movies each user rated */

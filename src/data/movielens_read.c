@@ -353,6 +353,7 @@ void cr_ml_ctx_free(cr_ml_ctx *x) {
     free(x->r_ts);
     free(x->r_line);
     cr_free(x->gcount);
+    cr_free(x->r_return);
     cr_free(x->order);
     cr_free(x->rated_off);
     cr_free(x->rated);
