@@ -278,6 +278,23 @@ static void check_elementwise(const cr_kernel_set *ks, const cr_kernel_set *sc) 
     assert_int_equal(q1[NE + 4], 128);
     memset(a, 0, sizeof(float) * NE);
     assert_true(ks->int8_quant_row(q1, a, NE, NE) == 1.0f && q1[7] == 128);
+    /* the widened serving path's inputs: 3 rows of 37 (stride 41) as the
+     * reduced products see them, bit for bit */
+    enum { RR = 3, RC = 37, RLD = 41 };
+    float *rr = malloc(sizeof(float) * RR * RC);
+    for (int int8 = 0; int8 < 2; int8++) {
+        ks->lowp_round_rows(rr, x, RR, RC, RLD, int8);
+        for (int r = 0; r < RR; r++) {
+            float s = int8 ? ks->int8_quant_row(q1, x + r * RLD, RC, RC) : 0.0f;
+            for (int c = 0; c < RC; c++) {
+                float v = x[r * RLD + c];
+                float want = int8 ? (float)((int)q1[c] - 128) * s
+                                  : cr_bf16_to_f32(cr_bf16_from_f32(v));
+                assert_true(rr[r * RC + c] == want);
+            }
+        }
+    }
+    free(rr);
     free(q1), free(q2);
 #undef UNARY
 #undef SAME

@@ -253,6 +253,188 @@ static void test_reduced_precision(void **state) {
     cr_batch_free(&cand);
 }
 
+/* ---- reduced precision against its definition ---------------------------------------
+ * Whatever the kernel set runs (its bf16 / int8 kernels, or the fp32 kernel
+ * on weights widened at load: make test reruns this file under
+ * CROSSREC_ISA=avx2 and scalar), the result is the precision's: bf16
+ * inputs and weights with sums to float rounding; int8 inputs quantised per
+ * row, weights per output row, sum q_x q_w scaled back. */
+
+/* One output of the precision's linear, in double: inp (C) against weight
+ * row w (C), plus b; *mag gets the sum of the products' magnitudes (the
+ * scale of the float rounding a kernel may add). */
+static double lp_ref(cr_precision p, const float *x, const float *w, int C, float b,
+                     double *mag) {
+    double a = 0, m = 0;
+    if (p == CR_PRECISION_BF16) {
+        for (int c = 0; c < C; c++) {
+            double t = (double)cr_bf16_to_f32(cr_bf16_from_f32(x[c])) *
+                       cr_bf16_to_f32(cr_bf16_from_f32(w[c]));
+            a += t, m += fabs(t);
+        }
+    } else {
+        /* the input's quantisation is the kernel set's (test_isa checks it
+         * on every set); the weight row's is redone here from its definition */
+        uint8_t *q = malloc((size_t)C);
+        float xs = cr_int8_quant_row(q, x, C, C), amax = 0;
+        for (int c = 0; c < C; c++) amax = fabsf(w[c]) > amax ? fabsf(w[c]) : amax;
+        float sc = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / sc;
+        int64_t acc = 0;
+        for (int c = 0; c < C; c++) {
+            long qw = lrintf(w[c] * inv);
+            qw = qw > 127 ? 127 : qw < -127 ? -127 : qw;
+            acc += (int64_t)((int)q[c] - 128) * qw;
+            m += fabs((double)((int)q[c] - 128) * qw);
+        }
+        a = (double)acc * sc * xs;
+        m *= (double)sc * xs;
+        free(q);
+    }
+    *mag = m;
+    return a + b;
+}
+
+/* cr_lp_linear on every shape class it sees in a plan: one row, rows past
+ * the widened path's block of 240, groups (experts), narrow and wide
+ * inputs (the int8 rule of AVX2 switches at 64), strided input and output,
+ * with and without bias. */
+static void test_lp_linear_naive(void **state) {
+    (void)state;
+    static const int shapes[][4] = {/* G, OC, C, B */
+                                    {1, 64, 48, 1}, {1, 70, 63, 7},   {2, 64, 64, 13},
+                                    {3, 64, 80, 5}, {1, 130, 300, 250}, {1, 96, 429, 33}};
+    for (int pi = 0; pi < 2; pi++) {
+        cr_precision p = pi ? CR_PRECISION_INT8 : CR_PRECISION_BF16;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int G = shapes[s][0], OC = shapes[s][1], C = shapes[s][2], B = shapes[s][3];
+            int ldi = C + 3, ldo = OC + 5, g = G - 1;
+            float *w = malloc(sizeof(float) * G * OC * C), *b = malloc(sizeof(float) * OC);
+            float *x = malloc(sizeof(float) * B * ldi), *out = malloc(sizeof(float) * B * ldo);
+            cr_rng rng;
+            cr_rng_seed(&rng, 1000 + s);
+            for (int i = 0; i < G * OC * C; i++) w[i] = (float)cr_rng_normal(&rng) * 0.2f;
+            for (int i = 0; i < OC; i++) b[i] = (float)cr_rng_normal(&rng) * 0.1f;
+            for (int i = 0; i < B * ldi; i++) x[i] = (float)cr_rng_normal(&rng);
+            cr_lp_weight *lw;
+            cr_error e = {0};
+            assert_int_equal(cr_lp_pack(&lw, p, w, G, OC, C, &e), CR_OK);
+            void *scratch = malloc(cr_lp_scratch_bytes(C));
+            for (int i = 0; i < B * ldo; i++) out[i] = NAN; /* padding must stay */
+            const float *bias = s % 2 ? NULL : b;
+            cr_lp_linear(out, x, lw, g, bias, B, ldi, ldo, scratch);
+            for (int r = 0; r < B; r++) {
+                for (int o = 0; o < OC; o++) {
+                    double mag, want = lp_ref(p, x + (size_t)r * ldi,
+                                              w + ((size_t)g * OC + o) * C, C,
+                                              bias ? bias[o] : 0.0f, &mag);
+                    double got = out[(size_t)r * ldo + o];
+                    /* float sums of C terms: well inside C * 2^-24 of mag */
+                    if (!(fabs(got - want) <= 1e-6 + 4e-8 * C * mag))
+                        fprintf(stderr, "%s G%d OC%d C%d B%d row %d out %d: %.9g, want %.9g\n",
+                                cr_precision_name(p), G, OC, C, B, r, o, got, want);
+                    assert_true(fabs(got - want) <= 1e-6 + 4e-8 * C * mag);
+                }
+                for (int o = OC; o < ldo; o++) assert_true(isnan(out[(size_t)r * ldo + o]));
+            }
+            cr_lp_free(lw);
+            free(scratch), free(w), free(b), free(x), free(out);
+        }
+    }
+}
+
+/* The whole request in bf16 and int8 against a naive forward of the same
+ * precision: a shared bottom [80, 64] and towers [64] (every dense layer
+ * but the heads in reduced precision), no context slot, so the first layer
+ * reads every input. The reference's activations are rounded to float like
+ * the library's, but a value a float rounding apart from a bf16 (or int8)
+ * rounding boundary can still round the other way there, a rare jump of
+ * one step; so most outputs must agree to float rounding and all within a
+ * few such steps. */
+static void test_request_lowp_naive(void **state) {
+    (void)state;
+    cr_model_cfg mc;
+    cr_model_cfg_defaults(&mc, &F.log.s);
+    mc.arch = CR_ARCH_SHARED_BOTTOM;
+    mc.n_bottom = 2;
+    mc.bottom_layers[0] = 80;
+    mc.bottom_layers[1] = 64;
+    mc.n_tower = 1;
+    mc.tower_layers[0] = 64;
+    cr_ranker *r;
+    cr_error e = {0};
+    assert_int_equal(cr_ranker_create(&r, &F.log.s, &mc, 77, &e), CR_OK);
+    enum { B = 100 };
+    static const uint8_t none[NI] = {0};
+    uint8_t slot[16];
+    slots_of(none, slot);
+    cr_batch ctx, cand;
+    assert_int_equal(cr_batch_init(&ctx, &F.ds, 1, &e), CR_OK);
+    assert_int_equal(cr_batch_init(&cand, &F.ds, B, &e), CR_OK);
+    uint32_t crow = 0, rows[B];
+    for (int i = 0; i < B; i++) rows[i] = (uint32_t)(i * 7 % NROWS);
+    assert_int_equal(cr_batch_gather(&ctx, &F.ds, &crow, 1, &e), CR_OK);
+    assert_int_equal(cr_batch_gather(&cand, &F.ds, rows, B, &e), CR_OK);
+    /* x of every candidate, from the plain forward */
+    cr_ranker_ws *ws;
+    assert_int_equal(cr_ranker_ws_create(&ws, r, B, 0, 0, &e), CR_OK);
+    assert_int_equal(cr_ranker_forward(r, ws, &cand, &e), CR_OK);
+    const cr_ptable *pt = &r->params;
+    const int Ci = r->C_in, NH = r->cfg.n_heads;
+    assert_true(r->bottom.n_layers == 2 && r->bottom.dims[1] == 64);
+    for (int pi = 0; pi < 2; pi++) {
+        cr_precision p = pi ? CR_PRECISION_INT8 : CR_PRECISION_BF16;
+        cr_req_plan *plan;
+        cr_req_ws *rw;
+        assert_int_equal(cr_req_plan_create(&plan, r, p, &e), CR_OK);
+        assert_int_equal(cr_req_ws_create(&rw, plan, B, &e), CR_OK);
+        const float *out;
+        assert_int_equal(cr_req_forward(plan, rw, slot, &ctx, &cand, 0, &out, &e), CR_OK);
+        int close = 0, n = 0;
+        double worst = 0, mag;
+        for (int i = 0; i < B; i++) {
+            const float *x = ws->acts + ws->off_x + (size_t)i * Ci;
+            float h0[80], h1[64], t[64];
+            for (int o = 0; o < 80; o++) {
+                double v = lp_ref(p, x, cr_ptable_ptr(pt, pt->data, r->bottom.w[0]) + o * Ci, Ci,
+                                  cr_ptable_ptr(pt, pt->data, r->bottom.b[0])[o], &mag);
+                h0[o] = v > 0 ? (float)v : 0.0f;
+            }
+            for (int o = 0; o < 64; o++) {
+                double v = lp_ref(p, h0, cr_ptable_ptr(pt, pt->data, r->bottom.w[1]) + o * 80, 80,
+                                  cr_ptable_ptr(pt, pt->data, r->bottom.b[1])[o], &mag);
+                h1[o] = v > 0 ? (float)v : 0.0f;
+            }
+            for (int h = 0; h < NH; h++) {
+                const cr_mlp *tw = &r->towers[r->cfg.heads[h].tower];
+                for (int o = 0; o < 64; o++) {
+                    double v = lp_ref(p, h1, cr_ptable_ptr(pt, pt->data, tw->w[0]) + o * 64, 64,
+                                      cr_ptable_ptr(pt, pt->data, tw->b[0])[o], &mag);
+                    t[o] = v > 0 ? (float)v : 0.0f;
+                }
+                /* the 1-wide head stays fp32 in every plan */
+                const float *hw = cr_ptable_ptr(pt, pt->data, r->head_w[h]);
+                double want = cr_ptable_ptr(pt, pt->data, r->head_b[h])[0];
+                for (int c = 0; c < 64; c++) want += (double)t[c] * hw[c];
+                double d = fabs(out[h * B + i] - want);
+                worst = d > worst ? d : worst;
+                close += d <= 2e-6 + 2e-6 * fabs(want);
+                n++;
+            }
+        }
+        fprintf(stderr, "request %s on %s: %d of %d outputs within float rounding of the "
+                "naive forward, worst |diff| %g\n",
+                cr_precision_name(p), cr_kernel_set_name(), close, n, worst);
+        assert_true(close >= n * 9 / 10);
+        assert_true(worst <= 2e-3);
+        cr_req_ws_free(rw);
+        cr_req_plan_free(plan);
+    }
+    cr_ranker_ws_free(ws);
+    cr_batch_free(&ctx);
+    cr_batch_free(&cand);
+    cr_ranker_free(r);
+}
+
 /* ---- the public API ---------------------------------------------------------------- */
 
 static cr_model *save_and_load(const cr_model_opts *o) {
@@ -516,6 +698,8 @@ int main(void) {
         cmocka_unit_test(test_split_equals_plain),
         cmocka_unit_test(test_split_cache_follows_mask),
         cmocka_unit_test(test_reduced_precision),
+        cmocka_unit_test(test_lp_linear_naive),
+        cmocka_unit_test(test_request_lowp_naive),
         cmocka_unit_test(test_request_equals_score),
         cmocka_unit_test(test_request_columns),
         cmocka_unit_test(test_formulas_and_order),

@@ -67,6 +67,8 @@ typedef void (*cr_gemm_fn)(int transA, int transB, int M, int N, int K, float al
     /* serving products on packed bf16 / int8 weights (lowp.c) */ \
     X(void, bf16_round, (uint16_t *dst, const float *src, size_t n), (dst, src, n)) \
     X(float, int8_quant_row, (uint8_t *dst, const float *src, int n, int np), (dst, src, n, np)) \
+    X(void, lowp_round_rows, (float *dst, const float *src, int B, int C, int ldi, int int8), \
+      (dst, src, B, C, ldi, int8)) \
     X(void, lowp_bf16_rows, (float *out, int ldo, const uint16_t *x, int nr, const uint16_t *W, \
       const float *b, int CP, int OC), (out, ldo, x, nr, W, b, CP, OC)) \
     X(void, lowp_int8_rows, (float *out, int ldo, const uint8_t *x, const float *xs, int nr, \
@@ -142,6 +144,14 @@ typedef struct cr_kernel_set {
     int         bf16_native; /* sgemm_bf16 multiplies in bf16 (else it is fp32) */
     const char *lowp_bf16;   /* how the bf16-weight serving product runs */
     const char *lowp_int8;   /* how the int8-weight serving product runs */
+    /* The serving path on reduced-precision weights (src/rank/ranker_lowp.c)
+     * runs a layer widened, its reduced values as floats through the packed
+     * fp32 kernel, where this set's reduced kernel was measured slower than
+     * that (docs/kernels.md, "Reduced precision on every set"): bf16 layers
+     * if lowp_bf16_wide, int8 layers of fewer than lowp_int8_wide_below
+     * inputs (0: never, INT_MAX: always). */
+    int         lowp_bf16_wide;
+    int         lowp_int8_wide_below;
     CR_KERNEL_LIST(CR_KSET_FIELD)
 } cr_kernel_set;
 

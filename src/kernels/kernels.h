@@ -148,6 +148,11 @@ void cr_lowp_int8_rows(float *out, int ldo, const uint8_t *x, const float *xs, i
 /* One input row (n floats) quantised for cr_lowp_int8_rows, padded with
  * zeros (128) to np; returns its scale, max|x| / 127 (1 if all zero). */
 float cr_int8_quant_row(uint8_t *dst, const float *src, int n, int np);
+/* B rows of C floats (stride ldi) as the reduced products see them, as
+ * floats in dst (rows of C): rounded to bf16, or (int8 != 0) quantised as
+ * cr_int8_quant_row does and scaled back (q * scale). For the serving path
+ * on weights widened to fp32 (src/rank/ranker_lowp.c). */
+void  cr_lowp_round_rows(float *dst, const float *src, int B, int C, int ldi, int int8);
 /* float -> bf16, round to nearest even (NaN stays a quiet NaN, overflow
  * rounds to infinity); bf16 -> float is exact. */
 /* Inline, so the vector loops of every kernel set (cr_bf16_round) and

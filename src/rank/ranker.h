@@ -201,8 +201,8 @@ size_t    cr_lp_scratch_bytes(int C);
  * or NULL), products in the packed precision, sums and bias in fp32. */
 void      cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g,
                        const float *b, int B, int ldi, int ldo, void *scratch);
-/* Which instructions cr_lp_linear uses in this build: "avx512_bf16",
- * "avx512_vnni" or "generic" for p. */
+/* How cr_lp_linear runs p on the active kernel set: "avx512_bf16",
+ * "avx512_vnni", "avx2 (vpmaddubsw; ...)", "widened to fp32 at load (...)". */
 const char *cr_lp_isa(cr_precision p);
 /* Layers with fewer outputs than this keep fp32 weights in a bf16/int8 plan. */
 #define CR_LP_MIN_OUT 64

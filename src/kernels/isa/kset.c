@@ -6,6 +6,8 @@
  */
 #include "level.h"
 
+#include <limits.h>
+
 #define CR_ISA_STR_(x) #x
 #define CR_ISA_STR(x) CR_ISA_STR_(x)
 
@@ -15,6 +17,8 @@ const cr_kernel_set CR_ISA(cr_kernels) = {
     .bf16_native = CR_ISA_BF16_NATIVE,
     .lowp_bf16 = CR_ISA(cr_lowp_bf16_how),
     .lowp_int8 = CR_ISA(cr_lowp_int8_how),
+    .lowp_bf16_wide = CR_ISA_LOWP_BF16_WIDE,
+    .lowp_int8_wide_below = CR_ISA_LOWP_INT8_WIDE_BELOW,
 #define CR_ISA_INIT(ret, name, params, args) .name = CR_ISA(cr_##name),
     CR_KERNEL_LIST(CR_ISA_INIT)
 };

@@ -44,6 +44,26 @@
 #define CR_ISA_BF16_NATIVE 0
 #endif
 
+/* Which layers the serving path on reduced-precision weights runs widened
+ * to fp32 on this level (cr_kernel_set.lowp_bf16_wide and
+ * lowp_int8_wide_below; the measurements behind them in docs/kernels.md,
+ * "Reduced precision on every set"). AVX-512: the bf16 and int8 kernels,
+ * native or not, are even with or faster than the widened path everywhere.
+ * AVX2: bf16 pairs widened in registers cost more than the fp32 tile; the
+ * VPMADDUBSW int8 kernel wins from 64 inputs up. scalar and NEON: no
+ * faster reduced product than the fp32 one (NEON by the same argument as
+ * AVX2, not timed: qemu only). */
+#if defined(__AVX512F__)
+#define CR_ISA_LOWP_BF16_WIDE 0
+#define CR_ISA_LOWP_INT8_WIDE_BELOW 0
+#elif defined(__AVX2__) && defined(__FMA__)
+#define CR_ISA_LOWP_BF16_WIDE 1
+#define CR_ISA_LOWP_INT8_WIDE_BELOW 64
+#else
+#define CR_ISA_LOWP_BF16_WIDE 1
+#define CR_ISA_LOWP_INT8_WIDE_BELOW INT_MAX
+#endif
+
 /* This level's kernels (contracts in kernels.h). */
 #define CR_ISA_DECL(ret, name, params, args) ret CR_ISA(cr_##name) params;
 CR_KERNEL_LIST(CR_ISA_DECL)

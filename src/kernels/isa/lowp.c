@@ -36,27 +36,29 @@
 #include <immintrin.h>
 #endif
 
+/* What the serving path runs on this level (`crossrec cpu`): the kernels
+ * below, or the packed fp32 kernel on weights widened at load (level.h). */
 #if CR_ISA_BF16_NATIVE
 const char CR_ISA(cr_lowp_bf16_how)[] = "avx512_bf16";
 #elif defined(__AVX512F__) && defined(__AVX512BW__)
 const char CR_ISA(cr_lowp_bf16_how)[] = "avx512 (bf16 widened, fp32 fma)";
 #elif defined(__AVX2__) && defined(__FMA__)
-const char CR_ISA(cr_lowp_bf16_how)[] = "avx2 (bf16 widened, fp32 fma)";
+const char CR_ISA(cr_lowp_bf16_how)[] = "widened to fp32 at load (avx2 fp32 kernel)";
 #elif CR_NEON
-const char CR_ISA(cr_lowp_bf16_how)[] = "neon (bf16 widened, fp32 fma)";
+const char CR_ISA(cr_lowp_bf16_how)[] = "widened to fp32 at load (neon fp32 kernel)";
 #else
-const char CR_ISA(cr_lowp_bf16_how)[] = "generic";
+const char CR_ISA(cr_lowp_bf16_how)[] = "widened to fp32 at load (scalar fp32 kernel)";
 #endif
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
 const char CR_ISA(cr_lowp_int8_how)[] = "avx512_vnni";
 #elif defined(__AVX512F__) && defined(__AVX512BW__)
 const char CR_ISA(cr_lowp_int8_how)[] = "avx512bw (vpmaddubsw)";
 #elif defined(__AVX2__)
-const char CR_ISA(cr_lowp_int8_how)[] = "avx2 (vpmaddubsw)";
+const char CR_ISA(cr_lowp_int8_how)[] = "avx2 (vpmaddubsw; widened to fp32 under 64 inputs)";
 #elif CR_NEON
-const char CR_ISA(cr_lowp_int8_how)[] = "neon (widened, smlal)";
+const char CR_ISA(cr_lowp_int8_how)[] = "widened to fp32 at load (neon fp32 kernel)";
 #else
-const char CR_ISA(cr_lowp_int8_how)[] = "generic";
+const char CR_ISA(cr_lowp_int8_how)[] = "widened to fp32 at load (scalar fp32 kernel)";
 #endif
 
 static inline int cr_lowp_n(int OC, int blk) { return OC - blk * 16 < 16 ? OC - blk * 16 : 16; }
@@ -488,32 +490,55 @@ void CR_ISA(cr_lowp_int8_rows)(float *out, int ldo, const uint8_t *x, const floa
 
 /* ---- int8 inputs --------------------------------------------------------------- */
 
-/* One row of n floats quantised for the int8 product: scale = max|x| / 127
- * (1 for an all-zero row), dst[c] = clamp(round(x / scale), -127, 127) + 128
- * for c < n and 128 (zero) up to np. Written so it vectorises for the level:
- * the largest magnitude as an integer maximum of the sign-cleared bits
- * (positive floats order like their bits; NaN is skipped as the serving
- * path always did), the rounding to nearest even without a call. */
-float CR_ISA(cr_int8_quant_row)(uint8_t *dst, const float *src, int n, int np) {
-    uint32_t mb = 0;
+/* A row's int8 scale: max|x| / 127 (1 for an all-zero row). Written so it
+ * vectorises for the level: the largest magnitude as an integer maximum of
+ * the sign-cleared bits (positive floats order like their bits; NaN is
+ * skipped as the serving path always did). */
+static inline float cr_int8_row_scale(const float *src, int n) {
+    int32_t mb = 0; /* signed: gcc 12 vectorises this maximum, not the unsigned one */
     for (int c = 0; c < n; c++) {
-        uint32_t u;
+        int32_t u;
         memcpy(&u, src + c, sizeof u);
-        u &= 0x7fffffffu;
-        u = u > 0x7f800000u ? 0 : u;
+        u &= 0x7fffffff;
+        u = u > 0x7f800000 ? 0 : u;
         mb = u > mb ? u : mb;
     }
     float amax;
     memcpy(&amax, &mb, sizeof amax);
-    float scale = amax > 0.0f ? amax / 127.0f : 1.0f, inv = 1.0f / scale;
-    for (int c = 0; c < n; c++) {
-        /* |x * inv| <= 127 (a NaN clamps below): round to nearest even by
-         * the 1.5 * 2^23 trick, lrintf's result, but it vectorises */
-        float r = (src[c] * inv + 12582912.0f) - 12582912.0f;
-        r = r >= -127.0f ? r : -127.0f; /* NaN too */
-        r = r <= 127.0f ? r : 127.0f;
-        dst[c] = (uint8_t)((int)r + 128);
-    }
+    return amax > 0.0f ? amax / 127.0f : 1.0f;
+}
+
+/* x / scale (x * inv) rounded to an integer in [-127, 127]: |x * inv| <=
+ * 127 (a NaN clamps below); nearest even by the 1.5 * 2^23 trick, lrintf's
+ * result, but it vectorises. */
+static inline float cr_int8_q(float x, float inv) {
+    float r = (x * inv + 12582912.0f) - 12582912.0f;
+    r = r >= -127.0f ? r : -127.0f; /* NaN too */
+    return r <= 127.0f ? r : 127.0f;
+}
+
+/* One row of n floats quantised for the int8 product: dst[c] =
+ * cr_int8_q(x) + 128 for c < n and 128 (zero) up to np; returns the scale. */
+float CR_ISA(cr_int8_quant_row)(uint8_t *dst, const float *src, int n, int np) {
+    float scale = cr_int8_row_scale(src, n), inv = 1.0f / scale;
+    for (int c = 0; c < n; c++) dst[c] = (uint8_t)((int)cr_int8_q(src[c], inv) + 128);
     for (int c = n; c < np; c++) dst[c] = 128;
     return scale;
+}
+
+/* The widened serving path's inputs: B rows of C floats (stride ldi) as the
+ * reduced products see them, as floats, into dst (rows of C): rounded to
+ * bf16 (int8 = 0), or quantised as cr_int8_quant_row does and scaled back
+ * (q * scale, rounded once). */
+void CR_ISA(cr_lowp_round_rows)(float *dst, const float *src, int B, int C, int ldi, int int8) {
+    for (int r = 0; r < B; r++) {
+        const float *x = src + (size_t)r * ldi;
+        float *d = dst + (size_t)r * C;
+        if (int8) {
+            float scale = cr_int8_row_scale(x, C), inv = 1.0f / scale;
+            for (int c = 0; c < C; c++) d[c] = cr_int8_q(x[c], inv) * scale;
+        } else {
+            for (int c = 0; c < C; c++) d[c] = cr_bf16_to_f32(cr_bf16_from_f32(x[c]));
+        }
+    }
 }
