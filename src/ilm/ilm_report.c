@@ -71,6 +71,14 @@ static double cr_ilm_metric(const cr_ilm_run_result *r, int m) {
     }
 }
 
+/* Mean and 95% interval of metric m over seeds: a perplexity is positive
+ * and multiplicative, so its interval is taken on the log scale (and its
+ * mean is the geometric one); everything else on its own scale. */
+static void cr_ilm_ci(const double *x, int n, int m, cr_mean_ci *ci) {
+    if (m == M_PPL) cr_mean_ci_log_of(x, n, 0.95, ci);
+    else cr_mean_ci_of(x, n, 0.95, ci);
+}
+
 /* Values of metric m for variant v, in seed order. */
 static int cr_ilm_values(const cr_ilm_study_result *r, int v, int m, double *x) {
     int k = 0;
@@ -143,8 +151,9 @@ static void cr_ilm_json(cr_ilm_buf *b, const cr_ilm_study_cfg *c, const cr_ilm_s
         cr_ilm_put(b, "],\n     \"summary\": {");
         for (int m = 0; m < M_N; m++) {
             cr_mean_ci ci;
-            cr_mean_ci_of(x, cr_ilm_values(r, v, m, x), 0.95, &ci);
-            cr_ilm_put(b, "%s\"%s\": {\"n\": %d, \"mean\": ", m ? ", " : "", cr_ilm_mname[m], ci.n);
+            cr_ilm_ci(x, cr_ilm_values(r, v, m, x), m, &ci);
+            cr_ilm_put(b, "%s\"%s\": {\"n\": %d, %s\"mean\": ", m ? ", " : "", cr_ilm_mname[m],
+                       ci.n, m == M_PPL ? "\"scale\": \"log\", " : "");
             cr_ilm_num(b, ci.mean), cr_ilm_put(b, ", \"lo\": "), cr_ilm_num(b, ci.lo);
             cr_ilm_put(b, ", \"hi\": "), cr_ilm_num(b, ci.hi), cr_ilm_put(b, "}");
         }
@@ -167,8 +176,8 @@ static void cr_ilm_json(cr_ilm_buf *b, const cr_ilm_study_cfg *c, const cr_ilm_s
                        first ? "" : ",", cr_ilm_variant_name(a), lower ? "<" : ">",
                        cr_ilm_variant_name(z), cr_ilm_mname[m]);
             cr_ilm_num(b, t.mean_diff), cr_ilm_put(b, ", \"p\": "), cr_ilm_num(b, t.p);
-            cr_ilm_put(b, ", \"n\": %d, \"direction_holds\": %s, \"significant\": %s}", t.n,
-                       holds ? "true" : "false", holds && t.p < 0.05 ? "true" : "false");
+            cr_ilm_put(b, ", \"n\": %d, \"direction_holds\": %s, \"verdict\": \"%s\"}", t.n,
+                       holds ? "true" : "false", cr_verdict_name(cr_paired_verdict(&t, 0.95)));
             first = 0;
         }
     }
@@ -182,7 +191,7 @@ static void cr_ilm_svg(cr_ilm_buf *b, const cr_ilm_study_cfg *c, const cr_ilm_st
     double mean[CR_ILM_NVAR], lo[CR_ILM_NVAR], hi[CR_ILM_NVAR], top = 0, x[CR_ILM_MAX_SEEDS];
     for (int vi = 0; vi < c->n_var; vi++) {
         cr_mean_ci ci;
-        cr_mean_ci_of(x, cr_ilm_values(r, c->variants[vi], m, x), 0.95, &ci);
+        cr_ilm_ci(x, cr_ilm_values(r, c->variants[vi], m, x), m, &ci);
         mean[vi] = ci.mean, lo[vi] = ci.lo, hi[vi] = ci.hi;
         double t = isfinite(hi[vi]) ? hi[vi] : mean[vi];
         if (isfinite(t) && t > top) top = t;
@@ -227,7 +236,8 @@ static void cr_ilm_html(cr_ilm_buf *b, const cr_ilm_study_cfg *c, const cr_ilm_s
     const int ms[] = {M_HR10, M_NDCG10, M_PPL, M_GENRE, M_P2LOSS};
     for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) cr_ilm_svg(b, c, r, ms[i]);
     cr_ilm_put(b, "<h2>The paper's findings, here</h2>\n<table><tr><th>claim</th><th>metric</th>"
-               "<th>mean difference</th><th>p (paired t)</th><th>direction holds</th></tr>\n");
+               "<th>mean difference</th><th>p (paired t)</th><th>direction holds</th><th>verdict</th>"
+               "</tr>\n");
     for (int k = 0; k < 4; k++) {
         int a = cr_ilm_claims[k][0], z = cr_ilm_claims[k][1];
         if (!cr_ilm_has(c, a) || !cr_ilm_has(c, z)) continue;
@@ -239,9 +249,9 @@ static void cr_ilm_html(cr_ilm_buf *b, const cr_ilm_study_cfg *c, const cr_ilm_s
             cr_paired_t_test(xa, xz, na < nz ? na : nz, 0.95, &t);
             int holds = m == M_PPL ? t.mean_diff < 0 : t.mean_diff > 0;
             cr_ilm_put(b, "<tr><td>%s %s %s</td><td>%s</td><td>%.4g</td><td>%.3g</td><td>%s</td>"
-                       "</tr>\n", cr_ilm_variant_name(a), m == M_PPL ? "&lt;" : "&gt;",
+                       "<td>%s</td></tr>\n", cr_ilm_variant_name(a), m == M_PPL ? "&lt;" : "&gt;",
                        cr_ilm_variant_name(z), cr_ilm_mlabel[m], t.mean_diff, t.p,
-                       holds ? "yes" : "no");
+                       holds ? "yes" : "no", cr_verdict_name(cr_paired_verdict(&t, 0.95)));
         }
     }
     cr_ilm_put(b, "</table>\n<p>%.0f s in all.</p>\n</body></html>\n", r->seconds);
