@@ -369,7 +369,8 @@ clean:
 # and qemu-user, and through Debian multiarch the arm64 builds of the three
 # libraries those tests link (libyaml, libcjson, cmocka). The cross compiler
 # also searches /usr/include, so the library's other headers (microhttpd.h)
-# are the host's -dev packages (PKGS); no test here links libmicrohttpd.
+# are the host's -dev packages (PKGS); no test here links libmicrohttpd,
+# nor GSL (none of them reaches the study's statistics, src/rank/stats.c).
 ARM64_CC    := aarch64-linux-gnu-gcc
 ARM64_BUILD := $(patsubst build%,build/arm64%,$(BUILD))/noomp
 ARM64_QEMU  := qemu-aarch64 -L /usr/aarch64-linux-gnu

@@ -183,10 +183,12 @@ cr_status cr_experiment_print_table(FILE *f, const char *results_json, cr_error 
                 const char *unit = !strcmp(pm, "auc") ? "positives" : "rows";
                 double n0 = task_count(stu, str(task, "name"), "metrics");
                 double n1 = sl ? task_count(stu, str(task, "name"), "slice") : NAN;
-                if (n0 < minpos || n1 < minpos)
-                    fprintf(f, "  too few %s for a metric (fewer than %.0f): %.0f on test%s", unit,
-                            minpos, n0, sl ? ", " : "\n");
-                if (sl && (n0 < minpos || n1 < minpos)) fprintf(f, "%.0f on %s\n", n1, sl);
+                if (n0 < minpos)
+                    fprintf(f, "  too few %s on test for a metric: %.0f (fewer than %.0f)\n", unit,
+                            n0, minpos);
+                if (n1 < minpos)
+                    fprintf(f, "  too few %s on %s for a metric: %.0f (fewer than %.0f)\n", unit,
+                            sl, n1, minpos);
                 char h1[32], h2[48];
                 snprintf(h1, sizeof h1, "%s", !strcmp(pm, "auc") ? "AUC" : "R2");
                 snprintf(h2, sizeof h2, "%s %s", sl ? sl : "", h1);
@@ -310,10 +312,13 @@ static void chart(sbuf *b, const bar *bars, int n, double a, double z, const cha
         put(b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" class=\"%s\"/>",
             fmin(x0, x1), y, fmax(1.0, fabs(x1 - x0)), bh, r->cls);
         if (!isnan(r->lo) && !isnan(r->hi) && r->hi > r->lo) {
+            /* a whisker past the axis is cut there and has no cap at that end */
             double w1 = CX(r->lo), w2 = CX(r->hi), yc = y + bh / 2.0;
             put(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"w\"/>", w1, yc, w2, yc);
-            put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"w\"/>", w1, y + 3, w1, y + bh - 3);
-            put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"w\"/>", w2, y + 3, w2, y + bh - 3);
+            if (r->lo >= a)
+                put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"w\"/>", w1, y + 3, w1, y + bh - 3);
+            if (r->hi <= z)
+                put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"w\"/>", w2, y + 3, w2, y + bh - 3);
         }
         put(b, "<text x=\"%d\" y=\"%d\" class=\"cv\">", vx, y + bh - 4);
         put(b, vfmt, r->v);
@@ -334,8 +339,9 @@ static void chart(sbuf *b, const bar *bars, int n, double a, double z, const cha
 #undef CX
 }
 
-/* The metric itself, bars from 0: AUC on [0, 1], R2 on [min(0, lo), max(0, hi)]
- * rounded out to tenths. */
+/* The metric itself, bars from 0: AUC on [0, 1]; R2 on [min(0, means),
+ * max(0, means)] rounded out to tenths. Intervals do not stretch the axis
+ * (two seeds can give a whisker of +-190 in R2): they are cut at its ends. */
 static void chart_values(sbuf *b, const row *rows, int n, int auc, const char *title,
                          const char *axis) {
     bar bars[8];
@@ -344,9 +350,9 @@ static void chart_values(sbuf *b, const row *rows, int n, int auc, const char *t
         const row *r = &rows[i];
         bars[i] = (bar){r->name, r->teacher ? "bt" : r->control ? "bc" : verdict_class(r, 0),
                         r->few ? NAN : r->prim, r->lo, r->hi};
-        if (isnan(bars[i].v)) continue;
-        a = fmin(a, isnan(r->lo) ? r->prim : fmin(r->lo, r->prim));
-        z = fmax(z, isnan(r->hi) ? r->prim : fmax(r->hi, r->prim));
+        if (isnan(bars[i].v) || auc) continue;
+        a = fmin(a, r->prim);
+        z = fmax(z, r->prim);
     }
     if (!auc) {
         a = floor(a * 10 - 1e-9) / 10;
@@ -357,12 +363,13 @@ static void chart_values(sbuf *b, const row *rows, int n, int auc, const char *t
 }
 
 /* Each technique's difference from the control with its paired t-interval,
- * on an axis symmetric about 0. */
+ * on an axis symmetric about 0 that holds every interval, but no more than
+ * three times the largest difference (wider whiskers are cut). */
 static void chart_diffs(sbuf *b, const row *rows, int n, int slice, const char *title,
                         const char *axis) {
     bar bars[8];
     int m = 0;
-    double h = 0;
+    double h = 0, hv = 0;
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
         if (r->teacher || r->control) continue;
@@ -373,8 +380,10 @@ static void chart_diffs(sbuf *b, const row *rows, int n, int slice, const char *
             double x = k == 0 ? v : k == 1 ? lo : hi;
             if (isfinite(x)) h = fmax(h, fabs(x));
         }
+        if (isfinite(v)) hv = fmax(hv, fabs(v));
     }
     if (m == 0) return;
+    if (hv > 0) h = fmin(h, 3 * hv);
     h = h > 0 ? 1.1 * h : 0.01;
     chart(b, bars, m, -h, h, "%+.4f", title, axis);
 }
@@ -422,6 +431,13 @@ cr_status cr_experiment_report_html(const char *results_json, const char *path, 
         "%.0f positives (binary tasks) or rows (regression) to rest a metric on. The teacher "
         "row scores the teacher's own predictions, zero-shot, on the same rows.</p>\n",
         level, level, num(get(root, "bootstrap"), "resamples"), level, CR_MIN_SEEDS, minpos);
+    put(&b, "<p class=\"note\">Compared with: <i>Zero-shot Cross-domain Knowledge Distillation: "
+        "A Case Study on YouTube Music</i> (Ranganathan et al., arXiv 2603.28994), a YouTube "
+        "teacher distilled, never fine-tuned, into YouTube Music's multi-task rankers. Its "
+        "findings read here as directions: a distilled student beats the control without a "
+        "teacher (&Delta; and its verdict), while the teacher alone does not beat a "
+        "well-trained control (the teacher row against the control row). Its numbers are on "
+        "production data and are not comparable in size with these.</p>\n");
     const cJSON *stu;
     cJSON_ArrayForEach(stu, get(root, "students")) {
         put(&b, "<h2>Student ");
@@ -448,14 +464,13 @@ cr_status cr_experiment_report_html(const char *results_json, const char *path, 
                 }
                 put(&b, "</h3>\n");
                 double n0 = task_count(stu, tn, "metrics"), n1 = sl ? task_count(stu, tn, "slice") : NAN;
-                if (n0 < minpos || n1 < minpos) {
-                    put(&b, "<p class=\"note\">Too few %s for a metric: %.0f on the test rows",
-                        auc ? "positives" : "rows", n0);
-                    if (sl) {
-                        put(&b, ", %.0f on ", n1);
-                        esc(&b, sl);
-                    }
-                    put(&b, " (fewer than %.0f are shown as &ldquo;too few&rdquo;).</p>\n", minpos);
+                for (int q = 0; q < 2; q++) {
+                    double cnt = q ? n1 : n0;
+                    if (!(cnt < minpos)) continue;
+                    put(&b, "<p class=\"note\">Too few %s on ", auc ? "positives" : "rows");
+                    esc(&b, q ? sl : "the test rows");
+                    put(&b, " for a metric: %.0f (fewer than %.0f); shown as &ldquo;too few&rdquo;."
+                        "</p>\n", cnt, minpos);
                 }
                 put(&b, "<table><tr><th>variant</th><th>%s</th><th>GAUC</th><th>NDCG@k</th>"
                     "<th>calibration</th><th>&Delta; %s</th><th>p</th><th>bootstrap %.0f%% CI</th>",
