@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* GSL's default error handler aborts; every argument is checked here first,
- * so its functions are only ever called inside their domains. */
+/* GSL's default error handler aborts, and setting another is process-wide:
+ * so every argument is checked here first and GSL is only ever called inside
+ * its domains (the one error left to its handler is gsl_rng_alloc running
+ * out of memory). */
 double cr_t_pvalue2(double t, double df) {
     if (!(df > 0) || isnan(t)) return NAN;
     if (isinf(t)) return 0;
