@@ -108,7 +108,7 @@ CFLAGS  := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(ARCH) $(WARN) 
            -fvisibility=hidden \
            -ffp-contract=off \
            -Iinclude -I/usr/include/cjson $(EXTRA_CFLAGS)
-LDLIBS  := -lyaml -lcjson -lmicrohttpd -lprotobuf-c -lm -lpthread
+LDLIBS  := -lyaml -lcjson -lmicrohttpd -lprotobuf-c -lgsl -lm -lpthread
 
 ifeq ($(DEBUG),1)
 CFLAGS  += -O0 -g
@@ -148,6 +148,11 @@ CFLAGS  += -DCR_MPI -I$(OMPI_DIR)/include -I$(OMPI_DIR)/include/openmpi
 LDLIBS  += -L$(OMPI_DIR)/lib -Wl,-rpath,$(OMPI_DIR)/lib -lmpi
 endif
 
+# GSL (the study's distributions and resampling, src/rank/stats.c) calls
+# CBLAS only in routines crossrec does not use, but libgsl must find the
+# symbols: GSL's own CBLAS comes last, so a BLAS above keeps cblas_sgemm.
+LDLIBS  += -lgslcblas
+
 # Layers, bottom to top; each may include only the ones before it.
 LAYERS   := core kernels nn data train rank ilm serve
 LIB_SRC  := $(foreach l,$(LAYERS),$(wildcard src/$(l)/*.c))
@@ -172,7 +177,7 @@ all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 # ---- Debian packages -------------------------------------------------------
 # Checked once (stamp file); installed automatically when run as root.
 PKGS := libopenblas-openmp-dev libblis-openmp-dev libyaml-dev libcjson-dev \
-        libmicrohttpd-dev libcmocka-dev pkg-config curl \
+        libmicrohttpd-dev libcmocka-dev libgsl-dev pkg-config curl \
         python3 python3-numpy python3-pandas python3-cffi python3-pytest python3-dask \
         python3-distributed python3-tqdm python3-matplotlib python3-nbconvert python3-ipykernel \
         python3-pip python3-setuptools python3-venv python3-yaml \
@@ -364,7 +369,8 @@ clean:
 # and qemu-user, and through Debian multiarch the arm64 builds of the three
 # libraries those tests link (libyaml, libcjson, cmocka). The cross compiler
 # also searches /usr/include, so the library's other headers (microhttpd.h)
-# are the host's -dev packages (PKGS); no test here links libmicrohttpd.
+# are the host's -dev packages (PKGS); no test here links libmicrohttpd,
+# nor GSL (none of them reaches the study's statistics, src/rank/stats.c).
 ARM64_CC    := aarch64-linux-gnu-gcc
 ARM64_BUILD := $(patsubst build%,build/arm64%,$(BUILD))/noomp
 ARM64_QEMU  := qemu-aarch64 -L /usr/aarch64-linux-gnu
@@ -425,8 +431,8 @@ FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno
 FUZZ_CFLAGS := -std=c17 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(ARCH) $(WARN) -ffp-contract=off \
                -Iinclude -I/usr/include/cjson -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
                -DCR_BLAS_OPENBLAS -I/usr/include/x86_64-linux-gnu/openblas-openmp
-FUZZ_LIBS   := -lyaml -lcjson -lmicrohttpd -lprotobuf-c -lm -lpthread -lcmocka \
-               -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas
+FUZZ_LIBS   := -lyaml -lcjson -lmicrohttpd -lprotobuf-c -lgsl -lm -lpthread -lcmocka \
+               -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lgslcblas
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_DIR)/%)
 FUZZ_OBJ    := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o) $(TEST_UTIL:%.c=$(FUZZ_DIR)/%.o) \

@@ -101,7 +101,7 @@ static const cfg_key keys[] = {
     {"train", "max_bag_ids", "integer", "0", "ids one multi feature may put in one batch (a memory cap; training refuses data that needs more); 0 = sized from the data"},
     {"train", "precision", "enum", "fp32", "fp32 or bf16 (mixed-precision products)"},
 
-    {"train.early_stopping", "mode", "enum", "sum_loss", "sum_loss, per_task (freeze a task that stops improving) or none"},
+    {"train.early_stopping", "mode", "enum", "sum_loss", "sum_loss (keep the best validation sum-loss), per_task (freeze a task that stops improving; keep the last step) or none (keep the last step)"},
     {"train.early_stopping", "patience", "integer", "2", "evaluations without improvement"},
     {"train.early_stopping", "eval_every", "integer", "0", "steps between evaluations; 0 = once per epoch"},
 

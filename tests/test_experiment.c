@@ -98,6 +98,7 @@ static void write_case(const char *dir) {
              "      - {name: wt_distill, column: teacher_watch_time, kind: regression, tower: complete}\n"
              "seeds: [1, 2]\n"
              "fractions: [1.0, 0.5]\n"
+             "slice: new_release\nmin_positives: 5\n"
              "bootstrap: {resamples: 50, seed: 3}\n");
 }
 
@@ -181,6 +182,18 @@ static void check_results(const cJSON *r) {
                     assert_true(isfinite(lo) && isfinite(hi) && lo <= hi);
                     snprintf(p, sizeof p, "tasks.%s.vs_control.bootstrap.resamples", tasks[si][k]);
                     assert_int_equal((int)num_at(vo, p), 50);
+                    /* two seeds: a p-value, but no verdict */
+                    snprintf(p, sizeof p, "tasks.%s.vs_control.verdict", tasks[si][k]);
+                    assert_string_equal(cJSON_GetStringValue(at(vo, p)), "not enough seeds");
+                    /* the slice has no positive here: no AUC of 1, no test */
+                    snprintf(p, sizeof p, "tasks.%s.slice.too_few", tasks[si][k]);
+                    assert_true(cJSON_IsTrue(at(vo, p)));
+                    snprintf(p, sizeof p, "tasks.%s.slice.%s", tasks[si][k], pm);
+                    assert_null(at(vo, p));
+                    snprintf(p, sizeof p, "tasks.%s.vs_control.slice.too_few", tasks[si][k]);
+                    assert_true(cJSON_IsTrue(at(vo, p)));
+                    snprintf(p, sizeof p, "tasks.%s.vs_control.slice.p", tasks[si][k]);
+                    assert_null(at(vo, p));
                 }
             }
         }
@@ -225,13 +238,19 @@ static void test_study(void **st) {
     assert_int_equal(cr_read_file(p, &html, &n, &e), CR_OK);
     assert_non_null(strstr(html, "<svg"));
     assert_non_null(strstr(html, "teacher (zero-shot)"));
+    assert_non_null(strstr(html, "not enough seeds"));
+    assert_non_null(strstr(html, "too few"));
+    assert_null(strstr(html, ">significant<"));
     assert_null(strstr(html, "<script"));
     cr_free(html);
-    /* the text table has a row per variant */
+    /* the text table has a row per variant, the verdicts and the empty slice */
     char *tab = NULL;
     assert_int_equal(cr_experiment_table(res, &tab, &e), CR_OK);
     assert_non_null(strstr(tab, "aux_head_tempered"));
     assert_non_null(strstr(tab, "none (control)"));
+    assert_non_null(strstr(tab, "not enough seeds"));
+    assert_non_null(strstr(tab, "new_release AUC"));
+    assert_non_null(strstr(tab, "too few"));
     cr_free(tab);
     assert_int_equal(cr_experiment_table("{", &tab, &e), CR_ERR_PARSE);
     assert_null(tab);
@@ -268,6 +287,49 @@ static void test_study(void **st) {
     cJSON_Delete(r2);
     free(res);
     free(res2);
+
+    /* A study without slice: has none (it does not fall back to a column
+     * such as new_release), and at the default min_positives (30) this
+     * tiny target's tasks are all "too few". */
+    put_file(dir, "study1.yaml",
+             "teacher: {config: teacher.yaml}\nmap: map.yaml\ntarget: target.csv\n"
+             "students:\n  - name: radio\n    config: radio.yaml\n    new_heads:\n"
+             "      - {name: wt_distill, column: teacher_watch_time, kind: regression, tower: complete}\n"
+             "seeds: [1]\nbootstrap: {resamples: 20}\n");
+    snprintf(cfg, sizeof cfg, "%s/study1.yaml", dir);
+    o.progress = NULL;
+    assert_int_equal(cr_experiment_run(&o, &res, &e), CR_OK);
+    r = cJSON_Parse(res);
+    assert_true(cJSON_IsNull(at(r, "slice")));
+    assert_int_equal((int)num_at(r, "min_positives"), 30);
+    const cJSON *v1 = at(cJSON_GetArrayItem(at(cJSON_GetArrayItem(at(r, "students"), 0), "fractions"), 0),
+                         "variants");
+    v1 = cJSON_GetArrayItem(v1, 1);
+    assert_true(cJSON_IsTrue(at(v1, "tasks.complete.metrics.too_few")));
+    assert_true(num_at(v1, "tasks.complete.metrics.positives") < 30);
+    assert_null(at(v1, "tasks.complete.metrics.auc"));
+    assert_null(at(v1, "tasks.complete.slice"));
+    assert_true(cJSON_IsTrue(at(v1, "tasks.complete.vs_control.too_few")));
+    assert_null(at(v1, "tasks.complete.vs_control.p"));
+    assert_int_equal(cr_experiment_table(res, &tab, &e), CR_OK);
+    assert_non_null(strstr(tab, "too few"));
+    assert_null(strstr(tab, "new_release"));
+    assert_null(strstr(tab, "sl.diff"));
+    cr_free(tab);
+    snprintf(p, sizeof p, "%s/report.html", out);
+    assert_int_equal(cr_read_file(p, &html, &n, &e), CR_OK);
+    assert_non_null(strstr(html, "too few"));
+    assert_null(strstr(html, "new_release"));
+    cr_free(html);
+    cJSON_Delete(r);
+    free(res);
+    /* a slice the student's data does not have is an error, not silence */
+    put_file(dir, "study2.yaml",
+             "teacher: {config: teacher.yaml}\nmap: map.yaml\ntarget: target.csv\n"
+             "students: [{name: radio, config: radio.yaml}]\nslice: no_such\n");
+    snprintf(cfg, sizeof cfg, "%s/study2.yaml", dir);
+    assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "slice 'no_such' is not among data.slices"));
     cr_test_rmdir(dir);
 }
 

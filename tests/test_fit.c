@@ -2,8 +2,9 @@
  * test_fit.c - cr_rank_fit end to end on a small synthetic log written into
  * a temporary directory (tests/util/fit_fixture.h): the files it writes and
  * what metrics.json holds, that the validation loss falls, that runs repeat
- * bit for bit, that per-task early stopping freezes an overfitting task, and
- * that the saved model scores like the trained one.
+ * bit for bit, that per-task early stopping freezes an overfitting task,
+ * that mode none keeps the final step's weights, and that the saved model
+ * scores like the trained one.
  */
 #include "util/fit_fixture.h"
 static void test_fit_end_to_end(void **state) {
@@ -107,7 +108,7 @@ static void test_fit_end_to_end(void **state) {
     double first_sum = strtod(first + 6, NULL);
     cr_ranker *m0 = NULL;
     assert_int_equal(cr_ranker_create(&m0, &c.schema, &c.model, c.train.seed, &e), CR_OK);
-    double init_sum = valid_sum_loss(m0, &c);
+    double init_sum = valid_sum_loss(m0, &c.schema, &c.data);
     cr_ranker_free(m0);
     if (!(final_sum < first_sum && final_sum < 0.8 * init_sum))
         fprintf(stderr, "validation loss: untrained %.5f, first eval %.5f, final %.5f\nlog:\n%s",
@@ -254,6 +255,60 @@ static void test_per_task_freeze(void **state) {
     cr_st_close(&y);
     assert_true(frozen_checked >= 4); /* tower layer w+b, gate w+b, head w+b */
     assert_true(shared_moved > 0);
+}
+
+/* early_stopping mode none selects nothing: on a run whose validation loss
+ * is past its best by the end (coin can only be overfit, lr 0.03), the
+ * saved model is the final step's, so its validation sum-loss is the last
+ * evaluation's and not the best one's (the model sum_loss would keep). */
+static void test_none_keeps_last(void **state) {
+    const fixture *f = *state;
+    char cfg[512], out[512], p[600];
+    cfg_opts o = defaults();
+    o.es = "none";
+    o.epochs = 8;
+    o.coin = 1;
+    o.lr = "0.03";
+    write_cfg(f->dir, "none.yaml", &o, cfg, sizeof cfg);
+    snprintf(out, sizeof out, "%s/out_none", f->dir);
+    char *log = NULL;
+    fit_ok(cfg, out, 0, &log);
+    double best = INFINITY, last = NAN;
+    int evals = 0;
+    for (const char *q = strstr(log, "| sum "); q; q = strstr(q + 1, "| sum ")) {
+        last = strtod(q + 6, NULL);
+        best = fmin(best, last);
+        evals++;
+    }
+    assert_int_equal(evals, 8); /* once per epoch, the last at the final step */
+    snprintf(p, sizeof p, "%s/metrics.json", out);
+    cJSON *j = read_json(p);
+    assert_string_equal(jget(j, "train.early_stopping")->valuestring, "none");
+    assert_false(cJSON_IsTrue(jget(j, "train.stopped_early")));
+    assert_true(jnum(j, "train.steps") == 8 * STEPS_PER_EPOCH);
+    /* the case the test is about: the best evaluation is not the last */
+    if (!(last > best + 1e-3)) fprintf(stderr, "no overfitting to tell apart; log:\n%s", log);
+    assert_true(last > best + 1e-3);
+    assert_true(jnum(j, "train.best_step") < jnum(j, "train.steps"));
+    cJSON_Delete(j);
+
+    snprintf(p, sizeof p, "%s/model.safetensors", out);
+    cr_error e = {0};
+    cr_ranker *m = NULL;
+    cr_schema ms;
+    assert_int_equal(cr_ranker_load(&m, &ms, p, &e), CR_OK);
+    cr_rank_config c;
+    load_cfg(cfg, &c);
+    /* the validation rows through the model's own (fitted) schema */
+    double kept = valid_sum_loss(m, &ms, &c.data);
+    if (fabs(kept - last) > 1e-4)
+        fprintf(stderr, "saved model: valid sum %.5f; last eval %.5f, best %.5f\n%s", kept, last,
+                best, log);
+    assert_true(fabs(kept - last) < 1e-4);
+    cr_ranker_free(m);
+    cr_schema_free(&ms);
+    cr_rank_config_free(&c);
+    free(log);
 }
 
 /* ---- the saved model ------------------------------------------------------------------ */
@@ -517,6 +572,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_determinism, setup, teardown),
         cmocka_unit_test_setup_teardown(test_negative_regression_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_task_freeze, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_none_keeps_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_and_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_bags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oov_row, setup, teardown),

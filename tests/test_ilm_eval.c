@@ -12,6 +12,7 @@
 #include "../src/ilm/ilm_eval.h"
 #include "../src/ilm/ilm_study.h"
 
+#include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,12 +184,43 @@ static void test_study_and_chat(void **state) {
     }
     assert_non_null(strstr(js, "\"unchanged_in_every_run\": true"));
     assert_non_null(strstr(js, "\"claim\": \"ilm > ilm-rand\""));
+    /* two seeds: every finding says so instead of "significant" */
+    assert_non_null(strstr(js, "\"verdict\": \"not enough seeds\""));
+    assert_null(strstr(js, "\"verdict\": \"significant\""));
+    assert_null(strstr(js, "\"verdict\": \"not significant\""));
+    /* the perplexity's interval is on the log scale: positive, around the geometric mean */
+    cJSON *jr = cJSON_Parse(js);
+    assert_non_null(jr);
+    const cJSON *var;
+    int ppl_checked = 0;
+    cJSON_ArrayForEach(var, cJSON_GetObjectItem(jr, "variants")) {
+        const cJSON *pp = cJSON_GetObjectItem(cJSON_GetObjectItem(var, "summary"), "desc_ppl");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(pp, "scale")), "log");
+        double mean = cJSON_GetNumberValue(cJSON_GetObjectItem(pp, "mean"));
+        double lo = cJSON_GetNumberValue(cJSON_GetObjectItem(pp, "lo"));
+        double hi = cJSON_GetNumberValue(cJSON_GetObjectItem(pp, "hi"));
+        assert_true(lo > 0 && lo <= mean && mean <= hi);
+        ppl_checked++;
+    }
+    assert_int_equal(ppl_checked, CR_ILM_NVAR);
+    cJSON_Delete(jr);
     snprintf(p, sizeof p, "%s/report.html", out);
     assert_int_equal(cr_read_file(p, &html, &n, &e), CR_OK);
     assert_non_null(strstr(html, "<svg"));
+    assert_non_null(strstr(html, "not enough seeds"));
+    assert_non_null(strstr(html, "BPR "));   /* the reference lines */
+    assert_non_null(strstr(html, "IT + user-item"));
     assert_null(strstr(html, "<script"));
     assert_null(strstr(html, "https://"));
     cr_free(js), cr_free(html);
+    /* a report of fewer variants names only those */
+    cr_ilm_study_cfg two = c;
+    two.n_var = 2, two.variants[0] = CR_ILM_V_MLP, two.variants[1] = CR_ILM_V_ILM;
+    assert_int_equal(cr_ilm_study_write(&two, &r, out, &e), CR_OK);
+    assert_int_equal(cr_read_file(p, &html, &n, &e), CR_OK);
+    assert_non_null(strstr(html, "MLP adapter"));
+    assert_null(strstr(html, "IT + user-item"));
+    cr_free(html);
     char *table;
     assert_int_equal(cr_ilm_study_table(&c, &r, &table, &e), CR_OK);
     assert_non_null(strstr(table, "it+ui"));

@@ -185,7 +185,8 @@ class Study:
     def table(self) -> pd.DataFrame:
         """One row per student, fraction, variant and task: the primary
         metric's mean and CI over seeds, and against the control its mean
-        difference, CI and paired-test p (NaN on the control)."""
+        difference, CI, paired-test p and verdict (NaN / None on the control;
+        NaN metrics where the task has too few positives)."""
         rows = []
         for st in self.results.get("students", []):
             kinds = {t["name"]: t for t in st.get("tasks", [])}
@@ -202,18 +203,20 @@ class Study:
                             "mean": m.get("mean"), "lo": m.get("lo"), "hi": m.get("hi"),
                             "diff": vs.get("mean_diff"), "diff_lo": vs.get("lo"),
                             "diff_hi": vs.get("hi"), "p": vs.get("p"),
+                            "verdict": vs.get("verdict"),
                             "seeds": len(m.get("values") or []),
                         })
         return pd.DataFrame(rows, columns=["student", "fraction", "variant", "control", "task",
                                            "metric", "mean", "lo", "hi", "diff", "diff_lo",
-                                           "diff_hi", "p", "seeds"]).astype(
+                                           "diff_hi", "p", "verdict", "seeds"]).astype(
             {"mean": float, "lo": float, "hi": float, "diff": float, "diff_lo": float,
              "diff_hi": float, "p": float})
 
     def plot(self, student: Optional[str] = None, fraction: Optional[float] = None, ax=None):
         """Each technique's difference from the control per task, with its
         CI, on an axis symmetric around zero (matplotlib); filled markers
-        where the paired test gives p < 0.05. Returns the figure."""
+        where the paired test's verdict is "significant" (never with fewer
+        than 3 seeds). Returns the figure."""
         import matplotlib.pyplot as plt
         t = self.table()
         t = t[~t["control"]]
@@ -229,12 +232,12 @@ class Study:
         y = list(range(len(t)))
         err = [(t["diff"] - t["diff_lo"]).fillna(0).to_numpy(),
                (t["diff_hi"] - t["diff"]).fillna(0).to_numpy()]
-        sig = (t["p"] < 0.05).to_numpy()
+        sig = (t["verdict"] == "significant").to_numpy()
         ax.errorbar(t["diff"], y, xerr=err, fmt="none", ecolor="0.4", capsize=3)
         ax.scatter(t["diff"][sig], [v for v, s in zip(y, sig) if s], color="tab:blue",
-                   label="p < 0.05", zorder=3)
+                   label="significant", zorder=3)
         ax.scatter(t["diff"][~sig], [v for v, s in zip(y, sig) if not s], facecolors="white",
-                   edgecolors="tab:blue", label="not significant", zorder=3)
+                   edgecolors="tab:blue", label="not significant or < 3 seeds", zorder=3)
         lim = float(pd.concat([t["diff_lo"].abs(), t["diff_hi"].abs()]).max() or 0.01) * 1.1
         ax.set_xlim(-lim, lim)
         ax.axvline(0, color="black", lw=0.8)

@@ -82,6 +82,7 @@ students:
 seeds: [1, 2, 3]
 fractions: [1.0]
 bootstrap: {resamples: 30, seed: 3}
+min_positives: 5
 """
 FEATURES = """\
 features:
@@ -150,6 +151,7 @@ def test_experiment_table_and_plot(study_dir, tmp_path):
     assert ctl["diff"].isna().all() and (ctl["seeds"] == 3).all()
     aux = t[(t["variant"] == "aux_head") & (t["task"] == "click")].iloc[0]
     assert aux["lo"] <= aux["mean"] <= aux["hi"] and 0 <= aux["p"] <= 1
+    assert aux["verdict"] in ("significant", "not significant")  # 3 seeds: a verdict
     assert "aux_head" in study.text()
     # the same results as the command's own run of the study
     cli("experiment", "--config", study_dir / "study.yaml", "--out", tmp_path / "cli", "--quiet",

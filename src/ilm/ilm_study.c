@@ -271,7 +271,8 @@ cr_status cr_ilm_study_table(const cr_ilm_study_cfg *c, const cr_ilm_study_resul
     if (!t) return cr_err(e, CR_ERR_NOMEM, "ILM study: out of memory");
     size_t n = 0;
     const int per = r->n ? r->runs[0].ev.per : 0;
-    n += (size_t)snprintf(t + n, cap - n, "mean [95%% CI] over %d seed(s); next item among %d "
+    n += (size_t)snprintf(t + n, cap - n, "mean [95%% CI] over %d seed(s) (desc ppl: geometric "
+                          "mean, interval on the log scale); next item among %d "
                           "candidates (%d users), ranked by title likelihood\n", c->n_seeds, per,
                           r->n ? (int)r->runs[0].ev.lm.users : 0);
     n += (size_t)snprintf(t + n, cap - n, "%-9s %-22s %-22s %-20s %-20s\n", "variant", "HR@10",
@@ -288,8 +289,9 @@ cr_status cr_ilm_study_table(const cr_ilm_study_cfg *c, const cr_ilm_study_resul
             }
         n += (size_t)snprintf(t + n, cap - n, "%-9s", cr_ilm_variant_name(c->variants[vi]));
         for (int m = 0; m < 4; m++) {
-            cr_mean_ci ci;
-            cr_mean_ci_of(x[m], k, 0.95, &ci);
+            cr_mean_ci ci; /* the perplexity's interval on the log scale: it stays positive */
+            if (m == 2) cr_mean_ci_log_of(x[m], k, 0.95, &ci);
+            else cr_mean_ci_of(x[m], k, 0.95, &ci);
             const char *f = m == 2 ? " %7.1f [%6.1f,%6.1f]" : " %6.4f [%6.4f,%6.4f]";
             n += (size_t)snprintf(t + n, cap - n, f, ci.mean, ci.lo, ci.hi);
         }

@@ -152,7 +152,8 @@ static cr_status parse_student(const cr_yaml_node *m, const char *path, const ch
 cr_status study_load(study *st, const char *path, cr_error *e) {
     static const char *const keys[] = {"teacher", "map",     "target",    "students",
                                        "seeds",   "fractions", "epochs",  "max_steps",
-                                       "threads", "bootstrap", "slice",   "keep_seed", NULL};
+                                       "threads", "bootstrap", "slice",   "keep_seed",
+                                       "min_positives", NULL};
     static const char *const tkeys[] = {"config", "model", NULL};
     static const char *const bkeys[] = {"resamples", "level", "seed", NULL};
     memset(st, 0, sizeof *st);
@@ -210,7 +211,9 @@ cr_status study_load(study *st, const char *path, cr_error *e) {
     if ((s = cr_yaml_int32(r, "epochs", "", 0, 0, 0, 100000, &st->epochs, e))) goto done;
     if ((s = cr_yaml_int(r, "max_steps", "", 0, 0, 0, INT64_MAX / 2, &st->max_steps, e))) goto done;
     if ((s = cr_yaml_int32(r, "threads", "", 0, -1, -1, 1024, &st->threads, e))) goto done;
-    if ((s = cr_yaml_str(r, "slice", "", 0, "new_release", st->slice, sizeof st->slice, e)))
+    /* no slice unless one is named: a default column would be one most data lacks */
+    if ((s = cr_yaml_str(r, "slice", "", 0, "", st->slice, sizeof st->slice, e))) goto done;
+    if ((s = cr_yaml_int32(r, "min_positives", "", 0, 30, 1, 1000000, &st->min_positives, e)))
         goto done;
     int64_t ks;
     if ((s = cr_yaml_int(r, "keep_seed", "", 0, 1, 0, INT64_MAX, &ks, e))) goto done;

@@ -50,7 +50,8 @@ typedef struct study {
     int      epochs;     /* 0 = each config's own */
     int64_t  max_steps;  /* 0 = each config's own */
     int      threads;    /* -1 = each config's own */
-    char     slice[64];
+    char     slice[64];  /* "" = no slice */
+    int      min_positives; /* fewer (binary: positives; regression: rows) = "too few" */
     uint64_t keep_seed;
     int      resamples;
     double   level;
@@ -89,6 +90,7 @@ typedef struct student_res {
     uint8_t *slice;              /* (n) or NULL when the data has no such slice */
     float   *tpred;              /* (K, n) teacher column on test rows (where teacher[k] >= 0) */
     cr_task_metrics tm[CR_MAX_TASKS][2]; /* teacher zero-shot: overall, slice */
+    int64_t  count[CR_MAX_TASKS][2]; /* positives (binary) or rows (regression) on test, slice */
     float   *pred;               /* (F, V, S, K, n) served predictions */
     double  *val;                /* (F, V, S, K, 2, N_METRIC) */
     double  *agree;              /* (F, V, S, K) Pearson with the teacher column */

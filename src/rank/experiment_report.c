@@ -5,6 +5,7 @@
  * only results.json, so a report can be rebuilt from it at any time.
  */
 #include "experiment.h"
+#include "stats.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -24,11 +25,15 @@ static const char *str(const cJSON *o, const char *k) {
 /* The row a table shows for one variant (or the teacher) and one task. */
 typedef struct row {
     char   name[64];
+    int    teacher, control;
+    int    few, sfew;           /* too few positives (rows) on test / on the slice */
     double prim, lo, hi;        /* primary metric, interval over seeds */
     double gauc, ndcg, calib;   /* means */
     double slice, slo, shi;     /* primary metric on the slice */
-    double diff, p, blo, bhi;   /* vs control: mean difference, paired p, bootstrap interval */
-    double sdiff, sp;           /* the same on the slice (p only) */
+    double diff, dlo, dhi, p;   /* vs control: mean difference, its t-interval, paired p */
+    double blo, bhi;            /* bootstrap interval of the difference */
+    double sdiff, sdlo, sdhi, sp; /* the same on the slice */
+    char   verdict[24], sverdict[24];
     double agree;
 } row;
 
@@ -36,12 +41,15 @@ static void row_init(row *r, const char *name) {
     memset(r, 0, sizeof *r);
     snprintf(r->name, sizeof r->name, "%s", name);
     r->prim = r->lo = r->hi = r->gauc = r->ndcg = r->calib = r->slice = r->slo = r->shi = NAN;
-    r->diff = r->p = r->blo = r->bhi = r->sdiff = r->sp = r->agree = NAN;
+    r->diff = r->dlo = r->dhi = r->p = r->blo = r->bhi = NAN;
+    r->sdiff = r->sdlo = r->sdhi = r->sp = r->agree = NAN;
 }
 
 static void row_from_variant(row *r, const cJSON *t, const char *pm, const char *name) {
     row_init(r, name);
     const cJSON *m = get(t, "metrics"), *sl = get(t, "slice"), *vc = get(t, "vs_control");
+    r->few = cJSON_IsTrue(get(m, "too_few"));
+    r->sfew = cJSON_IsTrue(get(sl, "too_few"));
     r->prim = num(get(m, pm), "mean");
     r->lo = num(get(m, pm), "lo");
     r->hi = num(get(m, pm), "hi");
@@ -53,18 +61,28 @@ static void row_from_variant(row *r, const cJSON *t, const char *pm, const char 
     r->shi = num(get(sl, pm), "hi");
     r->agree = num(get(t, "agreement"), "mean");
     if (vc) {
+        const cJSON *vs = get(vc, "slice");
         r->diff = num(vc, "mean_diff");
+        r->dlo = num(vc, "lo");
+        r->dhi = num(vc, "hi");
         r->p = num(vc, "p");
         r->blo = num(get(vc, "bootstrap"), "lo");
         r->bhi = num(get(vc, "bootstrap"), "hi");
-        r->sdiff = num(get(vc, "slice"), "mean_diff");
-        r->sp = num(get(vc, "slice"), "p");
+        snprintf(r->verdict, sizeof r->verdict, "%s", str(vc, "verdict"));
+        r->sdiff = num(vs, "mean_diff");
+        r->sdlo = num(vs, "lo");
+        r->sdhi = num(vs, "hi");
+        r->sp = num(vs, "p");
+        snprintf(r->sverdict, sizeof r->sverdict, "%s", str(vs, "verdict"));
     }
 }
 
 static void row_from_teacher(row *r, const cJSON *t, const char *pm) {
     row_init(r, "teacher (zero-shot)");
+    r->teacher = 1;
     const cJSON *m = get(t, "metrics"), *sl = get(t, "slice");
+    r->few = cJSON_IsTrue(get(m, "too_few"));
+    r->sfew = cJSON_IsTrue(get(sl, "too_few"));
     r->prim = r->lo = r->hi = num(m, pm);
     r->gauc = num(m, "gauc");
     r->ndcg = num(m, "ndcg");
@@ -83,11 +101,21 @@ static int collect(const cJSON *stu, const cJSON *fr, const cJSON *task, row *ro
         if (n >= cap) break;
         const cJSON *t = get(get(v, "tasks"), tn);
         char name[64];
-        snprintf(name, sizeof name, "%s%s", str(v, "technique"),
-                 cJSON_IsTrue(get(v, "control")) ? " (control)" : "");
-        row_from_variant(&rows[n++], t, pm, name);
+        int ctrl = cJSON_IsTrue(get(v, "control"));
+        snprintf(name, sizeof name, "%s%s", str(v, "technique"), ctrl ? " (control)" : "");
+        row_from_variant(&rows[n], t, pm, name);
+        rows[n++].control = ctrl;
     }
     return n;
+}
+
+/* The counts behind a task's metrics, from the control's row of the first
+ * fraction (every variant is scored on the same rows). */
+static double task_count(const cJSON *stu, const char *tn, const char *part) {
+    const cJSON *v = get(cJSON_GetArrayItem(get(stu, "fractions"), 0), "variants");
+    const cJSON *m = get(get(get(cJSON_GetArrayItem(v, 0), "tasks"), tn), part);
+    double x = num(m, "positives");
+    return isnan(x) ? num(m, "rows") : x;
 }
 
 static void fmt(char *b, size_t n, const char *f, double x) {
@@ -115,6 +143,8 @@ typedef struct row_text {
 static void row_format(const row *r, row_text *t) {
     fmt_ci(t->prim, sizeof t->prim, r->prim, r->lo, r->hi);
     fmt_ci(t->slice, sizeof t->slice, r->slice, r->slo, r->shi);
+    if (r->few) snprintf(t->prim, sizeof t->prim, "too few");
+    if (r->sfew) snprintf(t->slice, sizeof t->slice, "too few");
     fmt(t->gauc, sizeof t->gauc, "%.4f", r->gauc);
     fmt(t->ndcg, sizeof t->ndcg, "%.4f", r->ndcg);
     fmt(t->calib, sizeof t->calib, "%.3f", r->calib);
@@ -126,10 +156,17 @@ static void row_format(const row *r, row_text *t) {
     fmt(t->agree, sizeof t->agree, "%.3f", r->agree);
 }
 
+/* The slice the study compares on, or NULL (results.json's "slice": null). */
+static const char *slice_name(const cJSON *root) {
+    const cJSON *x = get(root, "slice");
+    return cJSON_IsString(x) && x->valuestring[0] ? x->valuestring : NULL;
+}
+
 cr_status cr_experiment_print_table(FILE *f, const char *results_json, cr_error *e) {
     cJSON *root = cJSON_Parse(results_json);
     if (!root) return cr_err(e, CR_ERR_PARSE, "results: not JSON");
-    const char *sl = str(root, "slice");
+    const char *sl = slice_name(root);
+    double minpos = num(root, "min_positives");
     const cJSON *stu;
     cJSON_ArrayForEach(stu, get(root, "students")) {
         const cJSON *fr;
@@ -143,29 +180,43 @@ cr_status cr_experiment_print_table(FILE *f, const char *results_json, cr_error 
                         str(task, "name"), str(task, "kind"),
                         cJSON_IsString(tc) ? ", teacher: " : ", not distilled",
                         cJSON_IsString(tc) ? tc->valuestring : "");
+                const char *unit = !strcmp(pm, "auc") ? "positives" : "rows";
+                double n0 = task_count(stu, str(task, "name"), "metrics");
+                double n1 = sl ? task_count(stu, str(task, "name"), "slice") : NAN;
+                if (n0 < minpos)
+                    fprintf(f, "  too few %s on test for a metric: %.0f (fewer than %.0f)\n", unit,
+                            n0, minpos);
+                if (n1 < minpos)
+                    fprintf(f, "  too few %s on %s for a metric: %.0f (fewer than %.0f)\n", unit,
+                            sl, n1, minpos);
                 char h1[32], h2[48];
                 snprintf(h1, sizeof h1, "%s", !strcmp(pm, "auc") ? "AUC" : "R2");
-                snprintf(h2, sizeof h2, "%s %s", sl, h1);
-                fprintf(f, "  %-26s %-18s %7s %7s %7s %-18s %9s %7s %-20s %9s %7s %6s\n", "variant",
-                        h1, "GAUC", "NDCG", "calib", h2, "diff", "p", "bootstrap CI", "sl.diff",
-                        "sl.p", "agree");
+                snprintf(h2, sizeof h2, "%s %s", sl ? sl : "", h1);
+                fprintf(f, "  %-26s %-18s %7s %7s %7s %9s %7s %-20s", "variant", h1, "GAUC",
+                        "NDCG", "calib", "diff", "p", "bootstrap CI");
+                if (sl) fprintf(f, " %-18s %9s %7s", h2, "sl.diff", "sl.p");
+                fprintf(f, " %6s  %s\n", "agree", "verdict");
                 row rows[8];
                 int n = collect(stu, fr, task, rows, 8);
                 for (int i = 0; i < n; i++) {
                     const row *r = &rows[i];
                     row_text t;
                     row_format(r, &t);
-                    fprintf(f, "  %-26s %-18s %7s %7s %7s %-18s %9s %7s %-20s %9s %7s %6s\n",
-                            r->name, t.prim, t.gauc, t.ndcg, t.calib, t.slice, t.diff, t.p,
-                            t.boot, t.sdiff, t.sp, t.agree);
+                    fprintf(f, "  %-26s %-18s %7s %7s %7s %9s %7s %-20s", r->name, t.prim, t.gauc,
+                            t.ndcg, t.calib, t.diff, t.p, t.boot);
+                    if (sl) fprintf(f, " %-18s %9s %7s", t.slice, t.sdiff, t.sp);
+                    fprintf(f, " %6s  %s\n", t.agree, r->verdict[0] ? r->verdict : "-");
                 }
             }
         }
     }
     fprintf(f, "\nmean ± half-width of the %.0f%% t-interval over %d seeds; diff = mean paired "
-            "difference from the control, p = paired t-test; bootstrap CI over test requests "
-            "(%.0f resamples)\n", 100 * num(root, "level"), cJSON_GetArraySize(get(root, "seeds")),
-            num(get(root, "bootstrap"), "resamples"));
+            "difference from the control, p = paired t-test, verdict at the %.0f%% level (\"not "
+            "enough seeds\" below %d seeds); bootstrap CI over test requests (%.0f resamples); "
+            "\"too few\": fewer than %.0f positives (binary) or rows (regression)\n",
+            100 * num(root, "level"), cJSON_GetArraySize(get(root, "seeds")),
+            100 * num(root, "level"), CR_MIN_SEEDS, num(get(root, "bootstrap"), "resamples"),
+            minpos);
     cJSON_Delete(root);
     return CR_OK;
 }
@@ -219,55 +270,122 @@ static void esc(sbuf *b, const char *s) {
     }
 }
 
-/* A horizontal bar chart: one bar per row at its mean, whiskers to the
- * interval. The axis starts near the smallest lower bound, not at 0, since
- * the differences that matter are a fraction of the value: the axis is
- * labelled at both ends so no one reads the bar lengths as ratios. */
-static void chart(sbuf *b, const row *rows, int n, int slice, const char *label) {
-    double lo = INFINITY, hi = -INFINITY;
-    for (int i = 0; i < n; i++) {
-        double m = slice ? rows[i].slice : rows[i].prim;
-        double l = slice ? rows[i].slo : rows[i].lo, h = slice ? rows[i].shi : rows[i].hi;
-        if (isnan(m)) continue;
-        lo = fmin(lo, isnan(l) ? m : l);
-        hi = fmax(hi, isnan(h) ? m : h);
-    }
-    if (!isfinite(lo)) return;
-    double span = hi - lo > 1e-9 ? hi - lo : 0.01;
-    lo -= 0.25 * span;
-    hi += 0.1 * span;
-    const int W = 560, left = 170, right = 20, bh = 18, gap = 8, top = 24;
-    int H = top + n * (bh + gap) + 28;
-    double sx = (double)(W - left - right) / (hi - lo);
+/* One bar of a chart: a value, its interval and its CSS class. */
+typedef struct bar {
+    const char *name, *cls;
+    double v, lo, hi;
+} bar;
+
+/* The class of a variant's bar or cell: colour says whether the paired
+ * test found a difference, never which way it went (the axis says that). */
+static const char *verdict_class(const row *r, int slice) {
+    const char *v = slice ? r->sverdict : r->verdict;
+    return !strcmp(v, "significant") ? "bs" : "bn";
+}
+
+/* A horizontal bar chart on the axis [a, z], which holds 0: each bar runs
+ * from 0 to its value with whiskers over its interval. Values are printed
+ * in a column right of the plot, so no label meets a whisker; the bottom
+ * axis has five ticks with their values, and a line marks 0. */
+static void chart(sbuf *b, const bar *bars, int n, double a, double z, const char *vfmt,
+                  const char *title, const char *axis) {
+    const int W = 600, left = 170, plot = 340, vx = left + plot + 12, bh = 16, gap = 8, top = 24;
+    int ya = top + n * (bh + gap);
+    int H = ya + 40;
+    double sx = plot / (z - a);
+#define CX(x) (left + (fmin(fmax((x), a), z) - a) * sx)
     put(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\">", W, H);
     put(b, "<text x=\"%d\" y=\"14\" class=\"ct\">", left);
-    esc(b, label);
+    esc(b, title);
     put(b, "</text>");
     for (int i = 0; i < n; i++) {
-        double m = slice ? rows[i].slice : rows[i].prim;
-        double l = slice ? rows[i].slo : rows[i].lo, h = slice ? rows[i].shi : rows[i].hi;
+        const bar *r = &bars[i];
         int y = top + i * (bh + gap);
-        put(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" class=\"cl\">", left - 6, y + bh - 5);
-        esc(b, rows[i].name);
+        put(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" class=\"cl\">", left - 6, y + bh - 4);
+        esc(b, r->name);
         put(b, "</text>");
-        if (isnan(m)) continue;
-        int teacher = !strncmp(rows[i].name, "teacher", 7), ctrl = strstr(rows[i].name, "control") != NULL;
-        put(b, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" class=\"%s\"/>", left, y,
-            fmax(1.0, (m - lo) * sx), bh, teacher ? "bt" : ctrl ? "bc" : "bv");
-        if (!isnan(l) && !isnan(h) && h > l) {
-            double x1 = left + (l - lo) * sx, x2 = left + (h - lo) * sx, yc = y + bh / 2.0;
-            put(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"w\"/>", x1, yc, x2, yc);
-            put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"w\"/>", x1, y + 3, x1, y + bh - 3);
-            put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"w\"/>", x2, y + 3, x2, y + bh - 3);
+        if (isnan(r->v)) {
+            put(b, "<text x=\"%d\" y=\"%d\" class=\"cv\">-</text>", vx, y + bh - 4);
+            continue;
         }
-        put(b, "<text x=\"%.1f\" y=\"%d\" class=\"cv\">%.4f</text>",
-            fmin(left + (m - lo) * sx + 4, (double)W - right - 40), y + bh - 5, m);
+        double x0 = CX(0.0), x1 = CX(r->v);
+        put(b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" class=\"%s\"/>",
+            fmin(x0, x1), y, fmax(1.0, fabs(x1 - x0)), bh, r->cls);
+        if (!isnan(r->lo) && !isnan(r->hi) && r->hi > r->lo) {
+            /* a whisker past the axis is cut there and has no cap at that end */
+            double w1 = CX(r->lo), w2 = CX(r->hi), yc = y + bh / 2.0;
+            put(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"w\"/>", w1, yc, w2, yc);
+            if (r->lo >= a)
+                put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"w\"/>", w1, y + 3, w1, y + bh - 3);
+            if (r->hi <= z)
+                put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"w\"/>", w2, y + 3, w2, y + bh - 3);
+        }
+        put(b, "<text x=\"%d\" y=\"%d\" class=\"cv\">", vx, y + bh - 4);
+        put(b, vfmt, r->v);
+        put(b, "</text>");
     }
-    int ya = top + n * (bh + gap) + 4;
-    put(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"ax\"/>", left, ya, W - right, ya);
-    put(b, "<text x=\"%d\" y=\"%d\" class=\"cl\">%.4f</text>", left, ya + 16, lo);
-    put(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" class=\"cl\">%.4f</text>", W - right, ya + 16, hi);
-    put(b, "</svg>\n");
+    double x0 = CX(0.0);
+    put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"zl\"/>", x0, top - 4, x0, ya);
+    put(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"ax\"/>", left, ya, left + plot, ya);
+    for (int i = 0; i <= 4; i++) {
+        double v = a + (z - a) * i / 4, x = CX(v);
+        put(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"ax\"/>", x, ya, x, ya + 4);
+        put(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" class=\"cl\">%.3g</text>", x,
+            ya + 15, fabs(v) < 1e-12 ? 0.0 : v);
+    }
+    put(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" class=\"cl\">", left + plot / 2, ya + 31);
+    esc(b, axis);
+    put(b, "</text></svg>\n");
+#undef CX
+}
+
+/* The metric itself, bars from 0: AUC on [0, 1]; R2 on [min(0, means),
+ * max(0, means)] rounded out to tenths. Intervals do not stretch the axis
+ * (two seeds can give a whisker of +-190 in R2): they are cut at its ends. */
+static void chart_values(sbuf *b, const row *rows, int n, int auc, const char *title,
+                         const char *axis) {
+    bar bars[8];
+    double a = 0, z = auc ? 1 : 0;
+    for (int i = 0; i < n; i++) {
+        const row *r = &rows[i];
+        bars[i] = (bar){r->name, r->teacher ? "bt" : r->control ? "bc" : verdict_class(r, 0),
+                        r->few ? NAN : r->prim, r->lo, r->hi};
+        if (isnan(bars[i].v) || auc) continue;
+        a = fmin(a, r->prim);
+        z = fmax(z, r->prim);
+    }
+    if (!auc) {
+        a = floor(a * 10 - 1e-9) / 10;
+        z = ceil(z * 10 + 1e-9) / 10;
+    }
+    if (z - a < 1e-9) z = a + 1;
+    chart(b, bars, n, a, z, "%.4f", title, axis);
+}
+
+/* Each technique's difference from the control with its paired t-interval,
+ * on an axis symmetric about 0 that holds every interval, but no more than
+ * three times the largest difference (wider whiskers are cut). */
+static void chart_diffs(sbuf *b, const row *rows, int n, int slice, const char *title,
+                        const char *axis) {
+    bar bars[8];
+    int m = 0;
+    double h = 0, hv = 0;
+    for (int i = 0; i < n; i++) {
+        const row *r = &rows[i];
+        if (r->teacher || r->control) continue;
+        double v = slice ? r->sdiff : r->diff, lo = slice ? r->sdlo : r->dlo,
+               hi = slice ? r->sdhi : r->dhi;
+        bars[m++] = (bar){r->name, verdict_class(r, slice), v, lo, hi};
+        for (int k = 0; k < 3; k++) {
+            double x = k == 0 ? v : k == 1 ? lo : hi;
+            if (isfinite(x)) h = fmax(h, fabs(x));
+        }
+        if (isfinite(v)) hv = fmax(hv, fabs(v));
+    }
+    if (m == 0) return;
+    if (hv > 0) h = fmin(h, 3 * hv);
+    h = h > 0 ? 1.1 * h : 0.01;
+    chart(b, bars, m, -h, h, "%+.4f", title, axis);
 }
 
 static const char *css =
@@ -276,17 +394,24 @@ static const char *css =
     "h3{font-size:1.05em;margin-top:1.5em}"
     "table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 8px;border-bottom:1px solid #eee;"
     "text-align:right;font-variant-numeric:tabular-nums}td:first-child,th:first-child{text-align:left}"
-    "tr.teacher td{color:#7a4b00}tr.control td{font-weight:600}.pos{color:#0a6b2b}.neg{color:#a11}"
+    "tr.teacher td{color:#7a4b00}tr.control td{font-weight:600}"
+    "td.vs{color:#1a4fa0;font-weight:600}td.vn,td.vf{color:#777}td.vf{font-style:italic}"
     ".charts{display:flex;flex-wrap:wrap;gap:1em}.ct{font-size:12px;font-weight:600}.cl,.cv{font-size:11px}"
-    ".bt{fill:#e0a040}.bc{fill:#8a8a8a}.bv{fill:#3b7dd8}.w{stroke:#111;stroke-width:1.2}.ax{stroke:#999}"
+    ".bt{fill:#e0a040}.bc{fill:#8a8a8a}.bs{fill:#1a4fa0}.bn{fill:#b9cbe6}"
+    ".w{stroke:#111;stroke-width:1.2}.ax{stroke:#999}.zl{stroke:#444;stroke-dasharray:2,2}"
     ".note{color:#555;font-size:.9em}";
+
+/* The class of a verdict's table cells. */
+static const char *verdict_cell(const char *v) {
+    return !strcmp(v, "significant") ? "vs" : !strcmp(v, "not significant") ? "vn" : v[0] ? "vf" : "";
+}
 
 cr_status cr_experiment_report_html(const char *results_json, const char *path, cr_error *e) {
     cJSON *root = cJSON_Parse(results_json);
     if (!root) return cr_err(e, CR_ERR_PARSE, "results: not JSON");
     sbuf b = {0};
-    const char *sl = str(root, "slice");
-    double level = 100 * num(root, "level");
+    const char *sl = slice_name(root);
+    double level = 100 * num(root, "level"), minpos = num(root, "min_positives");
     put(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>crossrec "
         "distillation study</title><style>%s</style></head><body>\n", css);
     put(&b, "<h1>Distillation study</h1>\n<p class=\"note\">Study ");
@@ -299,8 +424,20 @@ cr_status cr_experiment_report_html(const char *results_json, const char *path, 
     put(&b, ". Values are means over seeds &plusmn; the half-width of the %.0f%% t-interval; "
         "&Delta; is the mean paired difference from the control with the paired t-test's p "
         "and a %.0f%% percentile bootstrap interval over %.0f resamples of test requests. "
-        "The teacher row scores the teacher's own predictions, zero-shot, on the same rows.</p>\n",
-        level, level, num(get(root, "bootstrap"), "resamples"));
+        "The verdict is the paired t-test's at the %.0f%% level; with fewer than %d seeds it "
+        "is &ldquo;not enough seeds&rdquo;, whatever p is. In the charts, bars start at 0 and "
+        "a dark bar is a significant difference from the control, a pale one is not (or has "
+        "too few seeds); the direction is read on the axis. &ldquo;Too few&rdquo;: fewer than "
+        "%.0f positives (binary tasks) or rows (regression) to rest a metric on. The teacher "
+        "row scores the teacher's own predictions, zero-shot, on the same rows.</p>\n",
+        level, level, num(get(root, "bootstrap"), "resamples"), level, CR_MIN_SEEDS, minpos);
+    put(&b, "<p class=\"note\">Compared with: <i>Zero-shot Cross-domain Knowledge Distillation: "
+        "A Case Study on YouTube Music</i> (Ranganathan et al., arXiv 2603.28994), a YouTube "
+        "teacher distilled, never fine-tuned, into YouTube Music's multi-task rankers. Its "
+        "findings read here as directions: a distilled student beats the control without a "
+        "teacher (&Delta; and its verdict), while the teacher alone does not beat a "
+        "well-trained control (the teacher row against the control row). Its numbers are on "
+        "production data and are not comparable in size with these.</p>\n");
     const cJSON *stu;
     cJSON_ArrayForEach(stu, get(root, "students")) {
         put(&b, "<h2>Student ");
@@ -310,11 +447,12 @@ cr_status cr_experiment_report_html(const char *results_json, const char *path, 
         cJSON_ArrayForEach(fr, get(stu, "fractions")) {
             const cJSON *task;
             cJSON_ArrayForEach(task, get(stu, "tasks")) {
-                const char *pm = str(task, "primary");
-                const char *pml = !strcmp(pm, "auc") ? "AUC" : "R&sup2;";
+                const char *pm = str(task, "primary"), *tn = str(task, "name");
+                int auc = !strcmp(pm, "auc");
+                const char *pml = auc ? "AUC" : "R&sup2;";
                 const cJSON *tc = get(task, "teacher_column");
                 put(&b, "<h3>");
-                esc(&b, str(task, "name"));
+                esc(&b, tn);
                 put(&b, " (%s) &middot; fraction %g, %.0f training rows &middot; ", str(task, "kind"),
                     num(fr, "fraction"), num(fr, "train_rows"));
                 if (cJSON_IsString(tc)) {
@@ -324,37 +462,59 @@ cr_status cr_experiment_report_html(const char *results_json, const char *path, 
                 } else {
                     put(&b, "not distilled");
                 }
-                put(&b, "</h3>\n<table><tr><th>variant</th><th>%s</th><th>GAUC</th><th>NDCG@k</th>"
-                    "<th>calibration</th><th>", pml);
-                esc(&b, sl);
-                put(&b, " %s</th><th>&Delta; %s</th><th>p</th><th>bootstrap %.0f%% CI</th>"
-                    "<th>&Delta; ", pml, pml, level);
-                esc(&b, sl);
-                put(&b, "</th><th>p</th><th>agreement</th></tr>\n");
+                put(&b, "</h3>\n");
+                double n0 = task_count(stu, tn, "metrics"), n1 = sl ? task_count(stu, tn, "slice") : NAN;
+                for (int q = 0; q < 2; q++) {
+                    double cnt = q ? n1 : n0;
+                    if (!(cnt < minpos)) continue;
+                    put(&b, "<p class=\"note\">Too few %s on ", auc ? "positives" : "rows");
+                    esc(&b, q ? sl : "the test rows");
+                    put(&b, " for a metric: %.0f (fewer than %.0f); shown as &ldquo;too few&rdquo;."
+                        "</p>\n", cnt, minpos);
+                }
+                put(&b, "<table><tr><th>variant</th><th>%s</th><th>GAUC</th><th>NDCG@k</th>"
+                    "<th>calibration</th><th>&Delta; %s</th><th>p</th><th>bootstrap %.0f%% CI</th>",
+                    pml, pml, level);
+                if (sl) {
+                    put(&b, "<th>");
+                    esc(&b, sl);
+                    put(&b, " %s</th><th>&Delta; ", pml);
+                    esc(&b, sl);
+                    put(&b, "</th><th>p</th>");
+                }
+                put(&b, "<th>agreement</th><th>verdict</th></tr>\n");
                 row rows[8];
                 int n = collect(stu, fr, task, rows, 8);
                 for (int i = 0; i < n; i++) {
                     const row *r = &rows[i];
                     row_text t;
                     row_format(r, &t);
-                    const char *cls = !strncmp(r->name, "teacher", 7) ? "teacher"
-                                      : strstr(r->name, "control") ? "control" : "";
-                    const char *dc = isnan(r->diff) ? "" : r->diff > 0 ? "pos" : "neg";
-                    put(&b, "<tr class=\"%s\"><td>", cls);
+                    const char *vc = verdict_cell(r->verdict);
+                    put(&b, "<tr class=\"%s\"><td>", r->teacher ? "teacher" : r->control ? "control" : "");
                     esc(&b, r->name);
-                    put(&b, "</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                        "<td class=\"%s\">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                        "<td>%s</td></tr>\n", t.prim, t.gauc, t.ndcg, t.calib, t.slice, dc, t.diff,
-                        t.p, t.boot, t.sdiff, t.sp, t.agree);
+                    put(&b, "</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class=\"%s\">%s</td>"
+                        "<td>%s</td><td>%s</td>", t.prim, t.gauc, t.ndcg, t.calib, vc, t.diff, t.p,
+                        t.boot);
+                    if (sl)
+                        put(&b, "<td>%s</td><td class=\"%s\">%s</td><td>%s</td>", t.slice,
+                            verdict_cell(r->sverdict), t.sdiff, t.sp);
+                    put(&b, "<td>%s</td><td class=\"%s\">%s</td></tr>\n", t.agree, vc,
+                        r->verdict[0] ? r->verdict : "-");
                 }
                 put(&b, "</table>\n<div class=\"charts\">");
-                char lab[160];
-                snprintf(lab, sizeof lab, "%s: %s on test", str(task, "name"),
-                         !strcmp(pm, "auc") ? "AUC" : "R2");
-                chart(&b, rows, n, 0, lab);
-                snprintf(lab, sizeof lab, "%s: %s on %s", str(task, "name"),
-                         !strcmp(pm, "auc") ? "AUC" : "R2", sl);
-                chart(&b, rows, n, 1, lab);
+                char lab[160], ax[160];
+                snprintf(lab, sizeof lab, "%s: %s on test", tn, auc ? "AUC" : "R2");
+                snprintf(ax, sizeof ax, "%s (mean over seeds, %.0f%% t-interval)", auc ? "AUC" : "R2",
+                         level);
+                chart_values(&b, rows, n, auc, lab, ax);
+                snprintf(lab, sizeof lab, "%s: difference from the control on test", tn);
+                snprintf(ax, sizeof ax, "%s minus the control's (paired, %.0f%% t-interval)",
+                         auc ? "AUC" : "R2", level);
+                chart_diffs(&b, rows, n, 0, lab, ax);
+                if (sl) {
+                    snprintf(lab, sizeof lab, "%s: difference from the control on %s", tn, sl);
+                    chart_diffs(&b, rows, n, 1, lab, ax);
+                }
                 put(&b, "</div>\n");
             }
         }

@@ -95,6 +95,12 @@ cr_status study_reference(study_ctx *c, int si, student_res *r, cr_error *e) {
     cr_dataset ds;
     memset(&ds, 0, sizeof ds);
     uint32_t *rows = NULL;
+    if (c->st.slice[0] && qs < 0) {
+        s = cr_err(e, CR_ERR_CONFIG, "%s: slice '%s' is not among data.slices of %s (student "
+                   "%s); name one of those, or leave slice out for none", c->st.path,
+                   c->st.slice, st->config, st->name);
+        goto fail_cfg;
+    }
     if ((s = cr_dataset_load(&ds, &cfg.schema, &cfg.data, 1, e))) goto fail;
     if ((s = cr_dataset_rows(&ds, CR_SPLIT_TEST, &rows, &r->n, e))) goto fail;
     if (r->n == 0) {
@@ -133,6 +139,15 @@ cr_status study_reference(study_ctx *c, int si, student_res *r, cr_error *e) {
                 r->tpred[(size_t)k * n + i] = ds.extra[(size_t)tcol[k] * (size_t)ds.n + row];
         }
     }
+    /* what an AUC or R2 rests on: the positives (binary) or rows (regression)
+     * each task has on the test rows and on the slice */
+    for (int k = 0; k < K; k++)
+        for (size_t i = 0; i < n; i++) {
+            const float y = r->label[(size_t)k * n + i];
+            if (!(r->mask[(size_t)k * n + i] > 0) || (r->bin[k] && !(y > 0.5f))) continue;
+            r->count[k][0]++;
+            if (r->slice && r->slice[i]) r->count[k][1]++;
+        }
     for (int k = 0; k < K; k++)
         if (r->teacher[k] >= 0) {
             /* a binary task's teacher column must be a probability to be scored as one */
@@ -274,13 +289,24 @@ static void add_boot(cJSON *o, const char *name, const cr_boot_ci *b) {
     cJSON_AddNumberToObject(x, "requests", (double)b->groups);
 }
 
-static void add_t(cJSON *o, const cr_paired_t *p) {
+static void add_t(cJSON *o, const cr_paired_t *p, double level) {
     cJSON_AddNumberToObject(o, "mean_diff", p->mean_diff);
     cJSON_AddNumberToObject(o, "lo", p->lo);
     cJSON_AddNumberToObject(o, "hi", p->hi);
     cJSON_AddNumberToObject(o, "t", p->t);
     cJSON_AddNumberToObject(o, "df", p->df);
     cJSON_AddNumberToObject(o, "p", p->p);
+    cJSON_AddStringToObject(o, "verdict", cr_verdict_name(cr_paired_verdict(p, level)));
+}
+
+/* A part (q 0: every test row, 1: the slice) with fewer positives (binary)
+ * or rows (regression) than min_positives reports no metric: an AUC of 1.0
+ * on two positives says nothing. The count is written either way. */
+static int add_count(const study_ctx *c, const student_res *r, int k, int q, cJSON *o) {
+    int few = r->count[k][q] < c->st.min_positives;
+    cJSON_AddNumberToObject(o, r->bin[k] ? "positives" : "rows", (double)r->count[k][q]);
+    cJSON_AddBoolToObject(o, "too_few", few);
+    return few;
 }
 
 static cr_status task_json(study_ctx *c, const student_res *r, int f, int v, int k, cJSON *t,
@@ -293,6 +319,7 @@ static cr_status task_json(study_ctx *c, const student_res *r, int f, int v, int
     for (int q = 0; q < 2; q++) {
         if (q && !r->slice) continue;
         cJSON *mo = cJSON_AddObjectToObject(t, part[q]);
+        if (add_count(c, r, k, q, mo)) continue;
         for (int j = 0; j < nm; j++) {
             for (int sd = 0; sd < S; sd++)
                 x[sd] = r->val[((RUN_IDX(r, f, v, sd) * (size_t)r->K + (size_t)k) * 2 + (size_t)q) * N_METRIC + (size_t)ms[j]];
@@ -309,6 +336,7 @@ static cr_status task_json(study_ctx *c, const student_res *r, int f, int v, int
     for (int q = 0; q < 2; q++) {
         if (q && !r->slice) continue;
         cJSON *side = q ? cJSON_AddObjectToObject(vc, "slice") : vc;
+        if (add_count(c, r, k, q, side)) continue;
         cr_paired_t pt;
         for (int sd = 0; sd < S; sd++) {
             size_t b = ((size_t)k * 2 + (size_t)q) * N_METRIC + (size_t)pm;
@@ -316,7 +344,7 @@ static cr_status task_json(study_ctx *c, const student_res *r, int f, int v, int
             y[sd] = r->val[RUN_IDX(r, f, 0, sd) * (size_t)r->K * 2 * N_METRIC + b];
         }
         cr_paired_t_test(x, y, S, c->st.level, &pt);
-        add_t(side, &pt);
+        add_t(side, &pt, c->st.level);
         if (c->st.resamples > 0) {
             const float *mk = r->mask + (size_t)k * (size_t)r->n;
             if (q) {
@@ -331,6 +359,7 @@ static cr_status task_json(study_ctx *c, const student_res *r, int f, int v, int
         }
     }
     /* every other metric: the paired t-test only */
+    if (r->count[k][0] < c->st.min_positives) return CR_OK;
     cJSON *all = cJSON_AddObjectToObject(vc, "metrics");
     for (int j = 0; j < nm; j++) {
         cr_paired_t pt;
@@ -340,24 +369,25 @@ static cr_status task_json(study_ctx *c, const student_res *r, int f, int v, int
             y[sd] = r->val[RUN_IDX(r, f, 0, sd) * (size_t)r->K * 2 * N_METRIC + b];
         }
         cr_paired_t_test(x, y, S, c->st.level, &pt);
-        add_t(cJSON_AddObjectToObject(all, metric_names[ms[j]]), &pt);
+        add_t(cJSON_AddObjectToObject(all, metric_names[ms[j]]), &pt, c->st.level);
     }
     return CR_OK;
 }
 
-static void teacher_json(const student_res *r, int k, const study_student *st, cJSON *o) {
+static void teacher_json(const study_ctx *c, const student_res *r, int k,
+                         const study_student *st, cJSON *o) {
     cJSON *t = cJSON_AddObjectToObject(o, r->task[k]);
     cJSON_AddStringToObject(t, "column", st->tasks[r->teacher[k]].column);
     const int *ms = r->bin[k] ? bin_metrics : reg_metrics;
     int nm = r->bin[k] ? 5 : 3;
-    double v[2][N_METRIC];
-    metrics_to(&r->tm[k][0], v[0]);
-    metrics_to(&r->tm[k][1], v[1]);
-    cJSON *m = cJSON_AddObjectToObject(t, "metrics");
-    for (int j = 0; j < nm; j++) cJSON_AddNumberToObject(m, metric_names[ms[j]], v[0][ms[j]]);
-    if (r->slice) {
-        cJSON *sl = cJSON_AddObjectToObject(t, "slice");
-        for (int j = 0; j < nm; j++) cJSON_AddNumberToObject(sl, metric_names[ms[j]], v[1][ms[j]]);
+    static const char *const part[2] = {"metrics", "slice"};
+    for (int q = 0; q < 2; q++) {
+        if (q && !r->slice) continue;
+        double v[N_METRIC];
+        metrics_to(&r->tm[k][q], v);
+        cJSON *m = cJSON_AddObjectToObject(t, part[q]);
+        if (add_count(c, r, k, q, m)) continue;
+        for (int j = 0; j < nm; j++) cJSON_AddNumberToObject(m, metric_names[ms[j]], v[ms[j]]);
     }
 }
 
@@ -382,7 +412,9 @@ cr_status study_results_json(study_ctx *c, student_res *res, double t0, char **o
     for (int i = 0; i < st->n_seeds; i++) cJSON_AddItemToArray(sa, cJSON_CreateNumber((double)st->seeds[i]));
     cJSON *fa = cJSON_AddArrayToObject(root, "fractions");
     for (int i = 0; i < st->n_fracs; i++) cJSON_AddItemToArray(fa, cJSON_CreateNumber(st->fractions[i]));
-    cJSON_AddStringToObject(root, "slice", st->slice);
+    if (st->slice[0]) cJSON_AddStringToObject(root, "slice", st->slice);
+    else cJSON_AddNullToObject(root, "slice");
+    cJSON_AddNumberToObject(root, "min_positives", st->min_positives);
     cJSON_AddNumberToObject(root, "level", st->level);
     cJSON *bo = cJSON_AddObjectToObject(root, "bootstrap");
     cJSON_AddNumberToObject(bo, "resamples", st->resamples);
@@ -440,7 +472,7 @@ cr_status study_results_json(study_ctx *c, student_res *res, double t0, char **o
         }
         cJSON *tz = cJSON_AddObjectToObject(so, "teacher_zero_shot");
         for (int k = 0; k < r->K; k++)
-            if (r->teacher[k] >= 0) teacher_json(r, k, ss, tz);
+            if (r->teacher[k] >= 0) teacher_json(c, r, k, ss, tz);
         cJSON *fr = cJSON_AddArrayToObject(so, "fractions");
         for (int f = 0; f < r->F && !s; f++) {
             cJSON *fo = cJSON_CreateObject();

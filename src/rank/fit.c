@@ -619,9 +619,10 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
     }
     cr_progress_done(&pg);
     c.seconds = cr_now() - tstart;
-    /* Keep the best model by the overall criterion; per-task mode keeps
-     * the final one, whose frozen towers stopped at their own best. */
-    if (t->early_stopping != CR_ES_PER_TASK && c.st.es.best_step >= 0) {
+    /* sum_loss keeps the best model by the overall criterion; per_task
+     * keeps the final one, whose frozen towers stopped at their own best;
+     * none selects nothing: the final step's weights are the model. */
+    if (t->early_stopping == CR_ES_SUM_LOSS && c.st.es.best_step >= 0) {
         memcpy(c.m->params.data, c.best_params, c.m->params.total * sizeof(float));
         memcpy(c.m->tables.data, c.best_tables, c.m->tables.total * sizeof(float));
     }

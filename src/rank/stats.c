@@ -1,83 +1,35 @@
 /*
  * stats.c - intervals and tests for comparing trained variants: Student's t
- * from the regularised incomplete beta function (no tables, no external
- * library), t-intervals over seeds, paired t-tests, and a paired bootstrap
- * over test requests. Nothing here knows what a model is.
+ * quantiles and p-values and the bootstrap's random draws from GSL,
+ * t-intervals over seeds (on the log scale for positive quantities), paired
+ * t-tests and their verdicts, and a paired bootstrap over test requests.
+ * Nothing here knows what a model is, and nothing hand-rolls a distribution.
  */
 #include "stats.h"
 
 #include "metrics.h"
 
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Continued fraction of I_x(a, b) (Numerical Recipes' betacf, modified
- * Lentz): converges fast for x < (a + 1) / (a + b + 2). */
-static double betacf(double a, double b, double x) {
-    const double tiny = 1e-300, eps = 1e-15;
-    double qab = a + b, qap = a + 1, qam = a - 1;
-    double c = 1, d = 1 - qab * x / qap;
-    if (fabs(d) < tiny) d = tiny;
-    d = 1 / d;
-    double h = d;
-    for (int m = 1; m <= 1000; m++) {
-        int m2 = 2 * m;
-        double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1 + aa * d;
-        if (fabs(d) < tiny) d = tiny;
-        c = 1 + aa / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1 / d;
-        h *= d * c;
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1 + aa * d;
-        if (fabs(d) < tiny) d = tiny;
-        c = 1 + aa / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1 / d;
-        double del = d * c;
-        h *= del;
-        if (fabs(del - 1) < eps) break;
-    }
-    return h;
-}
-
-double cr_betainc(double a, double b, double x) {
-    if (!(a > 0 && b > 0 && x >= 0 && x <= 1)) return NAN;
-    if (x == 0 || x == 1) return x;
-    double lfront = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
-    /* use the fraction where it converges, and the symmetry elsewhere */
-    if (x < (a + 1) / (a + b + 2)) return exp(lfront) * betacf(a, b, x) / a;
-    return 1 - exp(lfront) * betacf(b, a, 1 - x) / b;
-}
-
-double cr_t_cdf(double t, double df) {
-    if (!(df > 0) || isnan(t)) return NAN;
-    if (isinf(t)) return t > 0 ? 1 : 0;
-    /* P(|T| > |t|) = I_{df/(df+t^2)}(df/2, 1/2) */
-    double tail = 0.5 * cr_betainc(df / 2, 0.5, df / (df + t * t));
-    return t > 0 ? 1 - tail : tail;
-}
-
+/* GSL's default error handler aborts, and setting another is process-wide:
+ * so every argument is checked here first and GSL is only ever called inside
+ * its domains (the one error left to its handler is gsl_rng_alloc running
+ * out of memory). */
 double cr_t_pvalue2(double t, double df) {
     if (!(df > 0) || isnan(t)) return NAN;
     if (isinf(t)) return 0;
-    return cr_betainc(df / 2, 0.5, df / (df + t * t));
+    return 2 * gsl_cdf_tdist_Q(fabs(t), df);
 }
 
 double cr_t_quantile(double p, double df) {
     if (!(p > 0 && p < 1 && df > 0)) return NAN;
-    if (p == 0.5) return 0;
-    if (p < 0.5) return -cr_t_quantile(1 - p, df);
-    double lo = 0, hi = 1;
-    while (cr_t_cdf(hi, df) < p && hi < 1e12) hi *= 2;
-    for (int i = 0; i < 200 && hi - lo > 1e-12 * (1 + hi); i++) {
-        double mid = 0.5 * (lo + hi);
-        if (cr_t_cdf(mid, df) < p) lo = mid;
-        else hi = mid;
-    }
-    return 0.5 * (lo + hi);
+    return gsl_cdf_tdist_Pinv(p, df);
 }
 
 void cr_mean_ci_of(const double *x, int n, double level, cr_mean_ci *o) {
@@ -102,6 +54,21 @@ void cr_mean_ci_of(const double *x, int n, double level, cr_mean_ci *o) {
     o->half = cr_t_quantile(0.5 + level / 2, o->n - 1) * o->sd / sqrt((double)o->n);
     o->lo = o->mean - o->half;
     o->hi = o->mean + o->half;
+}
+
+void cr_mean_ci_log_of(const double *x, int n, double level, cr_mean_ci *o) {
+    double *lx = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    if (!lx) { /* no room for n doubles: say nothing rather than something wrong */
+        memset(o, 0, sizeof *o);
+        o->mean = o->sd = o->half = o->lo = o->hi = NAN;
+        return;
+    }
+    for (int i = 0; i < n; i++) lx[i] = x[i] > 0 && isfinite(x[i]) ? log(x[i]) : NAN;
+    cr_mean_ci_of(lx, n, level, o);
+    free(lx);
+    o->mean = exp(o->mean); /* exp(NaN) stays NaN */
+    o->lo = exp(o->lo);
+    o->hi = exp(o->hi);
 }
 
 void cr_paired_t_test(const double *a, const double *b, int n, double level, cr_paired_t *o) {
@@ -130,6 +97,16 @@ void cr_paired_t_test(const double *a, const double *b, int n, double level, cr_
     }
     o->t = ci.mean / (ci.sd / sqrt((double)ci.n));
     o->p = cr_t_pvalue2(o->t, o->df);
+}
+
+cr_verdict cr_paired_verdict(const cr_paired_t *t, double level) {
+    if (t->n < CR_MIN_SEEDS || isnan(t->p)) return CR_VERDICT_FEW;
+    return t->p < 1 - level ? CR_VERDICT_SIG : CR_VERDICT_NS;
+}
+
+const char *cr_verdict_name(cr_verdict v) {
+    return v == CR_VERDICT_SIG ? "significant" : v == CR_VERDICT_NS ? "not significant"
+                                                                    : "not enough seeds";
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -161,7 +138,9 @@ cr_status cr_bootstrap_groups(const int64_t *group, int64_t n, int B, uint64_t s
                       "in (0, 1) (%g)", (long long)n, B, level);
     int64_t *sorted = malloc((size_t)n * sizeof(int64_t));
     int64_t *gi = malloc((size_t)n * sizeof(int64_t)); /* dense group index per row */
-    int64_t *cnt = NULL;
+    unsigned *cnt = NULL;
+    double *prob = NULL;
+    gsl_rng *rng = NULL;
     float *w = malloc((size_t)n * sizeof(float));
     double *val = malloc((size_t)B * sizeof(double));
     cr_status s = CR_OK;
@@ -184,19 +163,26 @@ cr_status cr_bootstrap_groups(const int64_t *group, int64_t n, int B, uint64_t s
         gi[i] = lo;
     }
     o->groups = G;
-    cnt = malloc((size_t)G * sizeof(int64_t));
-    if (!cnt) {
+    if (G > (int64_t)UINT_MAX) { /* GSL counts draws in an unsigned int */
+        s = cr_err(e, CR_ERR_LIMIT, "bootstrap: %lld groups, at most %u", (long long)G, UINT_MAX);
+        goto done;
+    }
+    cnt = malloc((size_t)G * sizeof(unsigned));
+    prob = malloc((size_t)G * sizeof(double));
+    rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!cnt || !prob || !rng) {
         s = cr_err(e, CR_ERR_NOMEM, "bootstrap: out of memory for %lld groups", (long long)G);
         goto done;
     }
     for (int64_t i = 0; i < n; i++) w[i] = 1.0f;
     o->estimate = fn(ctx, w);
-    cr_rng r;
-    cr_rng_seed(&r, seed);
+    /* A resample's group counts are one multinomial draw of G out of G
+     * equally likely groups (GSL draws it as G conditional binomials). */
+    for (int64_t g = 0; g < G; g++) prob[g] = 1.0;
+    gsl_rng_set(rng, (unsigned long)(seed ^ (seed >> 32)));
     int m = 0;
     for (int b = 0; b < B; b++) {
-        memset(cnt, 0, (size_t)G * sizeof(int64_t));
-        for (int64_t g = 0; g < G; g++) cnt[cr_rng_below(&r, (uint64_t)G)]++;
+        gsl_ran_multinomial(rng, (size_t)G, (unsigned)G, prob, cnt);
         for (int64_t i = 0; i < n; i++) w[i] = (float)cnt[gi[i]];
         double v = fn(ctx, w);
         if (isfinite(v)) val[m++] = v;
@@ -216,6 +202,8 @@ done:
     free(sorted);
     free(gi);
     free(cnt);
+    free(prob);
+    if (rng) gsl_rng_free(rng);
     free(w);
     free(val);
     return s;

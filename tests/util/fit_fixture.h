@@ -296,10 +296,10 @@ __attribute__((unused)) static int teardown(void **state) {
 
 /* Weighted validation loss of a model on a freshly loaded copy of the data,
  * encoded with the config's schema as cr_rank_fit fitted it. */
-static inline double valid_sum_loss(const cr_ranker *m, cr_rank_config *c) {
+static inline double valid_sum_loss(const cr_ranker *m, cr_schema *s, const cr_data_cfg *d) {
     cr_dataset ds;
     cr_error e = {0};
-    assert_int_equal(cr_dataset_load(&ds, &c->schema, &c->data, 0, &e), CR_OK);
+    assert_int_equal(cr_dataset_load(&ds, s, d, 0, &e), CR_OK);
     uint32_t *rows;
     int64_t n;
     assert_int_equal(cr_dataset_rows(&ds, CR_SPLIT_VALID, &rows, &n, &e), CR_OK);
