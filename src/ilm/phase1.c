@@ -23,13 +23,7 @@ void cr_phase1_opts_default(cr_phase1_opts *o) {
     cr_qformer_cfg_default(&o->model);
     o->steps = 600;
     o->batch = 32;
-    cr_optim_cfg_default(&o->optim);
-    o->optim.kind = CR_OPT_ADAMW;
-    o->optim.schedule = CR_SCHED_COSINE;
-    o->optim.weight_decay = 0.05f;
-    o->optim.warmup = 50;
-    o->optim.min_lr_frac = 0.1f;
-    o->optim.clip = 1.0f;
+    cr_optim_cfg_adamw_cosine(&o->optim, 0.05f, 50);
     for (int k = 0; k < CR_P1_NLOSS; k++) o->weight[k] = 1;
     o->bpe_vocab = 2048;
     o->held_frac = 0.1;

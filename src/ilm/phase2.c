@@ -412,13 +412,7 @@ void cr_phase2_opts_default(cr_phase2_opts *o) {
     o->batch = 8;
     o->hist = 3;
     o->max_seq = 96;
-    cr_optim_cfg_default(&o->optim);
-    o->optim.kind = CR_OPT_ADAMW;
-    o->optim.schedule = CR_SCHED_COSINE;
-    o->optim.weight_decay = 0.01f;
-    o->optim.warmup = 20;
-    o->optim.min_lr_frac = 0.1f;
-    o->optim.clip = 1.0f;
+    cr_optim_cfg_adamw_cosine(&o->optim, 0.01f, 20);
     o->mlp_nq = 8;
     o->mlp_hidden = 256;
     for (int k = 0; k < CR_P2_NTASK; k++) o->task_w[k] = 1;

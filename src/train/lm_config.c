@@ -20,14 +20,8 @@ void cr_lm_cfg_default(cr_lm_cfg *c) {
     c->batch = 8;
     c->seq_len = 128;
     c->steps = 1000;
-    cr_optim_cfg_default(&c->opt);
-    c->opt.kind = CR_OPT_ADAMW;
-    c->opt.schedule = CR_SCHED_COSINE;
+    cr_optim_cfg_adamw_cosine(&c->opt, 0.1f, 100);
     c->opt.beta2 = 0.95f;
-    c->opt.weight_decay = 0.1f;
-    c->opt.warmup = 100;
-    c->opt.min_lr_frac = 0.1f;
-    c->opt.clip = 1.0f;
     c->seed = 1;
     c->threads = 0;
     c->eval_every = 200;

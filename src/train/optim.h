@@ -123,6 +123,9 @@ typedef struct cr_optim_cfg {
  * warmup, no clipping; tables: Adagrad at 0.05 from a zero accumulator.
  * A loop with other defaults changes the fields it needs after this. */
 void      cr_optim_cfg_default(cr_optim_cfg *c);
+/* The LM's and the ILM's recipe: the defaults above but AdamW with this
+ * decay, `warmup` steps then cosine to 0.1 lr, the gradient norm clipped at 1. */
+void      cr_optim_cfg_adamw_cosine(cr_optim_cfg *c, float weight_decay, int64_t warmup);
 /* Read the optimizer keys a section accepts, `keys` (NULL-terminated), from
  * the map n (NULL = none given, defaults stay); section names the map in
  * messages ("train", "phase1"). Every key has one meaning, type and range

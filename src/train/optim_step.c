@@ -36,6 +36,16 @@ void cr_optim_cfg_default(cr_optim_cfg *c) {
     c->adagrad_init = 0.0f;
 }
 
+void cr_optim_cfg_adamw_cosine(cr_optim_cfg *c, float weight_decay, int64_t warmup) {
+    cr_optim_cfg_default(c);
+    c->kind = CR_OPT_ADAMW;
+    c->weight_decay = weight_decay;
+    c->schedule = CR_SCHED_COSINE;
+    c->warmup = warmup;
+    c->min_lr_frac = 0.1f;
+    c->clip = 1.0f;
+}
+
 /* ---- the keys ------------------------------------------------------------------------- */
 
 typedef enum { K_FLOAT, K_INT, K_ENUM } key_type;
