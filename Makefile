@@ -285,9 +285,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcrossrec.a
 # Shell tests: the CLI (cli.sh), the exported symbols (symbols.sh), ...
 TEST_SH  := $(filter-out tests/mpi.sh,$(wildcard tests/*.sh)) # mpi.sh: below, on the MPI=1 build
 test: $(TEST_BIN) $(BUILD)/crossrec $(BUILD)/libcrossrec.so check-layers $(ORT_OK)
-	@fail=0; pass=0; \
+	@fail=0; pass=0; skips=$(BUILD)/tests/skipped.txt; : > $$skips; \
 	for t in $(TEST_BIN); do \
 	  if CR_BUILD=$(BUILD) $$t > $$t.log 2>&1; then pass=$$((pass+1)); \
+	    tests/util/skipped.sh $$(basename $$t) $$t.log >> $$skips; \
 	  else fail=$$((fail+1)); echo "FAILED: $$t (log: $$t.log)"; tail -n 30 $$t.log; fi; \
 	done; \
 	for t in $(TEST_SH); do \
@@ -305,10 +306,12 @@ test: $(TEST_BIN) $(BUILD)/crossrec $(BUILD)/libcrossrec.so check-layers $(ORT_O
 	fi; \
 	for isa in $(ISA_FORCED); do for n in $(ISA_TESTS); do t=$(BUILD)/tests/$$n; \
 	  if CROSSREC_ISA=$$isa CR_BUILD=$(BUILD) $$t > $$t.$$isa.log 2>&1; then pass=$$((pass+1)); \
+	    tests/util/skipped.sh "$$n (CROSSREC_ISA=$$isa)" $$t.$$isa.log >> $$skips; \
 	  else fail=$$((fail+1)); echo "FAILED: CROSSREC_ISA=$$isa $$t (log: $$t.$$isa.log)"; \
 	    tail -n 30 $$t.$$isa.log; fi; \
 	done; done; \
-	echo "$$pass passed, $$fail failed"; [ $$fail = 0 ]
+	sed 's/^/SKIPPED: /' $$skips; \
+	echo "$$pass passed, $$fail failed, $$(wc -l < $$skips) tests skipped"; [ $$fail = 0 ]
 
 # A layer may include only layers below it (see LAYERS), in any spelling;
 # cli/ and bench/ reach internals only through scripts/layers_allow.txt.
@@ -403,6 +406,7 @@ test-arm64: $(ARM64_OK)
 	@$(MAKE) --no-print-directory CC=$(ARM64_CC) BLAS=0 OMP=0 BUILD=$(ARM64_BUILD) \
 	  LDLIBS="-lyaml -lcjson -lm -lpthread" $(ARM64_TESTS:%=$(ARM64_BUILD)/tests/%)
 	@fail=0; pass=0; d=$(ARM64_BUILD)/tests/isa-decoder; rm -rf $$d; mkdir -p $$d; \
+	skips=$(ARM64_BUILD)/tests/skipped.txt; : > $$skips; \
 	for isa in scalar neon; do \
 	  CROSSREC_ISA=$$isa $(ARM64_QEMU) $(ARM64_BUILD)/tests/test_isa --child-decoder \
 	    $$d/dec_$$isa.bin || { fail=$$((fail+1)); echo "FAILED: the $$isa decoder forward"; }; \
@@ -410,10 +414,12 @@ test-arm64: $(ARM64_OK)
 	for isa in auto scalar; do for n in $(ARM64_TESTS); do t=$(ARM64_BUILD)/tests/$$n; \
 	  if CROSSREC_ISA=$$isa CR_BUILD=$(ARM64_BUILD) CR_TEST_DECODER_DIR=$$d \
 	     $(ARM64_QEMU) $$t > $$t.$$isa.log 2>&1; then pass=$$((pass+1)); \
+	    tests/util/skipped.sh "$$n (CROSSREC_ISA=$$isa)" $$t.$$isa.log >> $$skips; \
 	  else fail=$$((fail+1)); echo "FAILED: CROSSREC_ISA=$$isa $(ARM64_QEMU) $$t (log: $$t.$$isa.log)"; \
 	    tail -n 30 $$t.$$isa.log; fi; \
 	done; done; \
-	echo "arm64: $$pass passed, $$fail failed"; [ $$fail = 0 ]
+	sed 's/^/SKIPPED: /' $$skips; \
+	echo "arm64: $$pass passed, $$fail failed, $$(wc -l < $$skips) tests skipped"; [ $$fail = 0 ]
 # ---- end arm64 -----------------------------------------------------------------
 
 -include $(shell find build -name '*.d' 2>/dev/null)

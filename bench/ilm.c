@@ -93,9 +93,10 @@ static int phase1(double seconds) {
     int rc = 1;
     cr_qformer m = {0};
     cr_phase1 p = {0};
-    cr_adam opt = {0};
+    cr_optim opt = {0};
     cr_phase1_opts o;
     cr_phase1_opts_default(&o);
+    o.optim.schedule = CR_SCHED_CONSTANT, o.optim.warmup = 0; /* every step at the peak rate */
     cr_qformer_cfg c = o.model;
     c.d_cf = 32;                  /* cr_mf_cfg_default's dim */
     c.vocab = o.bpe_vocab + 3;
@@ -130,7 +131,8 @@ static int phase1(double seconds) {
     CHECK(cr_qformer_init(&m, &c, 1, &e));
     CHECK(cr_qformer_grad_alloc(&m, &e));
     CHECK(cr_phase1_init(&p, &m, B, T, &e));
-    CHECK(cr_adam_init(&opt, &m.pt, CR_OPT_ADAMW, o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, &e));
+    cr_optim_init(&opt, &o.optim, 0, 1);
+    CHECK(cr_optim_add_dense(&opt, &m.pt, m.pt.data, m.grad, &e));
     printf("phase1_shape: B %d, T %d, NQ %d, W %d, layers %d, heads %d, ffn %d, kv %d, D %d, V %d\n",
            B, T, c.nq, c.width, c.layers, c.heads, c.ffn, c.n_kv, D, c.vocab);
     cr_p1_text_batch tb = {B, T, cf, ids, len, u};
@@ -145,12 +147,11 @@ static int phase1(double seconds) {
         cr_phase1_text_losses(&p, &tb, o.weight, l, NULL);
         cr_phase1_pair_loss(&p, &ii, CR_P1_II, o.weight[CR_P1_II], &l[CR_P1_II]);
         cr_phase1_pair_loss(&p, &ui, CR_P1_UI, o.weight[CR_P1_UI], &l[CR_P1_UI]);
-        float norm = cr_clip_grad_norm(&m.pt, m.grad, o.clip);
-        cr_adam_step(&opt, &m.pt, m.pt.data, m.grad, o.lr);
+        cr_status st = cr_optim_step(&opt, step, NULL, &e);
         double dt = cr_now() - t0;
         loss = 0;
         for (int k = 0; k < CR_P1_NLOSS; k++) loss += l[k];
-        if (!isfinite(loss) || !isfinite(norm)) {
+        if (!isfinite(loss) || st != CR_OK) {
             fprintf(stderr, "bench ilm: phase 1 loss or gradient is not finite\n");
             goto done;
         }
@@ -159,7 +160,7 @@ static int phase1(double seconds) {
     report("phase1", B, &t, cr_now() - w0, cpu_seconds() - c0, loss);
     rc = 0;
 done:
-    cr_adam_free(&opt);
+    cr_optim_free(&opt);
     cr_phase1_free(&p);
     cr_qformer_free(&m);
     free(cf), free(u), free(ids), free(len);
@@ -168,19 +169,6 @@ done:
 }
 
 /* ---- phase 2 --------------------------------------------------------------------------- */
-/* The global clip of the phase-2 loop (phase2.c keeps its own static): one
- * norm over adapter and Q-Former. */
-static float clip2(cr_p2_model *m, float max_norm) {
-    double a = cr_clip_grad_norm(&m->pt, m->grad, 0);
-    double q = cr_clip_grad_norm(&m->qf.pt, m->qf.grad, 0);
-    double n = sqrt(a * a + q * q);
-    if (!isfinite(n) || max_norm / (n + 1e-6) >= 1) return (float)n;
-    float s = (float)(max_norm / (n + 1e-6));
-    for (size_t i = 0; i < m->pt.total; i++) m->grad[i] *= s;
-    for (size_t i = 0; i < m->qf.pt.total; i++) m->qf.grad[i] *= s;
-    return (float)n;
-}
-
 static int phase2(double seconds, const char *lm_path, const char *tok_path, const char *tmp) {
     enum { B = 8, MAXSEQ = 80, NQ = 4, HIST = 3, NI = 2000, NU = 600, D = 32 };
     cr_error e = {0};
@@ -191,7 +179,7 @@ static int phase2(double seconds, const char *lm_path, const char *tok_path, con
     cr_p2_model m = {0};
     cr_p2_batch b = {0};
     cr_p2_step st = {0};
-    cr_adam oa = {0}, oq = {0};
+    cr_optim opt = {0};
     char path[4096] = "";
     float *item_cf = malloc(sizeof(float) * NI * D), *user_cf = malloc(sizeof(float) * NU * D);
     cr_rng r;
@@ -212,11 +200,13 @@ static int phase2(double seconds, const char *lm_path, const char *tok_path, con
     CHECK(cr_p2_model_qformer(&m, path, lm.cfg.dim, cr_p2_emb_rms(&lm), 1, &e));
     cr_phase2_opts o;
     cr_phase2_opts_default(&o);
+    o.optim.schedule = CR_SCHED_CONSTANT, o.optim.warmup = 0; /* every step at the peak rate */
     int cap_E = B * (HIST + 2);
     CHECK(cr_p2_batch_init(&b, B, MAXSEQ, cap_E, NQ, &e));
     CHECK(cr_p2_step_init(&st, &m, &lm, B, MAXSEQ, cap_E, 1, &e));
-    CHECK(cr_adam_init(&oa, &m.pt, CR_OPT_ADAMW, o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, &e));
-    CHECK(cr_adam_init(&oq, &m.qf.pt, CR_OPT_ADAMW, o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, &e));
+    cr_optim_init(&opt, &o.optim, 0, 1); /* phase2.c's optimizer: one norm over both slabs */
+    CHECK(cr_optim_add_dense(&opt, &m.pt, m.pt.data, m.grad, &e));
+    CHECK(cr_optim_add_dense(&opt, &m.qf.pt, m.qf.pt.data, m.qf.grad, &e));
     /* one row per task in turn; the description is long enough to be cut at
      * max_seq, as MovieLens descriptions are, so the batch is 80 tokens wide */
     static const char *const target[CR_P2_NTASK] = {
@@ -249,11 +239,9 @@ static int phase2(double seconds, const char *lm_path, const char *tok_path, con
         double t0 = cr_now();
         cr_p2_model_zero_grad(&m);
         CHECK(cr_p2_forward(&m, &st, &lm, &b, item_cf, user_cf, 1, &loss, &e));
-        float norm = clip2(&m, o.clip);
-        cr_adam_step(&oa, &m.pt, m.pt.data, m.grad, o.lr);
-        cr_adam_step(&oq, &m.qf.pt, m.qf.pt.data, m.qf.grad, o.lr);
+        cr_status ok = cr_optim_step(&opt, step, NULL, &e);
         double dt = cr_now() - t0;
-        if (!isfinite(loss) || !isfinite(norm)) {
+        if (!isfinite(loss) || ok != CR_OK) {
             fprintf(stderr, "bench ilm: phase 2 loss or gradient is not finite\n");
             goto done;
         }
@@ -263,7 +251,7 @@ static int phase2(double seconds, const char *lm_path, const char *tok_path, con
     rc = 0;
 done:
     if (path[0]) unlink(path);
-    cr_adam_free(&oa), cr_adam_free(&oq);
+    cr_optim_free(&opt);
     cr_p2_step_free(&st);
     cr_p2_batch_free(&b);
     cr_p2_model_free(&m);

@@ -499,18 +499,24 @@ int main(int argc, char **argv) {
     if (cr_ranker_ws_create(&tws, m, BENCH_TRAIN_B, 1, max_bag ? max_bag : 1, &e) != CR_OK ||
         cr_ranker_ws_create(&sws, m, BENCH_SCORE_B, 0, 0, &e) != CR_OK)
         BENCH_DIE("%s", e.msg);
-    cr_adam adam;
-    if (cr_adam_init(&adam, &m->params, CR_OPT_ADAM, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, &e) != CR_OK)
+    /* the training loop's optimizer (train/optim.h) as crossrec train runs
+     * it, at a constant rate: Adam on the dense weights, and on the tables
+     * torch's defaults: Adagrad lr 0.01 eps 1e-10; SparseAdam lr 1e-3 eps 1e-8 */
+    cr_optim_cfg oc;
+    cr_optim_cfg_default(&oc);
+    oc.sparse_kind = sparse_kind;
+    oc.sparse_lr = sparse_kind == CR_SPARSE_ADAGRAD ? 0.01f : 1e-3f;
+    cr_optim opt;
+    cr_optim_init(&opt, &oc, 0, 0);
+    if (cr_optim_add_dense(&opt, &m->params, m->params.data, tws->grads, &e) != CR_OK)
         BENCH_DIE("%s", e.msg);
-    cr_sparse_opt *sopt = calloc((size_t)m->n_tables, sizeof *sopt);
-    if (!sopt) BENCH_DIE("out of memory");
-    /* torch's defaults: Adagrad lr 0.01 eps 1e-10; SparseAdam lr 1e-3 eps 1e-8 */
-    float slr = sparse_kind == CR_SPARSE_ADAGRAD ? 0.01f : 1e-3f;
     for (int t = 0; t < m->n_tables; t++)
-        if (cr_sparse_opt_init(&sopt[t], sparse_kind, m->table_rows[t], m->table_dim[t], slr, 0.9f,
-                               0.999f, sparse_kind == CR_SPARSE_ADAGRAD ? 1e-10f : 1e-8f, 0.0f,
-                               &e) != CR_OK)
+        if (cr_optim_add_table(&opt, cr_ptable_ptr(&m->tables, m->tables.data, m->table_param[t]),
+                               m->table_rows[t], m->table_dim[t], &e) != CR_OK)
             BENCH_DIE("%s", e.msg);
+    const cr_sparse_grad *sg[64];
+    if (m->n_tables > 64) BENCH_DIE("more than 64 tables");
+    for (int t = 0; t < m->n_tables; t++) sg[t] = &tws->sgrads[t];
 
     /* ---- training: warm up, then time every step for `seconds` ----
      * examples/s is B over the median step: a step that another process
@@ -543,12 +549,9 @@ int main(int argc, char **argv) {
             double t2 = cr_now();
             if (cr_ranker_backward(m, tws, b, NULL, &e) != CR_OK) BENCH_DIE("%s", e.msg);
             double t3 = cr_now();
-            cr_adam_step(&adam, &m->params, m->params.data, tws->grads, 1e-3f);
+            if (cr_optim_step_dense(&opt, it, &e) != CR_OK) BENCH_DIE("%s", e.msg);
             double t4 = cr_now();
-            for (int t = 0; t < m->n_tables; t++)
-                cr_sparse_opt_step(&sopt[t],
-                                   cr_ptable_ptr(&m->tables, m->tables.data, m->table_param[t]),
-                                   &tws->sgrads[t], slr);
+            cr_optim_step_tables(&opt, sg);
             double t5 = cr_now();
             if (measuring) {
                 phase[0] += t1 - t0, phase[1] += t2 - t1, phase[2] += t3 - t2;
@@ -638,9 +641,7 @@ int main(int argc, char **argv) {
     free(lat);
     free(step_t);
     free(pred);
-    for (int t = 0; t < m->n_tables; t++) cr_sparse_opt_free(&sopt[t]);
-    free(sopt);
-    cr_adam_free(&adam);
+    cr_optim_free(&opt);
     cr_ranker_ws_free(tws);
     cr_ranker_ws_free(sws);
     for (int i = 0; i < BENCH_POOL; i++) bench_batch_free(&pool[i]);

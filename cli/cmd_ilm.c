@@ -147,14 +147,15 @@ static void usage_phase1(FILE *f) {
             "  --bpe-vocab N    tokenizer size [%d]\n"
             "  --batch B        pairs per batch [%d]\n"
             "  --lr X           AdamW peak rate, warmup then cosine [%g]\n"
-            "  --warmup N       [%d]\n"
+            "  --warmup N       [%lld]\n"
             "  --held F         share of items whose texts are held out [%g]\n"
             "  --log-every N    [%d]\n"
             "  --ckpt-every N   checkpoint every N steps (0 = at the end) [0]\n"
             "  --seed S         [%llu]\n"
             "  --help           this text\n",
             o.steps, o.model.nq, o.model.layers, o.model.width, o.model.heads, o.model.ffn,
-            o.model.n_kv, o.model.max_text, o.bpe_vocab, o.batch, (double)o.lr, o.warmup,
+            o.model.n_kv, o.model.max_text, o.bpe_vocab, o.batch, (double)o.optim.lr,
+            (long long)o.optim.warmup,
             o.held_frac, o.log_every, (unsigned long long)o.seed);
 }
 
@@ -211,8 +212,8 @@ static int cmd_phase1(int argc, char **argv) {
         case 'c': if (cr_cli_int(C, "--cf-dim", optarg, 0, 65536, &v)) return 2; o.model.d_cf = (int)v; break;
         case 'v': if (cr_cli_int(C, "--bpe-vocab", optarg, 260, 1 << 20, &v)) return 2; o.bpe_vocab = (int)v; break;
         case 'b': if (cr_cli_int(C, "--batch", optarg, 2, 4096, &v)) return 2; o.batch = (int)v; break;
-        case 'r': if (cr_cli_num(C, "--lr", optarg, 1e-9, 10, &x)) return 2; o.lr = (float)x; break;
-        case 'u': if (cr_cli_int(C, "--warmup", optarg, 0, 10000000, &v)) return 2; o.warmup = (int)v; break;
+        case 'r': if (cr_cli_num(C, "--lr", optarg, 1e-9, 10, &x)) return 2; o.optim.lr = (float)x; break;
+        case 'u': if (cr_cli_int(C, "--warmup", optarg, 0, 10000000, &v)) return 2; o.optim.warmup = v; break;
         case 'x': if (cr_cli_num(C, "--held", optarg, 1e-6, 0.89, &x)) return 2; o.held_frac = x; break;
         case 'g': if (cr_cli_int(C, "--log-every", optarg, 1, 10000000, &v)) return 2; o.log_every = (int)v; break;
         case 'C': if (cr_cli_int(C, "--ckpt-every", optarg, 0, 10000000, &v)) return 2; o.ckpt_every = (int)v; break;
@@ -278,7 +279,7 @@ static void usage_phase2(FILE *f) {
             "  --hist N         items in {history} [%d]\n"
             "  --max-seq T      tokens per sequence [%d]\n"
             "  --lr X           AdamW peak, warmup then cosine [%g]\n"
-            "  --warmup N       [%d]\n"
+            "  --warmup N       [%lld]\n"
             "  --mlp-nq N       soft tokens per entity for --mlp [%d]\n"
             "  --mlp-hidden H   [%d]\n"
             "  --tasks LIST     weights, e.g. describe=1,genre=1,year=1,director=1,next=2,similar=1\n"
@@ -286,7 +287,8 @@ static void usage_phase2(FILE *f) {
             "  --seed S         phase 1's seed [%llu]\n"
             "  --log-every N    [%d]\n"
             "  --help           this text\n",
-            o.steps, o.batch, o.hist, o.max_seq, (double)o.lr, o.warmup, o.mlp_nq, o.mlp_hidden,
+            o.steps, o.batch, o.hist, o.max_seq, (double)o.optim.lr, (long long)o.optim.warmup,
+            o.mlp_nq, o.mlp_hidden,
             o.held_frac, (unsigned long long)o.seed, o.log_every);
 }
 
@@ -356,8 +358,8 @@ static int cmd_phase2(int argc, char **argv) {
         case 'b': if (cr_cli_int(C, "--batch", optarg, 1, 4096, &v)) return 2; o.batch = (int)v; break;
         case 'H': if (cr_cli_int(C, "--hist", optarg, 1, 64, &v)) return 2; o.hist = (int)v; break;
         case 'S': if (cr_cli_int(C, "--max-seq", optarg, 8, 65536, &v)) return 2; o.max_seq = (int)v; break;
-        case 'r': if (cr_cli_num(C, "--lr", optarg, 1e-9, 10, &x)) return 2; o.lr = (float)x; break;
-        case 'u': if (cr_cli_int(C, "--warmup", optarg, 0, 10000000, &v)) return 2; o.warmup = (int)v; break;
+        case 'r': if (cr_cli_num(C, "--lr", optarg, 1e-9, 10, &x)) return 2; o.optim.lr = (float)x; break;
+        case 'u': if (cr_cli_int(C, "--warmup", optarg, 0, 10000000, &v)) return 2; o.optim.warmup = v; break;
         case 'q': if (cr_cli_int(C, "--mlp-nq", optarg, 1, 256, &v)) return 2; o.mlp_nq = (int)v; break;
         case 'h' + 256: if (cr_cli_int(C, "--mlp-hidden", optarg, 1, 65536, &v)) return 2; o.mlp_hidden = (int)v; break;
         case 'k': if (parse_tasks(optarg, o.task_w)) return 2; break;

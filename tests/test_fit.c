@@ -548,11 +548,17 @@ static void test_bf16_precision(void **state) {
         snprintf(q, sizeof q, "%s/model.safetensors", out[1]);
         assert_false(same_bytes(p, q));
     } else {
-        /* no bf16 products on this kernel set: the run is the fp32 run */
+        /* no bf16 products on this kernel set: the run is the fp32 run, and
+         * the claims below have nothing to compare, so the test is skipped */
         assert_non_null(strstr(pr->valuestring, "fp32 products"));
         snprintf(p, sizeof p, "%s/model.safetensors", out[0]);
         snprintf(q, sizeof q, "%s/model.safetensors", out[1]);
         assert_true(same_bytes(p, q));
+        cJSON_Delete(m[0]);
+        cJSON_Delete(m[1]);
+        print_message("kernel set %s has no bf16 products: the bf16 run is the fp32 run "
+                      "(checked); skipped\n", cr_sgemm_portable_isa());
+        skip();
     }
     assert_string_equal(jget(m[0], "train.precision")->valuestring, "fp32");
     double a0 = jnum(m[0], "test.tasks.click.model.auc"), a1 = jnum(m[1], "test.tasks.click.model.auc");

@@ -87,7 +87,8 @@ static void check_gemv(const cr_kernel_set *ks) {
 }
 
 /* bf16 training GEMM: against naive on bf16-rounded operands where the level
- * multiplies in bf16, on the float operands where it falls back to fp32. */
+ * multiplies in bf16 (test_gemm_bf16_levels), on the float operands where it
+ * falls back to fp32 (test_every_level). */
 static void check_gemm_bf16(const cr_kernel_set *ks) {
     for (int s = 0; s < NSHAPES; s++) {
         int M = shapes[s].M, N = shapes[s].N, K = shapes[s].K;
@@ -311,7 +312,7 @@ static void test_every_level(void **state) {
         assert_int_equal(ks->isa, i);
         check_gemm(ks);
         check_gemv(ks);
-        check_gemm_bf16(ks);
+        if (!ks->bf16_native) check_gemm_bf16(ks); /* the fp32 fallback */
         check_packed(ks);
         check_linear_bf16(ks);
         check_lowp(ks);
@@ -321,6 +322,23 @@ static void test_every_level(void **state) {
     assert_true(n >= 2); /* scalar and at least one vector level on x86-64 and arm64 */
     /* the active set is one of them, the best unless forced */
     assert_non_null(cr_kernels_for(cr_kernels_active()->isa));
+}
+
+/* The levels that multiply in bf16; skipped on a CPU that runs none. */
+static void test_gemm_bf16_levels(void **state) {
+    (void)state;
+    int n = 0;
+    for (int i = 0; i < CR_ISA_COUNT; i++) {
+        const cr_kernel_set *ks = cr_kernels_for((cr_isa)i);
+        if (!ks || !ks->bf16_native) continue;
+        fprintf(stderr, "bf16 products of kernel set %s\n", ks->name);
+        check_gemm_bf16(ks);
+        n++;
+    }
+    if (n == 0) {
+        print_message("no kernel set this CPU runs multiplies in bf16 (AVX512_BF16): skipped\n");
+        skip();
+    }
 }
 
 static void test_names(void **state) {
@@ -435,6 +453,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_every_level),
+        cmocka_unit_test(test_gemm_bf16_levels),
         cmocka_unit_test(test_decoder_every_level),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

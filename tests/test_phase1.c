@@ -67,7 +67,7 @@ static void test_losses_fall_and_checkpoint(void **state) {
     cr_test_tmpdir(dir, sizeof dir);
     cr_phase1_opts o;
     cr_phase1_opts_default(&o);
-    o.steps = 120, o.batch = 8, o.lr = 3e-3f, o.warmup = 5, o.log_every = 20, o.seed = 3;
+    o.steps = 120, o.batch = 8, o.optim.lr = 3e-3f, o.optim.warmup = 5, o.log_every = 20, o.seed = 3;
     o.out_dir = dir, o.ckpt_every = 60;
     cr_phase1_result r;
     memset(&r, 0, sizeof r);
@@ -110,7 +110,7 @@ static void test_single_losses(void **state) {
         assert_int_equal(cr_qformer_init(&m, &c, 6, &e), CR_OK);
         cr_phase1_opts o;
         cr_phase1_opts_default(&o);
-        o.steps = 40, o.batch = 8, o.lr = 3e-3f, o.warmup = 2, o.log_every = 10;
+        o.steps = 40, o.batch = 8, o.optim.lr = 3e-3f, o.optim.warmup = 2, o.log_every = 10;
         for (int j = 0; j < CR_P1_NLOSS; j++) o.weight[j] = j == k;
         cr_phase1_result r;
         assert_int_equal(cr_phase1_train(&m, &s.d, &o, &r, &e), CR_OK);

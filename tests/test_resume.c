@@ -60,6 +60,18 @@ static void test_resume_inside_epoch(void **state) {
     assert_true(resume_case(*state, "mid", &o, 22, NULL, NULL, NULL));
 }
 
+/* Plain SGD keeps no moments: its checkpoint holds none and resumes all the
+ * same (it once failed to save, asking for moments SGD never allocates). */
+
+static void test_resume_sgd(void **state) {
+    cfg_opts o = defaults();
+    o.optimizer = "sgd";
+    o.lr = "0.05";
+    o.epochs = 3;
+    o.eval_every = 4;
+    assert_true(resume_case(*state, "sgd", &o, 22, NULL, NULL, NULL));
+}
+
 /* Stopped right after the checkpoint that ends the first epoch. */
 
 static void test_resume_epoch_boundary(void **state) {
@@ -409,6 +421,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_resume_inside_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_epoch_boundary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_sgd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_epoch_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_no_repeated_eval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_mismatch, setup, teardown),

@@ -99,9 +99,9 @@ static cr_status cr_ilm_parse_root(cr_ilm_study_cfg *c, const cr_yaml_node *root
     CR_TRY(cr_yaml_int32(p, "width", "phase1", 0, o1->model.width, 2, 8192, &o1->model.width, e));
     CR_TRY(cr_yaml_int32(p, "heads", "phase1", 0, o1->model.heads, 1, 256, &o1->model.heads, e));
     o1->model.ffn = 4 * o1->model.width;
-    CR_TRY(cr_yaml_double(p, "lr", "phase1", 0, o1->lr, 1e-9, 10, &x, e));
-    o1->lr = (float)x;
-    CR_TRY(cr_yaml_int32(p, "warmup", "phase1", 0, o1->warmup, 0, 10000000, &o1->warmup, e));
+    /* the optimizer keys a phase's section accepts */
+    static const char *const ok[] = {"lr", "warmup", NULL};
+    CR_TRY(cr_optim_cfg_parse(&o1->optim, p, "phase1", ok, e));
     CR_TRY(cr_yaml_int32(p, "bpe_vocab", "phase1", 0, o1->bpe_vocab, 260, 1 << 20, &o1->bpe_vocab, e));
     CR_TRY(cr_yaml_double(p, "held", "phase1", 0, o1->held_frac, 1e-6, 0.89, &o1->held_frac, e));
     const cr_yaml_node *q = cr_yaml_get(root, "phase2");
@@ -113,9 +113,7 @@ static cr_status cr_ilm_parse_root(cr_ilm_study_cfg *c, const cr_yaml_node *root
     CR_TRY(cr_yaml_int32(q, "batch", "phase2", 0, o2->batch, 1, 4096, &o2->batch, e));
     CR_TRY(cr_yaml_int32(q, "hist", "phase2", 0, o2->hist, 1, 64, &o2->hist, e));
     CR_TRY(cr_yaml_int32(q, "max_seq", "phase2", 0, o2->max_seq, 8, 65536, &o2->max_seq, e));
-    CR_TRY(cr_yaml_double(q, "lr", "phase2", 0, o2->lr, 1e-9, 10, &x, e));
-    o2->lr = (float)x;
-    CR_TRY(cr_yaml_int32(q, "warmup", "phase2", 0, o2->warmup, 0, 10000000, &o2->warmup, e));
+    CR_TRY(cr_optim_cfg_parse(&o2->optim, q, "phase2", ok, e));
     CR_TRY(cr_yaml_int32(q, "mlp_hidden", "phase2", 0, o2->mlp_hidden, 1, 65536, &o2->mlp_hidden, e));
     const cr_yaml_node *v = cr_yaml_get(root, "eval");
     static const char *const vk[] = {"users", "negatives", "items", "batch", "seed", NULL};

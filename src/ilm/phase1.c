@@ -23,11 +23,7 @@ void cr_phase1_opts_default(cr_phase1_opts *o) {
     cr_qformer_cfg_default(&o->model);
     o->steps = 600;
     o->batch = 32;
-    o->lr = 1e-3f;
-    o->weight_decay = 0.05f;
-    o->warmup = 50;
-    o->min_lr_frac = 0.1f;
-    o->clip = 1.0f;
+    cr_optim_cfg_adamw_cosine(&o->optim, 0.05f, 50);
     for (int k = 0; k < CR_P1_NLOSS; k++) o->weight[k] = 1;
     o->bpe_vocab = 2048;
     o->held_frac = 0.1;
@@ -138,23 +134,22 @@ cr_status cr_phase1_train(cr_qformer *m, const cr_phase1_data *d, const cr_phase
                       "expects %d", d->d, m->c.d_cf);
     cr_phase1 p;
     cr_p1_bufs bf;
-    cr_adam opt = {0};
+    cr_optim opt = {0};
     CR_TRY(cr_phase1_init(&p, m, B, d->T, e));
     cr_status s = cr_p1_bufs_init(&bf, d, B, e);
     if (s != CR_OK) {
         cr_phase1_free(&p);
         return s;
     }
-    if ((s = cr_adam_init(&opt, &m->pt, CR_OPT_ADAMW, o->lr, 0.9f, 0.999f, 1e-8f,
-                          o->weight_decay, e)) != CR_OK)
-        goto done;
+    /* guarded: a non-finite gradient stops the run even without clipping */
+    cr_optim_init(&opt, &o->optim, o->steps, 1);
+    if ((s = cr_optim_add_dense(&opt, &m->pt, m->pt.data, m->grad, e)) != CR_OK) goto done;
     cr_rng r;
     cr_rng_seed(&r, o->seed * 7919 + 17);
     double acc[CR_P1_NLOSS] = {0}, t0 = cr_now();
     int cnt[CR_P1_NLOSS] = {0}, reports = 0;
     for (int k = 0; k < CR_P1_NLOSS; k++) res->first[k] = res->last[k] = NAN;
     for (int64_t step = 0; step < o->steps; step++) {
-        float lr = cr_lr_at(CR_SCHED_COSINE, o->lr, step, o->warmup, o->steps, o->min_lr_frac);
         double l[CR_P1_NLOSS];
         for (int k = 0; k < CR_P1_NLOSS; k++) l[k] = NAN;
         cr_qformer_zero_grad(m);
@@ -170,13 +165,11 @@ cr_status cr_phase1_train(cr_qformer *m, const cr_phase1_data *d, const cr_phase
                 cr_phase1_pair_loss(&p, &pb, which, w[which], &l[which]);
             }
         }
-        float norm = cr_clip_grad_norm(&m->pt, m->grad, o->clip);
-        if (!isfinite(norm)) {
-            s = cr_err(e, CR_ERR_INTERNAL, "phase 1: non-finite gradient at step %lld",
-                       (long long)step);
+        if ((s = cr_optim_step(&opt, step, NULL, e)) != CR_OK) {
+            cr_err_prefix(e, "phase 1");
             goto done;
         }
-        cr_adam_step(&opt, &m->pt, m->pt.data, m->grad, lr);
+        float lr = opt.lr;
         for (int k = 0; k < CR_P1_NLOSS; k++)
             if (!isnan(l[k])) acc[k] += l[k], cnt[k]++;
         if ((o->log_every > 0 && (step + 1) % o->log_every == 0) || step + 1 == o->steps) {
@@ -197,7 +190,7 @@ cr_status cr_phase1_train(cr_qformer *m, const cr_phase1_data *d, const cr_phase
     }
     res->seconds = cr_now() - t0;
 done:
-    cr_adam_free(&opt);
+    cr_optim_free(&opt);
     cr_p1_bufs_free(&bf);
     cr_phase1_free(&p);
     return s;

@@ -13,6 +13,8 @@
 #include "mf.h"
 #include "qformer.h"
 
+#include "../train/optim.h"
+
 typedef enum { CR_P1_ITC = 0, CR_P1_ITM, CR_P1_ITG, CR_P1_II, CR_P1_UI, CR_P1_NLOSS } cr_p1_loss;
 const char *cr_p1_loss_name(int k); /* "itc", "itm", "itg", "ii", "ui" */
 /* Parse "itc,itm,itg,ii,ui" (any subset, any order) into weights 1 / 0. */
@@ -90,11 +92,8 @@ typedef struct cr_phase1_opts {
     cr_qformer_cfg model;    /* d_cf and vocab are filled in from the data */
     int      steps;          /* optimizer steps (default 600); 0 = ILM-rand: save the init */
     int      batch;          /* pairs per batch (default 32) */
-    float    lr;             /* AdamW peak rate (default 1e-3) */
-    float    weight_decay;   /* (default 0.05) */
-    int      warmup;         /* steps (default 50) */
-    float    min_lr_frac;    /* cosine floor (default 0.1) */
-    float    clip;           /* global gradient norm (default 1) */
+    cr_optim_cfg optim;      /* AdamW, peak lr 1e-3, weight decay 0.05, 50 warmup steps,
+                                then cosine to 0.1 lr; gradient norm clipped to 1 */
     float    weight[CR_P1_NLOSS]; /* default all 1 */
     int      bpe_vocab;      /* BPE trained on the training items' texts (default 2048) */
     double   held_frac;      /* items whose texts are held out (default 0.1) */

@@ -412,11 +412,7 @@ void cr_phase2_opts_default(cr_phase2_opts *o) {
     o->batch = 8;
     o->hist = 3;
     o->max_seq = 96;
-    o->lr = 1e-3f;
-    o->weight_decay = 0.01f;
-    o->warmup = 20;
-    o->min_lr_frac = 0.1f;
-    o->clip = 1.0f;
+    cr_optim_cfg_adamw_cosine(&o->optim, 0.01f, 20);
     o->mlp_nq = 8;
     o->mlp_hidden = 256;
     for (int k = 0; k < CR_P2_NTASK; k++) o->task_w[k] = 1;
@@ -457,19 +453,6 @@ cr_status cr_p2_fill_batch(cr_p2_batch *b, const cr_p2_tok *tok, const cr_p2_dat
     return CR_OK;
 }
 
-/* Global gradient norm over both slabs, clipped like torch's clip_grad_norm_. */
-static float cr_p2_clip(cr_p2_model *m, float max_norm) {
-    double a = cr_clip_grad_norm(&m->pt, m->grad, 0);
-    double q = m->kind == CR_P2_QFORMER ? cr_clip_grad_norm(&m->qf.pt, m->qf.grad, 0) : 0;
-    double n = sqrt(a * a + q * q);
-    if (!isfinite(n) || max_norm <= 0 || max_norm / (n + 1e-6) >= 1) return (float)n;
-    float c = (float)(max_norm / (n + 1e-6));
-    for (size_t i = 0; i < m->pt.total; i++) m->grad[i] *= c;
-    if (m->kind == CR_P2_QFORMER)
-        for (size_t i = 0; i < m->qf.pt.total; i++) m->qf.grad[i] *= c;
-    return (float)n;
-}
-
 cr_status cr_phase2_train(cr_p2_model *m, const cr_decoder *lm, const cr_p2_tok *tok,
                           const cr_p2_data *d, const cr_phase2_opts *o, cr_phase2_result *res,
                           cr_error *e) {
@@ -481,36 +464,38 @@ cr_status cr_phase2_train(cr_p2_model *m, const cr_decoder *lm, const cr_p2_tok 
     int cap_E = o->batch * (o->hist + 2);
     cr_p2_batch b = {0};
     cr_p2_step st = {0};
-    cr_adam oa = {0}, oq = {0};
+    cr_optim opt = {0};
     int32_t *hist = cr_alloc(sizeof(int32_t) * (size_t)o->hist);
     cr_status s = hist ? CR_OK : cr_err(e, CR_ERR_NOMEM, "phase 2: out of memory");
     if (s == CR_OK) s = cr_p2_batch_init(&b, o->batch, o->max_seq, cap_E, m->nq, e);
     if (s == CR_OK) s = cr_p2_step_init(&st, m, lm, o->batch, o->max_seq, cap_E, 1, e);
-    if (s == CR_OK)
-        s = cr_adam_init(&oa, &m->pt, CR_OPT_ADAMW, o->lr, 0.9f, 0.999f, 1e-8f, o->weight_decay, e);
+    /* one optimizer over the adapter and the Q-Former: one global gradient
+     * norm; guarded, so a non-finite one stops the run even without clipping */
+    cr_optim_init(&opt, &o->optim, o->steps, 1);
+    if (s == CR_OK) s = cr_optim_add_dense(&opt, &m->pt, m->pt.data, m->grad, e);
     if (s == CR_OK && m->kind == CR_P2_QFORMER)
-        s = cr_adam_init(&oq, &m->qf.pt, CR_OPT_ADAMW, o->lr, 0.9f, 0.999f, 1e-8f,
-                         o->weight_decay, e);
+        s = cr_optim_add_dense(&opt, &m->qf.pt, m->qf.pt.data, m->qf.grad, e);
     cr_rng r;
     cr_rng_seed(&r, o->seed * 6007 + 3);
     double acc = 0, t0 = cr_now();
     int cnt = 0, reports = 0;
     res->first_loss = res->last_loss = NAN;
     for (int64_t step = 0; s == CR_OK && step < o->steps; step++) {
-        float lr = cr_lr_at(CR_SCHED_COSINE, o->lr, step, o->warmup, o->steps, o->min_lr_frac);
         double loss;
         if ((s = cr_p2_fill_batch(&b, tok, d, o, &r, hist, e))) break;
         res->truncated += b.truncated;
         cr_p2_model_zero_grad(m);
         if ((s = cr_p2_forward(m, &st, lm, &b, d->mf.item, d->mf.user, 1, &loss, e))) break;
-        float norm = cr_p2_clip(m, o->clip);
-        if (!isfinite(norm) || !isfinite(loss)) {
-            s = cr_err(e, CR_ERR_INTERNAL, "phase 2: non-finite loss or gradient at step %lld",
+        if (!isfinite(loss)) {
+            s = cr_err(e, CR_ERR_LIMIT, "phase 2: the loss became %g at step %lld", loss,
                        (long long)step);
             break;
         }
-        cr_adam_step(&oa, &m->pt, m->pt.data, m->grad, lr);
-        if (m->kind == CR_P2_QFORMER) cr_adam_step(&oq, &m->qf.pt, m->qf.pt.data, m->qf.grad, lr);
+        if ((s = cr_optim_step(&opt, step, NULL, e))) {
+            cr_err_prefix(e, "phase 2");
+            break;
+        }
+        float lr = opt.lr;
         acc += loss, cnt++;
         if ((o->log_every > 0 && (step + 1) % o->log_every == 0) || step + 1 == o->steps) {
             cr_phase2_report rep = {.step = step + 1, .steps = o->steps, .loss = acc / cnt,
@@ -523,8 +508,7 @@ cr_status cr_phase2_train(cr_p2_model *m, const cr_decoder *lm, const cr_p2_tok 
     }
     res->seconds = cr_now() - t0;
     res->trainable = cr_p2_model_trainable(m);
-    cr_adam_free(&oa);
-    cr_adam_free(&oq);
+    cr_optim_free(&opt);
     cr_p2_step_free(&st);
     cr_p2_batch_free(&b);
     cr_free(hist);

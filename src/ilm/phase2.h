@@ -21,6 +21,7 @@
 
 #include "../data/bpe.h"
 #include "../nn/decoder.h"
+#include "../train/optim.h"
 
 /* ---- the LM's tokenizer (prompts.c) ----------------------------------------------------
  * A GPT-2 BPE directory (encoder.json, vocab.bpe) or a llama2.c
@@ -241,11 +242,9 @@ typedef struct cr_phase2_opts {
     int      batch;        /* sequences per step (default 8) */
     int      hist;         /* history items in {history} (default 3) */
     int      max_seq;      /* tokens per row (default 96, <= the LM's max_seq) */
-    float    lr;           /* AdamW peak (default 1e-3) */
-    float    weight_decay; /* (default 0.01) */
-    int      warmup;       /* (default 20) */
-    float    min_lr_frac;  /* (default 0.1) */
-    float    clip;         /* global norm over encoder + adapter (default 1) */
+    cr_optim_cfg optim;    /* AdamW, peak lr 1e-3, weight decay 0.01, 20 warmup steps, then
+                              cosine to 0.1 lr; the global norm over encoder + adapter
+                              clipped to 1 */
     int      mlp_nq;       /* MLP baseline: soft tokens per entity (default 8) */
     int      mlp_hidden;   /* (default 256) */
     float    task_w[CR_P2_NTASK]; /* sampling weights (default all 1) */

@@ -221,7 +221,7 @@ cr_status cr_rank_checkpoint_save(const cr_ranker *m, const cr_schema *s, const 
         goto done;
     if ((st = cr_st_add(&w, state_name(name, "adam.t", -1), CR_DT_I64, 1, sht, &t->adam.t, e)))
         goto done;
-    if (t->adam.n) {
+    if (t->adam.m) { /* SGD keeps no moments */
         if ((st = cr_st_add(&w, state_name(name, "adam.m", -1), CR_DT_F32, 1, shn, t->adam.m, e)))
             goto done;
         if (t->adam.v &&
@@ -273,7 +273,7 @@ cr_status cr_train_state_load(cr_train_state *t, int *finished, const char *path
         (st = copy_tensor(&f, state_name(name, "early_stop", -1), CR_DT_U8, 1, she, &t->es, e)) ||
         (st = copy_tensor(&f, state_name(name, "adam.t", -1), CR_DT_I64, 1, sht, &t->adam.t, e)))
         goto done;
-    if (t->adam.n) {
+    if (t->adam.m) {
         if ((st = copy_tensor(&f, state_name(name, "adam.m", -1), CR_DT_F32, 1, shn, t->adam.m, e)))
             goto done;
         if (t->adam.v &&

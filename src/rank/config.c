@@ -12,10 +12,7 @@
 #include <string.h>
 
 const char *const cr_arch_names[] = {"shared_bottom", "mmoe", "ple", NULL};
-const char *const cr_dense_opt_names[] = {"adam", "adamw", "sgd", NULL};
-const char *const cr_sparse_opt_names[] = {"adagrad", "lazy_adam", "sgd", NULL};
 const char *const cr_loss_weighting_names[] = {"fixed", "uncertainty", NULL};
-const char *const cr_sched_names[] = {"constant", "cosine", NULL};
 const char *const cr_es_names[] = {"sum_loss", "per_task", "none", NULL};
 
 static cr_status layers(const cr_yaml_node *m, const char *key, int *n, int *out, int def_n,
@@ -81,34 +78,18 @@ cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error
         "warmup_steps", "min_lr_frac", "clip_norm", "seed", "threads", "early_stopping",
         "checkpoint_every", "precision", "max_bag_ids", NULL};
     CR_TRY(cr_yaml_check_keys(n, keys, "train", e));
-    int v = (int)t->optimizer;
-    CR_TRY(cr_yaml_enum(n, "optimizer", "train", 0, v, cr_dense_opt_names, &v, e));
-    t->optimizer = (cr_dense_opt_kind)v;
-    v = (int)t->sparse_optimizer;
-    CR_TRY(cr_yaml_enum(n, "sparse_optimizer", "train", 0, v, cr_sparse_opt_names, &v, e));
-    t->sparse_optimizer = (cr_sparse_opt_kind)v;
+    /* the optimizer's keys, by the names this section gives them */
+    static const char *const opt_keys[] = {
+        "optimizer", "sparse_optimizer", "schedule", "lr", "beta1", "beta2", "eps",
+        "weight_decay", "sparse_lr", "adagrad_init", "min_lr_frac", "clip_norm",
+        "warmup_steps", NULL};
+    CR_TRY(cr_optim_cfg_parse(&t->opt, n, "train", opt_keys, e));
     static const char *const precision_names[] = {"fp32", "bf16", NULL}; /* cr_gemm_precision */
     CR_TRY(cr_yaml_enum(n, "precision", "train", 0, t->precision, precision_names,
                         &t->precision, e));
-    v = (int)t->schedule;
-    CR_TRY(cr_yaml_enum(n, "schedule", "train", 0, v, cr_sched_names, &v, e));
-    t->schedule = (cr_sched_kind)v;
-    struct { const char *k; float *p; double lo, hi; } fl[] = {
-        {"lr", &t->lr, 0, 100},           {"beta1", &t->beta1, 0, 0.999999},
-        {"beta2", &t->beta2, 0, 0.999999}, {"eps", &t->eps, 0, 1},
-        {"weight_decay", &t->weight_decay, 0, 10}, {"sparse_lr", &t->sparse_lr, 0, 100},
-        {"adagrad_init", &t->adagrad_init, 0, 100}, {"min_lr_frac", &t->min_lr_frac, 0, 1},
-        {"clip_norm", &t->clip_norm, 0, 1e9}};
-    for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) {
-        double d = *fl[i].p;
-        CR_TRY(cr_yaml_double(n, fl[i].k, "train", 0, d, fl[i].lo, fl[i].hi, &d, e));
-        *fl[i].p = (float)d;
-    }
     CR_TRY(cr_yaml_int32(n, "batch_size", "train", 0, t->batch_size, 1, 1 << 20, &t->batch_size, e));
     CR_TRY(cr_yaml_int32(n, "epochs", "train", 0, t->epochs, 1, 100000, &t->epochs, e));
     CR_TRY(cr_yaml_int(n, "max_steps", "train", 0, t->max_steps, 0, INT64_MAX / 2, &t->max_steps, e));
-    CR_TRY(cr_yaml_int(n, "warmup_steps", "train", 0, t->warmup_steps, 0, INT64_MAX / 2,
-                       &t->warmup_steps, e));
     int64_t seed = (int64_t)t->seed;
     CR_TRY(cr_yaml_int(n, "seed", "train", 0, seed, 0, INT64_MAX, &seed, e));
     t->seed = (uint64_t)seed;
@@ -120,6 +101,7 @@ cr_status cr_train_cfg_parse(const cr_yaml_node *root, cr_train_cfg *t, cr_error
     const cr_yaml_node *es = cr_yaml_get(n, "early_stopping");
     if (es && !cr_yaml_is_null(es)) {
         static const char *const ek[] = {"mode", "patience", "eval_every", NULL};
+        int v;
         CR_TRY(cr_yaml_expect(es, CR_YAML_MAP, "train.early_stopping", e));
         CR_TRY(cr_yaml_check_keys(es, ek, "train.early_stopping", e));
         v = (int)t->early_stopping;

@@ -45,10 +45,7 @@ cr_status cr_model_cfg_to_json(const cr_model_cfg *m, char **json, cr_error *e);
 cr_status cr_model_cfg_from_json(cr_model_cfg *m, const char *json, cr_error *e);
 
 extern const char *const cr_arch_names[];         /* shared_bottom, mmoe, ple */
-extern const char *const cr_dense_opt_names[];    /* adam, adamw, sgd */
-extern const char *const cr_sparse_opt_names[];   /* adagrad, lazy_adam, sgd */
 extern const char *const cr_loss_weighting_names[]; /* fixed, uncertainty */
-extern const char *const cr_sched_names[];          /* constant, cosine */
 extern const char *const cr_es_names[];             /* sum_loss, per_task, none */
 
 /* Write the config as `crossrec train` saves it beside the model

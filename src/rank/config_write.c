@@ -173,21 +173,21 @@ static void emit_sections(FILE *f, const cr_rank_config *c) {
     emit_float(f, "emb_init", m->emb_init);
     const cr_train_cfg *t = &c->train;
     static const char *const precision[] = {"fp32", "bf16"};
-    fprintf(f, "train:\n  optimizer: %s\n", cr_dense_opt_names[t->optimizer]);
-    emit_float(f, "lr", t->lr);
-    emit_float(f, "beta1", t->beta1);
-    emit_float(f, "beta2", t->beta2);
-    emit_float(f, "eps", t->eps);
-    emit_float(f, "weight_decay", t->weight_decay);
-    fprintf(f, "  sparse_optimizer: %s\n", cr_sparse_opt_names[t->sparse_optimizer]);
-    emit_float(f, "sparse_lr", t->sparse_lr);
-    emit_float(f, "adagrad_init", t->adagrad_init);
+    fprintf(f, "train:\n  optimizer: %s\n", cr_dense_opt_names[t->opt.kind]);
+    emit_float(f, "lr", t->opt.lr);
+    emit_float(f, "beta1", t->opt.beta1);
+    emit_float(f, "beta2", t->opt.beta2);
+    emit_float(f, "eps", t->opt.eps);
+    emit_float(f, "weight_decay", t->opt.weight_decay);
+    fprintf(f, "  sparse_optimizer: %s\n", cr_sparse_opt_names[t->opt.sparse_kind]);
+    emit_float(f, "sparse_lr", t->opt.sparse_lr);
+    emit_float(f, "adagrad_init", t->opt.adagrad_init);
     fprintf(f, "  batch_size: %d\n  epochs: %d\n  max_steps: %lld\n  schedule: %s\n"
                "  warmup_steps: %lld\n",
-            t->batch_size, t->epochs, (long long)t->max_steps, cr_sched_names[t->schedule],
-            (long long)t->warmup_steps);
-    emit_float(f, "min_lr_frac", t->min_lr_frac);
-    emit_float(f, "clip_norm", t->clip_norm);
+            t->batch_size, t->epochs, (long long)t->max_steps, cr_sched_names[t->opt.schedule],
+            (long long)t->opt.warmup);
+    emit_float(f, "min_lr_frac", t->opt.min_lr_frac);
+    emit_float(f, "clip_norm", t->opt.clip);
     fprintf(f,
             "  seed: %llu\n  threads: %d\n"
             "  early_stopping: {mode: %s, patience: %d, eval_every: %lld}\n"

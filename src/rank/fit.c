@@ -35,8 +35,7 @@ typedef struct fit_ctx {
     uint32_t *train_rows, *valid_rows, *perm;
     int64_t n_train, n_valid;
     cr_train_state st;
-    cr_adam adam;
-    cr_sparse_opt *sparse;
+    cr_optim opt;                 /* the dense weights, then one table optimizer per table */
     float *best_params, *best_tables;
     float head_weight[CR_MODEL_MAX_HEADS]; /* as configured (frozen tasks get 0 while training) */
     int evals;
@@ -87,7 +86,7 @@ static cr_status save_last(fit_ctx *c, int finished, cr_error *e) {
         saved[h] = c->m->cfg.heads[h].weight;
         c->m->cfg.heads[h].weight = c->head_weight[h];
     }
-    c->st.adam = c->adam;
+    c->st.adam = c->opt.dense[0].a;
     cr_status s = cr_rank_checkpoint_save(c->m, &c->cfg->schema, &c->st, finished, c->path_last, e);
     for (int h = 0; h < c->m->cfg.n_heads; h++) c->m->cfg.heads[h].weight = saved[h];
     return s;
@@ -257,15 +256,7 @@ static cr_status train_step(fit_ctx *c, const uint32_t *rows, int B, double *los
     const cr_sparse_grad *sg[64];
     CR_ASSERT(m->n_tables <= 64);
     CR_TRY(cr_dp_reduce(&c->dp, c->ws->grads, m->params.total, c->ws->sgrads, sg, e));
-    if (t->clip_norm > 0) cr_clip_grad_norm(&m->params, c->ws->grads, t->clip_norm);
-    int64_t total = t->max_steps;
-    float lr = cr_lr_at(t->schedule, t->lr, c->st.step, t->warmup_steps, total, t->min_lr_frac);
-    float scale = t->lr > 0 ? lr / t->lr : 0.0f;
-    cr_adam_step(&c->adam, &m->params, m->params.data, c->ws->grads, lr);
-    for (int i = 0; i < m->n_tables; i++) {
-        float *tab = cr_ptable_ptr(&m->tables, m->tables.data, m->table_param[i]);
-        cr_sparse_opt_step(&c->sparse[i], tab, sg[i], t->sparse_lr * scale);
-    }
+    CR_TRY(cr_optim_step(&c->opt, c->st.step, sg, e));
     c->st.step++;
     c->st.epoch_step++;
     c->st.examples += B;
@@ -421,9 +412,9 @@ static cr_status try_resume(fit_ctx *c, cr_error *e) {
     if (!s) s = cr_ptable_from_st(&c->m->tables, c->m->tables.data, "", &f, 0, e);
     cr_st_close(&f);
     if (s) return s;
-    c->st.adam = c->adam;
+    c->st.adam = c->opt.dense[0].a;
     CR_TRY(cr_train_state_load(&c->st, &c->finished, c->path_last, e));
-    c->adam.t = c->st.adam.t; /* the moments were loaded in place; the step count by value */
+    c->opt.dense[0].a.t = c->st.adam.t; /* the moments were loaded in place; the step count by value */
     if (c->finished) {
         logf_(c, "the run in %s finished at step %lld: nothing to resume (train into a fresh "
               "--out directory to train again)\n",
@@ -503,30 +494,28 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
         }
     }
     if ((s = cr_dp_init(&c.dp, o->dist, c.m->n_tables, c.m->table_dim, e))) goto done;
-    if ((s = cr_adam_init(&c.adam, &c.m->params, t->optimizer, t->lr, t->beta1, t->beta2, t->eps,
-                          t->weight_decay, e)))
-        goto done;
-    c.sparse = calloc((size_t)c.m->n_tables, sizeof *c.sparse);
     c.best_params = cr_alloc_e(c.m->params.total * sizeof(float) + 64, e, "best parameters");
     c.best_tables = cr_alloc_e(c.m->tables.total * sizeof(float) + 64, e, "best tables");
     c.perm = malloc((size_t)c.n_train * sizeof(uint32_t));
-    if (!c.sparse || !c.best_params || !c.best_tables || !c.perm) {
+    if (!c.best_params || !c.best_tables || !c.perm) {
         s = cr_err(e, CR_ERR_NOMEM, "out of memory setting up training");
         goto done;
     }
-    for (int i = 0; i < c.m->n_tables; i++)
-        if ((s = cr_sparse_opt_init(&c.sparse[i], t->sparse_optimizer, c.m->table_rows[i],
-                                    c.m->table_dim[i], t->sparse_lr, t->beta1, t->beta2,
-                                    t->sparse_optimizer == CR_SPARSE_ADAGRAD ? 1e-10f : t->eps,
-                                    t->adagrad_init, e)))
-            goto done;
-    c.st.n_sparse = c.m->n_tables;
-    c.st.sparse = c.sparse;
-    for (int h = 0; h < c.m->cfg.n_heads; h++) c.head_weight[h] = c.m->cfg.heads[h].weight;
     int64_t spe = (c.n_train + t->batch_size - 1) / t->batch_size;
     int64_t total = (int64_t)t->epochs * spe;
     if (t->max_steps > 0 && t->max_steps < total) total = t->max_steps;
     t->max_steps = total; /* the schedule's horizon */
+    cr_optim_init(&c.opt, &t->opt, total, 0);
+    if ((s = cr_optim_add_dense(&c.opt, &c.m->params, c.m->params.data, c.ws->grads, e)))
+        goto done;
+    for (int i = 0; i < c.m->n_tables; i++)
+        if ((s = cr_optim_add_table(&c.opt, cr_ptable_ptr(&c.m->tables, c.m->tables.data,
+                                                          c.m->table_param[i]),
+                                    c.m->table_rows[i], c.m->table_dim[i], e)))
+            goto done;
+    c.st.n_sparse = c.opt.n_sparse;
+    c.st.sparse = c.opt.sparse;
+    for (int h = 0; h < c.m->cfg.n_heads; h++) c.head_weight[h] = c.m->cfg.heads[h].weight;
     cr_es_init(&c.st.es, t->early_stopping, t->patience, cfg->schema.n_tasks);
     cr_rng_seed(&c.st.epoch_rng, t->seed ^ 0x5eed5eedULL);
     memcpy(c.best_params, c.m->params.data, c.m->params.total * sizeof(float));
@@ -650,10 +639,7 @@ done:
     cr_free(c.gtmp);
     cr_dp_free(&c.dp);
     cr_batch_free(&c.bg);
-    if (c.sparse)
-        for (int i = 0; i < c.m->n_tables; i++) cr_sparse_opt_free(&c.sparse[i]);
-    free(c.sparse);
-    cr_adam_free(&c.adam);
+    cr_optim_free(&c.opt);
     free(c.perm);
     free(c.train_rows);
     free(c.valid_rows);

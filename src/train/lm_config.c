@@ -20,14 +20,8 @@ void cr_lm_cfg_default(cr_lm_cfg *c) {
     c->batch = 8;
     c->seq_len = 128;
     c->steps = 1000;
-    c->lr = 1e-3f;
-    c->min_lr_frac = 0.1f;
-    c->weight_decay = 0.1f;
-    c->beta1 = 0.9f;
-    c->beta2 = 0.95f;
-    c->eps = 1e-8f;
-    c->clip = 1.0f;
-    c->warmup = 100;
+    cr_optim_cfg_adamw_cosine(&c->opt, 0.1f, 100);
+    c->opt.beta2 = 0.95f;
     c->seed = 1;
     c->threads = 0;
     c->eval_every = 200;
@@ -80,20 +74,14 @@ static cr_status parse_train(cr_lm_cfg *c, const cr_yaml_node *t, cr_error *e) {
         "threads", "eval_every", "eval_batches", "checkpoint_every", "log_every",
         "valid_frac", NULL};
     CR_TRY(cr_yaml_check_keys(t, keys, "train", e));
-    double lr, mlf, wd, b1, b2, eps, clip;
+    static const char *const opt_keys[] = {"lr",    "warmup", "min_lr_frac", "weight_decay",
+                                           "beta1", "beta2",  "eps",         "clip", NULL};
     int64_t seed;
     const char *p = "train";
     CR_TRY(cr_yaml_int32(t, "batch", p, 0, c->batch, 1, 4096, &c->batch, e));
     CR_TRY(cr_yaml_int32(t, "seq_len", p, 0, c->seq_len, 2, 65536, &c->seq_len, e));
     CR_TRY(cr_yaml_int(t, "steps", p, 0, c->steps, 1, INT64_C(1) << 40, &c->steps, e));
-    CR_TRY(cr_yaml_double(t, "lr", p, 0, c->lr, 0, 10, &lr, e));
-    CR_TRY(cr_yaml_int(t, "warmup", p, 0, c->warmup, 0, INT64_C(1) << 40, &c->warmup, e));
-    CR_TRY(cr_yaml_double(t, "min_lr_frac", p, 0, c->min_lr_frac, 0, 1, &mlf, e));
-    CR_TRY(cr_yaml_double(t, "weight_decay", p, 0, c->weight_decay, 0, 10, &wd, e));
-    CR_TRY(cr_yaml_double(t, "beta1", p, 0, c->beta1, 0, 0.999999, &b1, e));
-    CR_TRY(cr_yaml_double(t, "beta2", p, 0, c->beta2, 0, 0.999999, &b2, e));
-    CR_TRY(cr_yaml_double(t, "eps", p, 0, c->eps, 1e-30, 1, &eps, e));
-    CR_TRY(cr_yaml_double(t, "clip", p, 0, c->clip, 0, 1e6, &clip, e));
+    CR_TRY(cr_optim_cfg_parse(&c->opt, t, p, opt_keys, e));
     CR_TRY(cr_yaml_int(t, "seed", p, 0, (int64_t)c->seed, 0, INT64_MAX, &seed, e));
     CR_TRY(cr_yaml_int32(t, "threads", p, 0, c->threads, 0, 1024, &c->threads, e));
     CR_TRY(cr_yaml_int(t, "eval_every", p, 0, c->eval_every, 0, INT64_C(1) << 40,
@@ -105,13 +93,6 @@ static cr_status parse_train(cr_lm_cfg *c, const cr_yaml_node *t, cr_error *e) {
     CR_TRY(cr_yaml_int(t, "log_every", p, 0, c->log_every, 1, INT64_C(1) << 40, &c->log_every,
                        e));
     CR_TRY(cr_yaml_double(t, "valid_frac", p, 0, c->valid_frac, 0.001, 0.5, &c->valid_frac, e));
-    c->lr = (float)lr;
-    c->min_lr_frac = (float)mlf;
-    c->weight_decay = (float)wd;
-    c->beta1 = (float)b1;
-    c->beta2 = (float)b2;
-    c->eps = (float)eps;
-    c->clip = (float)clip;
     c->seed = (uint64_t)seed;
     return CR_OK;
 }

@@ -142,7 +142,7 @@ typedef struct lm_run {
     size_t n, n_train;
     cr_decoder d;
     cr_dec_ws ws;
-    cr_adam adam;
+    cr_optim opt;
     cr_rng wr; /* the window sampler */
     int32_t *in, *tgt;
     char tok_dir[CR_LM_PATH + 16], p_model[CR_LM_PATH + 32], p_state[CR_LM_PATH + 32];
@@ -224,8 +224,9 @@ static cr_status setup(lm_run *R, cr_error *e) {
     R->d.pt.t[R->d.tok_emb].flags |= CR_PARAM_NO_DECAY;
     if (R->d.pos_emb >= 0) R->d.pt.t[R->d.pos_emb].flags |= CR_PARAM_NO_DECAY;
     CR_TRY(cr_dec_ws_create(&R->ws, &R->d, c->batch, c->seq_len, CR_DEC_WS_BACKWARD, e));
-    CR_TRY(cr_adam_init(&R->adam, &R->d.pt, CR_OPT_ADAMW, c->lr, c->beta1, c->beta2, c->eps,
-                        c->weight_decay, e));
+    /* guarded: a non-finite gradient norm stops the run even without clipping */
+    cr_optim_init(&R->opt, &c->opt, c->steps, 1);
+    CR_TRY(cr_optim_add_dense(&R->opt, &R->d.pt, R->d.pt.data, R->ws.grads, e));
     /* a stream of its own, so the windows do not depend on the initialisation */
     cr_rng_seed(&R->wr, c->seed ^ UINT64_C(0x9E3779B97F4A7C15));
     size_t N = (size_t)c->batch * c->seq_len;
@@ -238,7 +239,7 @@ static cr_status setup(lm_run *R, cr_error *e) {
 
 static cr_status checkpoint(lm_run *R, int64_t step, cr_error *e) {
     CR_TRY(cr_dec_save(&R->d, R->p_model, e));
-    return state_save(R->p_state, R->fp, &R->d, &R->adam, step, &R->wr, e);
+    return state_save(R->p_state, R->fp, &R->d, &R->opt.dense[0].a, step, &R->wr, e);
 }
 
 static cr_status evaluate(lm_run *R, double *loss, cr_error *e) {
@@ -270,7 +271,7 @@ static cr_status loop(lm_run *R, cr_lm_result *r, cr_error *e) {
     int B = c->batch, T = c->seq_len, W = cr_lm_window_tokens(T, R->bos);
     int64_t step = 0;
     if (R->o->resume) {
-        CR_TRY(state_load(R->p_state, R->fp, &R->d, &R->adam, &step, &R->wr, e));
+        CR_TRY(state_load(R->p_state, R->fp, &R->d, &R->opt.dense[0].a, &step, &R->wr, e));
         say(R, "resuming %s at step %lld\n", R->o->out_dir, (long long)step);
     }
     say(R, "%zu tokens (vocab %d): %zu training, %zu validation; %zu parameters; %lld steps "
@@ -287,13 +288,11 @@ static cr_status loop(lm_run *R, cr_lm_result *r, cr_error *e) {
         cr_dec_zero_grad(&R->d, &R->ws);
         CR_TRY(cr_dec_forward(&R->d, &R->ws, R->in, NULL, R->tgt, B, T, 0, e));
         CR_TRY(cr_dec_backward(&R->d, &R->ws, NULL, e));
-        float norm = cr_clip_grad_norm(&R->d.pt, R->ws.grads, c->clip);
-        if (!isfinite(R->ws.loss) || !isfinite(norm))
-            return cr_err(e, CR_ERR_LIMIT, "training diverged at step %lld (loss %g, gradient "
-                          "norm %g); lower lr or raise warmup", (long long)step,
-                          (double)R->ws.loss, (double)norm);
-        float lr = cr_lr_at(CR_SCHED_COSINE, c->lr, step, c->warmup, c->steps, c->min_lr_frac);
-        cr_adam_step(&R->adam, &R->d.pt, R->d.pt.data, R->ws.grads, lr);
+        if (!isfinite(R->ws.loss))
+            return cr_err(e, CR_ERR_LIMIT, "training diverged at step %lld (loss %g); lower lr "
+                          "or raise warmup", (long long)step, (double)R->ws.loss);
+        CR_TRY(cr_optim_step(&R->opt, step, NULL, e));
+        float lr = R->opt.lr;
         step++;
         acc += R->ws.loss;
         acc_n++;
@@ -349,7 +348,7 @@ cr_status cr_lm_train(const cr_lm_cfg *c, const cr_lm_opts *o, cr_lm_result *r, 
     }
     cr_free(R.in);
     cr_free(R.tgt);
-    cr_adam_free(&R.adam);
+    cr_optim_free(&R.opt);
     cr_dec_ws_free(&R.ws);
     cr_dec_free(&R.d);
     cr_free(R.ids);

@@ -15,6 +15,7 @@
 #include "../core/core.h"
 #include "../data/bpe.h"
 #include "../nn/decoder.h"
+#include "optim.h"
 
 #define CR_LM_PATH 1024
 
@@ -27,8 +28,7 @@ typedef struct cr_lm_cfg {
     cr_dec_cfg model;                  /* vocab comes from the tokenizer */
     int        batch, seq_len;         /* B, T */
     int64_t    steps;
-    float      lr, min_lr_frac, weight_decay, beta1, beta2, eps, clip;
-    int64_t    warmup;
+    cr_optim_cfg opt;                  /* AdamW, warmup then cosine, clipped (optim.h) */
     uint64_t   seed;
     int        threads;                /* 0 = all cores */
     int64_t    eval_every;             /* steps; 0 = only at the end */

@@ -12,22 +12,10 @@
 
 void cr_train_cfg_default(cr_train_cfg *c) {
     memset(c, 0, sizeof *c);
-    c->optimizer = CR_OPT_ADAM;
-    c->lr = 1e-3f;
-    c->beta1 = 0.9f;
-    c->beta2 = 0.999f;
-    c->eps = 1e-8f;
-    c->weight_decay = 0.0f;
-    c->sparse_optimizer = CR_SPARSE_ADAGRAD;
-    c->sparse_lr = 0.05f;
-    c->adagrad_init = 0.0f;
+    cr_optim_cfg_default(&c->opt);
     c->batch_size = 512;
     c->epochs = 10;
     c->max_steps = 0;
-    c->schedule = CR_SCHED_CONSTANT;
-    c->warmup_steps = 0;
-    c->min_lr_frac = 0.0f;
-    c->clip_norm = 0.0f;
     c->seed = 1;
     c->threads = 0;
     c->early_stopping = CR_ES_SUM_LOSS;

@@ -401,13 +401,16 @@ CR_PARALLEL_FOR(1)
     return s;
 }
 
-float cr_clip_grad_norm(const cr_ptable *pt, float *grads, float max_norm) {
-    CR_ASSERT(grads);
+float cr_clip_grad_norm_n(int n, const cr_ptable *const *pt, float *const *grads,
+                          float max_norm) {
     double ss = 0.0;
-    for (int k = 0; k < pt->n; k++) {
-        const cr_tensor_info *ti = &pt->t[k];
-        if (!cr_dense_owned(ti)) continue;
-        ss += cr_sumsq(grads + ti->offset, ti->numel);
+    for (int s = 0; s < n; s++) {
+        CR_ASSERT(grads[s]);
+        for (int k = 0; k < pt[s]->n; k++) {
+            const cr_tensor_info *ti = &pt[s]->t[k];
+            if (!cr_dense_owned(ti)) continue;
+            ss += cr_sumsq(grads[s] + ti->offset, ti->numel);
+        }
     }
     double norm = sqrt(ss);
     if (!(max_norm > 0.0f) || !isfinite(norm)) return (float)norm;
@@ -415,13 +418,18 @@ float cr_clip_grad_norm(const cr_ptable *pt, float *grads, float max_norm) {
     double coef = (double)max_norm / (norm + 1e-6);
     if (coef >= 1.0) return (float)norm;
     const float c = (float)coef;
-    for (int k = 0; k < pt->n; k++) {
-        const cr_tensor_info *ti = &pt->t[k];
-        if (!cr_dense_owned(ti)) continue;
-        float *g = grads + ti->offset;
-        size_t n = ti->numel;
-CR_PARALLEL_FOR(n >= CR_OPT_PAR_MIN)
-        for (size_t i = 0; i < n; i++) g[i] *= c;
-    }
+    for (int s = 0; s < n; s++)
+        for (int k = 0; k < pt[s]->n; k++) {
+            const cr_tensor_info *ti = &pt[s]->t[k];
+            if (!cr_dense_owned(ti)) continue;
+            float *g = grads[s] + ti->offset;
+            size_t m = ti->numel;
+CR_PARALLEL_FOR(m >= CR_OPT_PAR_MIN)
+            for (size_t i = 0; i < m; i++) g[i] *= c;
+        }
     return (float)norm;
+}
+
+float cr_clip_grad_norm(const cr_ptable *pt, float *grads, float max_norm) {
+    return cr_clip_grad_norm_n(1, &pt, &grads, max_norm);
 }

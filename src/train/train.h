@@ -19,17 +19,10 @@ typedef enum {
 } cr_es_mode;
 
 typedef struct cr_train_cfg {
-    cr_dense_opt_kind  optimizer;    /* adam | adamw | sgd */
-    float              lr, beta1, beta2, eps, weight_decay;
-    cr_sparse_opt_kind sparse_optimizer; /* adagrad | lazy_adam | sgd */
-    float              sparse_lr, adagrad_init;
+    cr_optim_cfg       opt;          /* optimizer, schedule, clipping, table optimizer */
     int                batch_size;
     int                epochs;
     int64_t            max_steps;    /* 0 = epochs decide */
-    cr_sched_kind      schedule;
-    int64_t            warmup_steps;
-    float              min_lr_frac;
-    float              clip_norm;    /* 0 = no clipping */
     uint64_t           seed;
     int                threads;      /* 0 = all cores */
     cr_es_mode         early_stopping;

@@ -108,10 +108,11 @@ typedef struct cfg_opts {
     int expert;          /* expert width, 16 unless changed */
     int batch;           /* 32 unless changed */
     const char *precision; /* train.precision */
+    const char *optimizer; /* train.optimizer */
 } cfg_opts;
 
 static inline cfg_opts defaults(void) {
-    cfg_opts o = {"none", 2, 0, 4, 0, 0, 3, 8, "0.01", "data.csv", NULL, 16, 32, "fp32"};
+    cfg_opts o = {"none", 2, 0, 4, 0, 0, 3, 8, "0.01", "data.csv", NULL, 16, 32, "fp32", "adam"};
     return o;
 }
 
@@ -145,6 +146,7 @@ static inline void write_cfg(const char *dir, const char *name, const cfg_opts *
             "  expert_layers: [%d]\n"
             "  tower_layers: [%d]\n"
             "train:\n"
+            "  optimizer: %s\n"
             "  lr: %s\n"
             "  sparse_lr: 0.1\n"
             "  batch_size: %d\n"
@@ -159,7 +161,8 @@ static inline void write_cfg(const char *dir, const char *name, const cfg_opts *
             "  k: 4\n"
             "  popularity_feature: price\n",
             o->data, o->item_dropout ? o->item_dropout : "0", o->category_dim,
-            o->coin ? "  - {name: coin, type: binary}\n" : "", o->expert, o->tower, o->lr,
+            o->coin ? "  - {name: coin, type: binary}\n" : "", o->expert, o->tower, o->optimizer,
+            o->lr,
             o->batch, o->precision, o->epochs, o->max_steps, o->es, o->patience, o->eval_every);
     assert_int_equal(fclose(f), 0);
 }
