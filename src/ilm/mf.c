@@ -155,6 +155,7 @@ static int64_t train_end(const cr_interactions *x, const cr_loo_split *s, int32_
 /* ---- training ----------------------------------------------------------------------- */
 
 void cr_mf_cfg_default(cr_mf_cfg *c) {
+    if (!c) return;
     c->dim = 32;
     c->epochs = 20;
     c->lr = 0.05f;
