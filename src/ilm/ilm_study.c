@@ -180,16 +180,13 @@ static cr_status study_mf(const cr_ilm_study_cfg *c, const char *path, double *l
     char rp[CR_ILM_PATH + 16];
     snprintf(rp, sizeof rp, "%s/ratings.csv", c->data);
     cr_interactions x;
-    cr_loo_split s = {0};
-    cr_mf m = {0};
-    CR_TRY(cr_interactions_load(&x, rp, e));
-    cr_status st = cr_loo_split_make(&s, &x, e);
-    if (st == CR_OK) st = cr_mf_train(&m, &x, &s, &c->mf, loss, e);
-    if (st == CR_OK) st = cr_mf_save(&m, &x, path, e);
+    cr_loo_split s;
+    cr_mf m;
+    CR_TRY(cr_mf_fit_file(rp, path, &c->mf, NULL, &x, &s, &m, loss, e));
     cr_mf_free(&m);
     cr_loo_split_free(&s);
     cr_interactions_free(&x);
-    return st;
+    return CR_OK;
 }
 
 static cr_status cr_ilm_one(const cr_ilm_study_cfg *c, const char *out_dir, const char *mf,

@@ -70,6 +70,13 @@ cr_status cr_mf_evaluate(const cr_mf *m, const cr_interactions *x, const cr_loo_
  * "item_bias", "raw_user" (I64), "raw_item" (I64); metadata format
  * "crossrec.mf". Load checks all of it. */
 cr_status cr_mf_save(const cr_mf *m, const cr_interactions *x, const char *path, cr_error *e);
+/* The one path from a ratings file to saved vectors (cr_ilm_mf, the ILM
+ * study): load, split leave-one-out, train, save to out. log (may be NULL)
+ * gets one line with the counts before training. On success the caller
+ * frees x, s and m; on error nothing is left to free. */
+cr_status cr_mf_fit_file(const char *ratings, const char *out, const cr_mf_cfg *c, FILE *log,
+                         cr_interactions *x, cr_loo_split *s, cr_mf *m, double *loss,
+                         cr_error *e);
 cr_status cr_mf_load(cr_mf *m, int64_t **raw_user, int64_t **raw_item, const char *path,
                      cr_error *e);
 

@@ -30,29 +30,21 @@ cr_status cr_ilm_mf(cr_ctx *ctx, const char *ratings, const char *out, const cr_
     cr_call k;
     CR_TRY(cr_call_begin(&k, ctx, "cr_ilm_mf", e));
     cr_interactions x;
-    cr_loo_split sp = {0};
-    cr_mf m = {0};
-    cr_status s = cr_interactions_load(&x, ratings, e);
-    if (s) goto end;
-    if ((s = cr_loo_split_make(&sp, &x, e))) goto done;
-    FILE *log = cr_ctx_log(k.ctx);
-    if (log)
-        fprintf(log, "%lld interactions, %d users, %d items; training dim %d for %d epochs\n",
-                (long long)x.n, x.n_users, x.n_items, c->dim, c->epochs);
-    r->interactions = x.n;
-    r->users = x.n_users;
-    r->items = x.n_items;
-    if ((s = cr_mf_train(&m, &x, &sp, c, &r->loss, e))) goto done;
-    if ((s = cr_mf_save(&m, &x, out, e))) goto done;
-    for (int t = 0; t < 2 && !s; t++) {
-        s = cr_mf_evaluate(&m, &x, &sp, t, negatives, 7, &r->bpr[t], e);
-        if (!s) s = cr_mf_evaluate(NULL, &x, &sp, t, negatives, 7, &r->pop[t], e);
+    cr_loo_split sp;
+    cr_mf m;
+    cr_status s = cr_mf_fit_file(ratings, out, c, cr_ctx_log(k.ctx), &x, &sp, &m, &r->loss, e);
+    if (!s) {
+        r->interactions = x.n;
+        r->users = x.n_users;
+        r->items = x.n_items;
+        for (int t = 0; t < 2 && !s; t++) {
+            s = cr_mf_evaluate(&m, &x, &sp, t, negatives, 7, &r->bpr[t], e);
+            if (!s) s = cr_mf_evaluate(NULL, &x, &sp, t, negatives, 7, &r->pop[t], e);
+        }
+        cr_mf_free(&m);
+        cr_loo_split_free(&sp);
+        cr_interactions_free(&x);
     }
-done:
-    cr_mf_free(&m);
-    cr_loo_split_free(&sp);
-    cr_interactions_free(&x);
-end:
     cr_call_end(&k);
     return s;
 }
