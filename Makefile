@@ -314,7 +314,7 @@ test: $(TEST_BIN) $(BUILD)/crossrec $(BUILD)/libcrossrec.so check-layers $(ORT_O
 	echo "$$pass passed, $$fail failed, $$(wc -l < $$skips) tests skipped"; [ $$fail = 0 ]
 
 # A layer may include only layers below it (see LAYERS), in any spelling;
-# cli/ and bench/ reach internals only through scripts/layers_allow.txt.
+# cli/ uses include/ only; bench/ reaches internals through scripts/layers_allow.txt.
 check-layers:
 	@scripts/check_layers.sh
 

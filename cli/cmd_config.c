@@ -160,7 +160,8 @@ static const cfg_key keys[] = {
     {"study", "max_steps", "integer", "0", "> 0: every student's step cap"},
     {"study", "threads", "integer", "-1", "threads of every job; -1 = each config's"},
     {"study", "bootstrap", "map", "", "confidence intervals of the differences"},
-    {"study", "slice", "column", "new_release", "a data.slices column of the students, reported apart"},
+    {"study", "slice", "column", "none", "a data.slices column of the students, reported apart"},
+    {"study", "min_positives", "integer", "30", "fewer positive test rows (rows, regression) = \"too few\": no metric, no test"},
     {"study", "keep_seed", "integer", "1", "which requests a fraction keeps"},
 
     {"study.teacher", "config", "path", "", "a ranker YAML to train into DIR/teacher (one of config, model)"},

@@ -6,8 +6,6 @@
  */
 #include "cli.h"
 
-#include "../src/rank/export_onnx.h"
-
 #include <getopt.h>
 
 static void usage(FILE *f) {
@@ -53,7 +51,7 @@ int cr_cli_encode(int argc, char **argv) {
     }
     cr_error e = {0};
     int64_t n = 0;
-    if (cr_onnx_encode(model, data, out, &n, &e)) return cr_cli_fail("encode", &e);
+    if (cr_encode_csv(model, data, out, &n, &e)) return cr_cli_fail("encode", &e);
     fprintf(stderr, "encoded %lld rows of %s into %s\n", (long long)n, data, out);
     return 0;
 }

@@ -4,8 +4,6 @@
  */
 #include "cli.h"
 
-#include "../src/core/core.h" /* cr_write_file_atomic */
-
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>

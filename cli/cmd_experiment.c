@@ -4,8 +4,6 @@
  */
 #include "cli.h"
 
-#include "../src/rank/experiment.h"
-
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,26 +58,36 @@ int cr_cli_experiment(int argc, char **argv) {
         return 2;
     }
     cr_error e = {0};
-    char *results = NULL;
+    char *results = NULL, *table = NULL;
     if (report_only) {
         char path[4096];
-        size_t n;
         snprintf(path, sizeof path, "%s/results.json", out);
-        if (cr_read_file(path, &results, &n, &e)) return cr_cli_fail("experiment", &e);
+        if (cr_read_file(path, &results, NULL, &e)) return cr_cli_fail("experiment", &e);
         snprintf(path, sizeof path, "%s/report.html", out);
-        cr_status s = cr_experiment_report_html(results, path, &e);
-        if (!s) s = cr_experiment_print_table(stdout, results, &e);
+        cr_status s = cr_experiment_report(results, path, &e);
+        if (!s) s = cr_experiment_table(results, &table, &e);
+        if (!s) fputs(table, stdout);
+        cr_free(table);
         cr_free(results);
         return s ? cr_cli_fail("experiment", &e) : 0;
     }
     const cr_dist *dist = cr_cli_dist();
-    cr_experiment_opts o = {.config = config, .out_dir = out,
-                            .progress = quiet || cr_dist_rank(dist) ? NULL : stderr,
-                            .reuse = !fresh, .threads = (int)threads, .dist = dist};
-    if (cr_experiment_run(&o, &results, &e)) return cr_cli_fail("experiment", &e);
+    cr_ctx_params cp;
+    cr_ctx_params_init(&cp);
+    /* 0 = the usable CPUs, named as a count: the context's 0 means "each config's" */
+    cp.threads = threads < 0 ? 0 : threads == 0 ? cr_ctx_threads(NULL) : (int)threads;
+    cp.quiet = quiet || cr_dist_rank(dist);
+    cp.dist = dist;
+    cr_ctx *ctx = NULL;
+    if (cr_ctx_new(&ctx, &cp, &e)) return cr_cli_fail("experiment", &e);
+    cr_status s = cr_experiment(ctx, config, out, fresh, &results, &e);
+    cr_ctx_free(ctx);
+    if (s) return cr_cli_fail("experiment", &e);
     if (!results) return 0; /* ranks other than 0 under mpirun */
-    cr_status s = cr_experiment_print_table(stdout, results, &e);
-    free(results);
+    s = cr_experiment_table(results, &table, &e);
+    if (!s) fputs(table, stdout);
+    cr_free(table);
+    cr_free(results);
     if (s) return cr_cli_fail("experiment", &e);
     printf("\nwrote %s/results.json and %s/report.html\n", out, out);
     return 0;

@@ -5,9 +5,6 @@
  */
 #include "cli.h"
 
-#include "../src/rank/checkpoint.h"
-#include "../src/rank/export_onnx.h"
-
 #include <getopt.h>
 #include <string.h>
 
@@ -86,8 +83,8 @@ int cr_cli_export(int argc, char **argv) {
     }
     cr_error e = {0};
     int dropped = 0;
-    if (onnx ? cr_ranker_export_onnx(in, out, vocab, prec, &dropped, &e)
-             : cr_ranker_export(in, out, &dropped, &e))
+    if (onnx ? cr_export_onnx(in, out, vocab, prec, &dropped, &e)
+             : cr_export(in, out, "safetensors", &dropped, &e))
         return cr_cli_fail("export", &e);
     fprintf(stderr, "exported %s to %s (%d never-served head%s dropped)\n", in, out, dropped,
             dropped == 1 ? "" : "s");

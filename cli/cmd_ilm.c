@@ -8,13 +8,6 @@
  */
 #include "cli.h"
 
-#include "../src/ilm/mf.h"
-#include "../src/ilm/chat.h"
-#include "../src/ilm/ilm_eval.h"
-#include "../src/ilm/ilm_study.h"
-#include "../src/ilm/phase1.h"
-#include "../src/ilm/phase2.h"
-
 #include <math.h>
 
 #include <getopt.h>
@@ -86,34 +79,17 @@ static int cmd_mf(int argc, char **argv) {
         return 2;
     }
     cr_error e = {0};
-    cr_interactions x;
-    cr_loo_split s = {0};
-    cr_mf m = {0};
-    int rc = 1;
-    if (cr_interactions_load(&x, ratings, &e)) return cr_cli_fail("ilm mf", &e);
-    if (cr_loo_split_make(&s, &x, &e)) goto done;
-    fprintf(stderr, "%lld interactions, %d users, %d items; training dim %d for %d epochs\n",
-            (long long)x.n, x.n_users, x.n_items, c.dim, c.epochs);
-    double loss;
-    if (cr_mf_train(&m, &x, &s, &c, &loss, &e)) goto done;
-    if (cr_mf_save(&m, &x, out, &e)) goto done;
-    printf("BPR loss (last epoch) %.4f; wrote %s\n", loss, out);
+    cr_ilm_mf_result r;
+    if (cr_ilm_mf(NULL, ratings, out, &c, (int)negs, &r, &e)) return cr_cli_fail("ilm mf", &e);
+    printf("BPR loss (last epoch) %.4f; wrote %s\n", r.loss, out);
     printf("next item among the held-out one and %lld never-rated items\n", negs);
     printf("  %-12s %6s %6s %7s %7s\n", "", "HR@5", "HR@10", "NDCG@5", "NDCG@10");
     for (int t = 0; t < 2; t++) {
-        cr_next_item_metrics mm, pm;
-        if (cr_mf_evaluate(&m, &x, &s, t, (int)negs, 7, &mm, &e)) goto done;
-        if (cr_mf_evaluate(NULL, &x, &s, t, (int)negs, 7, &pm, &e)) goto done;
         printf("%s\n", t ? "test" : "valid");
-        print_row("bpr", &mm);
-        print_row("popularity", &pm);
+        print_row("bpr", &r.bpr[t]);
+        print_row("popularity", &r.pop[t]);
     }
-    rc = 0;
-done:
-    cr_mf_free(&m);
-    cr_loo_split_free(&s);
-    cr_interactions_free(&x);
-    return rc ? cr_cli_fail("ilm mf", &e) : 0;
+    return 0;
 }
 
 
@@ -235,7 +211,7 @@ static int cmd_phase1(int argc, char **argv) {
             o.model.layers, o.model.width, o.model.heads,
             o.steps ? "phase 1" : "ILM-rand (no training)");
     cr_phase1_result r;
-    if (cr_phase1_run(&o, &r, &e)) return cr_cli_fail(C, &e);
+    if (cr_ilm_phase1(NULL, &o, &r, &e)) return cr_cli_fail(C, &e);
     printf("%d items (%d train texts, %d held out, %d truncated to %d tokens), vocabulary %d, "
            "%d item-item and %d user-item pairs\n", r.items, r.train_items, r.held_items,
            r.truncated, o.model.max_text, r.vocab, r.ii_pairs, r.ui_pairs);
@@ -381,7 +357,7 @@ static int cmd_phase2(int argc, char **argv) {
     }
     cr_phase2_result r;
     cr_error e = {0};
-    if (cr_phase2_run(&o, &r, &e)) return cr_cli_fail(C, &e);
+    if (cr_ilm_phase2(NULL, &o, &r, &e)) return cr_cli_fail(C, &e);
     printf("%s adapter: %lld trainable values; loss %.4f -> %.4f in %.0fs\n",
            mlp ? "MLP" : "Q-Former + linear", (long long)r.trainable, r.first_loss, r.last_loss,
            r.seconds);
@@ -463,14 +439,9 @@ static int cmd_eval(int argc, char **argv) {
         return 2;
     }
     cr_error e = {0};
-    cr_p2_bundle b;
-    if (cr_p2_bundle_open(&b, dir, &e)) return cr_cli_fail(C, &e);
-    o.hist = hist ? hist : b.hist;
-    o.max_seq = b.max_seq;
+    o.hist = hist; /* 0 = the directory's */
     cr_ilm_eval_result r;
-    cr_status s = cr_ilm_evaluate(&b.m, &b.lm, &b.tok, &b.d, &o, &r, &e);
-    cr_p2_bundle_free(&b);
-    if (s) return cr_cli_fail(C, &e);
+    if (cr_ilm_eval(NULL, dir, &o, &r, &e)) return cr_cli_fail(C, &e);
     print_eval(&r);
     printf("(%.0fs)\n", r.seconds);
     return 0;
@@ -492,8 +463,10 @@ static void usage_study(FILE *f) {
             "  --help           this text\n");
 }
 
-static void study_log(void *ctx, const char *line) {
-    (void)ctx;
+/* The study's progress lines go to standard output, with the table. */
+static void study_log(void *user, cr_log_level level, const char *line) {
+    (void)user;
+    (void)level;
     printf("%s\n", line);
     fflush(stdout);
 }
@@ -519,19 +492,19 @@ static int cmd_study(int argc, char **argv) {
         return 2;
     }
     cr_error e = {0};
-    cr_ilm_study_cfg c;
-    if (cr_ilm_study_load(&c, cfg, &e)) return cr_cli_fail(C, &e);
-    cr_ilm_study_result r;
+    cr_ctx_params cp;
+    cr_ctx_params_init(&cp);
+    cp.log = study_log;
+    cr_ctx *ctx = NULL;
     char *table = NULL;
-    if (cr_ilm_study_run(&c, out, study_log, NULL, &r, &e) ||
-        cr_ilm_study_table(&c, &r, &table, &e)) {
-        cr_ilm_study_result_free(&r);
-        return cr_cli_fail(C, &e);
-    }
+    double seconds = 0;
+    cr_status s = cr_ctx_new(&ctx, &cp, &e);
+    if (!s) s = cr_ilm_study(ctx, cfg, out, &table, &seconds, &e);
+    cr_ctx_free(ctx);
+    if (s) return cr_cli_fail(C, &e);
     printf("\n%s", table);
-    printf("wrote %s/results.json and %s/report.html (%.0fs)\n", out, out, r.seconds);
+    printf("wrote %s/results.json and %s/report.html (%.0fs)\n", out, out, seconds);
     cr_free(table);
-    cr_ilm_study_result_free(&r);
     return 0;
 }
 
@@ -583,12 +556,12 @@ static int cmd_chat(int argc, char **argv) {
     }
     if (o.shortlist < o.k) o.shortlist = o.k;
     cr_error e = {0};
-    cr_chat *c;
-    if (cr_chat_open(&c, dir, &o, &e)) return cr_cli_fail(C, &e);
+    cr_ilm *c;
+    if (cr_ilm_open_chat(&c, dir, &o, &e)) return cr_cli_fail(C, &e);
     int tty = isatty(fileno(stdin));
     if (tty) printf("Which movies did you like? (\"quit\" to end)\n");
-    cr_status s = cr_chat_loop(c, stdin, stdout, tty, &e);
-    cr_chat_free(c);
+    cr_status s = cr_ilm_chat_loop(NULL, c, stdin, stdout, tty, &e);
+    cr_ilm_close(c);
     return s ? cr_cli_fail(C, &e) : 0;
 }
 

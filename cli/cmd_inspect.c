@@ -4,8 +4,6 @@
  */
 #include "cli.h"
 
-#include "../src/core/core.h"
-
 #include <cJSON.h>
 #include <getopt.h>
 #include <string.h>
@@ -69,33 +67,46 @@ int cr_cli_inspect(int argc, char **argv) {
     }
     const char *path = argv[optind];
     cr_error e = {0};
-    cr_st_file f;
-    if (cr_st_open(&f, path, &e)) return cr_cli_fail("inspect", &e);
+    char *json = NULL;
+    if (cr_inspect(path, &json, &e)) return cr_cli_fail("inspect", &e);
+    cJSON *o = cJSON_Parse(json);
+    cr_free(json);
+    if (!o) {
+        fprintf(stderr, "crossrec inspect: out of memory\n");
+        return 1;
+    }
     printf("%s\n", path);
     printf("metadata:\n");
-    for (int i = 0; i < f.n_meta; i++) {
-        const char *v = f.meta_val[i];
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(o, "metadata"), *m;
+    cJSON_ArrayForEach(m, meta) {
+        const char *v = m->valuestring;
         size_t n = strlen(v);
-        if (!full && n > 100) printf("  %-18s %.80s... (%zu bytes)\n", f.meta_key[i], v, n);
-        else printf("  %-18s %s\n", f.meta_key[i], v);
+        if (!full && n > 100) printf("  %-18s %.80s... (%zu bytes)\n", m->string, v, n);
+        else printf("  %-18s %s\n", m->string, v);
     }
-    const char *schema = cr_st_meta(&f, "schema");
-    if (schema) print_schema(schema);
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(meta, "schema");
+    if (cJSON_IsString(schema)) print_schema(schema->valuestring);
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "tensors"), *t;
     size_t total = 0, bytes = 0;
-    printf("tensors (%d):\n", f.n);
-    for (int i = 0; i < f.n; i++) {
-        const cr_st_tensor *t = &f.t[i];
+    printf("tensors (%d):\n", cJSON_GetArraySize(ts));
+    cJSON_ArrayForEach(t, ts) {
+        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape"), *d;
         char shape[128];
-        int o = snprintf(shape, sizeof shape, "[");
-        for (int d = 0; d < t->ndim; d++)
-            o += snprintf(shape + o, sizeof shape - (size_t)o, "%s%lld", d ? ", " : "",
-                          (long long)t->shape[d]);
-        snprintf(shape + o, sizeof shape - (size_t)o, "]");
-        printf("  %-40s %-5s %-18s %zu\n", t->name, cr_dtype_name(t->dtype), shape, t->numel);
-        total += t->numel;
-        bytes += t->nbytes;
+        int off = snprintf(shape, sizeof shape, "[");
+        int first = 1;
+        cJSON_ArrayForEach(d, sh) {
+            off += snprintf(shape + off, sizeof shape - (size_t)off, "%s%lld", first ? "" : ", ",
+                            (long long)d->valuedouble);
+            first = 0;
+        }
+        snprintf(shape + off, sizeof shape - (size_t)off, "]");
+        size_t numel = (size_t)cJSON_GetObjectItemCaseSensitive(t, "numel")->valuedouble;
+        printf("  %-40s %-5s %-18s %zu\n", cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring,
+               cJSON_GetObjectItemCaseSensitive(t, "dtype")->valuestring, shape, numel);
+        total += numel;
+        bytes += (size_t)cJSON_GetObjectItemCaseSensitive(t, "bytes")->valuedouble;
     }
     printf("total: %zu values, %zu bytes of tensor data\n", total, bytes);
-    cr_st_close(&f);
+    cJSON_Delete(o);
     return 0;
 }

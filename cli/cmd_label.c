@@ -6,9 +6,7 @@
  */
 #include "cli.h"
 
-#include "../src/data/config.h"
-#include "../src/rank/label.h"
-
+#include <cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,22 +30,33 @@ static void usage(FILE *f) {
             "  --help            this text\n");
 }
 
-static void print_coverage(FILE *f, const cr_label_report *r) {
-    fprintf(f, "teacher features: %d (%d from columns, %d constant, %d defaulted = %.1f%%)\n",
-            r->n_features, r->n_column, r->n_constant, r->n_defaulted,
-            100.0 * r->defaulted_share);
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+}
+
+static const char *str(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* The coverage table from cr_label's report (its JSON, docs/distillation.md). */
+static void print_coverage(FILE *f, const cJSON *r) {
+    double rows = num(r, "rows");
+    fprintf(f, "teacher features: %.0f (%.0f from columns, %.0f constant, %.0f defaulted = %.1f%%)\n",
+            num(r, "features"), num(r, "features_from_columns"), num(r, "features_constant"),
+            num(r, "features_defaulted"), 100.0 * num(r, "defaulted_share"));
     fprintf(f, "  %-20s %-11s %-9s %-20s %8s %8s\n", "feature", "type", "source", "from",
             "empty", "OOV");
-    for (int i = 0; i < r->n_features; i++) {
-        const cr_label_feature *x = &r->features[i];
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(r, "per_feature")) {
+        int dflt = !strcmp(str(x, "source"), "default");
         char empty[16] = "-", oov[16] = "-";
-        if (x->source != CR_MAP_DEFAULT && r->rows)
-            snprintf(empty, sizeof empty, "%.1f%%", 100.0 * (double)x->empty / (double)r->rows);
-        if (x->source != CR_MAP_DEFAULT && x->vocab && x->values)
-            snprintf(oov, sizeof oov, "%.1f%%", 100.0 * (double)x->oov / (double)x->values);
-        fprintf(f, "  %-20s %-11s %-9s %-20s %8s %8s\n", x->feature,
-                cr_feat_kind_names[x->kind], cr_map_source_names[x->source],
-                x->source == CR_MAP_DEFAULT ? "" : x->from, empty, oov);
+        if (!dflt && rows > 0) snprintf(empty, sizeof empty, "%.1f%%", 100.0 * num(x, "empty_share"));
+        if (!dflt && cJSON_GetObjectItemCaseSensitive(x, "oov_rate") && num(x, "values") > 0)
+            snprintf(oov, sizeof oov, "%.1f%%", 100.0 * num(x, "oov_rate"));
+        fprintf(f, "  %-20s %-11s %-9s %-20s %8s %8s\n", str(x, "feature"), str(x, "type"),
+                str(x, "source"), str(x, "from"), empty, oov);
     }
 }
 
@@ -58,7 +67,7 @@ int cr_cli_label(int argc, char **argv) {
         {"coverage", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
         {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    cr_label_opts o;
+    cr_label_args o;
     memset(&o, 0, sizeof o);
     long long batch = 1024, threads = 0;
     int quiet = 0, ch;
@@ -85,21 +94,29 @@ int cr_cli_label(int argc, char **argv) {
         fprintf(stderr, "crossrec label: --teacher, --map, --data and --out are required (see --help)\n");
         return 2;
     }
-    cr_set_threads((int)threads);
     o.batch = (int)batch;
-    o.dist = cr_cli_dist();
-    int rank = cr_dist_rank(o.dist);
-    o.progress = quiet || rank ? NULL : stderr;
+    const cr_dist *dist = cr_cli_dist();
+    int rank = cr_dist_rank(dist);
+    cr_ctx_params cp;
+    cr_ctx_params_init(&cp);
+    cp.threads = (int)threads;
+    cp.quiet = quiet || rank;
+    cp.dist = dist;
     cr_error e = {0};
-    cr_label_report r;
-    if (cr_distill_label(&o, &r, &e)) return cr_cli_fail("label", &e);
-    if (rank) { /* rank 0 speaks for the job */
-        cr_label_report_free(&r);
-        return 0;
-    }
-    if (!quiet) print_coverage(stderr, &r);
-    fprintf(stderr, "labelled %lld rows into %s (%d teacher tasks, %.1f s)\n", (long long)r.rows,
-            strcmp(o.out, "-") ? o.out : "standard output", r.n_tasks, r.seconds);
-    cr_label_report_free(&r);
+    cr_ctx *ctx = NULL;
+    char *json = NULL;
+    cr_status s = cr_ctx_new(&ctx, &cp, &e);
+    if (!s) s = cr_label(ctx, &o, &json, &e);
+    cr_ctx_free(ctx);
+    if (s) return cr_cli_fail("label", &e);
+    cJSON *r = rank ? NULL : cJSON_Parse(json); /* rank 0 speaks for the job */
+    cr_free(json);
+    if (!r) return 0;
+    if (!quiet) print_coverage(stderr, r);
+    fprintf(stderr, "labelled %.0f rows into %s (%d teacher tasks, %.1f s)\n", num(r, "rows"),
+            strcmp(o.out, "-") ? o.out : "standard output",
+            cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "teacher_tasks")),
+            num(r, "seconds"));
+    cJSON_Delete(r);
     return 0;
 }

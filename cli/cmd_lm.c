@@ -7,10 +7,6 @@
  */
 #include "cli.h"
 
-#include "../src/data/bpe.h"
-#include "../src/nn/decoder.h"
-#include "../src/train/lm_train.h"
-
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -153,8 +149,8 @@ static int generate(int argc, char **argv) {
     ids = calloc((size_t)ctxlen + 1, sizeof *ids);
     out = calloc((size_t)steps, sizeof *out);
     if (!ids || !out) {
-        cr_err(&e, CR_ERR_NOMEM, "out of memory");
-        goto fail;
+        fprintf(stderr, "crossrec %s: out of memory\n", cmd);
+        goto done;
     }
     if (prompt_ids) {
         if (parse_ids(prompt_ids, ids, ctxlen, &n_prompt, V) || !n_prompt) {
@@ -168,9 +164,9 @@ static int generate(int argc, char **argv) {
         size_t n = 0;
         if (prompt && cr_lm_tokenize(lm, prompt, &enc, &n, &e)) goto fail;
         if (n + 1 > (size_t)ctxlen) {
-            cr_err(&e, CR_ERR_LIMIT, "the prompt is %zu tokens (%zu with BOS), longer than the "
-                   "model's context of %d tokens (max_seq); shorten it", n, n + 1, ctxlen);
-            goto fail;
+            fprintf(stderr, "crossrec %s: the prompt is %zu tokens (%zu with BOS), longer than the "
+                    "model's context of %d tokens (max_seq); shorten it\n", cmd, n, n + 1, ctxlen);
+            goto done;
         }
         ids[n_prompt++] = go.bos >= 0 ? go.bos : cr_lm_bos_id(lm);
         for (size_t i = 0; i < n; i++) ids[n_prompt++] = enc[i];
@@ -236,11 +232,8 @@ static int train(int argc, char **argv) {
         return 2;
     }
     cr_error e = {0};
-    cr_lm_cfg c;
-    if (cr_lm_cfg_load(&c, cfgp, &e)) return cr_cli_fail(cmd, &e);
-    cr_lm_opts o = {.out_dir = out, .resume = resume, .log = stderr};
-    cr_lm_result r;
-    if (cr_lm_train(&c, &o, &r, &e)) return cr_cli_fail(cmd, &e);
+    cr_lm_train_result r;
+    if (cr_lm_pretrain(NULL, cfgp, out, resume, &r, &e)) return cr_cli_fail(cmd, &e);
     printf("step %lld: train loss %.4f, validation loss %.4f, perplexity %.2f -> %s/model.safetensors\n",
            (long long)r.step, r.train_loss, r.valid_loss, r.valid_ppl, out);
     return 0;
@@ -295,47 +288,38 @@ static int eval(int argc, char **argv) {
         eval_usage(stderr);
         return 2;
     }
-    cr_set_threads((int)threads);
     cr_error e = {0};
-    cr_decoder d;
-    if (cr_dec_open(&d, model, 0, &e)) return cr_cli_fail(cmd, &e);
-    cr_bpe *b = NULL;
-    cr_dec_ws ws = {0};
-    int32_t *ids = NULL;
-    size_t n = 0;
-    int rc = 1;
-    if (seq == 0) seq = d.cfg.max_seq;
-    if (seq > d.cfg.max_seq) {
+    cr_lm_load_opts lo;
+    cr_lm_load_opts_init(&lo);
+    lo.tokenizer = tokp;
+    cr_lm *lm = NULL;
+    if (cr_lm_load(&lm, model, &lo, &e)) return cr_cli_fail(cmd, &e);
+    int max_seq = cr_lm_context_length(lm);
+    if (seq == 0) seq = max_seq;
+    if (seq > max_seq) {
         fprintf(stderr, "crossrec %s: --seq-len %lld is longer than the model's max_seq %d\n",
-                cmd, seq, d.cfg.max_seq);
-        rc = 2;
-        goto done;
+                cmd, seq, max_seq);
+        cr_lm_free(lm);
+        return 2;
     }
-    if (cr_bpe_load(&b, tokp, &e)) goto fail;
-    if (cr_bpe_vocab_size(b) > d.cfg.vocab) {
-        cr_err(&e, CR_ERR_MISMATCH, "the tokenizer %s has %d tokens, the model %d", tokp,
-               (int)cr_bpe_vocab_size(b), d.cfg.vocab);
-        goto fail;
-    }
-    if (cr_lm_corpus_ids(text, b, tokp, NULL, &ids, &n, &e)) goto fail;
-    if (cr_dec_ws_create(&ws, &d, (int)batch, (int)seq, 0, &e)) goto fail;
-    double loss;
-    int64_t cnt;
-    if (cr_lm_eval_ids(&d, &ws, ids, n, (int)batch, (int)seq, cr_lm_bos(b), maxw, &loss, &cnt,
-                       &e))
-        goto fail;
-    printf("%s: %lld tokens scored (of %zu), loss %.4f, perplexity %.2f\n", text,
-           (long long)cnt, n, loss, exp(loss));
-    rc = 0;
-    goto done;
-fail:
-    rc = cr_cli_fail(cmd, &e);
-done:
-    cr_dec_ws_free(&ws);
-    cr_free(ids);
-    if (b) cr_bpe_free(b);
-    cr_dec_free(&d);
-    return rc;
+    cr_ctx_params cp;
+    cr_ctx_params_init(&cp);
+    cp.threads = (int)threads;
+    cr_ctx *ctx = NULL;
+    cr_lm_eval_opts eo;
+    cr_lm_eval_opts_init(&eo);
+    eo.seq_len = (int)seq;
+    eo.batch = (int)batch;
+    eo.max_windows = maxw;
+    cr_lm_eval_result r;
+    cr_status s = cr_ctx_new(&ctx, &cp, &e);
+    if (!s) s = cr_lm_eval(ctx, lm, text, &eo, &r, &e);
+    cr_ctx_free(ctx);
+    cr_lm_free(lm);
+    if (s) return cr_cli_fail(cmd, &e);
+    printf("%s: %lld tokens scored (of %lld), loss %.4f, perplexity %.2f\n", text,
+           (long long)r.scored, (long long)r.tokens, r.loss, exp(r.loss));
+    return 0;
 }
 
 int cr_cli_lm(int argc, char **argv) {

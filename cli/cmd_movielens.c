@@ -1,11 +1,9 @@
 /*
  * cmd_movielens.c - `crossrec movielens`: builds the impressions CSV from a
  * MovieLens directory and prints what it wrote. Parsing and printing only;
- * the work is cr_ml_build. Bad values are rejected, never clamped.
+ * the work is cr_movielens_prepare. Bad values are rejected, never clamped.
  */
 #include "cli.h"
-
-#include "../src/data/movielens.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -108,8 +106,7 @@ int cr_cli_movielens(int argc, char **argv) {
     };
     cr_ml_opts o;
     cr_ml_opts_default(&o);
-    cr_error e;
-    cr_err_clear(&e);
+    cr_error e = {0};
     optind = 1;
     opterr = 0; /* our own messages, with the command's name */
     const char *cmd = "movielens";
@@ -177,7 +174,7 @@ int cr_cli_movielens(int argc, char **argv) {
         return 1;
     }
     cr_ml_stats st;
-    if (cr_ml_build(&o, &st, &e) != CR_OK) return cr_cli_fail(cmd, &e);
+    if (cr_movielens_prepare(NULL, &o, &st, &e) != CR_OK) return cr_cli_fail(cmd, &e);
     cr_ml_print_stats(&o, &st);
     return 0;
 }

@@ -7,9 +7,8 @@
  */
 #include "cli.h"
 
-#include "../src/serve/server.h"
-
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>

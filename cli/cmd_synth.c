@@ -4,8 +4,6 @@
  */
 #include "cli.h"
 
-#include "../src/data/synth.h"
-
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +67,14 @@ int cr_cli_synth(int argc, char **argv) {
     if (sreq > 0) c.source.requests = sreq;
     if (treq > 0) c.target.requests = treq;
     cr_synth_stats st;
-    if (cr_synth_write(&c, out, quiet ? NULL : stderr, &st, &e)) return cr_cli_fail("synth", &e);
+    cr_ctx_params cp;
+    cr_ctx_params_init(&cp);
+    cp.quiet = quiet;
+    cr_ctx *ctx = NULL;
+    cr_status s = cr_ctx_new(&ctx, &cp, &e);
+    if (!s) s = cr_synth(ctx, &c, out, &st, &e);
+    cr_ctx_free(ctx);
+    if (s) return cr_cli_fail("synth", &e);
     const cr_synth_domain *d[2] = {&c.source, &c.target};
     printf("%-10s %10s %12s %10s %10s %10s %8s %12s\n", "domain", "requests", "rows", "train",
            "valid", "test", "CTR", "new_release");

@@ -2,11 +2,9 @@
  * cmd_tokenize.c - `crossrec tokenize`: text on stdin to token ids on
  * stdout, ids back to text with --decode, or a new GPT-2-format BPE learned
  * from a corpus with --train. Parsing and printing only; the tokenizers are
- * in src/data/bpe.h. Bad values are rejected, never clamped.
+ * crossrec.h's cr_tokenizer. Bad values are rejected, never clamped.
  */
 #include "cli.h"
-
-#include "../src/data/bpe.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -16,8 +14,8 @@
 #include <sys/stat.h>
 
 static void cr_tok_usage(FILE *f) {
-    cr_bpe_train_opts d;
-    cr_bpe_train_opts_default(&d);
+    cr_tokenizer_train_opts d;
+    cr_tokenizer_train_opts_init(&d);
     fprintf(f,
             "usage: crossrec tokenize --tokenizer DIR|FILE.bin [options] < input\n"
             "       crossrec tokenize --train CORPUS --out DIR [--vocab-size N]\n"
@@ -117,11 +115,10 @@ static int cr_tok_parse_ids(char *text, int32_t **ids, size_t *n) {
     return 0;
 }
 
-static int cr_tok_train(const char *corpus, const char *out, const cr_bpe_train_opts *o) {
-    cr_error e;
-    cr_err_clear(&e);
+static int cr_tok_train(const char *corpus, const char *out, const cr_tokenizer_train_opts *o) {
+    cr_error e = {0};
     int32_t vocab = 0;
-    if (cr_bpe_train_file(corpus, o, out, &vocab, &e) != CR_OK) return cr_tok_fail(e.msg);
+    if (cr_tokenizer_train(NULL, corpus, o, out, &vocab, &e) != CR_OK) return cr_tok_fail(e.msg);
     printf("wrote %s/encoder.json and %s/vocab.bpe: %d tokens (%d requested)\n", out, out, vocab,
            o->vocab_size);
     return 0;
@@ -144,8 +141,8 @@ int cr_cli_tokenize(int argc, char **argv) {
     };
     const char *tok_path = NULL, *train = NULL, *out = NULL;
     int decode = 0, flags = 0, sp_only = 0, train_only = 0;
-    cr_bpe_train_opts to;
-    cr_bpe_train_opts_default(&to);
+    cr_tokenizer_train_opts to;
+    cr_tokenizer_train_opts_init(&to);
     long v;
     optind = 1;
     int c;
@@ -153,9 +150,9 @@ int cr_cli_tokenize(int argc, char **argv) {
         switch (c) {
         case 't': tok_path = optarg; break;
         case 'd': decode = 1; break;
-        case O_BOS: flags |= CR_SP_BOS; sp_only = 1; break;
-        case O_EOS: flags |= CR_SP_EOS; sp_only = 1; break;
-        case O_NO_PREFIX: flags |= CR_SP_NO_DUMMY_PREFIX; sp_only = 1; break;
+        case O_BOS: flags |= CR_TOK_BOS; sp_only = 1; break;
+        case O_EOS: flags |= CR_TOK_EOS; sp_only = 1; break;
+        case O_NO_PREFIX: flags |= CR_TOK_NO_DUMMY_PREFIX; sp_only = 1; break;
         case O_TRAIN: train = optarg; break;
         case O_OUT: out = optarg; train_only = 1; break;
         case O_VOCAB:
@@ -199,14 +196,12 @@ int cr_cli_tokenize(int argc, char **argv) {
     int is_bpe = S_ISDIR(st.st_mode);
     if (is_bpe && sp_only)
         return cr_tok_fail("--bos, --eos and --no-dummy-prefix apply only to a tokenizer.bin");
-    if (decode && (flags & (CR_SP_BOS | CR_SP_EOS | CR_SP_NO_DUMMY_PREFIX)))
+    if (decode && (flags & (CR_TOK_BOS | CR_TOK_EOS | CR_TOK_NO_DUMMY_PREFIX)))
         return cr_tok_fail("--bos, --eos and --no-dummy-prefix apply only to encoding");
 
-    cr_error e;
-    cr_err_clear(&e);
-    cr_bpe *bpe = NULL;
-    cr_sp *sp = NULL;
-    cr_status s = is_bpe ? cr_bpe_load(&bpe, tok_path, &e) : cr_sp_load(&sp, tok_path, 0, &e);
+    cr_error e = {0};
+    cr_tokenizer *tok = NULL;
+    cr_status s = cr_tokenizer_load(&tok, tok_path, &e);
     if (s != CR_OK) return cr_tok_fail(e.msg);
 
     int rc = 0;
@@ -222,16 +217,14 @@ int cr_cli_tokenize(int argc, char **argv) {
     if (decode) {
         rc = cr_tok_parse_ids(in, &ids, &n);
         if (rc) goto done;
-        s = is_bpe ? cr_bpe_decode(bpe, ids, n, &text, &len, &e)
-                   : cr_sp_decode(sp, ids, n, &text, &len, &e);
+        s = cr_tokenizer_decode(tok, ids, n, &text, &len, &e);
         if (s != CR_OK) {
             rc = cr_tok_fail(e.msg);
             goto done;
         }
         if (fwrite(text, 1, len, stdout) != len) rc = cr_tok_fail("stdout: write failed");
     } else {
-        s = is_bpe ? cr_bpe_encode(bpe, in, len, &ids, &n, &e)
-                   : cr_sp_encode(sp, in, len, flags, &ids, &n, &e);
+        s = cr_tokenizer_encode(tok, in, len, flags, &ids, &n, &e);
         if (s != CR_OK) {
             rc = cr_tok_fail(e.msg);
             goto done;
@@ -245,7 +238,6 @@ done:
     else cr_free(ids);
     cr_free(text);
     free(in);
-    cr_bpe_free(bpe);
-    cr_sp_free(sp);
+    cr_tokenizer_free(tok);
     return rc;
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # symbols.sh - the shared library exports exactly the documented API: every
 # dynamic symbol of libcrossrec.so is a function crossrec.h declares with
-# CR_API, and every such function is exported (none declared but missing).
+# CR_API, and every such function is exported (none declared but missing);
+# and the crossrec command calls nothing else: every cr_ function its
+# objects need is one the library exports (or the command's own).
 set -u
 BUILD=${CR_BUILD:-build}
 LIB="$BUILD/libcrossrec.so"
@@ -28,6 +30,19 @@ else not_ok "declared with CR_API but not exported: $missing"; fi
 bad=$(grep -v '^cr_' "$tmp/exported")
 if [ -z "$bad" ]; then ok "every exported symbol has the cr_ prefix"
 else not_ok "exported without the cr_ prefix: $bad"; fi
+
+# the command, as linked against libcrossrec.a, needs only exported functions
+internal=""
+for o in "$BUILD"/cli/*.o; do
+    src="cli/$(basename "$o" .o).c"
+    internal="$internal $(nm -u "$o" | awk '$1 == "U" && $2 ~ /^cr_/ {print $2}' |
+        sort -u | comm -23 - "$tmp/exported" |
+        comm -23 - <(nm --defined-only "$BUILD"/cli/*.o | awk '{print $3}' | sort -u) |
+        sed "s|^|$src:|")"
+done
+internal=$(echo $internal)
+if [ -z "$internal" ]; then ok "the crossrec command calls only exported entry points"
+else not_ok "the crossrec command calls internal functions: $internal"; fi
 
 soname=$(readelf -d "$LIB" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 major=$(sed -n 's/^#define CR_VERSION_MAJOR \([0-9]*\)/\1/p' include/crossrec.h)

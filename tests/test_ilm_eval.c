@@ -4,7 +4,9 @@
  * lists, fuzzy title matching, then a tiny end-to-end study on a synthetic
  * MovieLens-shaped set with a random LM (results.json names every variant,
  * the LM is unchanged in every run, report.html is self-contained), and a
- * scripted chat through a pipe whose answers name catalogue items.
+ * scripted chat through a pipe whose answers name catalogue items; then
+ * the public entry points (mf, both phases, eval, study, chat loop) on the
+ * same set.
  */
 #include "util/testutil.h"
 
@@ -131,6 +133,108 @@ static int contains_catalogue_titles(const char *s, int exclude_below) {
         n += strstr(s, t) != NULL;
     }
     return n;
+}
+
+/* The public entry points that build an ILM (crossrec.h), on the tiny set of
+ * the study above with its settings: each step once, then its refusals. */
+static void public_training(const char *dir, const cr_ilm_study_cfg *c) {
+    char rp[512], mf[512], p1[512], enc[600], p2[512], lm[512], tok[512], cfg[512], st[512];
+    snprintf(rp, sizeof rp, "%s/ratings.csv", dir);
+    snprintf(mf, sizeof mf, "%s/pub_mf.safetensors", dir);
+    cr_error e = {0};
+    cr_ilm_mf_result mr;
+    assert_int_equal(cr_ilm_mf(NULL, rp, mf, &c->mf, 4, &mr, &e), CR_OK);
+    assert_true(mr.users > 0 && mr.items > 0 && isfinite(mr.loss));
+    assert_int_equal(mr.bpr[1].users, mr.pop[1].users);
+    assert_int_equal(cr_ilm_mf(NULL, rp, mf, &c->mf, 0, &mr, &e), CR_ERR_ARG);
+    assert_non_null(strstr(e.msg, "negatives"));
+    assert_int_equal(cr_ilm_mf(NULL, NULL, mf, &c->mf, 4, &mr, &e), CR_ERR_ARG);
+
+    cr_phase1_opts o1 = c->p1;
+    snprintf(p1, sizeof p1, "%s/pub_p1", dir);
+    o1.mf_path = mf, o1.data_dir = dir, o1.out_dir = p1, o1.progress = NULL;
+    cr_phase1_result r1;
+    assert_int_equal(cr_ilm_phase1(NULL, &o1, &r1, &e), CR_OK);
+    assert_true(r1.items > 0 && r1.eval_n > 0);
+    o1.batch = 1;
+    assert_int_equal(cr_ilm_phase1(NULL, &o1, &r1, &e), CR_ERR_ARG);
+    assert_int_equal(cr_ilm_phase1(NULL, NULL, &r1, &e), CR_ERR_ARG);
+
+    cr_phase2_opts o2 = c->p2;
+    snprintf(enc, sizeof enc, "%s/qformer.safetensors", p1);
+    snprintf(p2, sizeof p2, "%s/pub_p2", dir);
+    snprintf(lm, sizeof lm, "%s/lm.safetensors", dir);
+    snprintf(tok, sizeof tok, "%s/tok", dir);
+    o2.encoder = enc, o2.lm = lm, o2.tokenizer = tok, o2.mf_path = mf, o2.data_dir = dir;
+    o2.out_dir = p2, o2.lm_text = NULL, o2.progress = NULL;
+    cr_phase2_result r2;
+    assert_int_equal(cr_ilm_phase2(NULL, &o2, &r2, &e), CR_OK);
+    assert_true(r2.lm_hash_before == r2.lm_hash_after && r2.trainable > 0);
+    o2.tokenizer = NULL;
+    assert_int_equal(cr_ilm_phase2(NULL, &o2, &r2, &e), CR_ERR_ARG);
+
+    cr_ilm_eval_opts eo = c->ev;
+    eo.hist = 0; /* the directory's */
+    cr_ilm_eval_result er;
+    assert_int_equal(cr_ilm_eval(NULL, p2, &eo, &er, &e), CR_OK);
+    assert_int_equal(er.lm.users, 5);
+    assert_int_equal(er.per, 5);
+    eo.negatives = 0;
+    assert_int_equal(cr_ilm_eval(NULL, p2, &eo, &er, &e), CR_ERR_ARG);
+    assert_int_equal(cr_ilm_eval(NULL, NULL, &c->ev, &er, &e), CR_ERR_ARG);
+
+    snprintf(cfg, sizeof cfg, "%s/one.yaml", dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f, "data: %s\nlm: %s\ntokenizer: %s\nseeds: [1]\nvariants: [mlp]\n"
+               "mf: {dim: 4, epochs: 2}\nphase2: {steps: 2, batch: 2, hist: 2, max_seq: 120, "
+               "warmup: 1, mlp_hidden: 8}\neval: {users: 3, negatives: 2, items: 2, batch: 8}\n",
+            dir, lm, tok);
+    fclose(f);
+    snprintf(st, sizeof st, "%s/pub_study", dir);
+    cr_ctx_params cp;
+    cr_ctx_params_init(&cp);
+    cp.quiet = 1;
+    cr_ctx *ctx = NULL;
+    assert_int_equal(cr_ctx_new(&ctx, &cp, &e), CR_OK);
+    char *table = NULL;
+    double secs = -1;
+    cr_status s = cr_ilm_study(ctx, cfg, st, &table, &secs, &e);
+    if (s) fprintf(stderr, "cr_ilm_study: %s\n", e.msg);
+    assert_int_equal(s, CR_OK);
+    assert_non_null(strstr(table, "mlp"));
+    assert_true(secs >= 0);
+    cr_free(table);
+    assert_int_equal(cr_ilm_study(ctx, NULL, st, &table, NULL, &e), CR_ERR_ARG);
+    assert_null(table);
+    assert_int_equal(cr_ilm_study(ctx, "no/such.yaml", st, NULL, NULL, &e), CR_ERR_IO);
+    cr_ctx_free(ctx);
+    char clk[16];
+    cr_meter_clock(clk, sizeof clk, 75);
+    assert_string_equal(clk, "1:15");
+
+    /* the defaults and names the command prints in its --help */
+    cr_mf_cfg mc;
+    cr_mf_cfg_default(&mc);
+    assert_int_equal(mc.dim, 32);
+    cr_phase1_opts d1;
+    cr_phase1_opts_default(&d1);
+    assert_true(d1.steps > 0 && d1.model.nq > 0 && d1.weight[CR_P1_UI] == 1);
+    cr_phase2_opts d2;
+    cr_phase2_opts_default(&d2);
+    assert_true(d2.steps > 0 && d2.task_w[CR_P2_SIMILAR] == 1);
+    cr_ilm_eval_opts de;
+    cr_ilm_eval_opts_default(&de);
+    assert_true(de.negatives > 0 && de.use_test == 1);
+    assert_string_equal(cr_p1_loss_name(CR_P1_ITG), "itg");
+    assert_string_equal(cr_p1_loss_name(CR_P1_NLOSS), "?");
+    assert_string_equal(cr_p2_task_name(CR_P2_NEXT), "next");
+    float w[CR_P1_NLOSS];
+    assert_int_equal(cr_p1_parse_losses("itc,ui", w, &e), CR_OK);
+    assert_true(w[CR_P1_ITC] == 1 && w[CR_P1_UI] == 1 && w[CR_P1_ITM] == 0);
+    assert_int_equal(cr_p1_parse_losses("itc,nope", w, &e), CR_ERR_ARG);
+    assert_non_null(strstr(e.msg, "nope"));
+    assert_int_equal(cr_p1_parse_losses(NULL, w, &e), CR_ERR_ARG);
 }
 
 static void test_study_and_chat(void **state) {
@@ -323,7 +427,22 @@ static void test_study_and_chat(void **state) {
     assert_non_null(strstr(e.msg, "999999999"));
     assert_int_equal(cr_ilm_recommend(NULL, im, liked, 1, 0, rec, rs, &nr, &e), CR_ERR_ARG);
     assert_int_equal(cr_ilm_chat(NULL, im, NULL, &reply, &e), CR_ERR_ARG);
+    /* a whole conversation through the public loop */
+    const char *turns = "I liked Heat\nquit\n";
+    in = fmemopen((void *)turns, strlen(turns), "r");
+    buf = NULL;
+    mem = open_memstream(&buf, &blen);
+    assert_int_equal(cr_ilm_chat_loop(NULL, im, in, mem, 0, &e), CR_OK);
+    fclose(in);
+    fclose(mem);
+    assert_non_null(strstr(buf, "Noted: Heat (1995)."));
+    free(buf);
+    assert_int_equal(cr_ilm_chat_loop(NULL, im, NULL, stdout, 0, &e), CR_ERR_ARG);
     cr_ilm_close(im);
+    o.shortlist = 1; /* below k */
+    assert_int_equal(cr_ilm_open_chat(&im, p, &o, &e), CR_ERR_ARG);
+    assert_null(im);
+    public_training(dir, &c);
     cr_test_rmdir(dir);
 }
 

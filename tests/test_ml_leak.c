@@ -45,7 +45,7 @@ static double fit_auc(cr_rank_config *cfg, const char *data, const char *dir, in
     cfg->train.epochs = EPOCHS;
     cfg->train.early_stopping = CR_ES_SUM_LOSS;
     cfg->train.patience = 5;
-    cfg->train.lr *= 8;
+    cfg->train.opt.lr *= 8;
     for (int h = 0; h < cfg->model.n_heads; h++)
         if (cfg->model.heads[h].tower != k) cfg->model.heads[h].weight = 0.0f;
     cr_fit_opts fo = {.out_dir = dir};

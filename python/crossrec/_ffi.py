@@ -46,7 +46,7 @@ def _cdef_text(header: str) -> str:
     """crossrec.h as cffi's cdef takes it: no comments, no preprocessor
     lines, no CR_API, and integer #defines that sizes use substituted."""
     text = open(header, encoding="utf-8").read()
-    consts = dict(re.findall(r"^#define\s+(CR_[A-Z_]+)\s+(\d+)\s*$", text, flags=re.M))
+    consts = dict(re.findall(r"^#define\s+(CR_[A-Z0-9_]+)\s+(\d+)\s*$", text, flags=re.M))
     text = re.sub(r"#ifdef __cplusplus.*?#endif", "", text, flags=re.S)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     text = re.sub(r"//[^\n]*", "", text)

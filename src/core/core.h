@@ -115,8 +115,7 @@ void     cr_rng_fill_normal(cr_rng *r, float *w, size_t n, float std);
 
 /* ---- files ------------------------------------------------------------- */
 
-/* Read a whole file into a NUL-terminated buffer (free with cr_free). */
-cr_status cr_read_file(const char *path, char **out, size_t *len, cr_error *e);
+/* cr_read_file and cr_write_file_atomic are public (crossrec.h). */
 
 /* Read-only memory map of a whole file. */
 typedef struct cr_mmap {
@@ -141,8 +140,6 @@ cr_status cr_atomic_open(cr_atomic_file *a, const char *path, cr_error *e);
 cr_status cr_atomic_write(cr_atomic_file *a, const void *buf, size_t n, cr_error *e);
 cr_status cr_atomic_commit(cr_atomic_file *a, cr_error *e);
 void      cr_atomic_abort(cr_atomic_file *a);
-/* Write a whole buffer atomically. */
-cr_status cr_write_file_atomic(const char *path, const void *buf, size_t n, cr_error *e);
 /* mkdir -p */
 cr_status cr_mkdirs(const char *path, cr_error *e);
 bool      cr_file_exists(const char *path);
@@ -171,7 +168,7 @@ void cr_meter_update(cr_meter *m, int64_t done, double rate_count, const char *r
 void cr_meter_done(cr_meter *m); /* ends a redrawn line */
 /* 12345 -> "12.3k"; 75 s -> "1:15" (h:mm:ss past an hour). */
 void cr_meter_count(char *buf, size_t n, double v);
-void cr_meter_clock(char *buf, size_t n, double seconds);
+/* cr_meter_clock (a duration) is public: crossrec.h. */
 
 /* ---- threads and the context ---------------------------------------------------
  * cr_set_threads/cr_get_threads (crossrec.h) act on the calling thread's

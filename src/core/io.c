@@ -19,8 +19,9 @@
 #include <unistd.h>
 
 cr_status cr_read_file(const char *path, char **out, size_t *len, cr_error *e) {
-    *out = NULL;
+    if (out) *out = NULL;
     if (len) *len = 0;
+    if (!path || !out) return cr_err(e, CR_ERR_ARG, "cr_read_file: path and out must not be NULL");
     FILE *f = fopen(path, "rb");
     if (!f) return cr_err(e, CR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -182,6 +183,8 @@ void cr_atomic_abort(cr_atomic_file *a) {
 }
 
 cr_status cr_write_file_atomic(const char *path, const void *buf, size_t n, cr_error *e) {
+    if (!path || (!buf && n))
+        return cr_err(e, CR_ERR_ARG, "cr_write_file_atomic: path (and buf when n > 0) must not be NULL");
     cr_atomic_file a;
     CR_TRY(cr_atomic_open(&a, path, e));
     cr_status s = cr_atomic_write(&a, buf, n, e);

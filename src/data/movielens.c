@@ -536,6 +536,7 @@ static void cr_ml_update(cr_ml_ctx *x, int32_t ri) {
 /* ---- the build ------------------------------------------------------------------- */
 
 void cr_ml_opts_default(cr_ml_opts *o) {
+    if (!o) return;
     memset(o, 0, sizeof *o);
     o->negatives = 4;
     o->protocol = CR_ML_POPULARITY;
@@ -556,6 +557,7 @@ const char *cr_ml_history_name(cr_ml_history h) {
 }
 
 cr_status cr_ml_protocol_parse(const char *s, cr_ml_protocol *out, cr_error *e) {
+    if (!out) return cr_err(e, CR_ERR_ARG, "cr_ml_protocol_parse: out is NULL");
     if (s && !strcmp(s, "popularity")) *out = CR_ML_POPULARITY;
     else if (s && !strcmp(s, "uniform")) *out = CR_ML_UNIFORM;
     else if (s && !strcmp(s, "period")) *out = CR_ML_PERIOD;
@@ -566,6 +568,7 @@ cr_status cr_ml_protocol_parse(const char *s, cr_ml_protocol *out, cr_error *e) 
 }
 
 cr_status cr_ml_history_parse(const char *s, cr_ml_history *out, cr_error *e) {
+    if (!out) return cr_err(e, CR_ERR_ARG, "cr_ml_history_parse: out is NULL");
     if (s && !strcmp(s, "domain")) *out = CR_ML_HISTORY_DOMAIN;
     else if (s && !strcmp(s, "all")) *out = CR_ML_HISTORY_ALL;
     else return cr_err(e, CR_ERR_ARG, "history: expected all or domain, got '%s'", s ? s : "");

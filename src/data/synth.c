@@ -18,6 +18,7 @@
 enum { N_ITEM_FEAT = 3, TOP_GENRES = 3, DAY0 = 1600000000 };
 
 void cr_synth_defaults(cr_synth_cfg *c) {
+    if (!c) return;
     memset(c, 0, sizeof *c);
     c->seed = 1;
     c->users = 2000;
@@ -70,6 +71,7 @@ cr_status cr_synth_cfg_load(cr_synth_cfg *c, const char *path, cr_error *e) {
         "valid", "test",        "label_noise",   "popularity_skew", "new_release_days",
         "new_release_boost",    "item_overlap",  "user_signals",    "source",
         "target", NULL};
+    if (!c || !path) return cr_err(e, CR_ERR_ARG, "cr_synth_cfg_load: c and path must not be NULL");
     cr_synth_defaults(c);
     cr_yaml_doc *doc;
     CR_TRY(cr_yaml_load(&doc, path, e));
@@ -112,6 +114,9 @@ done:
 }
 
 cr_status cr_synth_check(const cr_synth_cfg *c, cr_error *e) {
+    if (c->users < 1 || c->dim < 1 || c->genres < 1 || !(c->days > 0))
+        return cr_err(e, CR_ERR_CONFIG, "users, dim and genres must be >= 1 and days > 0, got "
+                      "%d, %d, %d and %g", c->users, c->dim, c->genres, c->days);
     if (!(c->valid >= 0 && c->test >= 0 && c->valid + c->test < 1))
         return cr_err(e, CR_ERR_CONFIG, "valid + test must be below 1, got %g + %g", c->valid,
                       c->test);

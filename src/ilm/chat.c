@@ -33,6 +33,7 @@ struct cr_chat {
 };
 
 void cr_chat_opts_default(cr_chat_opts *o) {
+    if (!o) return;
     o->k = 3;
     o->shortlist = 30;
     o->describe = 24;

@@ -14,14 +14,7 @@
 
 #include "phase2.h"
 
-typedef struct cr_chat_opts {
-    int   k;          /* suggestions per answer (default 3) */
-    int   shortlist;  /* nearest items re-ranked by the LM (default 30) */
-    int   describe;   /* tokens the LM writes about the top pick (default 24; 0 = none) */
-    float min_match;  /* fuzzy-match score a name needs (0..1, default 0.55) */
-} cr_chat_opts;
-
-void cr_chat_opts_default(cr_chat_opts *o);
+/* cr_chat_opts and cr_chat_opts_default are public (crossrec.h). */
 
 typedef struct cr_chat cr_chat;
 

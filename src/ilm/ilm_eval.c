@@ -13,6 +13,7 @@
 #include <string.h>
 
 void cr_ilm_eval_opts_default(cr_ilm_eval_opts *o) {
+    if (!o) return;
     memset(o, 0, sizeof *o);
     o->users = 200;
     o->negatives = 49;

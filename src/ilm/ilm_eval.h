@@ -13,30 +13,7 @@
 
 #include "phase2.h"
 
-typedef struct cr_ilm_eval_opts {
-    int      users;      /* evaluated users, a seeded sample (default 200; 0 = all) */
-    int      negatives;  /* never-rated candidates per user (default 49) */
-    int      hist;       /* items in {history} (default 3) */
-    int      max_seq;    /* tokens per row (default 96) */
-    int      items;      /* held-out items for perplexity and genres (default 200; 0 = all) */
-    int      batch;      /* rows per LM forward (default 16) */
-    int      use_test;   /* 1: each user's last rating (default); 0: the one before */
-    uint64_t seed;       /* users and candidates: the same lists for every model (default 7) */
-} cr_ilm_eval_opts;
-
-typedef struct cr_ilm_eval_result {
-    cr_next_item_metrics lm;        /* candidates ranked by title likelihood */
-    cr_next_item_metrics bpr, pop;  /* the same candidates, CF and popularity scores */
-    int     per;                    /* candidates per user (1 + negatives) */
-    double  desc_ppl;               /* held-out items' description perplexity */
-    int64_t desc_tokens;
-    int     desc_items;
-    double  genre_acc, genre_chance; /* share of held-out items whose top genre is theirs */
-    int     genre_items, n_genres;
-    double  seconds;
-} cr_ilm_eval_result;
-
-void cr_ilm_eval_opts_default(cr_ilm_eval_opts *o);
+/* cr_ilm_eval_opts, _result and cr_ilm_eval_opts_default are public (crossrec.h). */
 
 /* Fixed candidate lists: n users, each with per = 1 + negatives items,
  * item[u * per + 0] the held-out one, the rest items the user never rated

@@ -173,21 +173,18 @@ static void cr_ilm_log(void (*log)(void *, const char *), void *ctx, const char 
 }
 
 /* CF embeddings once for the whole study: every variant reads the same vectors. */
-static cr_status cr_ilm_mf(const cr_ilm_study_cfg *c, const char *path, double *loss,
-                           cr_error *e) {
+static cr_status study_mf(const cr_ilm_study_cfg *c, const char *path, double *loss,
+                          cr_error *e) {
     char rp[CR_ILM_PATH + 16];
     snprintf(rp, sizeof rp, "%s/ratings.csv", c->data);
     cr_interactions x;
-    cr_loo_split s = {0};
-    cr_mf m = {0};
-    CR_TRY(cr_interactions_load(&x, rp, e));
-    cr_status st = cr_loo_split_make(&s, &x, e);
-    if (st == CR_OK) st = cr_mf_train(&m, &x, &s, &c->mf, loss, e);
-    if (st == CR_OK) st = cr_mf_save(&m, &x, path, e);
+    cr_loo_split s;
+    cr_mf m;
+    CR_TRY(cr_mf_fit_file(rp, path, &c->mf, NULL, &x, &s, &m, loss, e));
     cr_mf_free(&m);
     cr_loo_split_free(&s);
     cr_interactions_free(&x);
-    return st;
+    return CR_OK;
 }
 
 static cr_status cr_ilm_one(const cr_ilm_study_cfg *c, const char *out_dir, const char *mf,
@@ -231,7 +228,7 @@ cr_status cr_ilm_study_run(const cr_ilm_study_cfg *c, const char *out_dir,
     char mf[CR_ILM_PATH + 32];
     snprintf(mf, sizeof mf, "%s/mf.safetensors", out_dir);
     cr_ilm_log(log, ctx, "CF embeddings: BPR dim %d, %d epochs -> %s", c->mf.dim, c->mf.epochs, mf);
-    CR_TRY(cr_ilm_mf(c, mf, &r->mf_loss, e));
+    CR_TRY(study_mf(c, mf, &r->mf_loss, e));
     r->runs = cr_alloc(sizeof *r->runs * (size_t)c->n_seeds * c->n_var);
     if (!r->runs) return cr_err(e, CR_ERR_NOMEM, "ILM study: out of memory");
     for (int si = 0; si < c->n_seeds; si++)

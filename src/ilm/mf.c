@@ -155,6 +155,7 @@ static int64_t train_end(const cr_interactions *x, const cr_loo_split *s, int32_
 /* ---- training ----------------------------------------------------------------------- */
 
 void cr_mf_cfg_default(cr_mf_cfg *c) {
+    if (!c) return;
     c->dim = 32;
     c->epochs = 20;
     c->lr = 0.05f;
@@ -434,4 +435,24 @@ done:
     }
     cr_st_close(&f);
     return s;
+}
+
+cr_status cr_mf_fit_file(const char *ratings, const char *out, const cr_mf_cfg *c, FILE *log,
+                         cr_interactions *x, cr_loo_split *s, cr_mf *m, double *loss,
+                         cr_error *e) {
+    memset(s, 0, sizeof *s);
+    memset(m, 0, sizeof *m);
+    CR_TRY(cr_interactions_load(x, ratings, e));
+    cr_status st = cr_loo_split_make(s, x, e);
+    if (!st && log)
+        fprintf(log, "%lld interactions, %d users, %d items; training dim %d for %d epochs\n",
+                (long long)x->n, x->n_users, x->n_items, c->dim, c->epochs);
+    if (!st) st = cr_mf_train(m, x, s, c, loss, e);
+    if (!st) st = cr_mf_save(m, x, out, e);
+    if (st) {
+        cr_mf_free(m);
+        cr_loo_split_free(s);
+        cr_interactions_free(x);
+    }
+    return st;
 }

@@ -37,15 +37,7 @@ typedef struct cr_loo_split {
 cr_status cr_loo_split_make(cr_loo_split *s, const cr_interactions *x, cr_error *e);
 void      cr_loo_split_free(cr_loo_split *s);
 
-typedef struct cr_mf_cfg {
-    int      dim;         /* factors (default 32) */
-    int      epochs;      /* passes over the training interactions (default 20) */
-    float    lr;          /* SGD step (default 0.05) */
-    float    reg;         /* L2 on the factors touched by a step (default 0.001) */
-    float    min_rating;  /* interactions below this are not positives (default 0) */
-    uint64_t seed;        /* default 1 */
-} cr_mf_cfg;
-void cr_mf_cfg_default(cr_mf_cfg *c);
+/* cr_mf_cfg and cr_mf_cfg_default are public (crossrec.h). */
 
 typedef struct cr_mf {
     int32_t n_users, n_items;
@@ -68,11 +60,8 @@ void      cr_mf_free(cr_mf *m);
  * valid) among n_neg items the user never interacted with, sampled
  * uniformly with a fixed seed (the same list for every model compared).
  * score(u, i) comes from the model, or from popularity (training counts)
- * if m is NULL. Ties count against the held-out item. */
-typedef struct cr_next_item_metrics {
-    int64_t users;
-    double  hr5, hr10, ndcg5, ndcg10;
-} cr_next_item_metrics;
+ * if m is NULL. Ties count against the held-out item. The metrics,
+ * cr_next_item_metrics, are public (crossrec.h). */
 cr_status cr_mf_evaluate(const cr_mf *m, const cr_interactions *x, const cr_loo_split *s,
                          int use_test, int n_neg, uint64_t seed, cr_next_item_metrics *out,
                          cr_error *e);
@@ -81,6 +70,13 @@ cr_status cr_mf_evaluate(const cr_mf *m, const cr_interactions *x, const cr_loo_
  * "item_bias", "raw_user" (I64), "raw_item" (I64); metadata format
  * "crossrec.mf". Load checks all of it. */
 cr_status cr_mf_save(const cr_mf *m, const cr_interactions *x, const char *path, cr_error *e);
+/* The one path from a ratings file to saved vectors (cr_ilm_mf, the ILM
+ * study): load, split leave-one-out, train, save to out. log (may be NULL)
+ * gets one line with the counts before training. On success the caller
+ * frees x, s and m; on error nothing is left to free. */
+cr_status cr_mf_fit_file(const char *ratings, const char *out, const cr_mf_cfg *c, FILE *log,
+                         cr_interactions *x, cr_loo_split *s, cr_mf *m, double *loss,
+                         cr_error *e);
 cr_status cr_mf_load(cr_mf *m, int64_t **raw_user, int64_t **raw_item, const char *path,
                      cr_error *e);
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 void cr_phase1_opts_default(cr_phase1_opts *o) {
+    if (!o) return;
     memset(o, 0, sizeof *o);
     cr_qformer_cfg_default(&o->model);
     o->steps = 600;

@@ -13,12 +13,7 @@
 #include "mf.h"
 #include "qformer.h"
 
-#include "../train/optim.h"
-
-typedef enum { CR_P1_ITC = 0, CR_P1_ITM, CR_P1_ITG, CR_P1_II, CR_P1_UI, CR_P1_NLOSS } cr_p1_loss;
-const char *cr_p1_loss_name(int k); /* "itc", "itm", "itg", "ii", "ui" */
-/* Parse "itc,itm,itg,ii,ui" (any subset, any order) into weights 1 / 0. */
-cr_status cr_p1_parse_losses(const char *s, float w[CR_P1_NLOSS], cr_error *e);
+/* cr_p1_loss, CR_P1_NLOSS, cr_p1_loss_name and cr_p1_parse_losses are public (crossrec.h). */
 
 /* An item-text batch: B distinct items. ids rows are [CLS] t1 .. tn [EOS]
  * padded to T (item_text.h makes them); u holds 2B uniforms in [0, 1)
@@ -78,43 +73,8 @@ void cr_phase1_pair_loss(cr_phase1 *p, const cr_p1_pair_batch *pb, int which, fl
 void cr_phase1_embed(cr_phase1 *p, const cr_p1_text_batch *tb, float *z_item, float *z_text);
 
 /* ---- the training run --------------------------------------------------------------- */
-typedef struct cr_phase1_report {
-    int64_t step, steps;
-    double  loss[CR_P1_NLOSS]; /* running means since the last report (NaN = not run) */
-    float   lr;
-    double  seconds;
-} cr_phase1_report;
 
-typedef struct cr_phase1_opts {
-    const char *mf_path;     /* from `crossrec ilm mf` (required) */
-    const char *data_dir;    /* ratings.csv, movies.csv, optional movies-extra.tsv */
-    const char *out_dir;     /* tokenizer/, qformer.safetensors, metrics.json */
-    cr_qformer_cfg model;    /* d_cf and vocab are filled in from the data */
-    int      steps;          /* optimizer steps (default 600); 0 = ILM-rand: save the init */
-    int      batch;          /* pairs per batch (default 32) */
-    cr_optim_cfg optim;      /* AdamW, peak lr 1e-3, weight decay 0.05, 50 warmup steps,
-                                then cosine to 0.1 lr; gradient norm clipped to 1 */
-    float    weight[CR_P1_NLOSS]; /* default all 1 */
-    int      bpe_vocab;      /* BPE trained on the training items' texts (default 2048) */
-    double   held_frac;      /* items whose texts are held out (default 0.1) */
-    int      eval_items;     /* held-out items ranked in retrieval (default 1000, <= all) */
-    int      log_every;      /* reports (default 50) */
-    int      ckpt_every;     /* checkpoints (default 0 = only at the end) */
-    uint64_t seed;           /* default 1 */
-    void   (*progress)(void *ctx, const cr_phase1_report *r);
-    void    *ctx;
-} cr_phase1_opts;
-
-typedef struct cr_phase1_result {
-    int     vocab, items, train_items, held_items, ii_pairs, ui_pairs, truncated;
-    double  first[CR_P1_NLOSS], last[CR_P1_NLOSS]; /* first and last report's losses */
-    double  recall1, recall10;                     /* held-out item -> text retrieval */
-    double  recall1_init, recall10_init;           /* the same before training */
-    int     eval_n;                                /* candidates ranked */
-    double  seconds;
-} cr_phase1_result;
-
-void      cr_phase1_opts_default(cr_phase1_opts *o);
+/* cr_phase1_report, _opts, _result and cr_phase1_opts_default are public (crossrec.h). */
 
 /* What the training loop reads: CF tables, token rows per item (len 0 =
  * no text), the items whose texts may be trained on, and the interaction

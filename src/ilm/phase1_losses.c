@@ -23,6 +23,7 @@ const char *cr_p1_loss_name(int k) {
 }
 
 cr_status cr_p1_parse_losses(const char *s, float w[CR_P1_NLOSS], cr_error *e) {
+    if (!s || !w) return cr_err(e, CR_ERR_ARG, "cr_p1_parse_losses: s and w must not be NULL");
     for (int k = 0; k < CR_P1_NLOSS; k++) w[k] = 0;
     const char *p = s;
     int any = 0;

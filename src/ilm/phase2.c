@@ -407,6 +407,7 @@ cr_status cr_p2_lm_ppl(const cr_decoder *lm, const cr_p2_tok *tok, const char *p
 
 /* ---- training ------------------------------------------------------------------------- */
 void cr_phase2_opts_default(cr_phase2_opts *o) {
+    if (!o) return;
     memset(o, 0, sizeof *o);
     o->steps = 300;
     o->batch = 8;

@@ -43,16 +43,7 @@ cr_status cr_p2_tok_decode(const cr_p2_tok *t, const int32_t *ids, size_t n, cha
                            cr_error *e);
 
 /* ---- tasks and prompts (prompts.c) ------------------------------------------------------ */
-typedef enum {
-    CR_P2_DESCRIBE = 0, /* {item} -> its whole text */
-    CR_P2_GENRE,        /* {item} -> its genres */
-    CR_P2_YEAR,         /* {item} -> its year */
-    CR_P2_DIRECTOR,     /* {item} -> its director */
-    CR_P2_NEXT,         /* {user} + {history} -> the next item's title */
-    CR_P2_SIMILAR,      /* {item} -> the title of an item co-consumed with it */
-    CR_P2_NTASK
-} cr_p2_task;
-const char *cr_p2_task_name(int task); /* "describe", "genre", ... */
+/* cr_p2_task, CR_P2_NTASK and cr_p2_task_name are public (crossrec.h). */
 /* The prompt of a task, e.g. "The movie {item} is described as:". */
 const char *cr_p2_template(int task);
 
@@ -225,46 +216,9 @@ int       cr_p2_draw(const cr_p2_data *d, int task, int max_hist, cr_rng *r,
                      cr_p2_example *x, int32_t *hist, char *buf, size_t cap);
 
 /* ---- the run (phase2.c) ---------------------------------------------------------------------- */
-typedef struct cr_phase2_report {
-    int64_t step, steps;
-    double  loss;          /* mean since the last report */
-    float   lr;
-    double  seconds;
-} cr_phase2_report;
 
-typedef struct cr_phase2_opts {
-    const char *encoder;   /* phase-1 qformer.safetensors; NULL = the MLP baseline */
-    const char *lm;        /* decoder file (cr_dec_open) */
-    const char *tokenizer; /* the LM's tokenizer */
-    const char *mf_path, *data_dir, *out_dir;
-    const char *lm_text;   /* held-out text for the perplexity check (NULL = skip) */
-    int      steps;        /* default 300 */
-    int      batch;        /* sequences per step (default 8) */
-    int      hist;         /* history items in {history} (default 3) */
-    int      max_seq;      /* tokens per row (default 96, <= the LM's max_seq) */
-    cr_optim_cfg optim;    /* AdamW, peak lr 1e-3, weight decay 0.01, 20 warmup steps, then
-                              cosine to 0.1 lr; the global norm over encoder + adapter
-                              clipped to 1 */
-    int      mlp_nq;       /* MLP baseline: soft tokens per entity (default 8) */
-    int      mlp_hidden;   /* (default 256) */
-    float    task_w[CR_P2_NTASK]; /* sampling weights (default all 1) */
-    double   held_frac;    /* phase 1's held-out share (default 0.1) */
-    uint64_t seed;         /* phase 1's seed: the held-out items and the draws (default 1) */
-    int      log_every;    /* default 50 */
-    void   (*progress)(void *ctx, const cr_phase2_report *r);
-    void    *ctx;
-} cr_phase2_opts;
+/* cr_phase2_report, _opts, _result and cr_phase2_opts_default are public (crossrec.h). */
 
-typedef struct cr_phase2_result {
-    double   first_loss, last_loss;   /* first and last report */
-    uint64_t lm_hash_before, lm_hash_after;
-    double   lm_ppl_before, lm_ppl_after; /* NaN without lm_text */
-    int64_t  trainable;
-    int      truncated;
-    double   seconds;
-} cr_phase2_result;
-
-void      cr_phase2_opts_default(cr_phase2_opts *o);
 /* Fill b with o->batch rows, tasks drawn by o->task_w (a draw that finds
  * nothing usable, e.g. an item without a director, is drawn again). hist
  * holds o->hist ids. */

@@ -17,20 +17,9 @@
 
 #include "../core/core.h"
 
-typedef struct cr_qformer_cfg {
-    int nq;        /* learned queries (default 8) */
-    int layers;    /* (default 2) */
-    int width;     /* W (default 64) */
-    int heads;     /* NH, divides W (default 4) */
-    int ffn;       /* F (default 4W) */
-    int n_kv;      /* CF key/value tokens (default 4) */
-    int d_cf;      /* D: the MF vectors' size (no default: from the MF file) */
-    int vocab;     /* V including the three specials at V-3, V-2, V-1 */
-    int max_text;  /* longest text in tokens, specials included (default 32) */
-    int embed;     /* E: contrastive projection size (default 64) */
-} cr_qformer_cfg;
+/* cr_qformer_cfg is public (crossrec.h). */
 
-/* Defaults above; d_cf and vocab are left 0 for the caller. */
+/* The defaults (crossrec.h); d_cf and vocab are left 0 for the caller. */
 void      cr_qformer_cfg_default(cr_qformer_cfg *c);
 /* Every field in range (CR_ERR_ARG naming the field otherwise). */
 cr_status cr_qformer_cfg_check(const cr_qformer_cfg *c, cr_error *e);

@@ -1,7 +1,7 @@
 /*
  * api_ilm.c - the public item-language-model entry points (crossrec.h):
  * open a trained ILM, look items up, recommend for a set of liked items,
- * take a conversational turn. Catalogue ids (MovieLens movieId) outside,
+ * take a conversational turn or a whole conversation. Catalogue ids (MovieLens movieId) outside,
  * the model's dense ids inside; nothing else happens here.
  */
 #include "crossrec.h"
@@ -16,11 +16,19 @@ struct cr_ilm {
 };
 
 cr_status cr_ilm_open(cr_ilm **out, const char *dir, cr_error *e) {
+    return cr_ilm_open_chat(out, dir, NULL, e);
+}
+
+cr_status cr_ilm_open_chat(cr_ilm **out, const char *dir, const cr_chat_opts *o, cr_error *e) {
+    if (out) *out = NULL;
     if (!out || !dir) return cr_err(e, CR_ERR_ARG, "cr_ilm_open: out and dir are required");
-    *out = NULL;
+    if (o && (o->k < 1 || o->k > 100 || o->shortlist < o->k || o->describe < 0 ||
+              !(o->min_match >= 0 && o->min_match <= 1)))
+        return cr_err(e, CR_ERR_ARG, "cr_chat_opts: expected k in 1..100, shortlist >= k, "
+                      "describe >= 0 and min_match in [0, 1]");
     cr_ilm *m = calloc(1, sizeof *m);
     if (!m) return cr_err(e, CR_ERR_NOMEM, "out of memory");
-    cr_status s = cr_chat_open(&m->chat, dir, NULL, e);
+    cr_status s = cr_chat_open(&m->chat, dir, o, e);
     if (s) {
         free(m);
         return s;
@@ -84,6 +92,15 @@ cr_status cr_ilm_chat(cr_ctx *ctx, cr_ilm *m, const char *line, char **reply, cr
     cr_call c;
     CR_TRY(cr_call_begin(&c, ctx, "cr_ilm_chat", e));
     cr_status s = cr_chat_turn(m->chat, line, reply, e);
+    cr_call_end(&c);
+    return s;
+}
+
+cr_status cr_ilm_chat_loop(cr_ctx *ctx, cr_ilm *m, void *in, void *out, int prompt, cr_error *e) {
+    if (!m || !in || !out) return cr_err(e, CR_ERR_ARG, "cr_ilm_chat_loop: m, in and out are required");
+    cr_call c;
+    CR_TRY(cr_call_begin(&c, ctx, "cr_ilm_chat_loop", e));
+    cr_status s = cr_chat_loop(m->chat, in, out, prompt != 0, e);
     cr_call_end(&c);
     return s;
 }

@@ -222,3 +222,67 @@ done:
     free(out);
     return s;
 }
+
+/* ---- training and evaluation ---------------------------------------------------------- */
+
+cr_status cr_lm_pretrain(cr_ctx *ctx, const char *config, const char *out_dir, int resume,
+                         cr_lm_train_result *r, cr_error *e) {
+    if (r) memset(r, 0, sizeof *r);
+    if (!config || !out_dir)
+        return cr_err(e, CR_ERR_ARG, "cr_lm_pretrain: config and out_dir must not be NULL");
+    if (resume != 0 && resume != 1)
+        return cr_err(e, CR_ERR_ARG, "cr_lm_pretrain: resume is 0 or 1, got %d", resume);
+    cr_lm_cfg c;
+    CR_TRY(cr_lm_cfg_load(&c, config, e));
+    cr_call k;
+    CR_TRY(cr_call_begin(&k, ctx, "cr_lm_pretrain", e));
+    cr_lm_opts o = {.out_dir = out_dir, .resume = resume, .log = cr_ctx_log(k.ctx)};
+    cr_lm_train_result local;
+    cr_status s = cr_lm_train(&c, &o, r ? r : &local, e);
+    cr_call_end(&k);
+    return s;
+}
+
+void cr_lm_eval_opts_init(cr_lm_eval_opts *o) {
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->batch = 4;
+}
+
+cr_status cr_lm_eval(cr_ctx *ctx, cr_lm *lm, const char *text_path, const cr_lm_eval_opts *o,
+                     cr_lm_eval_result *r, cr_error *e) {
+    if (r) memset(r, 0, sizeof *r);
+    if (!lm || !text_path || !r)
+        return cr_err(e, CR_ERR_ARG, "cr_lm_eval: lm, text_path and r must not be NULL");
+    cr_lm_eval_opts def;
+    if (!o) {
+        cr_lm_eval_opts_init(&def);
+        o = &def;
+    }
+    int T = o->seq_len ? o->seq_len : lm->d.cfg.max_seq;
+    if (T < 2 || T > lm->d.cfg.max_seq)
+        return cr_err(e, CR_ERR_ARG, "cr_lm_eval_opts.seq_len: expected 0 or 2 to the model's "
+                      "max_seq %d, got %d", lm->d.cfg.max_seq, o->seq_len);
+    if (o->batch < 1 || o->batch > 4096)
+        return cr_err(e, CR_ERR_ARG, "cr_lm_eval_opts.batch: expected 1 to 4096, got %d", o->batch);
+    if (o->max_windows < 0)
+        return cr_err(e, CR_ERR_ARG, "cr_lm_eval_opts.max_windows: expected >= 0");
+    if (!lm->bpe)
+        return cr_err(e, CR_ERR_ARG, "cr_lm_eval: the model was loaded without a GPT-2 BPE "
+                      "tokenizer directory (cr_lm_load_opts.tokenizer)");
+    cr_call k;
+    CR_TRY(cr_call_begin(&k, ctx, "cr_lm_eval", e));
+    cr_dec_ws ws = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    cr_status s = cr_lm_corpus_ids(text_path, lm->bpe, NULL, NULL, &ids, &n, e);
+    if (!s) s = cr_dec_ws_create(&ws, &lm->d, o->batch, T, 0, e);
+    if (!s)
+        s = cr_lm_eval_ids(&lm->d, &ws, ids, n, o->batch, T, cr_lm_bos(lm->bpe), o->max_windows,
+                           &r->loss, &r->scored, e);
+    if (!s) r->tokens = (int64_t)n;
+    cr_dec_ws_free(&ws);
+    cr_free(ids);
+    cr_call_end(&k);
+    return s;
+}

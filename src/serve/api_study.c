@@ -1,7 +1,7 @@
 /*
  * api_study.c - the public distillation entry points (crossrec.h): label a
- * target log with a frozen teacher, export the serving model, run a whole
- * study and render its tables and report. Thin brackets over src/rank:
+ * target log with a frozen teacher, export the serving model (safetensors
+ * or ONNX), run a whole study and render its tables and report. Thin brackets over src/rank:
  * each call takes the context (threads set and restored, log lines to its
  * sink) and checks its arguments before any work starts.
  */
@@ -46,12 +46,24 @@ cr_status cr_export(const char *model, const char *out, const char *format, int 
     if (format && !onnx && !bf16 && strcmp(format, "safetensors"))
         return cr_err(e, CR_ERR_ARG, "cr_export: format '%s' is not one of: safetensors, onnx, "
                       "onnx-bf16", format);
-    int d = 0;
     if (onnx || bf16)
-        CR_TRY(cr_ranker_export_onnx(model, out, NULL,
-                                     bf16 ? CR_PRECISION_BF16 : CR_PRECISION_FP32, &d, e));
-    else
-        CR_TRY(cr_ranker_export(model, out, &d, e));
+        return cr_export_onnx(model, out, NULL, bf16 ? CR_PRECISION_BF16 : CR_PRECISION_FP32,
+                              dropped, e);
+    int d = 0;
+    CR_TRY(cr_ranker_export(model, out, &d, e));
+    if (dropped) *dropped = d;
+    return CR_OK;
+}
+
+cr_status cr_export_onnx(const char *model, const char *out, const char *vocab,
+                         cr_precision weights, int *dropped, cr_error *e) {
+    if (dropped) *dropped = 0;
+    if (!model || !out) return cr_err(e, CR_ERR_ARG, "cr_export_onnx: model and out are required");
+    if (weights != CR_PRECISION_FP32 && weights != CR_PRECISION_BF16)
+        return cr_err(e, CR_ERR_ARG, "cr_export_onnx: weights: expected CR_PRECISION_FP32 or "
+                      "CR_PRECISION_BF16, got %d", (int)weights);
+    int d = 0;
+    CR_TRY(cr_ranker_export_onnx(model, out, vocab, weights, &d, e));
     if (dropped) *dropped = d;
     return CR_OK;
 }

@@ -147,6 +147,7 @@ static cr_status cr_load(const cr_server *s, int k, const cr_model *old, cr_serv
 }
 
 cr_status cr_server_reload(cr_server *s, cr_error *e) {
+    if (!s) return cr_err(e, CR_ERR_ARG, "cr_server_reload: s is NULL");
     pthread_mutex_lock(&s->reload_mu);
     cr_status first = CR_OK;
     for (int k = 0; k < s->cfg.n_models; k++) {
@@ -176,6 +177,11 @@ cr_status cr_server_reload(cr_server *s, cr_error *e) {
 }
 
 void cr_server_version(cr_server *s, char *buf, size_t cap) {
+    if (!buf || !cap) return;
+    if (!s) {
+        buf[0] = 0;
+        return;
+    }
     cr_served *sm = cr_acquire(s, 0);
     snprintf(buf, cap, "%s", cr_model_version(sm->m));
     cr_release(s, sm);
@@ -681,7 +687,8 @@ static void cr_server_free(cr_server *s) {
 }
 
 cr_status cr_server_start(cr_server **out, const cr_server_cfg *c, cr_error *e) {
-    *out = NULL;
+    if (out) *out = NULL;
+    if (!out || !c) return cr_err(e, CR_ERR_ARG, "cr_server_start: out and c must not be NULL");
     CR_TRY(cr_server_cfg_check(c, e));
     struct sockaddr_storage addr;
     int v6 = 0;
@@ -723,7 +730,7 @@ cr_status cr_server_start(cr_server **out, const cr_server_cfg *c, cr_error *e) 
     return CR_OK;
 }
 
-int cr_server_port(const cr_server *s) { return s->port; }
+int cr_server_port(const cr_server *s) { return s ? s->port : 0; }
 
 void cr_server_stop(cr_server *s) {
     if (!s) return;

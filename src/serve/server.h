@@ -17,64 +17,8 @@
 
 #include <cJSON.h>
 
-#define CR_SERVER_MAX_MODELS 16
-
-typedef struct cr_server_model {
-    char name[64];   /* the Open Inference Protocol's model name: letters, digits, - _ . */
-    char path[1024]; /* the checkpoint */
-} cr_server_model;
-
-typedef struct cr_server_cfg {
-    int             n_models;       /* >= 1; the first also answers /v1/score */
-    cr_server_model models[CR_SERVER_MAX_MODELS];
-    cr_model_opts   model;          /* formula, weights, precision (every model) */
-    char            host[256];      /* address or host name to bind, default "127.0.0.1" */
-    int             port;           /* 0 = any free port (read it back with cr_server_port) */
-    int             threads;        /* HTTP worker threads, default 4 */
-    int             kernel_threads; /* threads inside one request's kernels, default 1 */
-    int64_t         max_body;       /* bytes of a body, Content-Length or chunked, default 1 MiB */
-    int64_t         max_candidates; /* default 10,000 */
-    int             timeout_s;      /* idle connection timeout, default 30 */
-    double          drain_s;        /* stop: wait this long for in-flight requests, default 10 */
-    /* limits against hostile or broken clients */
-    int             max_connections;   /* open connections, default 512 */
-    int             max_per_ip;        /* open connections from one address, default 128; 0 = off */
-    double          header_timeout_s;  /* headers of a request complete within this, default 10 */
-    double          request_timeout_s; /* headers and body within this, default 60 */
-    /* administration: POST /v1/reload only with a token (empty = no admin endpoints) */
-    char            admin_token[256];
-    double          reload_interval_s; /* at most one admin reload per this, default 5 */
-    int             allow_schema_change; /* a reload may change the model's inputs */
-    /* messages for the operator (reload failures with paths, ...); NULL = none */
-    void          (*log)(void *ctx, const char *msg);
-    void           *log_ctx;
-} cr_server_cfg;
-
-void cr_server_cfg_defaults(cr_server_cfg *c);
-/* Read the `serve:` section of a YAML file into c (keys absent keep c's
- * values; other top-level sections of a job config are ignored). Errors
- * name file:line:col and the field. */
-cr_status cr_server_cfg_load(cr_server_cfg *c, const char *path, cr_error *e);
-/* Add a model from "name=path" or "path" (named after the file, without
- * its .safetensors); errors name the argument. */
-cr_status cr_server_cfg_add_model(cr_server_cfg *c, const char *arg, cr_error *e);
-
-typedef struct cr_server cr_server;
-
-/* Load the models, bind, and start serving in background threads. */
-cr_status cr_server_start(cr_server **out, const cr_server_cfg *c, cr_error *e);
-int       cr_server_port(const cr_server *s);
-/* Load and validate every model file again (finite weights; the same
- * inputs unless allow_schema_change), then swap them in; requests already
- * running finish on the old models, freed by the last of them. A file that
- * fails leaves its old model serving and returns the error (which may name
- * the file: it is for the operator). Safe from any thread. */
-cr_status cr_server_reload(cr_server *s, cr_error *e);
-/* Stop accepting connections, wait up to drain_s for requests in flight,
- * stop the threads and free everything. */
-void      cr_server_stop(cr_server *s);
-/* The version of the first model being served (copied into buf). */
-void      cr_server_version(cr_server *s, char *buf, size_t cap);
+/* The configuration and lifecycle (cr_server_cfg, cr_server_start, reload,
+ * stop, ...) are public: crossrec.h, "the HTTP server". */
 
 /* ---- shared by the files of src/serve -------------------------------------- */
 

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 void cr_server_cfg_defaults(cr_server_cfg *c) {
+    if (!c) return;
     memset(c, 0, sizeof *c);
     cr_model_opts_defaults(&c->model);
     snprintf(c->host, sizeof c->host, "127.0.0.1");
@@ -43,6 +44,7 @@ static int name_ok(const char *s) {
 }
 
 cr_status cr_server_cfg_add_model(cr_server_cfg *c, const char *arg, cr_error *e) {
+    if (!c || !arg) return cr_err(e, CR_ERR_ARG, "cr_server_cfg_add_model: c and arg must not be NULL");
     if (c->n_models >= CR_SERVER_MAX_MODELS)
         return cr_err(e, CR_ERR_ARG, "--model %s: at most %d models", arg, CR_SERVER_MAX_MODELS);
     cr_server_model *m = &c->models[c->n_models];
@@ -149,6 +151,7 @@ static cr_status cr_ranking_parse(const cr_yaml_node *r, cr_model_opts *o, cr_er
 }
 
 cr_status cr_server_cfg_load(cr_server_cfg *c, const char *path, cr_error *e) {
+    if (!c || !path) return cr_err(e, CR_ERR_ARG, "cr_server_cfg_load: c and path must not be NULL");
     cr_yaml_doc *doc;
     CR_TRY(cr_yaml_load(&doc, path, e));
     const cr_yaml_node *root = cr_yaml_root(doc);

@@ -89,14 +89,8 @@ typedef struct cr_lm_opts {
     FILE       *log;       /* progress lines; NULL = silent */
 } cr_lm_opts;
 
-typedef struct cr_lm_result {
-    int64_t step;                      /* steps done */
-    int64_t n_train, n_valid;          /* tokens in each split */
-    int32_t vocab;
-    double  train_loss;                /* mean over the last logging interval */
-    double  valid_loss, valid_ppl;     /* the last evaluation */
-    double  tokens_per_s;              /* training tokens per second in this run */
-} cr_lm_result;
+/* The figures of a run: the public cr_lm_train_result (crossrec.h). */
+typedef cr_lm_train_result cr_lm_result;
 
 /* Train per the recipe into o->out_dir (created). Writes the model with
  * cr_dec_save and a resumable state (parameters, AdamW moments, step, the

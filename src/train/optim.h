@@ -22,7 +22,6 @@ typedef struct cr_sparse_grad {
 cr_status cr_sparse_grad_init(cr_sparse_grad *g, int cap, int D, cr_error *e);
 void      cr_sparse_grad_free(cr_sparse_grad *g);
 
-typedef enum { CR_OPT_ADAM = 0, CR_OPT_ADAMW = 1, CR_OPT_SGD = 2 } cr_dense_opt_kind;
 
 typedef struct cr_adam {
     cr_dense_opt_kind kind;
@@ -47,7 +46,6 @@ void      cr_adam_step(cr_adam *o, const cr_ptable *pt, float *params, const flo
                        float lr);
 void      cr_adam_free(cr_adam *o);
 
-typedef enum { CR_SPARSE_ADAGRAD = 0, CR_SPARSE_LAZY_ADAM = 1, CR_SPARSE_SGD = 2 } cr_sparse_opt_kind;
 
 /* State for one table of V rows of width D. Adagrad follows
  * torch.optim.Adagrad with sparse gradients (initial accumulator value
@@ -81,7 +79,6 @@ void      cr_sparse_opt_free(cr_sparse_opt *o);
  *                        (q = 1 when total_steps <= W), so the rate is lr at
  *                        step W and f*lr from step total_steps on.
  * Negative steps count as step 0. */
-typedef enum { CR_SCHED_CONSTANT = 0, CR_SCHED_COSINE = 1 } cr_sched_kind;
 float cr_lr_at(cr_sched_kind kind, float lr, int64_t step, int64_t warmup,
                int64_t total_steps, float min_lr_frac);
 
@@ -108,16 +105,7 @@ extern const char *const cr_dense_opt_names[];  /* adam, adamw, sgd */
 extern const char *const cr_sparse_opt_names[]; /* adagrad, lazy_adam, sgd */
 extern const char *const cr_sched_names[];      /* constant, cosine */
 
-typedef struct cr_optim_cfg {
-    cr_dense_opt_kind  kind;          /* dense weights: adam | adamw | sgd */
-    float              lr, beta1, beta2, eps, weight_decay;
-    cr_sched_kind      schedule;      /* after the warmup: constant | cosine */
-    int64_t            warmup;        /* steps of linear warmup */
-    float              min_lr_frac;   /* cosine's floor, a fraction of lr */
-    float              clip;          /* bound on the dense gradients' global norm; 0 = none */
-    cr_sparse_opt_kind sparse_kind;   /* embedding tables: adagrad | lazy_adam | sgd */
-    float              sparse_lr, adagrad_init;
-} cr_optim_cfg;
+/* cr_optim_cfg and its kinds are public (crossrec.h). */
 
 /* Adam, lr 1e-3, betas 0.9 / 0.999, eps 1e-8, no decay, constant rate, no
  * warmup, no clipping; tables: Adagrad at 0.05 from a zero accumulator.
