@@ -61,7 +61,8 @@ static void write_case(const char *dir) {
              "tasks:\n  - {name: click, type: binary, label: click}\n"
              "  - {name: engagement, type: regression, label: engagement, mask: click}\n"
              "  - {name: discovery, type: binary, label: discovery, mask: click}\n"
-             "model: {type: shared_bottom, bottom_layers: [8], tower_layers: [4]}\n%s",
+             "model: {type: shared_bottom, bottom_layers: [8], tower_layers: [4]}\n"
+             "eval: {popularity_feature: item_quality}\n%s",
              t, features, train);
     put_file(dir, "home.yaml", buf);
     snprintf(buf, sizeof buf,
@@ -170,6 +171,24 @@ static void check_results(const cJSON *r) {
                     snprintf(p, sizeof p, "tasks.%s.vs_control", tasks[si][k]);
                     if (v == 0) {
                         assert_null(at(vo, p));
+                        /* the control against a model-free predictor: popularity
+                         * (binary, where the config names a popularity feature:
+                         * home only) or the constant predictor (regression) */
+                        snprintf(p, sizeof p, "tasks.%s.control_check", tasks[si][k]);
+                        const cJSON *cc = at(vo, p);
+                        int reg = !strcmp(pm, "r2");
+                        if (!reg && si != 0) {
+                            assert_null(cc);
+                            continue;
+                        }
+                        assert_non_null(cc);
+                        assert_string_equal(cJSON_GetStringValue(at(cc, "baseline")),
+                                            reg ? "constant" : "popularity");
+                        double base = num_at(cc, "baseline_value"), ctl = num_at(cc, "control");
+                        assert_true(reg ? base == 0 : base > 0 && base < 1);
+                        snprintf(p, sizeof p, "tasks.%s.metrics.%s.mean", tasks[si][k], pm);
+                        assert_true(fabs(ctl - num_at(vo, p)) < 1e-9);
+                        assert_int_equal(cJSON_IsTrue(at(cc, "passes")), ctl > base);
                         continue;
                     }
                     snprintf(p, sizeof p, "tasks.%s.vs_control.p", tasks[si][k]);

@@ -91,6 +91,7 @@ typedef struct student_res {
     float   *tpred;              /* (K, n) teacher column on test rows (where teacher[k] >= 0) */
     cr_task_metrics tm[CR_MAX_TASKS][2]; /* teacher zero-shot: overall, slice */
     int64_t  count[CR_MAX_TASKS][2]; /* positives (binary) or rows (regression) on test, slice */
+    double   pop_auc[CR_MAX_TASKS]; /* the popularity baseline's test AUC (binary; NaN = none) */
     float   *pred;               /* (F, V, S, K, n) served predictions */
     double  *val;                /* (F, V, S, K, 2, N_METRIC) */
     double  *agree;              /* (F, V, S, K) Pearson with the teacher column */

@@ -157,6 +157,22 @@ static void row_format(const row *r, row_text *t) {
 }
 
 /* The slice the study compares on, or NULL (results.json's "slice": null). */
+/* The control's check against a model-free predictor (results.json
+ * control_check of the control variant), as one sentence; "" if none. */
+static void control_line(const cJSON *fr, const char *tn, char *out, size_t cap) {
+    out[0] = 0;
+    const cJSON *v, *cc = NULL;
+    cJSON_ArrayForEach(v, get(fr, "variants"))
+        if (cJSON_IsTrue(get(v, "control"))) cc = get(get(get(v, "tasks"), tn), "control_check");
+    if (!cc) return;
+    int pass = cJSON_IsTrue(get(cc, "passes")), pop = !strcmp(str(cc, "baseline"), "popularity");
+    snprintf(out, cap, "control check: %s %.4f %s %s %.4f: %s", pop ? "AUC" : "R2",
+             num(cc, "control"), pass ? ">" : "<=", pop ? "popularity" : "the constant predictor",
+             num(cc, "baseline_value"),
+             pass ? "passes" : "FAILS (a model-free predictor does as well; a gain over this "
+                               "control says little)");
+}
+
 static const char *slice_name(const cJSON *root) {
     const cJSON *x = get(root, "slice");
     return cJSON_IsString(x) && x->valuestring[0] ? x->valuestring : NULL;
@@ -189,6 +205,9 @@ cr_status cr_experiment_print_table(FILE *f, const char *results_json, cr_error 
                 if (n1 < minpos)
                     fprintf(f, "  too few %s on %s for a metric: %.0f (fewer than %.0f)\n", unit,
                             sl, n1, minpos);
+                char check[256];
+                control_line(fr, str(task, "name"), check, sizeof check);
+                if (check[0]) fprintf(f, "  %s\n", check);
                 char h1[32], h2[48];
                 snprintf(h1, sizeof h1, "%s", !strcmp(pm, "auc") ? "AUC" : "R2");
                 snprintf(h2, sizeof h2, "%s %s", sl ? sl : "", h1);
@@ -471,6 +490,13 @@ cr_status cr_experiment_report_html(const char *results_json, const char *path, 
                     esc(&b, q ? sl : "the test rows");
                     put(&b, " for a metric: %.0f (fewer than %.0f); shown as &ldquo;too few&rdquo;."
                         "</p>\n", cnt, minpos);
+                }
+                char check[256];
+                control_line(fr, tn, check, sizeof check);
+                if (check[0]) {
+                    put(&b, "<p class=\"note\">");
+                    esc(&b, check);
+                    put(&b, "</p>\n");
                 }
                 put(&b, "<table><tr><th>variant</th><th>%s</th><th>GAUC</th><th>NDCG@k</th>"
                     "<th>calibration</th><th>&Delta; %s</th><th>p</th><th>bootstrap %.0f%% CI</th>",

@@ -187,6 +187,12 @@ cr_status study_score_run(study_ctx *c, int si, int f, int v, int sd, const cr_r
     cr_free(txt);
     r->steps[idx] = json_num(mj, "train", "steps");
     r->secs[idx] = json_num(mj, "train", "seconds");
+    /* the popularity baseline on the same test rows (eval.popularity_feature) */
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(mj, "test"), "tasks");
+    for (int k = 0; k < r->K; k++)
+        r->pop_auc[k] = json_num(cJSON_GetObjectItemCaseSensitive(tasks, r->task[k]),
+                                 "baseline_popularity", "auc");
     cJSON_Delete(mj);
 
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -309,6 +315,25 @@ static int add_count(const study_ctx *c, const student_res *r, int k, int q, cJS
     return few;
 }
 
+/* A control that a model-free predictor beats cannot show what distillation
+ * adds: its mean over seeds against the popularity baseline (binary tasks,
+ * AUC) or the constant predictor (regression, R2 0). */
+static void control_check(const student_res *r, int f, int k, cJSON *t) {
+    double sum = 0, base = r->bin[k] ? r->pop_auc[k] : 0.0;
+    int m = r->bin[k] ? M_AUC : M_R2, n = 0;
+    for (int sd = 0; sd < r->S; sd++) {
+        double x = r->val[((RUN_IDX(r, f, 0, sd) * (size_t)r->K + (size_t)k) * 2) * N_METRIC + (size_t)m];
+        if (isfinite(x)) sum += x, n++;
+    }
+    if (!n || !isfinite(base)) return; /* no metric, or no popularity feature */
+    cJSON *o = cJSON_AddObjectToObject(t, "control_check");
+    cJSON_AddStringToObject(o, "metric", metric_names[m]);
+    cJSON_AddStringToObject(o, "baseline", r->bin[k] ? "popularity" : "constant");
+    cJSON_AddNumberToObject(o, "baseline_value", base);
+    cJSON_AddNumberToObject(o, "control", sum / n);
+    cJSON_AddBoolToObject(o, "passes", sum / n > base);
+}
+
 static cr_status task_json(study_ctx *c, const student_res *r, int f, int v, int k, cJSON *t,
                            float *scratch, float *mslice, cr_error *e) {
     int S = r->S, pm = r->bin[k] ? M_AUC : M_R2;
@@ -330,7 +355,10 @@ static cr_status task_json(study_ctx *c, const student_res *r, int f, int v, int
         for (int sd = 0; sd < S; sd++) x[sd] = r->agree[RUN_IDX(r, f, v, sd) * (size_t)r->K + (size_t)k];
         add_ci(t, "agreement", x, S, c->st.level);
     }
-    if (v == 0) return CR_OK;
+    if (v == 0) {
+        control_check(r, f, k, t);
+        return CR_OK;
+    }
     cJSON *vc = cJSON_AddObjectToObject(t, "vs_control");
     cJSON_AddStringToObject(vc, "metric", metric_names[pm]);
     for (int q = 0; q < 2; q++) {
