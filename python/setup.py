@@ -17,8 +17,13 @@ class BuildWithHeader(build_py):
     def run(self):
         pkg = os.path.join(HERE, "crossrec")
         header = os.path.join(ROOT, "include", "crossrec.h")
-        if os.path.exists(header):
+        if os.path.exists(header):  # the header and its parts (include/crossrec/)
             shutil.copyfile(header, os.path.join(pkg, "crossrec.h"))
+            parts = os.path.join(ROOT, "include", "crossrec")
+            os.makedirs(os.path.join(pkg, "crossrec"), exist_ok=True)
+            for name in os.listdir(parts):
+                if name.endswith(".h"):
+                    shutil.copyfile(os.path.join(parts, name), os.path.join(pkg, "crossrec", name))
         build = os.environ.get("CROSSREC_BUILD", os.path.join(ROOT, "build"))
         lib = os.path.join(os.path.abspath(build), "libcrossrec.so")
         with open(os.path.join(pkg, "_build.json"), "w") as f:

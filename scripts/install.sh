@@ -21,6 +21,8 @@ install -m 755 "$BUILD/libcrossrec.so.$VERSION" "$D/lib/"
 ln -sf "libcrossrec.so.$VERSION" "$D/lib/libcrossrec.so.$MAJOR"
 ln -sf "libcrossrec.so.$VERSION" "$D/lib/libcrossrec.so"
 install -m 644 include/crossrec.h "$D/include/"
+install -d "$D/include/crossrec"
+install -m 644 include/crossrec/*.h "$D/include/crossrec/"
 cat > "$D/lib/pkgconfig/crossrec.pc" <<PC
 prefix=$PREFIX
 exec_prefix=\${prefix}

@@ -48,7 +48,8 @@ mkdir -p "$MAN/man1" "$MAN/man3"
     echo "ownership, thread-safety and error contract."
     echo ".SH THE HEADER"
     echo ".nf"
-    esc < "$HDR"
+    # the header, then its parts in the order it includes them
+    cat "$HDR" $(sed -n 's|^#include "\(crossrec/.*\.h\)"|'"$(dirname "$HDR")"'/\1|p' "$HDR") | esc
     echo ".fi"
     echo ".SH SEE ALSO"
     echo "crossrec(1)"

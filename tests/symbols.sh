@@ -17,7 +17,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 nm -D --defined-only "$LIB" | awk '$2 ~ /^[TDBRVWiu]$/ {print $3}' | sed 's/@.*//' | sort -u > "$tmp/exported"
 # declarations: "CR_API <type> <name>(" possibly with '*' before the name
-grep -h '^CR_API' include/*.h | sed -E 's/^CR_API[^(]*[ *]([a-z_0-9]+)\(.*/\1/' | sort -u > "$tmp/declared"
+grep -h '^CR_API' include/*.h include/crossrec/*.h | sed -E 's/^CR_API[^(]*[ *]([a-z_0-9]+)\(.*/\1/' | sort -u > "$tmp/declared"
 
 extra=$(comm -23 "$tmp/exported" "$tmp/declared")
 if [ -z "$extra" ]; then ok "no undocumented symbol is exported ($(wc -l < "$tmp/exported") exported)"

@@ -43,9 +43,24 @@ def _header_path() -> str:
 
 
 def _cdef_text(header: str) -> str:
-    """crossrec.h as cffi's cdef takes it: no comments, no preprocessor
-    lines, no CR_API, and integer #defines that sizes use substituted."""
-    text = open(header, encoding="utf-8").read()
+    """crossrec.h as cffi's cdef takes it: its parts (#include "crossrec/...")
+    inlined once each, no comments, no preprocessor lines, no CR_API, and
+    integer #defines that sizes use substituted."""
+    base = os.path.dirname(header)
+
+    def inline(path: str, seen: set) -> str:
+        out = []
+        for line in open(path, encoding="utf-8").read().splitlines():
+            m = re.match(r'\s*#include\s+"(crossrec/[a-z_]+\.h)"', line)
+            if m:
+                if m.group(1) not in seen:
+                    seen.add(m.group(1))
+                    out.append(inline(os.path.join(base, m.group(1)), seen))
+            else:
+                out.append(line)
+        return "\n".join(out)
+
+    text = inline(header, set())
     consts = dict(re.findall(r"^#define\s+(CR_[A-Z0-9_]+)\s+(\d+)\s*$", text, flags=re.M))
     text = re.sub(r"#ifdef __cplusplus.*?#endif", "", text, flags=re.S)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
