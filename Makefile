@@ -179,7 +179,7 @@ all: $(BUILD)/crossrec $(BUILD)/libcrossrec.a $(BUILD)/libcrossrec.so
 PKGS := libopenblas-openmp-dev libblis-openmp-dev libyaml-dev libcjson-dev \
         libmicrohttpd-dev libcmocka-dev libgsl-dev pkg-config curl \
         python3 python3-numpy python3-pandas python3-cffi python3-pytest python3-dask \
-        python3-distributed python3-tqdm python3-matplotlib python3-nbconvert python3-ipykernel \
+        python3-distributed python3-tqdm python3-matplotlib python3-nbconvert python3-ipykernel jupyter-core jupyter-nbconvert \
         python3-pip python3-setuptools python3-venv python3-yaml \
         libprotobuf-c-dev protobuf-c-compiler python3-onnx
 ifeq ($(MPI),1)

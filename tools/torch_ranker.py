@@ -1,5 +1,5 @@
 """torch_ranker.py - the one PyTorch twin of crossrec's multi-task ranker
-(src/rank/ranker.c, the loss of src/rank/rank_loss.c; the math is in
+(src/rank/ranker_forward.c, the loss of src/rank/rank_loss.c; the math is in
 docs/ranker.md). tools/twin_rank.py writes the test fixtures with it,
 bench/rank_torch.py times its training and bench/serve_torch.py its
 inference, so the model the benchmarks time is the one the tests verify.

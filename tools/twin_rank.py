@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""twin_rank.py - the test fixtures of the multi-task ranker (src/rank/ranker.c,
+"""twin_rank.py - the test fixtures of the multi-task ranker (src/rank/ranker_forward.c,
 src/rank/rank_loss.c; the math is in docs/ranker.md), written by its PyTorch
 twin tools/torch_ranker.py, the model bench/rank_torch.py and
 bench/serve_torch.py time.

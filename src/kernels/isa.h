@@ -144,7 +144,7 @@ typedef struct cr_kernel_set {
     int         bf16_native; /* sgemm_bf16 multiplies in bf16 (else it is fp32) */
     const char *lowp_bf16;   /* how the bf16-weight serving product runs */
     const char *lowp_int8;   /* how the int8-weight serving product runs */
-    /* The serving path on reduced-precision weights (src/rank/ranker_lowp.c)
+    /* The serving path on reduced-precision weights (src/kernels/weight.c)
      * runs a layer widened, its reduced values as floats through the packed
      * fp32 kernel, where this set's reduced kernel was measured slower than
      * that (docs/kernels.md, "Reduced precision on every set"): bf16 layers

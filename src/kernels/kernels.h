@@ -132,8 +132,56 @@ void   cr_linear_forward_packed(float *out, const float *inp, const float *wp, c
  * do not depend on B, the other rows or the thread count. No backward. */
 void     cr_linear_forward_bf16(float *out, const float *inp, const uint16_t *wb,
                                 const float *b, int B, int C, int OC, int ldi, int ldo);
+/* ---- one linear over a weight descriptor (weight.c) ------------------------
+ * Every forward names the weight of a layer by its form and calls cr_linear;
+ * the kernel that runs a form is chosen there (and in the active kernel
+ * set), nowhere else. */
+typedef struct cr_lp_weight cr_lp_weight;
+typedef enum cr_weight_form {
+    CR_WEIGHT_F32 = 0, /* w: (OC, C) row-major floats */
+    CR_WEIGHT_PACKED,  /* w: cr_linear_pack's form of (OC, C) floats */
+    CR_WEIGHT_BF16,    /* w: (OC, C) row-major bfloat16 (cr_bf16_round) */
+    CR_WEIGHT_LOWP     /* w: a cr_lp_weight (bf16 or int8 for serving), group g */
+} cr_weight_form;
+typedef struct cr_weight {
+    cr_weight_form form;
+    int            OC, C;
+    const void    *w;
+    int            g;
+} cr_weight;
+enum {
+    CR_LINEAR_ROWS = 1, /* F32: batch-independent rows (cr_linear_forward_rows),
+                         * not the training GEMM */
+    CR_LINEAR_RELU = 2  /* ReLU in place after the bias */
+};
+/* out (B, OC) stride ldo = inp (B, C) stride ldi @ W^T + b (OC, or NULL),
+ * then ReLU with CR_LINEAR_RELU. scratch: cr_lp_scratch_bytes(C) bytes for
+ * a LOWP weight (it never allocates), else unused. Each form computes what
+ * its own kernel computes (see the forms above); ROWS, PACKED, BF16 and
+ * LOWP rows do not depend on the other rows of the call. */
+void cr_linear(float *out, const float *inp, const cr_weight *w, const float *b, int B, int ldi,
+               int ldo, int flags, void *scratch);
+/* Whether cr_linear applies the ReLU inside the kernel for this form (a
+ * caller running many column slices may prefer one pass after them). */
+int  cr_linear_fuses_relu(const cr_weight *w);
+
+/* A weight (G groups of OC rows, C columns; G > 1 for the per-expert layers,
+ * group g is rows [g*OC, (g+1)*OC)) packed for bf16 or int8 products. */
+cr_status cr_lp_pack(cr_lp_weight **out, cr_precision p, const float *w, int G, int OC, int C,
+                     cr_error *e);
+void      cr_lp_free(cr_lp_weight *w);
+/* Bytes of scratch cr_lp_linear needs for inputs up to C wide. */
+size_t    cr_lp_scratch_bytes(int C);
+/* out (B, OC) stride ldo = inp (B, C) stride ldi @ (group g of w)^T + b (OC
+ * or NULL), products in the packed precision, sums and bias in fp32. */
+void      cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g,
+                       const float *b, int B, int ldi, int ldo, void *scratch);
+/* How cr_lp_linear runs p on the active kernel set: "avx512_bf16",
+ * "avx512_vnni", "avx2 (vpmaddubsw; ...)", "widened to fp32 at load (...)". */
+const char *cr_lp_isa(cr_precision p);
+
 /* Serving products on reduced-precision weights (isa/lowp.c; packing and
- * input conversion in src/rank/ranker_lowp.c). out (nr <= 4 rows, stride
+ * input conversion in weight.c). out (nr <= 4 rows, stride
  * ldo) = x @ W^T + b for OC outputs. W holds blocks of 16 outputs, input
  * channels in runs of R (2 for bf16, 4 for int8), the 16 outputs' R values
  * side by side: blk[(cr * 16 + lane) * R + j] = w[16 blk + lane][cr R + j],
@@ -151,7 +199,7 @@ float cr_int8_quant_row(uint8_t *dst, const float *src, int n, int np);
 /* B rows of C floats (stride ldi) as the reduced products see them, as
  * floats in dst (rows of C): rounded to bf16, or (int8 != 0) quantised as
  * cr_int8_quant_row does and scaled back (q * scale). For the serving path
- * on weights widened to fp32 (src/rank/ranker_lowp.c). */
+ * on weights widened to fp32 (weight.c). */
 void  cr_lowp_round_rows(float *dst, const float *src, int B, int C, int ldi, int int8);
 /* float -> bf16, round to nearest even (NaN stays a quiet NaN, overflow
  * rounds to infinity); bf16 -> float is exact. */

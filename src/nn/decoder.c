@@ -268,11 +268,10 @@ static void cr_add(float *out, const float *a, const float *b, size_t n) {
 /* out = inp W[wi]^T + b through the bf16 copy of W[wi] when there is one. */
 static void cr_dec_linear(const cr_decoder *d, int wi, int bi, float *out, const float *inp,
                           int N, int C, int OC, int ldi, int ldo) {
-    const float *b = bi >= 0 ? d->w[bi] : NULL;
-    if (d->wb && d->wb[wi])
-        cr_linear_forward_bf16(out, inp, d->wb[wi], b, N, C, OC, ldi, ldo);
-    else
-        cr_linear_forward(out, inp, d->w[wi], b, N, C, OC, ldi, ldo);
+    int bf16 = d->wb && d->wb[wi];
+    cr_weight w = {.form = bf16 ? CR_WEIGHT_BF16 : CR_WEIGHT_F32, .OC = OC, .C = C,
+                   .w = bf16 ? (const void *)d->wb[wi] : d->w[wi]};
+    cr_linear(out, inp, &w, bi >= 0 ? d->w[bi] : NULL, N, ldi, ldo, 0, NULL);
 }
 
 /* One block. Llama: x += wo attn(rope(q, k), v) of rmsnorm(x), then

@@ -115,19 +115,21 @@ float *cr_mlp_out(const cr_mlp *m, float *acts, int cap_B) {
     return cr_mlp_layer(m, acts, cap_B, m->n_layers - 1);
 }
 
-void cr_mlp_forward(const cr_mlp *m, const cr_ptable *pt, const float *params, float *acts,
-                    const float *inp, int ldi, int B, int cap_B, int rows,
-                    const cr_nn_packed *pk, int r0) {
-    CR_ASSERT(r0 >= 0 && r0 + B <= cap_B);
+void cr_mlp_forward(const cr_mlp *m, const cr_nn_weights *W, float *acts, const float *inp,
+                    int ldi, int B, int cap_B, int r0, int first) {
+    CR_ASSERT(r0 >= 0 && r0 + B <= cap_B && first >= 0);
     const float *x = inp;
-    int C = m->in_dim, ld = ldi;
-    for (int i = 0; i < m->n_layers; i++) {
+    int ld = ldi;
+    if (first > 0 && first <= m->n_layers) {
+        x = cr_mlp_layer(m, acts, cap_B, first - 1) + (size_t)r0 * m->dims[first - 1];
+        ld = m->dims[first - 1];
+    }
+    for (int i = first; i < m->n_layers; i++) {
         int H = m->dims[i];
         float *h = cr_mlp_layer(m, acts, cap_B, i) + (size_t)r0 * H;
         /* ReLU in place: backward needs only the output ([h > 0] = [pre > 0]). */
-        cr_nn_linear(pk, rows, pt, params, m->w[i], m->b[i], 0, h, x, B, C, H, ld, H, 1);
+        cr_nn_linear(W, m->w[i], m->b[i], 0, h, x, B, ld, H, 1);
         x = h;
-        C = H;
         ld = H;
     }
 }
@@ -227,27 +229,26 @@ float *cr_experts_out(const cr_experts *x, float *acts, int cap_B) {
  * reading the column slice [e*H_{i-1}, (e+1)*H_{i-1}) of the previous block
  * (row stride E*H_{i-1}) and writing its slice of the next, so the (B, E, H)
  * layout is kept without any copy. */
-void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *params,
-                        float *acts, const float *inp, int ldi, int B, int cap_B, int rows,
-                        const cr_nn_packed *pk, int r0) {
-    CR_ASSERT(r0 >= 0 && r0 + B <= cap_B);
+void cr_experts_forward(const cr_experts *x, const cr_nn_weights *W, float *acts,
+                        const float *inp, int ldi, int B, int cap_B, int r0, int first) {
+    CR_ASSERT(r0 >= 0 && r0 + B <= cap_B && first >= 0);
     const int E = x->E;
-    for (int i = 0; i < x->n_layers; i++) {
+    for (int i = first; i < x->n_layers; i++) {
         int H = x->dims[i];
         float *h = cr_experts_layer(x, acts, cap_B, i) + (size_t)r0 * E * H;
         if (i == 0) {
-            cr_nn_linear(pk, rows, pt, params, x->w[i], x->b[i], 0, h, inp, B, x->in_dim, E * H,
-                         ldi, E * H, 1);
+            cr_nn_linear(W, x->w[i], x->b[i], 0, h, inp, B, ldi, E * H, 1);
         } else {
             int Hp = x->dims[i - 1];
             const float *prev = cr_experts_layer(x, acts, cap_B, i - 1) + (size_t)r0 * E * Hp;
             /* the packed kernel fuses the ReLU; otherwise one pass over the
              * whole (B, E*H) block after all experts (per-row passes over a
              * column slice cost more than the layer on small batches) */
-            int fused = rows && cr_nn_packed_w(pk, pt, x->w[i], 0) != NULL;
+            cr_weight w0 = cr_nn_weight(W, x->w[i], -1, 0, NULL);
+            int fused = cr_linear_fuses_relu(&w0);
             for (int ex = 0; ex < E; ex++)
-                cr_nn_linear(pk, rows, pt, params, x->w[i], x->b[i], ex, h + (size_t)ex * H,
-                             prev + (size_t)ex * Hp, B, Hp, H, E * Hp, E * H, fused);
+                cr_nn_linear(W, x->w[i], x->b[i], ex, h + (size_t)ex * H, prev + (size_t)ex * Hp,
+                             B, E * Hp, E * H, fused);
             if (!fused) cr_relu_forward(h, h, (size_t)B * E * H);
         }
     }

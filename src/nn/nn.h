@@ -52,14 +52,29 @@ void         cr_nn_packed_free(cr_nn_packed *pk);
 const float *cr_nn_packed_w(const cr_nn_packed *pk, const cr_ptable *pt, int idx, int g);
 /* The copy of a tensor that is not a packed matrix; NULL otherwise. */
 const float *cr_nn_packed_copy(const cr_nn_packed *pk, int idx);
-/* out = inp @ W^T + b (then ReLU when relu is 1) with W group g of tensor
- * widx and b group g of bidx (none for bidx < 0): the training GEMM
- * (rows 0), or batch-independent rows (rows 1) which run on pk's snapshot
- * (weights and bias) when it has one: the same bits as unpacked, faster.
- * A forced backend does not change the packed path. */
-void cr_nn_linear(const cr_nn_packed *pk, int rows, const cr_ptable *pt, const float *params,
-                  int widx, int bidx, int g, float *out, const float *inp, int B, int C, int OC,
-                  int ldi, int ldo, int relu);
+/* The weights one forward runs on: a parameter table, and for inference
+ * (rows = 1) the forms a loaded model keeps of them, tried in order: a
+ * reduced-precision weight of the tensor (lp[idx], a serving plan's), its
+ * packed fp32 snapshot (pk), else the parameters themselves as
+ * batch-independent rows. Training (rows = 0) runs the parameters through
+ * the training GEMM. scratch serves the lp weights (cr_lp_scratch_bytes of
+ * the widest input); a forward on several threads gives each its own. */
+typedef struct cr_nn_weights {
+    const cr_ptable     *pt;
+    const float         *params;
+    int                  rows;
+    const cr_nn_packed  *pk;      /* or NULL */
+    cr_lp_weight *const *lp;      /* (pt->n) or NULL; NULL entries fall through */
+    void                *scratch; /* with lp */
+} cr_nn_weights;
+/* Group g of matrix widx in the form W runs it, and in *b the bias of that
+ * form (group g of bidx; NULL for bidx < 0): with a packed weight the
+ * snapshot's copy, else the parameters' (the same values). */
+cr_weight cr_nn_weight(const cr_nn_weights *W, int widx, int bidx, int g, const float **b);
+/* out = inp @ W^T + b (then ReLU when relu is 1) for group g of tensors
+ * widx, bidx, through cr_linear. */
+void cr_nn_linear(const cr_nn_weights *W, int widx, int bidx, int g, float *out,
+                  const float *inp, int B, int ldi, int ldo, int relu);
 
 /* ---- MLP: h_0 = x, h_{i+1} = relu(h_i W_i^T + b_i) ------------------------
  * Tensors "<prefix>.l<i>.weight" (dims[i], in) and "<prefix>.l<i>.bias"
@@ -82,13 +97,12 @@ int       cr_mlp_out_dim(const cr_mlp *m);
 float    *cr_mlp_out(const cr_mlp *m, float *acts, int cap_B);
 int       cr_mlp_max_width(const cr_mlp *m);
 
-void cr_mlp_forward(const cr_mlp *m, const cr_ptable *pt, const float *params,
+void cr_mlp_forward(const cr_mlp *m, const cr_nn_weights *W,
                     float *acts,         /* layer blocks, see the header comment */
                     const float *inp,    /* (B, in_dim) row stride ldi */
                     int ldi, int B, int cap_B,
-                    int rows,            /* 1: cr_linear_forward_rows (batch-independent rows) */
-                    const cr_nn_packed *pk, /* with rows: packed weights, or NULL */
-                    int r0);             /* rows r0 .. r0+B-1 of the blocks (inp is row r0) */
+                    int r0,              /* rows r0 .. r0+B-1 of the blocks (inp is row r0) */
+                    int first);          /* layers before it are already in their blocks */
 /* dacts holds d(loss)/d(output) in the last layer's block (the other blocks
  * must be zero or hold gradients to add to); it is used as the running
  * gradient of every layer. dinp (stride ldi, may be NULL) and grads (may be
@@ -120,9 +134,9 @@ int       cr_experts_max_width(const cr_experts *x);
 /* (B, E, H) block of the last layer, H = dims[n_layers-1]. */
 float    *cr_experts_out(const cr_experts *x, float *acts, int cap_B);
 
-void cr_experts_forward(const cr_experts *x, const cr_ptable *pt, const float *params,
-                        float *acts, const float *inp, int ldi, int B, int cap_B, int rows,
-                        const cr_nn_packed *pk, int r0);
+/* As cr_mlp_forward (layers before first already in their blocks). */
+void cr_experts_forward(const cr_experts *x, const cr_nn_weights *W, float *acts,
+                        const float *inp, int ldi, int B, int cap_B, int r0, int first);
 /* Same contract as cr_mlp_backward; dpre holds B * cr_experts_max_width. */
 void cr_experts_backward(const cr_experts *x, const cr_ptable *pt, const float *params,
                          float *grads, float *dinp, float *dacts, float *dpre,

@@ -101,33 +101,34 @@ const float *cr_nn_packed_copy(const cr_nn_packed *pk, int idx) {
     return pk->data + pk->off[idx];
 }
 
-/* The layer every forward of this layer runs: packed when there is a
- * packed copy of w (whatever backend is forced: the copy is what is
- * scored), else the blocked GEMM (rows = 1: batch-independent rows, which
- * the packed path equals bit for bit) or the training GEMM. ReLU follows
- * when relu is 1. */
-void cr_nn_linear(const cr_nn_packed *pk, int rows, const cr_ptable *pt, const float *params,
-                  int widx, int bidx, int g, float *out, const float *inp, int B, int C, int OC,
-                  int ldi, int ldo, int relu) {
-    float *P = (float *)params;
-    const float *wp = rows ? cr_nn_packed_w(pk, pt, widx, g) : NULL;
-    /* with a packed copy the bias comes from it too: one snapshot */
-    const float *b = wp ? cr_nn_packed_copy(pk, bidx) : cr_ptable_ptr(pt, P, bidx);
-    if (b) b += (size_t)g * OC;
-    if (wp) {
-        cr_linear_forward_packed(out, inp, wp, b, B, C, OC, ldi, ldo, relu);
-        return;
+cr_weight cr_nn_weight(const cr_nn_weights *W, int widx, int bidx, int g, const float **b) {
+    const cr_tensor_info *t = &W->pt->t[widx];
+    int G, OC, C;
+    cr_nn_dims(t, &G, &OC, &C);
+    CR_ASSERT(cr_nn_is_matrix(t) && g >= 0 && g < G);
+    cr_weight w = {.form = CR_WEIGHT_F32, .OC = OC, .C = C, .g = g};
+    float *P = (float *)W->params;
+    const float *bias = bidx >= 0 ? cr_ptable_ptr(W->pt, P, bidx) : NULL;
+    const float *wp = W->rows ? cr_nn_packed_w(W->pk, W->pt, widx, g) : NULL;
+    if (W->rows && W->lp && W->lp[widx]) {
+        w.form = CR_WEIGHT_LOWP;
+        w.w = W->lp[widx];
+    } else if (wp) {
+        /* the packed snapshot's bias too: one snapshot */
+        w.form = CR_WEIGHT_PACKED;
+        w.w = wp;
+        if (bidx >= 0) bias = cr_nn_packed_copy(W->pk, bidx);
+    } else {
+        w.w = cr_ptable_ptr(W->pt, P, widx) + (size_t)g * OC * C;
     }
-    const float *w = cr_ptable_ptr(pt, P, widx) + (size_t)g * OC * C;
-    (rows ? cr_linear_forward_rows : cr_linear_forward)(out, inp, w, b, B, C, OC, ldi, ldo);
-    if (!relu) return;
-    if (ldo == OC) {
-        cr_relu_forward(out, out, (size_t)B * OC);
-        return;
-    }
-    for (int i = 0; i < B; i++) /* a column slice: no threads per row */
-        for (int j = 0; j < OC; j++) {
-            float *o = out + (size_t)i * ldo + j;
-            *o = *o > 0.0f ? *o : 0.0f;
-        }
+    if (b) *b = bias ? bias + (size_t)g * OC : NULL;
+    return w;
+}
+
+void cr_nn_linear(const cr_nn_weights *W, int widx, int bidx, int g, float *out,
+                  const float *inp, int B, int ldi, int ldo, int relu) {
+    const float *b;
+    cr_weight w = cr_nn_weight(W, widx, bidx, g, &b);
+    cr_linear(out, inp, &w, b, B, ldi, ldo,
+              (W->rows ? CR_LINEAR_ROWS : 0) | (relu ? CR_LINEAR_RELU : 0), W->scratch);
 }

@@ -1,5 +1,5 @@
 /*
- * export_onnx.c - the ranker's forward (ranker.c, nn/mlp.c, the embedding
+ * export_onnx.c - the ranker's forward (ranker_forward.c, nn/mlp.c, the embedding
  * and MoE kernels) written out as an ONNX graph of standard opset-13
  * operators, through protobuf-c code generated from Debian's onnx.proto.
  * It mirrors the forward op for op: any layer or feature it cannot mirror

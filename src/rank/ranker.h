@@ -162,6 +162,19 @@ void      cr_ranker_ws_free(cr_ranker_ws *ws);
  * ws->out (n_heads, B). */
 cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch *b,
                             cr_error *e);
+/* The one forward from x on, for rows r0 .. r0+n-1 of ws (ws->B set, x in
+ * its block). With readers_done the layers that read x have already
+ * written their outputs: the first layer of the experts (after ReLU) and
+ * every gate's logits side by side in ws->gate_logits (rows of K*S), or the
+ * bottom's first layer, or with no bottom each tower's first layer and the
+ * outputs of heads on 0-layer towers (the request path's split first
+ * layer). W: the weights' forms (cr_ranker_weights for a plain forward). */
+void cr_ranker_forward_rest(const cr_ranker *m, cr_ranker_ws *ws, const cr_nn_weights *W,
+                            int r0, int n, int readers_done);
+/* The forms the plain forward on ws runs: training GEMM for a training
+ * workspace; for inference batch-independent rows on the packed snapshot
+ * when the model has one. */
+void cr_ranker_weights(const cr_ranker *m, const cr_ranker_ws *ws, cr_nn_weights *W);
 /* sigmoid for binary heads, the value for regression ones: pred (n_heads, B). */
 void      cr_ranker_predict(const cr_ranker *m, const cr_ranker_ws *ws, float *pred);
 /* Clear ws->grads and every ws->sgrads (a training workspace). */
@@ -188,22 +201,6 @@ void cr_sparse_grad_to_dense(const cr_sparse_grad *g, float *dense, int64_t rows
 
 
 
-/* ---- reduced-precision weights for the request forward (ranker_lowp.c) -----
- * A weight (G groups of OC rows, C columns; G > 1 for the per-expert layers,
- * group g is rows [g*OC, (g+1)*OC)) packed for bf16 or int8 products. */
-typedef struct cr_lp_weight cr_lp_weight;
-cr_status cr_lp_pack(cr_lp_weight **out, cr_precision p, const float *w, int G, int OC, int C,
-                     cr_error *e);
-void      cr_lp_free(cr_lp_weight *w);
-/* Bytes of scratch cr_lp_linear needs for inputs up to C wide. */
-size_t    cr_lp_scratch_bytes(int C);
-/* out (B, OC) stride ldo = inp (B, C) stride ldi @ (group g of w)^T + b (OC
- * or NULL), products in the packed precision, sums and bias in fp32. */
-void      cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g,
-                       const float *b, int B, int ldi, int ldo, void *scratch);
-/* How cr_lp_linear runs p on the active kernel set: "avx512_bf16",
- * "avx512_vnni", "avx2 (vpmaddubsw; ...)", "widened to fp32 at load (...)". */
-const char *cr_lp_isa(cr_precision p);
 /* Layers with fewer outputs than this keep fp32 weights in a bf16/int8 plan. */
 #define CR_LP_MIN_OUT 64
 

@@ -3,7 +3,7 @@
  * context row, B candidate rows. The first layers that read x are split by
  * columns, W x + b = (W_ctx x_ctx + b) + W_cand x_cand, so the context
  * costs one row per request instead of one per candidate; everything after
- * those layers is the plain forward of ranker.c. Like cr_ranker_forward,
+ * those layers is the one forward (ranker_forward.c). Like cr_ranker_forward,
  * this must never allocate, print, or write the model or the plan.
  *
  * Legend: B candidate rows, C_in model input width, CC candidate columns of
@@ -254,25 +254,6 @@ int cr_req_ws_max_B(const cr_req_ws *ws) { return ws->max_B; }
 
 /* ---- forward ------------------------------------------------------------------------ */
 
-/* out = inp @ W^T + b for a dense layer of the candidate part, in the
- * plan's precision. W is parameter w (a per-expert slice when sub >= 0). */
-static void cr_req_linear(const cr_req_plan *p, cr_req_ws *ws, float *out, const float *inp,
-                          int w, int sub, const float *W, const float *b, int B, int C, int OC,
-                          int ldi, int ldo) {
-    if (p->lp && p->lp[w]) {
-        cr_lp_linear(out, inp, p->lp[w], sub > 0 ? sub : 0, b, B, ldi, ldo, ws->lp_scratch);
-        return;
-    }
-    /* fp32 on a packed model (cr_ranker_pack): its matrices, as the bf16
-     * and int8 plans use theirs, biases from the parameters */
-    const float *wp = cr_nn_packed_w(p->m->packed, &p->m->params, w, sub > 0 ? sub : 0);
-    if (wp) {
-        cr_linear_forward_packed(out, inp, wp, b, B, C, OC, ldi, ldo, 0);
-    } else {
-        cr_linear_forward(out, inp, W, b, B, C, OC, ldi, ldo);
-    }
-}
-
 /* Columns of x the candidates supply, and the readers' weights restricted
  * to them: w_cand (OC, CC), row r of reader j is row r of its weight at
  * those columns. Redone only when the split changes between requests. */
@@ -399,33 +380,6 @@ static void cr_req_take(float *dst, int ldd, const float *pre, int OC, int off, 
     }
 }
 
-/* Layers 1.. of an MLP whose layer 0 is already in its block (acts). */
-static void cr_req_mlp_tail(const cr_req_plan *p, cr_req_ws *ws, const cr_mlp *mlp,
-                            float *acts, int B, int cap) {
-    const cr_ptable *pt = &p->m->params;
-    float *x = acts;
-    for (int i = 1; i < mlp->n_layers; i++) {
-        int H = mlp->dims[i], C = mlp->dims[i - 1];
-        float *h = x + (size_t)cap * C;
-        cr_req_linear(p, ws, h, x, mlp->w[i], -1, cr_ptable_ptr(pt, pt->data, mlp->w[i]),
-                      cr_ptable_ptr(pt, pt->data, mlp->b[i]), B, C, H, C, H);
-        cr_relu_forward(h, h, (size_t)B * H);
-        x = h;
-    }
-}
-
-/* A whole MLP (towers after a trunk), as cr_mlp_forward in the plan's precision. */
-static void cr_req_mlp(const cr_req_plan *p, cr_req_ws *ws, const cr_mlp *mlp, float *acts,
-                       const float *inp, int ldi, int B, int cap) {
-    if (mlp->n_layers == 0) return;
-    const cr_ptable *pt = &p->m->params;
-    int H = mlp->dims[0];
-    cr_req_linear(p, ws, acts, inp, mlp->w[0], -1, cr_ptable_ptr(pt, pt->data, mlp->w[0]),
-                  cr_ptable_ptr(pt, pt->data, mlp->b[0]), B, mlp->in_dim, H, ldi, H);
-    cr_relu_forward(acts, acts, (size_t)B * H);
-    cr_req_mlp_tail(p, ws, mlp, acts, B, cap);
-}
-
 cr_status cr_req_forward(const cr_req_plan *p, cr_req_ws *ws, const uint8_t *is_ctx,
                          const cr_batch *ctx, const cr_batch *cand, int same_ctx,
                          const float **out, cr_error *e) {
@@ -449,89 +403,54 @@ cr_status cr_req_forward(const cr_req_plan *p, cr_req_ws *ws, const uint8_t *is_
         cr_req_embed(p, ws, is_ctx, 1, ctx, ws->x_ctx, p->slot_col, m->C_in);
         for (int j = 0; j < p->n_rd; j++) {
             const cr_req_reader *r = &p->rd[j];
-            cr_linear_forward(ws->ctx_pre + r->off, ws->x_ctx, cr_ptable_ptr(pt, P, r->w),
-                              cr_ptable_ptr(pt, P, r->b), 1, m->C_in, r->n, m->C_in, r->n);
+            cr_weight w = {.form = CR_WEIGHT_F32, .OC = r->n, .C = m->C_in,
+                           .w = cr_ptable_ptr(pt, P, r->w)};
+            cr_linear(ws->ctx_pre + r->off, ws->x_ctx, &w, cr_ptable_ptr(pt, P, r->b), 1,
+                      m->C_in, r->n, 0, NULL);
         }
     }
     const int B = cand->B, OC = p->OC, CC = ws->CC;
     cr_ranker_ws *A = ws->a;
-    const int cap = A->max_B;
     A->B = B;
 
     /* pre = x_cand W_cand^T + ctx_pre: the context part rides in as the bias */
     if (CC > 0) {
         cr_req_embed(p, ws, is_ctx, 0, cand, ws->x_cand, ws->slot_cc, CC);
-        if (ws->lp_cand)
-            cr_lp_linear(ws->pre, ws->x_cand, ws->lp_cand, 0, ws->ctx_pre, B, CC, OC,
-                         ws->lp_scratch);
-        else
-            cr_linear_forward_packed(ws->pre, ws->x_cand, ws->wp_cand, ws->ctx_pre, B, CC, OC,
-                                     CC, OC, 0);
+        cr_weight w = {.form = ws->lp_cand ? CR_WEIGHT_LOWP : CR_WEIGHT_PACKED, .OC = OC,
+                       .C = CC, .w = ws->lp_cand ? (const void *)ws->lp_cand : ws->wp_cand};
+        cr_linear(ws->pre, ws->x_cand, &w, ws->ctx_pre, B, CC, OC, 0, ws->lp_scratch);
     } else {
         for (int r = 0; r < B; r++)
             memcpy(ws->pre + (size_t)r * OC, ws->ctx_pre, (size_t)OC * sizeof(float));
     }
 
-    if (m->cfg.arch != CR_ARCH_SHARED_BOTTOM) {
-        const cr_experts *X = &m->experts;
-        const int E = X->E, S = m->S;
-        float *h = A->acts + A->off_trunk;
-        cr_req_take(h, E * X->dims[0], ws->pre, OC, p->rd[0].off, E * X->dims[0], B, 1);
-        /* layers 1.. exactly as cr_experts_forward: expert e reads and
-         * writes its column slice of the (B, E*H) blocks */
-        for (int i = 1; i < X->n_layers; i++) {
-            int H = X->dims[i], Hp = X->dims[i - 1];
-            float *prev = h;
-            h = prev + (size_t)cap * E * Hp;
-            const float *W = cr_ptable_ptr(pt, P, X->w[i]), *bias = cr_ptable_ptr(pt, P, X->b[i]);
-            for (int ex = 0; ex < E; ex++)
-                cr_req_linear(p, ws, h + (size_t)ex * H, prev + (size_t)ex * Hp, X->w[i], ex,
-                              W + (size_t)ex * H * Hp, bias + (size_t)ex * H, B, Hp, H, E * Hp,
-                              E * H);
-            cr_relu_forward(h, h, (size_t)B * E * H);
-        }
-        const float *exo = cr_experts_out(X, A->acts + A->off_trunk, cap);
-        for (int k = 0; k < m->K; k++) {
-            const cr_req_reader *r = &p->rd[1 + k];
-            float *g = A->acts + A->off_gate[k];
-            cr_req_take(A->gate_logits, S, ws->pre, OC, r->off, S, B, 0);
-            cr_softmax_forward(g, A->gate_logits, B, S);
-            cr_moe_mix_forward(A->acts + A->off_mix[k], g, exo,
-                               m->gate_sel ? m->gate_sel + (size_t)k * S : NULL, B, S, E,
-                               X->dims[X->n_layers - 1]);
-        }
-    } else if (m->bottom.n_layers > 0) {
-        float *h = A->acts + A->off_trunk;
-        cr_req_take(h, m->bottom.dims[0], ws->pre, OC, p->rd[0].off, m->bottom.dims[0], B, 1);
-        cr_req_mlp_tail(p, ws, &m->bottom, h, B, cap);
-    }
-    int no_trunk = m->cfg.arch == CR_ARCH_SHARED_BOTTOM && m->bottom.n_layers == 0;
-    if (no_trunk) {
-        for (int j = 0; j < p->n_rd; j++) {
-            const cr_req_reader *r = &p->rd[j];
-            if (r->kind == RD_TOWER) {
-                float *h = A->acts + A->off_tower[r->idx];
-                cr_req_take(h, r->n, ws->pre, OC, r->off, r->n, B, 1);
-                cr_req_mlp_tail(p, ws, &m->towers[r->idx], h, B, cap);
-            } else { /* RD_HEAD: the head's output is this column */
-                cr_req_take(A->out + (size_t)r->idx * B, 1, ws->pre, OC, r->off, 1, B, 0);
-            }
-        }
-    } else {
-        for (int k = 0; k < m->K; k++) {
-            int ld;
-            const float *tin = cr_ranker_tower_in(m, A, A->acts, k, &ld);
-            cr_req_mlp(p, ws, &m->towers[k], A->acts + A->off_tower[k], tin, ld, B, cap);
+    /* each reader's columns of pre to where the plain forward writes that
+     * layer's output (ReLU for hidden layers; gate logits and heads raw),
+     * then the rest of the network is the one forward */
+    for (int j = 0; j < p->n_rd; j++) {
+        const cr_req_reader *r = &p->rd[j];
+        switch (r->kind) {
+        case RD_EXPERTS:
+            cr_req_take(A->acts + A->off_trunk, r->n, ws->pre, OC, r->off, r->n, B, 1);
+            break;
+        case RD_GATE:
+            cr_req_take(A->gate_logits + (size_t)r->idx * m->S, m->K * m->S, ws->pre, OC, r->off,
+                        r->n, B, 0);
+            break;
+        case RD_BOTTOM:
+            cr_req_take(A->acts + A->off_trunk, r->n, ws->pre, OC, r->off, r->n, B, 1);
+            break;
+        case RD_TOWER:
+            cr_req_take(A->acts + A->off_tower[r->idx], r->n, ws->pre, OC, r->off, r->n, B, 1);
+            break;
+        case RD_HEAD: /* the head's output is this column */
+            cr_req_take(A->out + (size_t)r->idx * B, 1, ws->pre, OC, r->off, 1, B, 0);
+            break;
         }
     }
-    for (int h = 0; h < m->cfg.n_heads; h++) {
-        if (no_trunk && m->towers[m->cfg.heads[h].tower].n_layers == 0) continue;
-        int ld;
-        const float *hin = cr_ranker_head_in(m, A, A->acts, h, &ld);
-        cr_req_linear(p, ws, A->out + (size_t)h * B, hin, m->head_w[h], -1,
-                      cr_ptable_ptr(pt, P, m->head_w[h]), cr_ptable_ptr(pt, P, m->head_b[h]),
-                      B, ld, 1, ld, 1);
-    }
+    cr_nn_weights W = {.pt = pt, .params = P, .rows = 1, .pk = m->packed, .lp = p->lp,
+                       .scratch = ws->lp_scratch};
+    cr_ranker_forward_rest(m, A, &W, 0, B, 1);
     *out = A->out;
     return CR_OK;
 }

@@ -1,6 +1,6 @@
 /*
  * lowp.c - the serving products on bf16 and int8 weights (packed by
- * src/rank/ranker_lowp.c): out = x @ W^T (+ b) for nr <= 4 rows of inputs
+ * src/kernels/weight.c): out = x @ W^T (+ b) for nr <= 4 rows of inputs
  * already rounded (bf16) or quantised (int8), W in blocks of 16 outputs.
  * Products are exact or in fp32 and sums in fp32 (bf16) or int32 (int8),
  * so levels differ only in the order of the fp32 sums (int8 results are

@@ -1,15 +1,28 @@
 /*
- * ranker_lowp.c - bf16 and int8 weights for the serving forward: packing a
- * Linear weight once at load, and out = inp @ w^T + b with products in the
- * packed precision and sums in fp32 (bf16) or int32 (int8). The products
- * are the active kernel set's (src/kernels/isa/lowp.c: AVX-512 BF16 / VNNI,
- * AVX-512 or AVX2 widening in registers), or, where the set's rule says its
- * reduced kernel is slower than its fp32 one (cr_kernel_set.lowp_bf16_wide,
- * lowp_int8_wide_below), the packed fp32 kernel on the reduced values
- * widened at load. Either way the numbers multiplied are the precision's,
- * so results do not depend on the CPU beyond the fp32 summation. Serving
- * only: nothing here has a backward, and it never allocates in
- * cr_lp_linear.
+ * weight.c - a layer's weight in any of its forms, and the one linear over
+ * it: out = inp @ W^T + b (then ReLU when asked), whatever form W has.
+ *
+ *   CR_WEIGHT_F32     row-major fp32 (OC, C): the training GEMM, or
+ *                     batch-independent rows (CR_LINEAR_ROWS) for inference
+ *   CR_WEIGHT_PACKED  fp32 in cr_linear_pack's order (a loaded model packed
+ *                     once): the register-tiled kernel, ReLU fused
+ *   CR_WEIGHT_BF16    row-major bfloat16 (OC, C): the decoder's bf16 weights
+ *   CR_WEIGHT_LOWP    bf16 or int8 packed for serving (cr_lp_pack, below)
+ *
+ * Every forward (the ranker's plain and request paths, the decoder) builds
+ * a descriptor for the layer it runs and calls cr_linear; which kernel runs
+ * a form is decided here and in the active kernel set (isa.h), nowhere else.
+ *
+ * bf16 and int8 serving weights: packing a Linear weight once at load, and
+ * out = inp @ w^T + b with products in the packed precision and sums in
+ * fp32 (bf16) or int32 (int8). The products are the active kernel set's
+ * (src/kernels/isa/lowp.c: AVX-512 BF16 / VNNI, AVX-512 or AVX2 widening in
+ * registers), or, where the set's rule says its reduced kernel is slower
+ * than its fp32 one (cr_kernel_set.lowp_bf16_wide, lowp_int8_wide_below),
+ * the packed fp32 kernel on the reduced values widened at load. Either way
+ * the numbers multiplied are the precision's, so results do not depend on
+ * the CPU beyond the fp32 summation. Serving only: nothing here has a
+ * backward, and it never allocates in cr_lp_linear.
  *
  * Legend: B rows, C input width (CP padded), OC outputs of one group, G
  * groups (experts), NB blocks of 16 outputs.
@@ -22,8 +35,8 @@
  * when the input's R values are broadcast to every lane. Padding is zero.
  * Wide layout: per group, cr_linear_pack's of the (OC, C) reduced values.
  */
-#include "ranker.h"
-#include "../kernels/isa.h"
+#include "isa.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -225,4 +238,44 @@ void cr_lp_linear(float *out, const float *inp, const cr_lp_weight *w, int g, co
             }
         }
     }
+}
+
+/* ---- the one linear --------------------------------------------------------------- */
+
+int cr_linear_fuses_relu(const cr_weight *w) { return w->form == CR_WEIGHT_PACKED; }
+
+/* ReLU over a (B, OC) block of row stride ldo: one pass when contiguous. */
+static void cr_linear_relu(float *out, int B, int OC, int ldo) {
+    if (ldo == OC) {
+        cr_relu_forward(out, out, (size_t)B * OC);
+        return;
+    }
+    for (int i = 0; i < B; i++) /* a column slice: no threads per row */
+        for (int j = 0; j < OC; j++) {
+            float *o = out + (size_t)i * ldo + j;
+            *o = *o > 0.0f ? *o : 0.0f;
+        }
+}
+
+void cr_linear(float *out, const float *inp, const cr_weight *w, const float *b, int B, int ldi,
+               int ldo, int flags, void *scratch) {
+    CR_ASSERT(out && inp && w && w->w && B >= 0 && ldi >= w->C && ldo >= w->OC);
+    const int C = w->C, OC = w->OC, relu = (flags & CR_LINEAR_RELU) != 0;
+    switch (w->form) {
+    case CR_WEIGHT_PACKED:
+        cr_linear_forward_packed(out, inp, w->w, b, B, C, OC, ldi, ldo, relu);
+        return;
+    case CR_WEIGHT_LOWP:
+        CR_ASSERT(scratch);
+        cr_lp_linear(out, inp, w->w, w->g, b, B, ldi, ldo, scratch);
+        break;
+    case CR_WEIGHT_BF16:
+        cr_linear_forward_bf16(out, inp, w->w, b, B, C, OC, ldi, ldo);
+        break;
+    case CR_WEIGHT_F32:
+        (flags & CR_LINEAR_ROWS ? cr_linear_forward_rows : cr_linear_forward)(out, inp, w->w, b,
+                                                                             B, C, OC, ldi, ldo);
+        break;
+    }
+    if (relu) cr_linear_relu(out, B, OC, ldo);
 }
