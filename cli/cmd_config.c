@@ -163,6 +163,18 @@ static const cfg_key keys[] = {
     {"study", "slice", "column", "none", "a data.slices column of the students, reported apart"},
     {"study", "min_positives", "integer", "30", "fewer positive test rows (rows, regression) = \"too few\": no metric, no test"},
     {"study", "keep_seed", "integer", "1", "which requests a fraction keeps"},
+    {"study", "sweep", "map", "none", "the map of when distillation pays: the study once per cell of a grid over the generator's knobs"},
+
+    {"study.sweep", "synth", "path", "", "the base synth YAML every cell changes (required)"},
+    {"study.sweep", "student", "name", "the first", "the student whose gains the maps show"},
+    {"study.sweep", "task", "task", "click", "the task whose primary metric (AUC, R2) the maps show"},
+    {"study.sweep", "defaultable", "list", "[]", "map features the defaulted knob reads as the teacher's default, in order"},
+    {"study.sweep", "maps", "list", "", "1..4 grids of two knobs (required)"},
+
+    {"study.sweep.maps[]", "x", "enum", "", "target_requests, source_requests, specific (the target's own taste: domain shift) or defaulted (share of defaultable)"},
+    {"study.sweep.maps[]", "x_values", "numbers", "", "1..8 values of x"},
+    {"study.sweep.maps[]", "y", "enum", "", "another knob, as x"},
+    {"study.sweep.maps[]", "y_values", "numbers", "", "1..8 values of y"},
 
     {"study.teacher", "config", "path", "", "a ranker YAML to train into DIR/teacher (one of config, model)"},
     {"study.teacher", "model", "path", "", "a trained checkpoint (one of config, model)"},

@@ -70,6 +70,8 @@ probe_file() {
         "study.students[].distill[]") student="{name: s, config: s.yaml, distill: [{task: c, column: x, $z}]}" ;;
         "study.students[].new_heads[]") student="{name: s, config: s.yaml, new_heads: [{name: h, tower: c, $z}]}" ;;
         study.bootstrap) boot="bootstrap: {$z}" ;;
+        study.sweep) boot="sweep: {$z}" ;;
+        "study.sweep.maps[]") boot="sweep: {synth: s.yaml, maps: [{$z}]}" ;;
         *) return 1 ;;
         esac
         printf 'teacher: %s\nmap: m.yaml\ntarget: x.csv\nstudents: [%s]\n%s\n%s\n' "$teacher" \

@@ -153,7 +153,7 @@ cr_status study_load(study *st, const char *path, cr_error *e) {
     static const char *const keys[] = {"teacher", "map",     "target",    "students",
                                        "seeds",   "fractions", "epochs",  "max_steps",
                                        "threads", "bootstrap", "slice",   "keep_seed",
-                                       "min_positives", NULL};
+                                       "min_positives", "sweep", NULL};
     static const char *const tkeys[] = {"config", "model", NULL};
     static const char *const bkeys[] = {"resamples", "level", "seed", NULL};
     memset(st, 0, sizeof *st);
@@ -328,10 +328,14 @@ static cr_status label_target(study_ctx *c, cr_error *e) {
     snprintf(c->labelled, sizeof c->labelled, "%s/labelled.csv", dir);
     snprintf(cov, sizeof cov, "%s/coverage.json", dir);
     uint64_t key = file_key(c->teacher_path) ^ text_key(c->st.map) * 5 ^ file_key(c->st.target) * 7;
+    for (int i = 0; i < c->o->n_map_default; i++)
+        key ^= cr_hash64(c->o->map_default[i], strlen(c->o->map_default[i])) * (11 + 2 * (uint64_t)i);
     if (!stamp_ok(c, dir, key, "labelled.csv")) {
         study_log(c, "labelling %s with the teacher\n", c->st.target);
         cr_label_opts lo = {.teacher = c->teacher_path, .map = c->st.map, .data = c->st.target,
-                            .out = c->labelled, .coverage = cov, .dist = c->o->dist};
+                            .out = c->labelled, .coverage = cov, .dist = c->o->dist,
+                            .force_default = c->o->map_default,
+                            .n_force_default = c->o->n_map_default};
         CR_TRY(cr_distill_label(&lo, NULL, e));
         CR_TRY(stamp_write(dir, key, e));
     } else {
@@ -572,7 +576,14 @@ cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_erro
     if (results) *results = NULL;
     if (!o || !o->config || !o->out_dir)
         return cr_err(e, CR_ERR_ARG, "experiment: a study config and an output directory are required");
+    if (!o->target && !o->teacher_model && cr_sweep_present(o->config))
+        return cr_sweep_run(o, results, e);
     CR_TRY(study_load(&c.st, o->config, e));
+    if (o->target) snprintf(c.st.target, sizeof c.st.target, "%s", o->target);
+    if (o->teacher_model) {
+        snprintf(c.st.teacher_model, sizeof c.st.teacher_model, "%s", o->teacher_model);
+        c.st.teacher_config[0] = 0;
+    }
     CR_TRY(cr_mkdirs(o->out_dir, e));
     double t0 = cr_now();
     c.t_start = t0;

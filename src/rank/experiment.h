@@ -23,13 +23,26 @@ typedef struct cr_experiment_opts {
     int         threads;  /* >= 0 overrides every job's train.threads; -1 = as configured */
     const cr_dist *dist;  /* spread over this job's ranks (docs/distributed.md); NULL = alone */
     cr_ctx     *ctx;      /* progress (stage "experiment", unit "runs") and cancel; NULL = none */
+    /* One cell of a sweep (sweep.c); NULL / 0 = the study's own. A cell
+     * never runs the study file's sweep section. */
+    const char        *target;        /* the target file instead of the study's */
+    const char        *teacher_model; /* this trained teacher instead of the study's */
+    const char *const *map_default;   /* map features read as the teacher's default */
+    int                n_map_default;
 } cr_experiment_opts;
 
 /* Run the whole study. On success DIR/results.json and DIR/report.html
  * exist; *results (if not NULL) gets results.json's text (free()). */
 cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_error *e);
 
-/* The report from results.json's text: report.html (inline CSS, SVG bar
+/* A study file whose `sweep:` section asks for the map of when distillation
+ * pays: one study per cell of a grid over the synthetic generator's knobs
+ * (sweep.c; docs/experiment.md). cr_experiment_run runs it for such a file;
+ * results.json then has format "crossrec.sweep". */
+int       cr_sweep_present(const char *study_path);
+cr_status cr_sweep_run(const cr_experiment_opts *o, char **results, cr_error *e);
+
+/* The report from results.json's text (a study's or a sweep's): report.html (inline CSS, SVG bar
  * charts with CI whiskers; no script, no network), written atomically. */
 cr_status cr_experiment_report_html(const char *results_json, const char *path, cr_error *e);
 /* The same tables as plain text (one block per student, fraction and task). */

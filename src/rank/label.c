@@ -283,6 +283,16 @@ static cr_status run(label_ctx *c, cr_error *e) {
     CR_TRY(cr_ranker_load(&c->m, &c->s, o->teacher, e));
     CR_TRY(cr_ranker_pack(c->m, e)); /* the teacher is never trained here */
     CR_TRY(cr_distill_map_load(&c->map, o->map, e));
+    for (int i = 0; i < o->n_force_default; i++) {
+        int f = 0;
+        while (f < c->map.n_features && strcmp(c->map.features[f].feature, o->force_default[i]))
+            f++;
+        if (f == c->map.n_features)
+            return cr_err(e, CR_ERR_CONFIG, "%s: feature '%s' (to read as its default) is not "
+                          "in the map", o->map, o->force_default[i]);
+        c->map.features[f].source = CR_MAP_DEFAULT;
+        c->map.features[f].value[0] = 0;
+    }
     CR_TRY(cr_csv_open(&c->in, o->data, o->sep, e));
     CR_TRY(cr_distill_map_bind(&c->map, &c->s, &c->m->cfg, o->teacher, c->in, e));
     CR_TRY(setup(c, e));

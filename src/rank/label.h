@@ -24,6 +24,8 @@ typedef struct cr_label_opts {
     const cr_dist *dist;   /* each rank labels its byte range of data; rank 0 joins the parts
                             * into out (the same bytes as one process) and writes coverage */
     cr_ctx     *ctx;       /* progress (stage "label", unit "bytes") and cancel; NULL = none */
+    const char *const *force_default; /* map features read as the teacher's default instead */
+    int         n_force_default;      /* (a sweep's missing-feature knob); each must be mapped */
 } cr_label_opts;
 
 /* Coverage of one teacher feature over the labelled rows. */
