@@ -273,6 +273,27 @@ static void test_contexts_kernels(void **state) {
     cr_free(m2);
     cr_ctx_free(sc);
     cr_ctx_free(dc);
+
+    /* scoring splits its 600 rows over the context's threads, each thread
+     * running the whole network: on two threads the scalar set's scores
+     * are the bits of one thread, so every thread ran the scalar set */
+    char data[600], out1[600], out2[600];
+    snprintf(data, sizeof data, "%s/data.csv", f->dir);
+    snprintf(out1, sizeof out1, "%s/k_scores_1.csv", f->dir);
+    snprintf(out2, sizeof out2, "%s/k_scores_2.csv", f->dir);
+    cr_score_csv_opts so;
+    cr_score_csv_opts_init(&so);
+    so.model = model;
+    so.data = data;
+    so.out = out1;
+    sc = make_ctx_k(1, "scalar", NULL, NULL);
+    assert_int_equal(cr_score_csv(sc, &so, NULL, &e), CR_OK);
+    cr_ctx_free(sc);
+    sc = make_ctx_k(2, "scalar", NULL, NULL);
+    so.out = out2;
+    assert_int_equal(cr_score_csv(sc, &so, NULL, &e), CR_OK);
+    cr_ctx_free(sc);
+    assert_true(same_bytes(out1, out2));
 }
 
 /* ---- progress, cancel, a context in use ------------------------------------------- */
