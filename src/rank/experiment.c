@@ -279,8 +279,8 @@ static cr_status stamp_write(const char *dir, uint64_t key, cr_error *e) {
 /* ---- teacher and labels ---------------------------------------------------------- */
 
 /* The thread count of a job: the context's (o->threads), else the
- * study's `threads`, else own, the job's train.threads (0 = every CPU the
- * process may use). A study is one call whose jobs may each name their
+ * study's `threads`, else `own`, the job's train.threads (0 = every CPU
+ * the process may use). A study is one call whose jobs may each name their
  * own count, so this is set per job; cr_experiment's bracket restores the
  * caller's count after the call. */
 static int job_threads(const study_ctx *c, int own) {
