@@ -35,7 +35,10 @@ static const cr_cmd cmds[] = {
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: crossrec <command> [options]\n\ncommands:\n");
+    fprintf(f, "usage: crossrec [--kernels SET] <command> [options]\n\n"
+               "  --kernels SET  the kernel set of every command: scalar, avx2, avx512,\n"
+               "                 avx512bf16, neon or auto (the same as CROSSREC_ISA=SET) [auto]\n"
+               "\ncommands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
     fprintf(f, "  %-10s %s\n", "version", "print the version");
@@ -56,6 +59,26 @@ static int finish(int rc) {
 }
 
 static int dispatch(int argc, char **argv) {
+    /* --kernels SET before the command sets the process's kernel set, as
+     * CROSSREC_ISA does (checked below with it, before any kernel runs) */
+    if (argc >= 2 && !strncmp(argv[1], "--kernels", 9)) {
+        const char *set = NULL;
+        int used = 0;
+        if (!strcmp(argv[1], "--kernels") && argc >= 3) set = argv[2], used = 2;
+        else if (!strncmp(argv[1], "--kernels=", 10)) set = argv[1] + 10, used = 1;
+        if (!set || !*set) {
+            fprintf(stderr, "crossrec: --kernels needs a set: scalar, avx2, avx512, avx512bf16, "
+                            "neon or auto\n");
+            return 2;
+        }
+        if (setenv("CROSSREC_ISA", set, 1)) {
+            fprintf(stderr, "crossrec: --kernels %s: cannot set CROSSREC_ISA\n", set);
+            return 2;
+        }
+        argv[used] = argv[0];
+        argv += used;
+        argc -= used;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;

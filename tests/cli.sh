@@ -165,6 +165,18 @@ if [ "$rc" -eq 2 ] && has "CROSSREC_ISA=avx3: expected auto, scalar"; then
 else
     not_ok "an unknown CROSSREC_ISA is refused (exit $rc)"
 fi
+run "$BIN" --kernels scalar cpu
+if [ "$rc" -eq 0 ] && has "kernels: scalar (" "kernel sets: scalar"; then
+    ok "--kernels scalar before the command sets the kernel set cpu prints"
+else
+    not_ok "--kernels scalar before the command sets the kernel set cpu prints (exit $rc)"
+fi
+run "$BIN" --kernels=avx3 cpu
+if [ "$rc" -eq 2 ] && has "CROSSREC_ISA=avx3: expected auto, scalar"; then
+    ok "an unknown --kernels set is refused"
+else
+    not_ok "an unknown --kernels set is refused (exit $rc)"
+fi
 if [ -n "$MISSING" ]; then
     CROSSREC_ISA=$MISSING run "$BIN" score --model "$MODEL" --data "$IMP" --out "$TMP/never.csv"
     if [ "$rc" -eq 2 ] && has "CROSSREC_ISA=$MISSING: this CPU lacks" && [ ! -e "$TMP/never.csv" ]; then

@@ -1,7 +1,8 @@
 /*
  * test_api.c - the public contract beyond scoring (crossrec.h): contexts
- * that isolate their calls (thread counts restored, two contexts on two
- * threads at once each giving what they give alone), the log sink,
+ * that isolate their calls (thread counts and kernel sets restored, two
+ * contexts on two threads at once, one of them forcing the scalar kernels,
+ * each giving what they give alone), the log sink,
  * progress and cancel (a cancelled run resumes to the uninterrupted
  * model), a context in use refused, argument checks that return a status
  * instead of crashing, and the decoder LM entry points.
@@ -16,10 +17,11 @@ static void config(const fixture *f, const char *name, int epochs, char *path, s
     write_cfg(f->dir, name, &o, path, cap);
 }
 
-static cr_ctx *make_ctx(int threads, cr_log_fn log, void *user) {
+static cr_ctx *make_ctx_k(int threads, const char *kernels, cr_log_fn log, void *user) {
     cr_ctx_params p;
     cr_ctx_params_init(&p);
     p.threads = threads;
+    p.kernels = kernels;
     p.log = log;
     p.log_user = user;
     if (!log) p.quiet = 1;
@@ -27,6 +29,10 @@ static cr_ctx *make_ctx(int threads, cr_log_fn log, void *user) {
     cr_error e = {0};
     assert_int_equal(cr_ctx_new(&c, &p, &e), CR_OK);
     return c;
+}
+
+static cr_ctx *make_ctx(int threads, cr_log_fn log, void *user) {
+    return make_ctx_k(threads, NULL, log, user);
 }
 
 static void train_ok(cr_ctx *c, const char *cfg, const char *out, int resume) {
@@ -163,6 +169,133 @@ static void test_contexts_isolated(void **state) {
     cr_ctx_free(two);
 }
 
+/* ---- the kernel set and the thread count are the context's ------------------------ */
+
+/* What the calling thread runs with while a call logs: its kernel set and
+ * thread count on the first line, and whether any later line saw others. */
+typedef struct seen {
+    char kernels[32];
+    int  threads, lines, changed;
+} seen;
+
+static void observe(void *user, cr_log_level lv, const char *line) {
+    seen *s = user;
+    (void)lv;
+    (void)line;
+    if (!s->lines++) {
+        snprintf(s->kernels, sizeof s->kernels, "%s", cr_kernel_set_name());
+        s->threads = cr_get_threads();
+    } else if (strcmp(s->kernels, cr_kernel_set_name()) || s->threads != cr_get_threads()) {
+        s->changed = 1;
+    }
+}
+
+static double metric(const char *dir, const char *path) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/metrics.json", dir);
+    size_t n;
+    char *txt = slurp(p, &n);
+    cJSON *j = cJSON_Parse(txt);
+    assert_non_null(j);
+    double v = jnum(j, path);
+    cJSON_Delete(j);
+    cr_free(txt);
+    return v;
+}
+
+static void test_contexts_kernels(void **state) {
+    const fixture *f = *state;
+    char cfg[512];
+    config(f, "k.yaml", 1, cfg, sizeof cfg); /* its train.threads is 2 */
+    const char *process = cr_kernel_set_name();
+    seen s1 = {0}, d1 = {0}, s2 = {0}, d2 = {0};
+    /* scalar on 1 thread; the process's set on 0 threads, so the config's 2 apply */
+    cr_ctx *sc = make_ctx_k(1, "scalar", observe, &s1), *dc = make_ctx_k(0, "auto", observe, &d1);
+    assert_string_equal(cr_ctx_kernels(sc), "scalar");
+    assert_string_equal(cr_ctx_kernels(dc), process);
+    assert_string_equal(cr_ctx_kernels(NULL), process);
+
+    job a = {sc, cfg, "", 0, 0}, b = {dc, cfg, "", 0, 0};
+    snprintf(a.out, sizeof a.out, "%s/k_alone_scalar", f->dir);
+    snprintf(b.out, sizeof b.out, "%s/k_alone_auto", f->dir);
+    run_job(&a);
+    assert_string_equal(cr_kernel_set_name(), process); /* restored after the call */
+    run_job(&b);
+    assert_int_equal(a.s, CR_OK);
+    assert_int_equal(b.s, CR_OK);
+    assert_true(s1.lines > 3 && d1.lines > 3);
+    assert_string_equal(s1.kernels, "scalar");
+    assert_string_equal(d1.kernels, process);
+    assert_false(s1.changed || d1.changed);
+#ifdef _OPENMP
+    assert_int_equal(s1.threads, 1);
+    assert_int_equal(d1.threads, 2); /* train.threads, as the context leaves it 0 */
+    assert_int_equal(a.threads_after, 3);
+    assert_int_equal(b.threads_after, 3);
+    assert_int_equal((int)metric(b.out, "train.threads"), 2);
+#endif
+    assert_int_equal((int)metric(a.out, "train.threads"), 1);
+    cr_ctx_free(sc);
+    cr_ctx_free(dc);
+
+    /* both at once, on two threads: each what it gave alone */
+    sc = make_ctx_k(1, "scalar", observe, &s2);
+    dc = make_ctx_k(0, NULL, observe, &d2);
+    job a2 = {sc, cfg, "", 0, 0}, b2 = {dc, cfg, "", 0, 0};
+    snprintf(a2.out, sizeof a2.out, "%s/k_both_scalar", f->dir);
+    snprintf(b2.out, sizeof b2.out, "%s/k_both_auto", f->dir);
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, run_job, &a2), 0);
+    assert_int_equal(pthread_create(&tb, NULL, run_job, &b2), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a2.s, CR_OK);
+    assert_int_equal(b2.s, CR_OK);
+    assert_string_equal(s2.kernels, "scalar");
+    assert_string_equal(d2.kernels, process);
+    assert_false(s2.changed || d2.changed);
+#ifdef _OPENMP
+    assert_int_equal(a2.threads_after, 3);
+    assert_int_equal(b2.threads_after, 3);
+#endif
+    assert_true(same_model(a.out, a2.out));
+    assert_true(same_model(b.out, b2.out));
+    /* and the evaluation through the scalar context agrees with itself, from
+     * this thread, whose own set stays the process's */
+    char model[600], *m1 = NULL, *m2 = NULL;
+    cr_error e = {0};
+    snprintf(model, sizeof model, "%s/model.safetensors", a.out);
+    assert_int_equal(cr_evaluate(sc, model, cfg, NULL, "test", &m1, &e), CR_OK);
+    assert_int_equal(cr_evaluate(sc, model, cfg, NULL, "test", &m2, &e), CR_OK);
+    assert_string_equal(m1, m2);
+    assert_string_equal(cr_kernel_set_name(), process);
+    cr_free(m1);
+    cr_free(m2);
+    cr_ctx_free(sc);
+    cr_ctx_free(dc);
+
+    /* scoring splits its 600 rows over the context's threads, each thread
+     * running the whole network: on two threads the scalar set's scores
+     * are the bits of one thread, so every thread ran the scalar set */
+    char data[600], out1[600], out2[600];
+    snprintf(data, sizeof data, "%s/data.csv", f->dir);
+    snprintf(out1, sizeof out1, "%s/k_scores_1.csv", f->dir);
+    snprintf(out2, sizeof out2, "%s/k_scores_2.csv", f->dir);
+    cr_score_csv_opts so;
+    cr_score_csv_opts_init(&so);
+    so.model = model;
+    so.data = data;
+    so.out = out1;
+    sc = make_ctx_k(1, "scalar", NULL, NULL);
+    assert_int_equal(cr_score_csv(sc, &so, NULL, &e), CR_OK);
+    cr_ctx_free(sc);
+    sc = make_ctx_k(2, "scalar", NULL, NULL);
+    so.out = out2;
+    assert_int_equal(cr_score_csv(sc, &so, NULL, &e), CR_OK);
+    cr_ctx_free(sc);
+    assert_true(same_bytes(out1, out2));
+}
+
 /* ---- progress, cancel, a context in use ------------------------------------------- */
 
 typedef struct prog {
@@ -261,6 +394,21 @@ static void test_bad_arguments(void **state) {
     p.precision = (cr_precision)7;
     assert_int_equal(cr_ctx_new(&c, &p, &e), CR_ERR_ARG);
     assert_non_null(strstr(e.msg, "precision"));
+    cr_ctx_params_init(&p);
+    p.kernels = "avx9";
+    assert_int_equal(cr_ctx_new(&c, &p, &e), CR_ERR_ARG);
+    assert_null(c);
+    assert_non_null(strstr(e.msg, "cr_ctx_params.kernels 'avx9'"));
+    assert_non_null(strstr(e.msg, "expected auto, scalar"));
+#if defined(__x86_64__)
+    p.kernels = "neon"; /* a set of another architecture */
+    assert_int_equal(cr_ctx_new(&c, &p, &e), CR_ERR_ARG);
+    assert_non_null(strstr(e.msg, "this build has no neon kernels"));
+#endif
+    p.kernels = "";
+    assert_int_equal(cr_ctx_new(&c, &p, &e), CR_OK);
+    assert_string_equal(cr_ctx_kernels(c), cr_kernel_set_name());
+    cr_ctx_free(c);
     assert_int_equal(cr_ctx_new(NULL, NULL, NULL), CR_ERR_ARG);
     cr_ctx_free(NULL);
     cr_ctx_cancel(NULL);
@@ -358,6 +506,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_train_run_and_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_contexts_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_contexts_kernels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_then_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test(test_lm),

@@ -304,6 +304,21 @@ static void test_tokenizer(void **state) {
 
 /* ---- LM pretraining and perplexity -------------------------------------------------------- */
 
+/* The thread count the calling thread had while the call logged: the most
+ * seen, and the fewest. */
+typedef struct seen_threads {
+    int lines, most, fewest;
+} seen_threads;
+
+static void lm_log(void *user, cr_log_level lv, const char *line) {
+    seen_threads *s = user;
+    (void)lv;
+    (void)line;
+    int n = cr_get_threads();
+    if (!s->lines++ || n > s->most) s->most = n;
+    if (s->lines == 1 || n < s->fewest) s->fewest = n;
+}
+
 static void test_lm_pretrain_and_eval(void **state) {
     const fixture *f = *state;
     char corpus[512], cfg[512], out[512], model[600], tok[600];
@@ -324,17 +339,48 @@ static void test_lm_pretrain_and_eval(void **state) {
             corpus);
     fclose(fp);
     snprintf(out, sizeof out, "%s/lm", f->dir);
+    /* threads 0: the config's train.threads (1) applies for the call, and the
+     * caller's count (3) is back after it */
+    seen_threads seen = {0};
     cr_ctx_params cp;
     cr_ctx_params_init(&cp);
-    cp.quiet = 1;
+    cp.log = lm_log;
+    cp.log_user = &seen;
     cr_ctx *ctx = NULL;
     cr_error e = {0};
     assert_int_equal(cr_ctx_new(&ctx, &cp, &e), CR_OK);
+    int saved = cr_get_threads();
+    cr_set_threads(3);
+    int three = cr_get_threads(); /* 1 in a build without OpenMP */
     cr_lm_train_result r;
     cr_status s = cr_lm_pretrain(ctx, cfg, out, 0, &r, &e);
     if (s) fprintf(stderr, "cr_lm_pretrain: %s\n", e.msg);
     assert_int_equal(s, CR_OK);
+    assert_int_equal(cr_get_threads(), three);
+    cr_set_threads(saved);
+    assert_true(seen.lines > 0);
+    assert_int_equal(seen.most, 1);
+    assert_int_equal(seen.fewest, 1);
     assert_int_equal(r.step, 8);
+#ifdef _OPENMP
+    {   /* a context that names a count wins over the config's */
+        seen_threads two = {0};
+        cr_ctx_params c2;
+        cr_ctx_params_init(&c2);
+        c2.threads = 2;
+        c2.log = lm_log;
+        c2.log_user = &two;
+        cr_ctx *ctx2 = NULL;
+        assert_int_equal(cr_ctx_new(&ctx2, &c2, &e), CR_OK);
+        char out2[600];
+        snprintf(out2, sizeof out2, "%s/lm2", f->dir);
+        cr_lm_train_result r2;
+        assert_int_equal(cr_lm_pretrain(ctx2, cfg, out2, 0, &r2, &e), CR_OK);
+        assert_int_equal(two.most, 2);
+        assert_int_equal(two.fewest, 2);
+        cr_ctx_free(ctx2);
+    }
+#endif
     assert_true(isfinite(r.valid_loss) && r.valid_loss > 0);
 
     snprintf(model, sizeof model, "%s/model.safetensors", out);

@@ -4,7 +4,9 @@
  * the shape classes that break tiled code: one row, one column, narrow,
  * edges of every tile size, wide, K across blocks; then a decoder forward
  * run once per level in a child process (CROSSREC_ISA is read once per
- * process) and compared with the scalar level's to rounding.
+ * process) and compared with the scalar level's to rounding; and the
+ * calling thread's level (what a context sets for its calls) followed by
+ * the dispatch and by the worker threads of a parallel kernel.
  *
  * Legend: M rows, N columns (outputs), K inner dimension.
  */
@@ -355,6 +357,63 @@ static void test_names(void **state) {
             assert_null(cr_kernels_for((cr_isa)i));
         }
     }
+    /* core's list of the levels built (what a context is checked against)
+     * is dispatch's list of tables */
+    for (int i = 0; i < CR_ISA_COUNT; i++)
+        if (cr_isa_supported((cr_isa)i, NULL))
+            assert_int_equal(cr_isa_built((cr_isa)i), cr_kernels_for((cr_isa)i) != NULL);
+    assert_non_null(cr_kernels_for(cr_isa_best()));
+    assert_non_null(cr_kernels_for(cr_isa_default()));
+}
+
+/* ---- the calling thread's level ------------------------------------------------------ */
+
+/* Attention over (b, h) pairs forks threads that each call cr_sgemm: on
+ * two threads under a thread level, every pair must give the bits of one
+ * thread under that level, which holds only if the workers ran the
+ * level's GEMM too (they do not inherit the thread-local by themselves).
+ * One query row makes the first product a GEMV, whose bits differ between
+ * levels (fused or unfused products), so the check can tell. */
+static void test_thread_level(void **state) {
+    (void)state;
+    assert_int_equal(cr_thread_isa(), -1);
+    assert_int_equal((int)cr_kernels_active()->isa, (int)cr_isa_default());
+    for (int i = 0; i < CR_ISA_COUNT; i++) {
+        if (!cr_kernels_for((cr_isa)i)) continue;
+        cr_set_thread_isa(i);
+        assert_int_equal((int)cr_kernels_active()->isa, i);
+        assert_string_equal(cr_kernel_set_name(), cr_isa_name((cr_isa)i));
+    }
+    cr_set_thread_isa(-1);
+    assert_int_equal((int)cr_kernels_active()->isa, (int)cr_isa_default());
+
+    enum { B = 2, NH = 8, TQ = 1, TK = 64, HD = 64, C = NH * HD };
+    const size_t no = (size_t)B * TQ * C, na = (size_t)B * NH * TQ * TK;
+    float *q = mat(no, 1), *k = mat((size_t)B * TK * C, 2), *v = mat((size_t)B * TK * C, 3);
+    float *o1 = malloc(sizeof(float) * no), *o2 = malloc(sizeof(float) * no);
+    float *a1 = malloc(sizeof(float) * na), *a2 = malloc(sizeof(float) * na);
+    int saved = cr_get_threads(), levels = 0, other = 0;
+    for (int i = 0; i < CR_ISA_COUNT; i++) {
+        if (!cr_kernels_for((cr_isa)i)) continue;
+        levels++;
+        cr_set_thread_isa(i);
+        cr_set_threads(1);
+        cr_mha_forward(o1, a1, q, k, v, NULL, 0, B, TQ, TK, NH, HD, C, C);
+        cr_set_threads(2);
+        cr_mha_forward(o2, a2, q, k, v, NULL, 0, B, TQ, TK, NH, HD, C, C);
+        assert_memory_equal(o1, o2, sizeof(float) * no);
+        assert_memory_equal(a1, a2, sizeof(float) * na);
+        /* the process's level on one thread: some level must differ from
+         * it, or this check could not see a worker on the wrong level */
+        cr_set_thread_isa(-1);
+        cr_set_threads(1);
+        cr_mha_forward(o2, a2, q, k, v, NULL, 0, B, TQ, TK, NH, HD, C, C);
+        if (memcmp(a1, a2, sizeof(float) * na)) other++;
+    }
+    cr_set_threads(saved);
+    cr_set_thread_isa(-1);
+    if (levels > 1) assert_true(other > 0);
+    free(q), free(k), free(v), free(o1), free(o2), free(a1), free(a2);
 }
 
 /* ---- a decoder forward on every level, each in its own process ---------------------- */
@@ -452,6 +511,7 @@ int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--child-decoder")) return child_decoder(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_thread_level),
         cmocka_unit_test(test_every_level),
         cmocka_unit_test(test_gemm_bf16_levels),
         cmocka_unit_test(test_decoder_every_level),

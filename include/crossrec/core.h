@@ -54,10 +54,14 @@ CR_API cr_status cr_read_file(const char *path, char **out, size_t *len, cr_erro
 CR_API cr_status cr_write_file_atomic(const char *path, const void *buf, size_t n, cr_error *e);
 
 /* ---- kernels and the CPU ------------------------------------------------------
- * The hot kernels are chosen once per process from the CPU's features:
- * scalar, avx2, avx512 or avx512bf16 (x86-64), scalar or neon (arm64). The
- * environment variable CROSSREC_ISA forces a lower set (docs/kernels.md). */
-/* The set in use ("avx2", ...), and the CPU's model name. */
+ * The hot kernels come in sets, one per instruction-set level: scalar,
+ * avx2, avx512 or avx512bf16 (x86-64), scalar or neon (arm64). A process
+ * uses the best its CPU runs, or the lower one the environment variable
+ * CROSSREC_ISA forces; a context may name another for its calls
+ * (cr_ctx_params.kernels, docs/kernels.md). */
+/* The set in use on the calling thread ("avx2", ...): inside a call (in its
+ * log or progress callback) the context's, else the process's; and the
+ * CPU's model name. */
 CR_API const char *cr_kernel_set_name(void);
 CR_API const char *cr_cpu_name(void);
 /* CR_OK, or why CROSSREC_ISA cannot be honoured (an unknown name, or the
@@ -74,11 +78,12 @@ CR_API void cr_kernels_print(void *f);
  * thread count, the kernel set, the arithmetic precision, where log lines
  * go, a progress callback and a cancel flag. Every entry point that
  * computes (train, evaluate, label, experiment, generate) takes one; NULL
- * means a default context (all of the process's CPUs, the best kernel set,
+ * means a default context (all of the process's CPUs, the process's kernel set,
  * fp32, log to stderr, no progress).
  *
- * No call leaves process-wide state changed: the thread count is set for
- * the calling thread for the duration of the call and restored after it,
+ * No call leaves process-wide state changed: the thread count and the
+ * kernel set are set for the calling thread for the duration of the call
+ * (and for the threads it forks) and restored after it,
  * so two contexts used from two threads at once each get the results they
  * would get alone. One context serves one call at a time: using it from a
  * second thread while a call runs is CR_ERR_ARG (make one per thread).
@@ -150,12 +155,16 @@ typedef struct cr_ctx_params {
     cr_progress_fn progress;       /* NULL = none */
     void          *progress_user;
     const cr_dist *dist;           /* the job training runs over; NULL = this process alone */
+    const char    *kernels;        /* the kernel set: "scalar", "avx2", "avx512", "avx512bf16",
+                                    * "neon"; NULL, "" or "auto" = the process's (the best the
+                                    * CPU runs, or CROSSREC_ISA). Read by cr_ctx_new only. */
 } cr_ctx_params;
 
 /* The defaults above; always start from these (fields may be added). */
 CR_API void      cr_ctx_params_init(cr_ctx_params *p);
 /* p NULL = the defaults. A bad value (threads < 0 or > 4096, a precision
- * out of range) is CR_ERR_ARG naming the field. */
+ * out of range, a kernel set that is unknown, not in this build or beyond
+ * this CPU) is CR_ERR_ARG naming the field and, for kernels, why. */
 CR_API cr_status cr_ctx_new(cr_ctx **out, const cr_ctx_params *p, cr_error *e);
 CR_API void      cr_ctx_free(cr_ctx *c);
 /* Ask the running job to stop at its next safe point; it then returns
@@ -163,8 +172,12 @@ CR_API void      cr_ctx_free(cr_ctx *c);
  * flag stays set until cr_ctx_reset_cancel. */
 CR_API void      cr_ctx_cancel(cr_ctx *c);
 CR_API void      cr_ctx_reset_cancel(cr_ctx *c);
-/* The thread count calls on this context use (threads 0 resolved). */
+/* The thread count calls on this context use (threads 0 resolved; a
+ * config's `threads` key applies only where the context leaves it 0). */
 CR_API int       cr_ctx_threads(const cr_ctx *c);
+/* The kernel set calls on this context use ("avx2", ...): its own, or the
+ * process's (cr_kernel_set_name() outside any call). NULL = the defaults. */
+CR_API const char *cr_ctx_kernels(const cr_ctx *c);
 
 /* The calling thread's thread count for calls that take no context
  * (cr_model_score and friends); 0 = all CPUs this process may use.

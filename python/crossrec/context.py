@@ -1,5 +1,5 @@
-"""Contexts: the thread count, precision, log and progress every computing
-call runs with (crossrec.h's cr_ctx). A Context keeps only settings; each
+"""Contexts: the thread count, kernel set, precision, log and progress every
+computing call runs with (crossrec.h's cr_ctx). A Context keeps only settings; each
 call makes its own C context, so one Python Context may serve several
 threads at once, and Context.cancel() stops every call running on it.
 Ctrl-C during a long call on the main thread cancels it cleanly (the
@@ -65,19 +65,26 @@ class Context:
         config's train.threads) applies when this is 0.
     precision: "fp32", "bf16" (training products, scoring weights) or
         "int8" (scoring weights only).
+    kernels: the kernel set ("scalar", "avx2", "avx512", "avx512bf16",
+        "neon"); None or "auto" = the process's (the best the CPU runs, or
+        CROSSREC_ISA). A set this build or CPU lacks raises ArgumentError
+        (a ValueError) when a call starts; kernel_set() checks it at once.
     log: called with (level, line) for each log line; None prints them to
         sys.stderr (so they show in notebooks); quiet=True drops them.
     progress: show a progress bar for long jobs (needs tqdm).
     """
 
     def __init__(self, threads: int = 0, precision: str = "fp32", log: Optional[LogFn] = None,
-                 quiet: bool = False, progress: bool = True):
+                 quiet: bool = False, progress: bool = True, kernels: Optional[str] = None):
         if precision not in _PRECISION:
             raise ValueError(f"precision must be one of {sorted(_PRECISION)}, not {precision!r}")
         if not isinstance(threads, int) or threads < 0:
             raise ValueError(f"threads must be an int >= 0, not {threads!r}")
+        if kernels is not None and not isinstance(kernels, str):
+            raise ValueError(f"kernels must be a str or None, not {kernels!r}")
         self.threads = threads
         self.precision = precision
+        self.kernels = kernels
         self.log = log or _default_log
         self.quiet = quiet
         self.progress = progress
@@ -85,7 +92,15 @@ class Context:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"Context(threads={self.threads}, precision={self.precision!r})"
+        return (f"Context(threads={self.threads}, precision={self.precision!r}, "
+                f"kernels={self.kernels!r})")
+
+    def kernel_set(self) -> str:
+        """The kernel set calls on this context use ("avx2", ...): its own,
+        or the process's. ArgumentError when this build or CPU cannot run
+        the one it names."""
+        with self.call(progress=False) as c:
+            return ffi.string(lib.cr_ctx_kernels(c)).decode()
 
     def cancel(self) -> None:
         """Ask every call running on this context to stop (it then raises
@@ -117,6 +132,8 @@ class Context:
         params.threads = self.threads
         params.precision = _PRECISION[self.precision]
         params.quiet = 1 if self.quiet else 0
+        kernels = ffi.new("char[]", self.kernels.encode()) if self.kernels else ffi.NULL
+        params.kernels = kernels  # read by cr_ctx_new only
         params.log = on_log
         params.progress = on_progress
         out = ffi.new("cr_ctx **")

@@ -24,6 +24,17 @@ def test_context_validates():
         crossrec.Context(threads=-1)
 
 
+def test_context_kernels():
+    assert crossrec.Context(kernels="scalar").kernel_set() == "scalar"
+    assert crossrec.Context().kernel_set() in ("scalar", "avx2", "avx512", "avx512bf16", "neon")
+    assert crossrec.Context(kernels="auto").kernel_set() == crossrec.Context().kernel_set()
+    with pytest.raises(crossrec.ArgumentError) as ei:
+        crossrec.Context(kernels="avx9").kernel_set()
+    assert "avx9" in str(ei.value) and "kernels" in str(ei.value)
+    with pytest.raises(ValueError):
+        crossrec.Context(kernels=3)
+
+
 def test_train_equals_cli(ml, tmp_path):
     lines = []
     ctx = crossrec.Context(threads=1, log=lambda lv, s: lines.append(s), progress=False)

@@ -170,10 +170,56 @@ void cr_meter_done(cr_meter *m); /* ends a redrawn line */
 void cr_meter_count(char *buf, size_t n, double v);
 /* cr_meter_clock (a duration) is public: crossrec.h. */
 
+/* ---- the CPU and the kernel levels (cpu.c) ---------------------------------------
+ * What the CPU can run and which instruction-set level a caller asks for.
+ * The kernels themselves, one table per level, live a layer up
+ * (src/kernels/isa.h); this part only names the levels, so that a context
+ * can check the one it is given without reaching the kernels. */
+/* Levels, lowest first. Each x86 level includes the ones before it. */
+typedef enum {
+    CR_ISA_SCALAR = 0, /* the baseline: plain C, auto-vectorised for SSE4.2 or NEON */
+    CR_ISA_AVX2,       /* + AVX2, FMA (Haswell, Zen 1-3) */
+    CR_ISA_AVX512,     /* + AVX-512 F, BW, VL, DQ (Skylake-X, Zen 4) */
+    CR_ISA_AVX512BF16, /* + AVX512_BF16, AVX512_VNNI (Cooper Lake, Sapphire Rapids, Zen 4) */
+    CR_ISA_NEON,       /* arm64 Advanced SIMD (every arm64 CPU) */
+    CR_ISA_COUNT
+} cr_isa;
+/* Whether this CPU (and its OS, for the wider registers) can run `isa`;
+ * if not and missing is non-NULL, *missing names the first feature lacking. */
+int         cr_isa_supported(cr_isa isa, const char **missing);
+/* Whether this build compiles the kernels of `isa` (the Makefile's
+ * ISA_LEVELS: the x86-64 levels, or scalar and neon on arm64). */
+int         cr_isa_built(cr_isa isa);
+const char *cr_isa_name(cr_isa isa);
+/* cr_isa by name; -1 if unknown. */
+int         cr_isa_parse(const char *name);
+/* The best level this build has and this CPU can run. */
+cr_isa      cr_isa_best(void);
+/* The level `name` asks for: NULL, "" and "auto" are the best one; else
+ * CR_ERR_ARG saying why it cannot be run (an unknown name, a level this
+ * build lacks, the CPU feature missing), each message starting with
+ * `what` ("CROSSREC_ISA=avx9", "cr_ctx_params.kernels 'avx9'"). */
+cr_status   cr_isa_request(const char *name, const char *what, cr_isa *isa, cr_error *e);
+/* The process's level: CROSSREC_ISA when this CPU can honour it, else the
+ * best (a bad CROSSREC_ISA is reported once on stderr). Read once. */
+cr_isa      cr_isa_default(void);
+/* The features found, space-separated ("sse4.2 avx avx2 fma avx512f ..."),
+ * and the CPU's model name, for `crossrec cpu` and bench outputs. */
+const char *cr_cpu_features(void);
+const char *cr_cpu_model(void);
+
 /* ---- threads and the context ---------------------------------------------------
  * cr_set_threads/cr_get_threads (crossrec.h) act on the calling thread's
  * OpenMP setting only. */
 int cr_threads_available(void); /* CPUs this process may use */
+/* The kernel level the calling thread asks for: a cr_isa, or -1 for the
+ * process's (cr_isa_default). cr_call_begin sets it from the context and
+ * cr_call_end restores it; the kernels' dispatch reads it on every call.
+ * Like any thread-local it is not inherited by OpenMP's worker threads: a
+ * parallel region whose body calls a dispatching kernel captures it before
+ * the region and sets it inside (src/kernels/kernels.h, CR_KERNELS_*). */
+int  cr_thread_isa(void);
+void cr_set_thread_isa(int isa);
 
 struct cr_ctx {
     cr_ctx_params p;
@@ -181,6 +227,7 @@ struct cr_ctx {
     int           own_log;
     _Atomic int   cancel;
     _Atomic int   busy;      /* a call is running on it */
+    int           isa;       /* the kernel level p.kernels names; -1 = the process's */
     double        last_progress;
     char          line[1024]; /* the sink's partial line */
     size_t        line_len;
@@ -188,15 +235,22 @@ struct cr_ctx {
 
 /* One public call's bracket: takes ctx (NULL = defaults in k itself), marks
  * it busy (a second concurrent user gets CR_ERR_ARG naming `what`), sets the
- * calling thread's thread count; cr_call_end restores everything. k->ctx is
+ * calling thread's thread count and kernel level from the context;
+ * cr_call_end restores everything. k->ctx is
  * the context to use in between. */
 typedef struct cr_call {
     cr_ctx *ctx;
     cr_ctx  local;
     int     saved_threads;
+    int     saved_isa;
 } cr_call;
 cr_status cr_call_begin(cr_call *k, cr_ctx *ctx, const char *what, cr_error *e);
 void      cr_call_end(cr_call *k);
+/* The thread count of a call whose config has a `threads` key: the
+ * context's when it sets one (> 0), else config_threads when > 0, else
+ * every CPU the process may use. The entry point sets it (cr_set_threads)
+ * inside the bracket; cr_call_end restores the caller's. */
+int       cr_ctx_threads_for(const cr_ctx *c, int config_threads);
 /* Report progress (rate-limited to the callback) and say whether the job
  * should stop: 1 once cr_ctx_cancel was called or the callback asked. */
 int       cr_ctx_poll(cr_ctx *c, const cr_progress_info *p);

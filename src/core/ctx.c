@@ -1,9 +1,9 @@
 /*
  * ctx.c - the explicit context every computing entry point takes: thread
- * count, precision, the log sink, progress and cancel. A call brackets its
- * work with cr_call_begin/cr_call_end, which set the calling thread's
- * OpenMP thread count and restore it after, so no call leaves process-wide
- * state changed. Nothing here may keep a global: the default context of a
+ * count, kernel set, precision, the log sink, progress and cancel. A call
+ * brackets its work with cr_call_begin/cr_call_end, which set the calling
+ * thread's OpenMP thread count and kernel level and restore both after, so
+ * no call leaves process-wide state changed. Nothing here may keep a global: the default context of a
  * NULL argument lives in the call's own frame.
  */
 #define _GNU_SOURCE /* fopencookie: the log sink as a FILE* for code that prints */
@@ -67,6 +67,16 @@ static cr_status ctx_setup(cr_ctx *c, const cr_ctx_params *p, cr_error *e) {
         return cr_err(e, CR_ERR_ARG,
                       "cr_ctx_params.precision: expected CR_PRECISION_FP32, _BF16 or _INT8, got %d",
                       (int)c->p.precision);
+    c->isa = -1;
+    const char *k = c->p.kernels;
+    if (k && *k && strcmp(k, "auto")) {
+        char what[96];
+        snprintf(what, sizeof what, "cr_ctx_params.kernels '%.40s'", k);
+        cr_isa isa;
+        CR_TRY(cr_isa_request(k, what, &isa, e));
+        c->isa = (int)isa;
+    }
+    c->p.kernels = NULL; /* the caller's string need not outlive cr_ctx_new */
     atomic_init(&c->cancel, 0);
     atomic_init(&c->busy, 0);
     c->log = stderr;
@@ -120,7 +130,16 @@ int cr_ctx_threads(const cr_ctx *c) {
     return cr_threads_available();
 }
 
+const char *cr_ctx_kernels(const cr_ctx *c) {
+    return cr_isa_name(c && c->isa >= 0 ? (cr_isa)c->isa : cr_isa_default());
+}
+
 /* ---- inside the library ------------------------------------------------------- */
+
+int cr_ctx_threads_for(const cr_ctx *c, int config_threads) {
+    if (c && c->p.threads > 0) return c->p.threads;
+    return config_threads > 0 ? config_threads : cr_threads_available();
+}
 
 cr_status cr_call_begin(cr_call *k, cr_ctx *ctx, const char *what, cr_error *e) {
     memset(k, 0, sizeof *k);
@@ -135,7 +154,10 @@ cr_status cr_call_begin(cr_call *k, cr_ctx *ctx, const char *what, cr_error *e) 
     }
     k->ctx = ctx;
     k->saved_threads = cr_get_threads();
+    k->saved_isa = cr_thread_isa();
     cr_set_threads(ctx->p.threads); /* 0: all CPUs this process may use */
+    /* -1 leaves the process's set, also inside an enclosing call's */
+    if (ctx->isa >= 0) cr_set_thread_isa(ctx->isa);
     return CR_OK;
 }
 
@@ -143,6 +165,7 @@ void cr_call_end(cr_call *k) {
     if (!k->ctx) return;
     if (k->ctx->log) fflush(k->ctx->log);
     cr_set_threads(k->saved_threads);
+    cr_set_thread_isa(k->saved_isa);
     if (k->ctx == &k->local) ctx_teardown(&k->local);
     else atomic_store(&k->ctx->busy, 0);
     k->ctx = NULL;

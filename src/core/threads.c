@@ -1,6 +1,7 @@
 /*
- * threads.c - the thread count for kernels and GEMM. OpenMP's setting is
- * process-wide by nature; this is the one place that sets it. The GEMM seam
+ * threads.c - the thread count for kernels and GEMM, and the calling
+ * thread's kernel level. OpenMP's setting is per calling thread (an ICV of
+ * its task); this is the one place that sets it. The GEMM seam
  * reads cr_get_threads() on each call and tells its backend, so the two
  * never oversubscribe the cores. The default count is what this process may
  * really use: the CPUs of its affinity mask, capped by its cgroup's CPU
@@ -135,3 +136,12 @@ int cr_get_threads(void) {
     return 1;
 #endif
 }
+
+/* The calling thread's kernel level (core.h): -1 until a call's context
+ * names one. A thread-local, not a global: two calls on two threads each
+ * keep their own. */
+static _Thread_local int cr_thread_isa_level = -1;
+
+int cr_thread_isa(void) { return cr_thread_isa_level; }
+
+void cr_set_thread_isa(int isa) { cr_thread_isa_level = isa >= 0 && isa < CR_ISA_COUNT ? isa : -1; }

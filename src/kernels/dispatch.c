@@ -1,14 +1,15 @@
 /*
  * dispatch.c - the one place that picks a kernel set (isa.h) and the entry
- * points of kernels.h that route through it. The choice is made once, on
- * first use, from the CPU and CROSSREC_ISA, and never changes: there is no
- * setter. Tests reach the other levels through cr_kernels_for(), or by
- * running a process with CROSSREC_ISA set.
+ * points of kernels.h that route through it. A call's context may name a
+ * level for its thread (cr_thread_isa(), checked by cr_ctx_new); otherwise
+ * the process's level is chosen once, on first use, from the CPU and
+ * CROSSREC_ISA (cr_isa_default(), core), and never changes: there is no
+ * setter. Tests reach the other levels through cr_kernels_for(), through a
+ * context, or by running a process with CROSSREC_ISA set.
  */
 #include "isa.h"
 #include "kernels.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,55 +42,21 @@ const cr_kernel_set *cr_kernels_for(cr_isa isa) {
     return k && cr_isa_supported(isa, NULL) ? k : NULL;
 }
 
-cr_isa cr_isa_best(void) {
-    for (int i = CR_ISA_COUNT - 1; i > CR_ISA_SCALAR; i--)
-        if (cr_kernels_for((cr_isa)i)) return (cr_isa)i;
-    return CR_ISA_SCALAR;
-}
-
-/* What CROSSREC_ISA asks for: CR_OK and *isa (the best level when unset,
- * empty or "auto"), or an error naming what is wrong. */
-static cr_status cr_kernels_requested(cr_isa *isa, cr_error *e) {
-    *isa = cr_isa_best();
-    const char *v = getenv("CROSSREC_ISA");
-    if (!v || !*v || !strcmp(v, "auto")) return CR_OK;
-    int i = cr_isa_parse(v);
-    if (i < 0)
-        return cr_err(e, CR_ERR_ARG,
-                      "CROSSREC_ISA=%s: expected auto, scalar, avx2, avx512, avx512bf16 or neon",
-                      v);
-    if (!cr_kernels_built((cr_isa)i))
-        return cr_err(e, CR_ERR_ARG, "CROSSREC_ISA=%s: this build has no %s kernels (%s CPUs)",
-                      v, v, i == CR_ISA_NEON ? "arm64" : "x86-64");
-    const char *missing = NULL;
-    if (!cr_isa_supported((cr_isa)i, &missing))
-        return cr_err(e, CR_ERR_ARG,
-                      "CROSSREC_ISA=%s: this CPU lacks %s (it has: %s); the best it runs is %s",
-                      v, missing ? missing : "a required feature", cr_cpu_features(),
-                      cr_isa_name(cr_isa_best()));
-    *isa = (cr_isa)i;
-    return CR_OK;
-}
-
 cr_status cr_kernels_check(cr_error *e) {
+    const char *v = getenv("CROSSREC_ISA");
+    char what[64];
+    snprintf(what, sizeof what, "CROSSREC_ISA=%.40s", v ? v : "");
     cr_isa isa;
-    return cr_kernels_requested(&isa, e);
+    return cr_isa_request(v, what, &isa, e);
 }
 
-static const cr_kernel_set *cr_kernels_chosen;
-static pthread_once_t cr_kernels_once = PTHREAD_ONCE_INIT;
-
-static void cr_kernels_choose(void) {
-    cr_isa isa;
-    cr_error e = {0};
-    if (cr_kernels_requested(&isa, &e) != CR_OK)
-        fprintf(stderr, "crossrec: %s; using %s\n", e.msg, cr_isa_name(isa));
-    cr_kernels_chosen = cr_kernels_built(isa);
-}
-
+/* A level set on this thread was checked when its context was made (this
+ * build has it, this CPU runs it); a stray value falls back to the
+ * process's set rather than to no table. */
 const cr_kernel_set *cr_kernels_active(void) {
-    pthread_once(&cr_kernels_once, cr_kernels_choose);
-    return cr_kernels_chosen;
+    int t = cr_thread_isa();
+    const cr_kernel_set *k = t >= 0 ? cr_kernels_built((cr_isa)t) : NULL;
+    return k ? k : cr_kernels_built(cr_isa_default());
 }
 
 /* ---- entry points of kernels.h ------------------------------------------------ */

@@ -77,25 +77,27 @@ cr_gemm_precision cr_sgemm_get_precision(void) { return (cr_gemm_precision)cr_ge
  * "Haswell" on an AVX-512 machine it runs 8-wide kernels at about two thirds
  * of the portable 16-wide one (docs/kernels.md). So when this build's
  * portable kernel is AVX-512 and OpenBLAS reports a core without AVX-512
- * kernels, AUTO keeps those to the portable one. Decided once per process (the
- * core type does not change); -1 = not yet known. */
-static _Atomic int cr_gemm_blas_ok = -1;
+ * kernels, AUTO keeps those to the portable one. The core type is read once
+ * per process (it does not change; -1 = not yet known); the portable
+ * kernel is the calling thread's (its context may name another set). */
+static _Atomic int cr_gemm_blas_wide = -1;
 
 static int cr_gemm_blas_usable(void) {
-    int ok = atomic_load_explicit(&cr_gemm_blas_ok, memory_order_relaxed);
-    if (ok >= 0) return ok;
-    ok = 1;
 #if defined(CR_BLAS_OPENBLAS)
-    if (!strcmp(cr_sgemm_portable_isa(), "avx512")) {
+    if (strcmp(cr_sgemm_portable_isa(), "avx512")) return 1;
+    int wide = atomic_load_explicit(&cr_gemm_blas_wide, memory_order_relaxed);
+    if (wide < 0) {
         const char *core = openblas_get_corename();
-        static const char *const wide[] = {"skylakex", "cooperlake", "sapphirerapids"};
-        ok = 0;
-        for (size_t i = 0; core && i < sizeof wide / sizeof wide[0]; i++)
-            if (!strcasecmp(core, wide[i])) ok = 1;
+        static const char *const names[] = {"skylakex", "cooperlake", "sapphirerapids"};
+        wide = 0;
+        for (size_t i = 0; core && i < sizeof names / sizeof names[0]; i++)
+            if (!strcasecmp(core, names[i])) wide = 1;
+        atomic_store_explicit(&cr_gemm_blas_wide, wide, memory_order_relaxed);
     }
+    return wide;
+#else
+    return 1;
 #endif
-    atomic_store_explicit(&cr_gemm_blas_ok, ok, memory_order_relaxed);
-    return ok;
 }
 
 /* Which backend an AUTO call of this size takes. Forcing BLAS in a build

@@ -6,14 +6,14 @@
  * translation unit with its own target flags, and each level exports one
  * immutable table of function pointers, a cr_kernel_set. The rest of the
  * library is built for the baseline (x86-64-v2, or armv8-a) and reaches the
- * hot kernels through the table of the set chosen once, at first use, from
- * the CPU's features (CPUID + XGETBV for the OS's register state, or
- * getauxval on arm64), or forced lower by CROSSREC_ISA.
+ * hot kernels through the table of the set of the calling thread's context
+ * (cr_ctx_params.kernels), or else the process's, chosen once, at first
+ * use, from the CPU's features (CPUID + XGETBV for the OS's register state,
+ * or getauxval on arm64), or forced lower by CROSSREC_ISA.
  *
- * No mutable state is exposed: cr_kernels_active() returns the set chosen
- * for the process, cr_kernels_for() any set this CPU can run (for tests and
- * the kernel lab, which call a set's functions directly). A future context
- * object (cr_ctx) holds a `const cr_kernel_set *` the same way.
+ * No mutable state is exposed: cr_kernels_active() returns the set of the
+ * calling thread's call, cr_kernels_for() any set this CPU can run (for
+ * tests and the kernel lab, which call a set's functions directly).
  */
 #ifndef CR_ISA_H
 #define CR_ISA_H
@@ -22,15 +22,8 @@
 
 #include <stdint.h>
 
-/* Levels, lowest first. Each x86 level includes the ones before it. */
-typedef enum {
-    CR_ISA_SCALAR = 0, /* the baseline: plain C, auto-vectorised for SSE4.2 or NEON */
-    CR_ISA_AVX2,       /* + AVX2, FMA (Haswell, Zen 1-3) */
-    CR_ISA_AVX512,     /* + AVX-512 F, BW, VL, DQ (Skylake-X, Zen 4) */
-    CR_ISA_AVX512BF16, /* + AVX512_BF16, AVX512_VNNI (Cooper Lake, Sapphire Rapids, Zen 4) */
-    CR_ISA_NEON,       /* arm64 Advanced SIMD (every arm64 CPU) */
-    CR_ISA_COUNT
-} cr_isa;
+/* The levels (cr_isa) and what this CPU runs are named in core.h (cpu.c),
+ * so that a context can check the level it is given. */
 
 typedef void (*cr_gemm_fn)(int transA, int transB, int M, int N, int K, float alpha,
                            const float *A, int lda, const float *B, int ldb, float beta,
@@ -155,11 +148,13 @@ typedef struct cr_kernel_set {
     CR_KERNEL_LIST(CR_KSET_FIELD)
 } cr_kernel_set;
 
-/* The set this process uses: chosen on the first call (thread-safe) and
- * never changed. CROSSREC_ISA=scalar|avx2|avx512|avx512bf16|neon|auto
- * forces a level; a level this CPU cannot run, or an unknown name, is
- * reported once on stderr and the best level is used instead (a kernel
- * cannot return an error; cr_kernels_check() lets a caller refuse). */
+/* The set the calling thread uses: the level its call's context names
+ * (cr_thread_isa(), set by cr_call_begin), else the process's, chosen on
+ * the first call (thread-safe) and never changed:
+ * CROSSREC_ISA=scalar|avx2|avx512|avx512bf16|neon|auto forces a level; a
+ * level this CPU cannot run, or an unknown name, is reported once on
+ * stderr and the best level is used instead (a kernel cannot return an
+ * error; cr_kernels_check() lets a caller refuse). */
 const cr_kernel_set *cr_kernels_active(void);
 /* The set of `isa` if this build has it and this CPU can run it, else NULL. */
 const cr_kernel_set *cr_kernels_for(cr_isa isa);
@@ -168,19 +163,5 @@ const cr_kernel_set *cr_kernels_for(cr_isa isa);
 /* cr_kernels_check, cr_kernels_print, cr_kernel_set_name and cr_cpu_name
  * are public (crossrec.h): what `crossrec cpu`, `crossrec --version` and
  * every bench print. */
-
-/* ---- the CPU -------------------------------------------------------------- */
-/* Whether this CPU (and its OS, for the wider registers) can run `isa`;
- * if not and missing is non-NULL, *missing names the first feature lacking. */
-int         cr_isa_supported(cr_isa isa, const char **missing);
-const char *cr_isa_name(cr_isa isa);
-/* cr_isa by name; -1 if unknown. */
-int         cr_isa_parse(const char *name);
-/* The best level this CPU can run. */
-cr_isa      cr_isa_best(void);
-/* The features found, space-separated ("sse4.2 avx avx2 fma avx512f ..."),
- * and the CPU's model name, for `crossrec cpu` and bench outputs. */
-const char *cr_cpu_features(void);
-const char *cr_cpu_model(void);
 
 #endif /* CR_ISA_H */

@@ -310,7 +310,14 @@ void   cr_mse_backward(float *dpred, const float *pred, const float *label,
  * CR_PARALLEL_FOR(cond) is `#pragma omp parallel for if(cond)` when built with
  * OpenMP and nothing otherwise (so OMP=0 builds stay warning-free). Use it on
  * loops whose iterations write disjoint memory; cond keeps small calls serial,
- * where forking threads costs more than the work. */
+ * where forking threads costs more than the work.
+ * The kernel level of a call is the calling thread's (cr_thread_isa(), set
+ * from its context), a thread-local that OpenMP's worker threads do not
+ * inherit: a loop whose body calls an entry point that dispatches (cr_sgemm,
+ * any cr_<name> of isa.h's list) reads it before the region and sets it in
+ * the body, `int isa = cr_thread_isa();` ... `cr_set_thread_isa(isa);`.
+ * The files of src/kernels/isa/ never dispatch (isa/level.h), so their
+ * loops need nothing. */
 #define CR_PRAGMA_(x) _Pragma(#x)
 #ifdef _OPENMP
 #define CR_PARALLEL_FOR(cond) CR_PRAGMA_(omp parallel for schedule(static) if(cond))

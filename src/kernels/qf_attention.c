@@ -30,8 +30,10 @@ void cr_mha_forward(float *out, float *att, const float *q, const float *k, cons
     CR_ASSERT(ldq >= NH * HD && ldkv >= NH * HD);
     int C = NH * HD, BH = B * NH;
     float scale = (float)(1.0 / sqrt((double)HD));
+    int isa = cr_thread_isa(); /* the call's kernel set, for every thread (kernels.h) */
     CR_PARALLEL_FOR(BH > 1 && (size_t)BH * Tq * Tk * HD > CR_PAR_MIN_WORK)
     for (int bh = 0; bh < BH; bh++) {
+        cr_set_thread_isa(isa);
         int b = bh / NH, h = bh % NH;
         const float *Q = q + (size_t)b * Tq * ldq + (size_t)h * HD;
         const float *K = k + (size_t)b * Tk * ldkv + (size_t)h * HD;
@@ -81,8 +83,10 @@ void cr_mha_backward(float *dq, float *dk, float *dv, float *scratch, const floa
     if (!dq && !dk && !dv) return;
     int C = NH * HD, BH = B * NH;
     float scale = (float)(1.0 / sqrt((double)HD));
+    int isa = cr_thread_isa(); /* the call's kernel set, for every thread (kernels.h) */
     CR_PARALLEL_FOR(BH > 1 && (size_t)BH * Tq * Tk * HD > CR_PAR_MIN_WORK)
     for (int bh = 0; bh < BH; bh++) {
+        cr_set_thread_isa(isa);
         int b = bh / NH, h = bh % NH;
         const float *Q = q + (size_t)b * Tq * ldq + (size_t)h * HD;
         const float *K = k + (size_t)b * Tk * ldkv + (size_t)h * HD;

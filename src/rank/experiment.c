@@ -278,12 +278,22 @@ static cr_status stamp_write(const char *dir, uint64_t key, cr_error *e) {
 
 /* ---- teacher and labels ---------------------------------------------------------- */
 
+/* The thread count of a job: the context's (o->threads), else the
+ * study's `threads`, else `own`, the job's train.threads (0 = every CPU
+ * the process may use). A study is one call whose jobs may each name their
+ * own count, so this is set per job; cr_experiment's bracket restores the
+ * caller's count after the call. */
+static int job_threads(const study_ctx *c, int own) {
+    int n = c->o->threads >= 0 ? c->o->threads : c->st.threads >= 0 ? c->st.threads : own;
+    cr_set_threads(n);
+    return n;
+}
+
 /* epochs and max_steps are the students' budget; threads apply to every job */
 static void apply_overrides(const study_ctx *c, cr_rank_config *cfg, int student) {
     if (student && c->st.epochs > 0) cfg->train.epochs = c->st.epochs;
     if (student && c->st.max_steps > 0) cfg->train.max_steps = c->st.max_steps;
-    if (c->o->threads >= 0) cfg->train.threads = c->o->threads;
-    else if (c->st.threads >= 0) cfg->train.threads = c->st.threads;
+    cfg->train.threads = job_threads(c, cfg->train.threads);
 }
 
 static cr_status get_teacher(study_ctx *c, cr_error *e) {
@@ -336,6 +346,7 @@ static cr_status label_target(study_ctx *c, cr_error *e) {
                             .out = c->labelled, .coverage = cov, .dist = c->o->dist,
                             .force_default = c->o->map_default,
                             .n_force_default = c->o->n_map_default};
+        job_threads(c, 0); /* labelling has no config of its own */
         CR_TRY(cr_distill_label(&lo, NULL, e));
         CR_TRY(stamp_write(dir, key, e));
     } else {

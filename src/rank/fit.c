@@ -448,7 +448,8 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
     cr_train_cfg *t = &cfg->train;
     cr_status s;
     if (metrics) *metrics = NULL;
-    cr_set_threads(t->threads);
+    /* threads: the caller's count (the entry point set it from the context
+     * or train.threads); t->threads says what the config asked for */
     if ((s = cr_mkdirs(o->out_dir, e))) return s;
     snprintf(c.path_model, sizeof c.path_model, "%s/model.safetensors", o->out_dir);
     snprintf(c.path_last, sizeof c.path_last, "%s/last.safetensors", o->out_dir);

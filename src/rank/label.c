@@ -359,7 +359,6 @@ cr_status cr_distill_label(const cr_label_opts *o, cr_label_report *r, cr_error 
     if (r) memset(r, 0, sizeof *r);
     if (!o || !o->teacher || !o->map || !o->data || !o->out)
         return cr_err(e, CR_ERR_ARG, "label: teacher, map, data and out are required");
-    if (o->threads > 0) cr_set_threads(o->threads);
     label_ctx c;
     memset(&c, 0, sizeof c);
     c.o = o;

@@ -19,7 +19,6 @@ typedef struct cr_label_opts {
     const char *coverage;  /* optional coverage JSON; NULL = none */
     char        sep;       /* input separator; 0 = by extension (the output: by its own) */
     int         batch;     /* rows per forward pass; 0 = 1024 */
-    int         threads;   /* > 0: set the kernels' thread count; 0 = leave it */
     FILE       *progress;  /* a progress line, redrawn only on a terminal; NULL = none */
     const cr_dist *dist;   /* each rank labels its byte range of data; rank 0 joins the parts
                             * into out (the same bytes as one process) and writes coverage */

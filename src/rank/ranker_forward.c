@@ -215,14 +215,14 @@ cr_status cr_ranker_forward(const cr_ranker *m, cr_ranker_ws *ws, const cr_batch
         return CR_OK;
     }
     /* chunks in whole register tiles (12 rows) where the batch allows */
-    int per = ((B + nt - 1) / nt + 11) / 12 * 12;
+    int per = ((B + nt - 1) / nt + 11) / 12 * 12, isa = cr_thread_isa();
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static, 1) num_threads(nt)
 #endif
     for (int t = 0; t < nt; t++) {
         int r0 = t * per, n = B - r0 < per ? B - r0 : per;
         if (n <= 0) continue;
-        cr_set_threads(1); /* this thread's kernels only: the ICV is per task */
+        cr_set_threads(1), cr_set_thread_isa(isa); /* one thread, the call's set (per task) */
         cr_ranker_forward_range(m, ws, b, r0, n);
     }
     return CR_OK;

@@ -206,8 +206,10 @@ static cr_status cell_teacher(const cr_experiment_opts *o, const study *st, cons
         return cr_err(e, CR_ERR_LIMIT, "%s: path too long", source);
     }
     memcpy(cfg.data.path, source, strlen(source) + 1);
+    /* as a study's own teacher: the call's threads, else the study's, else its config's */
     if (o->threads >= 0) cfg.train.threads = o->threads;
     else if (st->threads >= 0) cfg.train.threads = st->threads;
+    cr_set_threads(cfg.train.threads); /* cr_experiment's bracket restores the caller's */
     if (o->progress) fprintf(o->progress, "sweep: training the teacher on %s\n", source);
     cr_fit_opts fo = {.out_dir = dir, .log = o->progress, .ctx = o->ctx};
     cr_status s = cr_rank_fit(&cfg, &fo, NULL, e);

@@ -236,6 +236,8 @@ cr_status cr_lm_pretrain(cr_ctx *ctx, const char *config, const char *out_dir, i
     CR_TRY(cr_lm_cfg_load(&c, config, e));
     cr_call k;
     CR_TRY(cr_call_begin(&k, ctx, "cr_lm_pretrain", e));
+    /* the context's thread count, else the config's train.threads */
+    cr_set_threads(cr_ctx_threads_for(k.ctx, c.threads));
     cr_lm_opts o = {.out_dir = out_dir, .resume = resume, .log = cr_ctx_log(k.ctx)};
     cr_lm_train_result local;
     cr_status s = cr_lm_train(&c, &o, r ? r : &local, e);

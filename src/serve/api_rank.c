@@ -69,7 +69,10 @@ cr_status cr_train(cr_ctx *ctx, const char *config, const char *out_dir, const c
     }
     cr_rank_config cfg;
     if ((s = cr_rank_config_load(&cfg, config, e))) goto done;
+    /* the context's thread count, else the config's train.threads, else
+     * every CPU; set once here, restored by cr_call_end */
     if (k.ctx->p.threads > 0) cfg.train.threads = k.ctx->p.threads;
+    cr_set_threads(cr_ctx_threads_for(k.ctx, cfg.train.threads));
     if (k.ctx->p.precision == CR_PRECISION_BF16) cfg.train.precision = CR_PRECISION_BF16;
     else if (k.ctx->p.precision == CR_PRECISION_INT8)
         s = cr_err(e, CR_ERR_ARG, "cr_train: training takes fp32 or bf16 precision, not int8");

@@ -27,7 +27,7 @@ cr_status cr_label(cr_ctx *ctx, const cr_label_args *a, char **coverage_json, cr
     CR_TRY(cr_call_begin(&k, ctx, "cr_label", e));
     cr_label_opts o = {.teacher = a->teacher, .map = a->map, .data = a->data, .out = a->out,
                        .coverage = a->coverage, .batch = a->batch,
-                       .threads = k.ctx->p.threads, .progress = cr_ctx_log(k.ctx),
+                       .progress = cr_ctx_log(k.ctx), /* threads: the bracket's */
                        .dist = k.ctx->p.dist, .ctx = k.ctx};
     cr_label_report r;
     memset(&r, 0, sizeof r);

@@ -424,8 +424,11 @@ static int cr_find_model(const cr_server *s, const char *name, size_t n) {
 /* Score body with model k by either protocol. */
 static enum MHD_Result cr_score_route(cr_server *s, struct MHD_Connection *c, cr_conn *cc, int ep,
                                       int k) {
-    /* the kernels of one request run on kernel_threads (OpenMP's setting
-     * is per calling thread, so set it on this one) */
+    /* the kernels of one request run on kernel_threads. This runs on one of
+     * the server's own worker threads (libmicrohttpd's pool), outside any
+     * cr_ctx call: OpenMP's thread count is an ICV of the calling thread,
+     * so setting it here changes this worker alone, for every request it
+     * serves, and no thread of the program that started the server. */
     cr_set_threads(s->cfg.kernel_threads);
     cr_served *sm = cr_acquire(s, k);
     cr_http_result hr = {0};

@@ -338,7 +338,6 @@ cr_status cr_lm_train(const cr_lm_cfg *c, const cr_lm_opts *o, cr_lm_result *r, 
     memset(&R, 0, sizeof R);
     R.c = c;
     R.o = o;
-    cr_set_threads(c->threads);
     cr_status s = setup(&R, e);
     if (s == CR_OK) {
         r->n_train = (int64_t)R.n_train;

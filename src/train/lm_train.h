@@ -30,7 +30,8 @@ typedef struct cr_lm_cfg {
     int64_t    steps;
     cr_optim_cfg opt;                  /* AdamW, warmup then cosine, clipped (optim.h) */
     uint64_t   seed;
-    int        threads;                /* 0 = all cores */
+    int        threads;                /* 0 = all cores; set by the entry point (cr_lm_pretrain)
+                                        * when its context leaves threads 0, never here */
     int64_t    eval_every;             /* steps; 0 = only at the end */
     int        eval_batches;           /* 0 = the whole validation split */
     int64_t    checkpoint_every;       /* steps; 0 = only at the end */

@@ -184,7 +184,11 @@ static inline cr_status fit(const char *cfg_path, const char *out, int resume, i
     size_t len = 0;
     FILE *lf = log ? open_memstream(&buf, &len) : NULL;
     cr_fit_opts o = {.out_dir = out, .resume = resume, .log = lf, .stop_after_steps = stop_after};
+    /* what cr_train does: the config's thread count, set by the caller */
+    int saved = cr_get_threads();
+    cr_set_threads(c.train.threads);
     cr_status s = cr_rank_fit(&c, &o, NULL, e);
+    cr_set_threads(saved);
     if (lf) {
         fclose(lf);
         *log = buf;

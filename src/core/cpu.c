@@ -1,15 +1,19 @@
 /*
- * cpu.c - what this CPU can run: its instruction-set features from CPUID,
+ * cpu.c - what this CPU can run, and which kernel level a caller asks for
+ * (CROSSREC_ISA, a context's kernels): its instruction-set features from CPUID,
  * checked against the register state the OS saves (XGETBV: a kernel that
  * does not save the upper halves of ymm/zmm registers cannot run AVX code
  * even on a CPU that has it), or from getauxval on arm64. Read once; the
  * answers never change. Compiled for the baseline ISA: nothing here may use
- * an instruction the check has not vouched for.
+ * an instruction the check has not vouched for. The kernels of each level
+ * are a layer up (src/kernels/isa.h); here are only their names.
  */
-#include "isa.h"
+#include "core.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -174,4 +178,62 @@ int cr_isa_supported(cr_isa isa, const char **missing) {
                 return 0;
             }
     return 1;
+}
+
+/* The levels the Makefile compiles (ISA_LEVELS), which dispatch.c's tables
+ * follow: the x86-64 levels, or scalar and neon on arm64, else scalar. */
+int cr_isa_built(cr_isa isa) {
+    switch (isa) {
+    case CR_ISA_SCALAR: return 1;
+#if defined(__x86_64__)
+    case CR_ISA_AVX2:
+    case CR_ISA_AVX512:
+    case CR_ISA_AVX512BF16: return 1;
+#elif defined(__aarch64__)
+    case CR_ISA_NEON: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+cr_isa cr_isa_best(void) {
+    for (int i = CR_ISA_COUNT - 1; i > CR_ISA_SCALAR; i--)
+        if (cr_isa_built((cr_isa)i) && cr_isa_supported((cr_isa)i, NULL)) return (cr_isa)i;
+    return CR_ISA_SCALAR;
+}
+
+cr_status cr_isa_request(const char *name, const char *what, cr_isa *isa, cr_error *e) {
+    *isa = cr_isa_best();
+    if (!name || !*name || !strcmp(name, "auto")) return CR_OK;
+    int i = cr_isa_parse(name);
+    if (i < 0)
+        return cr_err(e, CR_ERR_ARG, "%s: expected auto, scalar, avx2, avx512, avx512bf16 or neon",
+                      what);
+    if (!cr_isa_built((cr_isa)i))
+        return cr_err(e, CR_ERR_ARG, "%s: this build has no %s kernels (%s CPUs)", what, name,
+                      i == CR_ISA_NEON ? "arm64" : "x86-64");
+    const char *missing = NULL;
+    if (!cr_isa_supported((cr_isa)i, &missing))
+        return cr_err(e, CR_ERR_ARG, "%s: this CPU lacks %s (it has: %s); the best it runs is %s",
+                      what, missing ? missing : "a required feature", cr_cpu_features(),
+                      cr_isa_name(cr_isa_best()));
+    *isa = (cr_isa)i;
+    return CR_OK;
+}
+
+static cr_isa cr_isa_process;
+static pthread_once_t cr_isa_process_once = PTHREAD_ONCE_INIT;
+
+static void cr_isa_choose(void) {
+    const char *v = getenv("CROSSREC_ISA");
+    char what[64];
+    snprintf(what, sizeof what, "CROSSREC_ISA=%.40s", v ? v : "");
+    cr_error e = {0};
+    if (cr_isa_request(v, what, &cr_isa_process, &e) != CR_OK)
+        fprintf(stderr, "crossrec: %s; using %s\n", e.msg, cr_isa_name(cr_isa_process));
+}
+
+cr_isa cr_isa_default(void) {
+    pthread_once(&cr_isa_process_once, cr_isa_choose);
+    return cr_isa_process;
 }
