@@ -4,7 +4,8 @@
  * specification/protocol/inference_rest.md) writes it, driven with plain
  * HTTP: health (200 = true), server and model metadata with their fields,
  * model readiness with and without a version, inference with BYTES, FP32
- * and INT64 tensors whose outputs equal cr_model_score on the same rows,
+ * and INT64 tensors whose outputs equal cr_model_score on the same rows, a
+ * bag as lists the same as the bag as text,
  * the request id echoed, the outputs a request names and no others,
  * errors as {"error": $string} with a 4xx status, and two named models in
  * one server.
@@ -232,6 +233,33 @@ static void test_infer_matches_model(void **state) {
     free(b);
     cJSON_Delete(j);
     cJSON_Delete(j2);
+    /* a bag as lists (one element per candidate, item by item, integers
+     * as their digits) is the same as the bag as text; flat or nested */
+    static const char *const same[][2] = {
+        {"{\"inputs\":[{\"name\":\"item\",\"shape\":[3],\"datatype\":\"BYTES\",\"data\":[\"i1\",\"i2\",\"i3\"]},"
+         "{\"name\":\"tags\",\"shape\":[3],\"datatype\":\"BYTES\",\"data\":[[\"a\",\"b\"],[\"c\",7],[]]}]}",
+         "{\"inputs\":[{\"name\":\"item\",\"shape\":[3],\"datatype\":\"BYTES\",\"data\":[\"i1\",\"i2\",\"i3\"]},"
+         "{\"name\":\"tags\",\"shape\":[3],\"datatype\":\"BYTES\",\"data\":[\"a|b\",\"c|7\",\"\"]}]}"},
+        {"{\"inputs\":[{\"name\":\"item\",\"shape\":[3],\"datatype\":\"BYTES\",\"data\":[\"i1\",\"i2\",\"i3\"]},"
+         "{\"name\":\"tags\",\"shape\":[3,1],\"datatype\":\"BYTES\",\"data\":[[[\"a\",\"b\"]],[[\"c\",7]],[[]]]}]}",
+         "{\"inputs\":[{\"name\":\"item\",\"shape\":[3],\"datatype\":\"BYTES\",\"data\":[\"i1\",\"i2\",\"i3\"]},"
+         "{\"name\":\"tags\",\"shape\":[3,1],\"datatype\":\"BYTES\",\"data\":[[\"a|b\"],[\"c|7\"],[\"\"]]}]}"},
+        {"{\"inputs\":[{\"name\":\"item\",\"shape\":[2],\"datatype\":\"BYTES\",\"data\":[\"i1\",\"i2\"]},"
+         "{\"name\":\"tags\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[[\"b\",\"c\"]]}]}",
+         "{\"inputs\":[{\"name\":\"item\",\"shape\":[2],\"datatype\":\"BYTES\",\"data\":[\"i1\",\"i2\"]},"
+         "{\"name\":\"tags\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"b|c\"]}]}"},
+    };
+    for (size_t k = 0; k < sizeof same / sizeof same[0]; k++) {
+        assert_int_equal(post("/v2/models/m/infer", same[k][0], &j), 200);
+        assert_int_equal(post("/v2/models/m/infer", same[k][1], &j2), 200);
+        a = cJSON_PrintUnformatted(item(j, "outputs"));
+        b = cJSON_PrintUnformatted(item(j2, "outputs"));
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        cJSON_Delete(j);
+        cJSON_Delete(j2);
+    }
     /* the second model scores the same request differently */
     req = infer_request(crow, rows, 3, "[{\"name\":\"click\"}]");
     assert_int_equal(post("/v2/models/second/infer", req, &j), 200);
@@ -277,6 +305,10 @@ static void test_infer_errors(void **state) {
         {"{\"inputs\":[{\"name\":\"item\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"a\"]}]} x",
          "more than one JSON value"},
         {"not json", "not valid JSON"},
+        {"{\"inputs\":[{\"name\":\"tags\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[[\"a\",{}]]}]}",
+         "data[0][1]: expected a string or an integer (an item of a list), got an object"},
+        {"{\"inputs\":[{\"name\":\"tags\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[[\"a|b\"]]}]}",
+         "column 'tags': item 0 ('a|b') holds the separator '|'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cJSON *j;

@@ -3,7 +3,8 @@
  * candidate part per row) must give the plain forward's outputs for every
  * architecture and every split of the slots; bf16 and int8 stay within a
  * stated distance of fp32; the public cr_model_score_request equals
- * cr_model_score on the same rows, and its typed-column form equals it; the ranking formulas and the order are
+ * cr_model_score on the same rows, and its typed-column form equals it (a
+ * bag as a list column bit for bit as joined text); the ranking formulas and the order are
  * checked by hand; several threads share one model.
  */
 #include "util/testutil.h"
@@ -597,6 +598,92 @@ static void test_request_columns(void **state) {
     cr_model_free(m);
 }
 
+/* A bag given as a list column (items, no separator) scores bit for bit
+ * as the same bag given as joined text, in a request and in plain rows;
+ * an item holding the separator, and a list for a one-value input, are
+ * refused naming the candidate and the column. */
+static void test_list_column(void **state) {
+    (void)state;
+    cr_model_opts o;
+    cr_model_opts_defaults(&o);
+    cr_model *m = save_and_load(&o);
+    enum { N = 300 };
+    static const uint8_t split[NI] = {1, 0, 0, 1, 1, 0};
+    const char *context[NI], **cands = calloc(N * NI, sizeof(char *)),
+               **merged = calloc(N * NI, sizeof(char *));
+    int rows[N];
+    for (int i = 0; i < N; i++) rows[i] = (i * 13 + 5) % NROWS;
+    build_request(9, rows, N, split, context, cands, merged);
+    float want[N * 2], got[N * 2], rank_w[N], rank_g[N];
+    int64_t order_w[N], order_g[N];
+    cr_error e = {0};
+    cr_request rq = {context, N, cands};
+    cr_response rw = {want, rank_w, order_w, 0};
+    assert_int_equal(cr_model_score_request(m, &rq, &rw, &e), CR_OK);
+
+    /* each candidate's tags split by hand into items, with an empty item
+     * (skipped, as "a||b" is) after the first; lists two elements apart */
+    char (*buf)[32] = calloc(N, sizeof *buf);
+    const char **items = calloc(N * 8, sizeof(char *));
+    cr_text_list *lists = calloc(2 * N, sizeof *lists);
+    const char **item = malloc(N * sizeof(char *));
+    int n_items = 0;
+    for (int i = 0; i < N; i++) {
+        item[i] = cands[i * NI + 1];
+        snprintf(buf[i], sizeof buf[i], "%s", cands[i * NI + 2]);
+        const char **it = items + i * 8;
+        int n = 0;
+        for (char *save = NULL, *tok = strtok_r(buf[i], "|", &save); tok;
+             tok = strtok_r(NULL, "|", &save)) {
+            it[n++] = tok;
+            if (n == 1) it[n++] = "";
+        }
+        n_items += n > 1;
+        lists[2 * i] = (cr_text_list){it, n};
+        lists[2 * i + 1] = (cr_text_list){NULL, -1}; /* never read */
+    }
+    assert_true(n_items > N / 2); /* most candidates have a bag */
+    cr_column ctx[NI] = {{CR_COL_TEXT, &context[0], 1}, {0}, {0},
+                         {CR_COL_TEXT, &context[3], 1}, {CR_COL_TEXT, &context[4], 1}, {0}};
+    cr_column cand[NI] = {{0}, {CR_COL_TEXT, item, 1}, {CR_COL_TEXT_LIST, lists, 2},
+                          {0}, {0}, {CR_COL_TEXT, cands + 5, NI}};
+    cr_request_columns rc = {ctx, N, cand};
+    cr_response rg = {got, rank_g, order_g, 0};
+    assert_int_equal(cr_model_score_request_columns(m, &rc, &rg, &e), CR_OK);
+    assert_memory_equal(got, want, sizeof got);
+    assert_memory_equal(order_g, order_w, sizeof order_g);
+    assert_int_equal(rg.n_missing, rw.n_missing);
+
+    /* plain rows: the list column among text columns */
+    float want_rows[N * 2], got_rows[N * 2];
+    assert_int_equal(cr_model_score(m, N, merged, want_rows, &e), CR_OK);
+    cr_column cols[NI];
+    for (int j = 0; j < NI; j++) cols[j] = (cr_column){CR_COL_TEXT, merged + j, NI};
+    cols[2] = (cr_column){CR_COL_TEXT_LIST, lists, 2};
+    assert_int_equal(cr_model_score_columns(m, N, cols, got_rows, &e), CR_OK);
+    assert_memory_equal(got_rows, want_rows, sizeof got_rows);
+
+    /* refusals */
+    static const char *const joined[] = {"a|b"};
+    cr_text_list keep = lists[2 * 3];
+    lists[2 * 3] = (cr_text_list){joined, 1};
+    assert_int_equal(cr_model_score_request_columns(m, &rc, &rg, &e), CR_ERR_PARSE);
+    if (!strstr(e.msg, "candidates[3]: column 'tags': item 0 ('a|b') holds the separator '|'"))
+        fail_msg("%s", e.msg);
+    lists[2 * 3] = keep;
+    cand[1] = (cr_column){CR_COL_TEXT_LIST, lists, 2};
+    assert_int_equal(cr_model_score_request_columns(m, &rc, &rg, &e), CR_ERR_PARSE);
+    if (!strstr(e.msg, "candidates[0]: column 'item': expected one value, not a list"))
+        fail_msg("%s", e.msg);
+    free(item);
+    free(lists);
+    free(items);
+    free(buf);
+    free(cands);
+    free(merged);
+    cr_model_free(m);
+}
+
 static void test_formulas_and_order(void **state) {
     (void)state;
     cr_model_opts o;
@@ -702,6 +789,7 @@ int main(void) {
         cmocka_unit_test(test_request_lowp_naive),
         cmocka_unit_test(test_request_equals_score),
         cmocka_unit_test(test_request_columns),
+        cmocka_unit_test(test_list_column),
         cmocka_unit_test(test_formulas_and_order),
         cmocka_unit_test(test_threads_share_a_model),
     };

@@ -1,7 +1,8 @@
 /*
  * test_server.c - the HTTP server in-process on a free loopback port, with
  * a small socket client: served scores equal cr_model_score on the same
- * rows; /healthz and /metrics; a thousand malformed requests all answered
+ * rows; bags as JSON lists the same as bags as text, bad lists refused;
+ * /healthz and /metrics; a thousand malformed requests all answered
  * 4xx with the server still healthy; reloads (one of a corrupt file) under
  * load with no failed request; 16 connections at once with no error.
  * Every loop is bounded by a count, never by a clock.
@@ -233,6 +234,74 @@ static void test_malformed_requests(void **state) {
     free(req);
 }
 
+/* A bag as a JSON list goes to the encoder item by item: the same scores,
+ * bit for bit, as the bag as text (per candidate and in context, integers
+ * as their digits, a list beside texts in one column); a list item holding
+ * the separator, which only the list path refuses, and a list with an
+ * object, a null, a fraction or a nested list in it are 400s that name the
+ * item and what was expected. */
+static void test_lists(void **state) {
+    (void)state;
+    static const char *const same[][2] = {
+        {"{\"candidates\":[{\"item\":\"i1\",\"tags\":[\"a\",\"b\"]},{\"item\":\"i2\",\"tags\":[\"c\",7]},"
+         "{\"item\":\"i3\",\"tags\":[]},{\"item\":\"i4\",\"tags\":[\"b\",\"\",\"a\"]}]}",
+         "{\"candidates\":[{\"item\":\"i1\",\"tags\":\"a|b\"},{\"item\":\"i2\",\"tags\":\"c|7\"},"
+         "{\"item\":\"i3\",\"tags\":\"\"},{\"item\":\"i4\",\"tags\":\"b||a\"}]}"},
+        {"{\"context\":{\"tags\":[\"c\",\"a\"]},\"candidates\":[{\"item\":\"i1\"},{\"item\":\"i2\"}]}",
+         "{\"context\":{\"tags\":\"c|a\"},\"candidates\":[{\"item\":\"i1\"},{\"item\":\"i2\"}]}"},
+        {"{\"candidates\":[{\"tags\":[\"a\",\"c\"]},{\"tags\":\"b\"},{\"tags\":5},{\"tags\":null},{}]}",
+         "{\"candidates\":[{\"tags\":\"a|c\"},{\"tags\":\"b\"},{\"tags\":\"5\"},{\"tags\":\"\"},{}]}"},
+    };
+    for (size_t k = 0; k < sizeof same / sizeof same[0]; k++) {
+        char *raw1, *raw2;
+        const char *b1, *b2;
+        assert_int_equal(http("POST", "/v1/score", same[k][0], strlen(same[k][0]), &raw1, &b1), 200);
+        assert_int_equal(http("POST", "/v1/score", same[k][1], strlen(same[k][1]), &raw2, &b2), 200);
+        assert_string_equal(b1, b2); /* %.9g floats: equal text is equal bits */
+        free(raw1);
+        free(raw2);
+    }
+    /* the bags matter: another list, other scores */
+    {
+        static const char *const x = "{\"candidates\":[{\"item\":\"i1\",\"tags\":[\"a\"]}]}",
+                                 *y = "{\"candidates\":[{\"item\":\"i1\",\"tags\":[\"c\",\"b\"]}]}";
+        char *raw1, *raw2;
+        const char *b1, *b2;
+        assert_int_equal(http("POST", "/v1/score", x, strlen(x), &raw1, &b1), 200);
+        assert_int_equal(http("POST", "/v1/score", y, strlen(y), &raw2, &b2), 200);
+        assert_true(strcmp(b1, b2) != 0);
+        free(raw1);
+        free(raw2);
+    }
+    static const struct { const char *body, *kind, *needle; } bad[] = {
+        {"{\"candidates\":[{\"tags\":[\"a\",{\"id\":1}]}]}", "wrong_type",
+         "candidates[0].tags[1]: expected a string or an integer (an item of a list), got an object"},
+        {"{\"candidates\":[{},{\"tags\":[\"a\",null]}]}", "wrong_type",
+         "candidates[1].tags[1]: expected a string or an integer (an item of a list), got null"},
+        {"{\"context\":{\"tags\":[[\"a\"]]},\"candidates\":[{}]}", "wrong_type",
+         "context.tags[0]: expected a string or an integer (an item of a list), got a list"},
+        {"{\"candidates\":[{\"tags\":[1.5]}]}", "wrong_type", "got a number with a fraction"},
+        {"{\"candidates\":[{\"tags\":[true]}]}", "wrong_type", "got a boolean"},
+        {"{\"candidates\":[{\"tags\":[\"a|b\"]}]}", "bad_value",
+         "candidates[0]: column 'tags': item 0 ('a|b') holds the separator '|'"},
+        {"{\"candidates\":[{\"tags\":[\"a\"]},{\"tags\":\"b|c\"}]}", "bad_value",
+         "the text 'b|c' holds the separator '|' while other candidates give lists"},
+        {"{\"candidates\":[{\"item\":[\"i1\"]}]}", "wrong_type",
+         "candidates[0].item: expected a string or a number, got a list"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char *raw;
+        const char *body;
+        int st = http("POST", "/v1/score", bad[k].body, strlen(bad[k].body), &raw, &body);
+        char kind[64];
+        snprintf(kind, sizeof kind, "\"kind\":\"%s\"", bad[k].kind);
+        if (st != 400 || !strstr(body, kind) || !strstr(body, bad[k].needle))
+            fail_msg("list case %zu: status %d, body %s (want 400, %s, '%s')", k, st, body,
+                     bad[k].kind, bad[k].needle);
+        free(raw);
+    }
+}
+
 /* ---- load ------------------------------------------------------------------------------ */
 
 typedef struct client {
@@ -373,6 +442,7 @@ int main(void) {
         cmocka_unit_test(test_scores_match_model),
         cmocka_unit_test(test_healthz_and_metrics),
         cmocka_unit_test(test_malformed_requests),
+        cmocka_unit_test(test_lists),
         cmocka_unit_test(test_reload_under_load),
         cmocka_unit_test(test_sixteen_connections),
         cmocka_unit_test(test_serve_config),

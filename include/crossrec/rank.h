@@ -42,16 +42,26 @@ CR_API cr_status   cr_model_score(const cr_model *m, int64_t n, const char *cons
  * and bucketized inputs directly (NaN = missing: the feature's default),
  * and an integral number is an id for a categorical input (looked up as
  * its decimal text, as the CSV reader sees it). Text columns are as in
- * cr_model_score (NULL or "" = missing). Row r of a column is
+ * cr_model_score (NULL or "" = missing). A text-list column gives a
+ * multi-valent input its bag item by item, with no separator: row r is a
+ * cr_text_list of n single values (n = 0: missing, an empty bag; a NULL or
+ * "" item is skipped; an item holding the feature's separator is an error,
+ * as is a list for an input that takes one value). Row r of a column is
  * data[r * stride] (stride 0 = 1), so the columns of a row-major table or of
  * a data frame pass without copies. */
 typedef enum cr_column_type {
-    CR_COL_TEXT = 0, /* const char *const *: one string per row */
-    CR_COL_F64 = 1,  /* const double * */
-    CR_COL_F32 = 2,  /* const float * */
-    CR_COL_I64 = 3,  /* const int64_t * */
-    CR_COL_I32 = 4   /* const int32_t * */
+    CR_COL_TEXT = 0,     /* const char *const *: one string per row */
+    CR_COL_F64 = 1,      /* const double * */
+    CR_COL_F32 = 2,      /* const float * */
+    CR_COL_I64 = 3,      /* const int64_t * */
+    CR_COL_I32 = 4,      /* const int32_t * */
+    CR_COL_TEXT_LIST = 5 /* const cr_text_list *: one list per row (multi-valent inputs) */
 } cr_column_type;
+
+typedef struct cr_text_list {
+    const char *const *items; /* (n) */
+    int64_t            n;
+} cr_text_list;
 
 typedef struct cr_column {
     cr_column_type type;

@@ -3,7 +3,8 @@
 Scoring hands each input column to the library as it is: numeric columns
 (float64, float32, int64, int32) pass without a copy when their layout
 allows (a stride is fine), text columns as one block of bytes with
-pointers into it, categoricals through their categories. The GIL is
+pointers into it, lists (a multi-valent input's bags) item by item as
+list columns, categoricals through their categories. The GIL is
 released while the library computes, so threads score in parallel."""
 from __future__ import annotations
 
@@ -43,18 +44,17 @@ def _as_frame(frame: Frame) -> pd.DataFrame:
 class _Text:
     """A column of strings as char* pointers into one block of bytes (None
     and NaN become NULL: missing). ASCII columns are converted by numpy in
-    one pass into fixed-width NUL-terminated slots; others, and lists for a
-    multi-valent input, a value at a time."""
+    one pass into fixed-width NUL-terminated slots; others a value at a
+    time."""
 
-    def __init__(self, values: Sequence[Any], sep: Optional[str] = None):
+    def __init__(self, values: Sequence[Any]):
         arr = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
         n = len(arr)
         if arr.dtype == object and self._joined(arr.tolist()):
             return
         missing = np.asarray(pd.isna(arr), bool)
         fixed = None
-        if arr.dtype.kind in "OUS" and not (sep and any(isinstance(v, (list, tuple, set))
-                                                        for v in arr[:64])):
+        if arr.dtype.kind in "OUS":
             try:
                 fixed = np.asarray(np.where(missing, "", arr) if missing.any() else arr, dtype="S")
             except (UnicodeEncodeError, ValueError, TypeError):
@@ -73,8 +73,6 @@ class _Text:
                 if missing[i]:
                     offsets[i] = 0
                     continue
-                if sep is not None and isinstance(v, (list, tuple, set, np.ndarray)):
-                    v = sep.join(str(x) for x in v)
                 b = str(v).encode("utf-8") + b"\0"
                 offsets[i] = pos
                 parts.append(b)
@@ -118,6 +116,58 @@ class _Text:
             starts[1:] = np.cumsum(lens[:-1] + 1).astype(np.uint64)
         self._set(starts + np.uint64(self.blob.__array_interface__["data"][0]))
         return True
+
+
+def _is_list(v: Any) -> bool:
+    return isinstance(v, (list, tuple, np.ndarray))
+
+
+class _Lists:
+    """A column of lists (or tuples) for a multi-valent input as one
+    cr_text_list per row: each item a single value handed to the library as
+    it is (a str, or an integer id as its digits), never joined with the
+    separator for the library to split again. A str among the lists is a
+    list of one (it may not hold the separator); None, NaN and [] are
+    missing (an empty bag)."""
+
+    def __init__(self, values: Sequence[Any], column: str, sep: Optional[str]):
+        n = len(values)
+        rows, total = [], 0
+        for r, v in enumerate(values):
+            if _is_list(v):
+                items = list(v)
+            elif v is None or (isinstance(v, float) and v != v):
+                items = []
+            elif isinstance(v, str):
+                if sep and sep in v:
+                    raise ValueError(f"column '{column}', row {r}: the text {v[:60]!r} holds the "
+                                     f"separator {sep!r} while other rows give lists; give every "
+                                     f"row as a list, or every row as text")
+                items = [v] if v else []
+            else:
+                items = [v]
+            enc = []
+            for k, x in enumerate(items):
+                if isinstance(x, str):
+                    enc.append(x.encode("utf-8"))
+                elif isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
+                    enc.append(str(int(x)).encode())
+                else:
+                    raise ValueError(f"column '{column}', row {r}, item {k}: expected a str or an "
+                                     f"int (an item of a list), got {type(x).__name__} {x!r:.60}")
+            rows.append(enc)
+            total += len(enc)
+        self.blob = ffi.new("char[]", b"".join(b + b"\0" for enc in rows for b in enc) or b"\0")
+        self.items = ffi.new("const char *[]", max(total, 1))
+        self.lists = ffi.new("cr_text_list[]", max(n, 1))
+        at, k = 0, 0
+        for r, enc in enumerate(rows):
+            self.lists[r].items = self.items + k
+            self.lists[r].n = len(enc)
+            for b in enc:
+                self.items[k] = self.blob + at
+                at += len(b) + 1
+                k += 1
 
 
 class Model:
@@ -180,7 +230,8 @@ class Model:
     def _columns(self, df: pd.DataFrame, skip=frozenset()):
         """The frame's columns as typed C columns, one per input (inputs in
         skip are left empty): numbers as they are, without copies where the
-        layout allows; text as pointers into one block of bytes."""
+        layout allows; text as pointers into one block of bytes; a column
+        holding lists (bags) as a list column, item by item."""
         n = len(df)
         cols = ffi.new("cr_column[]", max(len(self.inputs), 1))
         keep = []
@@ -205,6 +256,13 @@ class Model:
                 cols[i].stride = 1
                 continue
             arr = s.to_numpy()
+            if inp.kind == "multi" and arr.dtype == object and any(map(_is_list, arr)):
+                ls = _Lists(arr, inp.column, inp.sep)
+                keep.append(ls)
+                cols[i].type = lib.CR_COL_TEXT_LIST
+                cols[i].data = ls.lists
+                cols[i].stride = 1
+                continue
             if arr.dtype == np.bool_:
                 arr = arr.astype(np.int32)
             kind = _NUMERIC.get(arr.dtype)
@@ -218,7 +276,7 @@ class Model:
                     ffi.cast("void *", arr.__array_interface__["data"][0])
                 cols[i].stride = arr.strides[0] // size if n else 1
             else:
-                tx = _Text(arr, inp.sep)
+                tx = _Text(arr)
                 keep.append(tx)
                 cols[i].type = lib.CR_COL_TEXT
                 cols[i].data = tx.ptr
@@ -275,15 +333,20 @@ class Model:
     def _context(self, context: Mapping[str, Any]):
         """The context's values as one-row typed columns (data NULL marks a
         candidate input): integers and floats as numbers, text as text,
-        lists of a multi-valent input joined with its separator."""
+        lists (a multi-valent input's bag) as a list, item by item."""
         cols = ffi.new("cr_column[]", max(len(self.inputs), 1))
         keep = []
         for i, inp in enumerate(self.inputs):
             if inp.column not in context:
                 continue
             v = context[inp.column]
-            if isinstance(v, (list, tuple)) and inp.sep:
-                v = inp.sep.join(str(x) for x in v)
+            if _is_list(v):
+                buf = _Lists([v], inp.column, inp.sep)
+                cols[i].type = lib.CR_COL_TEXT_LIST
+                cols[i].data = buf.lists
+                keep.append(buf)
+                cols[i].stride = 1
+                continue
             if isinstance(v, (bool, np.bool_)):
                 v = int(v)
             if isinstance(v, (int, np.integer)):

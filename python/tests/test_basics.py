@@ -222,19 +222,65 @@ def test_lm_equals_cli():
 
 def test_text_columns_reach_c_unchanged():
     """Every path that turns a column of text into C strings: plain ASCII,
-    non-ASCII, missing values (None, NaN, "") and lists for a bag."""
+    non-ASCII, missing values (None, NaN, ""); lists for a bag are list
+    columns (test_list_columns)."""
     from crossrec._ffi import ffi
     from crossrec.model import _Text
     cases = [
-        (["a", "bc", "", "d"], None, [b"a", b"bc", b"", b"d"]),
-        (["Amélie", "東京", "x"], None, ["Amélie".encode(), "東京".encode(), b"x"]),
-        (["a", None, float("nan"), "b"], None, [b"a", None, None, b"b"]),
-        ([["A", "B"], ["C"], []], "|", [b"A|B", b"C", b""]),
-        ([1, 2.5, "x"], None, [b"1", b"2.5", b"x"]),
+        (["a", "bc", "", "d"], [b"a", b"bc", b"", b"d"]),
+        (["Amélie", "東京", "x"], ["Amélie".encode(), "東京".encode(), b"x"]),
+        (["a", None, float("nan"), "b"], [b"a", None, None, b"b"]),
+        ([1, 2.5, "x"], [b"1", b"2.5", b"x"]),
     ]
-    for values, sep, want in cases:
-        t = _Text(values, sep)
+    for values, want in cases:
+        t = _Text(values)
         got = [None if t.addr[i] == 0 else ffi.string(ffi.cast("const char *", int(t.addr[i])))
                for i in range(len(values))]
         # a missing value is NULL or "": both are missing to the library
         assert [g or None for g in got] == [w or None for w in want], (values, got)
+
+
+def test_list_columns(model, frame):
+    """A multi-valent input's bags as Python lists reach the library item by
+    item (a list column, never joined): the same scores, bit for bit, as the
+    bags as text, in rows and in a request's candidates and context; a bad
+    item is refused naming the column, the row and the item."""
+    from crossrec._ffi import ffi
+    from crossrec.model import _Lists
+    rows = frame.iloc[:80]
+    want = model.score(rows)
+    multi = [i for i in model.inputs if i.kind == "multi"]
+    assert {i.column for i in multi} == {"last_items", "genres"}
+    lists = rows.copy()
+    for inp in multi:
+        lists[inp.column] = [tuple(v.split(inp.sep)) if isinstance(v, str) and v else []
+                             for v in rows[inp.column]]
+    assert any(len(v) > 1 for v in lists["genres"])
+    np.testing.assert_array_equal(model.score(lists), want)
+    # the items really go one by one: a list of one item holding the separator is refused
+    bad = lists.copy()
+    bad.at[bad.index[2], "genres"] = ["Comedy|Drama"]
+    with pytest.raises(crossrec.ParseError) as ei:
+        model.score(bad)
+    assert "row 2: column 'genres': item 0 ('Comedy|Drama') holds the separator '|'" in str(ei.value)
+    bad.at[bad.index[2], "genres"] = ["Comedy", 1.5]
+    with pytest.raises(ValueError) as ei:
+        model.score(bad)
+    assert "column 'genres', row 2, item 1: expected a str or an int" in str(ei.value)
+    # integer ids as their digits, a text among the lists as a list of one
+    ls = _Lists([["a", 12, np.int64(7)], "b", None, []], "c", "|")
+    got = [[ffi.string(ls.lists[r].items[k]) for k in range(ls.lists[r].n)] for r in range(4)]
+    assert got == [[b"a", b"12", b"7"], [b"b"], [], []]
+    # a request: candidates' bags and the context's as lists
+    req = frame[frame["request_id"] == frame["request_id"].iloc[0]]
+    ctx_cols = ["user_id", "last_items", "hist_count", "hist_mean_rating"]
+    context = {c: req[c].iloc[0] for c in ctx_cols}
+    s_text, o_text = model.score_request(context, req)
+    lreq = req.copy()
+    lreq["genres"] = [v.split("|") if isinstance(v, str) and v else [] for v in req["genres"]]
+    lctx = dict(context)
+    v = context["last_items"]
+    lctx["last_items"] = v.split("|") if isinstance(v, str) and v else []
+    s_list, o_list = model.score_request(lctx, lreq)
+    np.testing.assert_array_equal(s_list, s_text)
+    np.testing.assert_array_equal(o_list, o_text)

@@ -538,24 +538,18 @@ static int csv_fast_double(const char *s, const char *end, double *out) {
 
 static int csv_is_space(char ch) { return ch == ' ' || ch == '\t'; }
 
-cr_status cr_csv_double(const cr_csv *c, int col, double *out, int *missing, cr_error *e) {
-    size_t n;
-    const char *s = cr_csv_field(c, col, &n);
+int cr_parse_number(const char *s, size_t n, double *out, int *empty, const char **why) {
     const char *end = s + n;
-    if (missing) *missing = 0;
+    *empty = 0;
+    *why = "expected a number";
     while (s < end && csv_is_space(*s)) s++;
     while (end > s && csv_is_space(end[-1])) end--;
     if (s == end) {
-        if (missing) {
-            *missing = 1;
-            *out = 0;
-            return CR_OK;
-        }
-        return cr_err(e, CR_ERR_PARSE, "%s:%lld:%d: expected a number in column '%.100s', got an empty field",
-                      c->path, (long long)c->line, col + 1, c->names[col]);
+        *empty = 1;
+        *out = 0;
+        return 1;
     }
-    if (csv_fast_double(s, end, out)) return CR_OK;
-    const char *why = "expected a number";
+    if (csv_fast_double(s, end, out)) return 1;
     /* Only decimal notation: strtod would also take hex and "infinity". */
     for (const char *p = s; p < end; p++)
         if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '+' || *p == 'e' ||
@@ -564,33 +558,45 @@ cr_status cr_csv_double(const cr_csv *c, int col, double *out, int *missing, cr_
             for (int i = 0; i < 3 && s + i < end; i++) low[i] = (char)(s[i] | 0x20);
             if (strcmp(low, "nan") == 0 || strcmp(low, "inf") == 0 ||
                 (end - s > 1 && (*s == '-' || *s == '+') && ((s[1] | 0x20) == 'n' || (s[1] | 0x20) == 'i')))
-                why = "expected a finite number (NaN and infinity are not allowed)";
-            goto bad;
+                *why = "expected a finite number (NaN and infinity are not allowed)";
+            return 0;
         }
-    {
-        char tmp[128];
-        if ((size_t)(end - s) >= sizeof tmp) goto bad;
-        memcpy(tmp, s, (size_t)(end - s));
-        tmp[end - s] = 0;
-        char *stop;
-        errno = 0;
-        double v = strtod(tmp, &stop);
-        if (stop != tmp + (end - s)) goto bad;
-        if (errno == ERANGE && fabs(v) > 1.0) {
-            why = "expected a number that fits a double (overflow)";
-            goto bad;
-        }
-        if (!isfinite(v)) {
-            why = "expected a finite number";
-            goto bad;
-        }
-        *out = v; /* an underflow to 0 or a denormal is kept */
-        return CR_OK;
+    char tmp[128];
+    if ((size_t)(end - s) >= sizeof tmp) return 0;
+    memcpy(tmp, s, (size_t)(end - s));
+    tmp[end - s] = 0;
+    char *stop;
+    errno = 0;
+    double v = strtod(tmp, &stop);
+    if (stop != tmp + (end - s)) return 0;
+    if (errno == ERANGE && fabs(v) > 1.0) {
+        *why = "expected a number that fits a double (overflow)";
+        return 0;
     }
-bad:
+    if (!isfinite(v)) {
+        *why = "expected a finite number";
+        return 0;
+    }
+    *out = v; /* an underflow to 0 or a denormal is kept */
+    return 1;
+}
+
+cr_status cr_csv_double(const cr_csv *c, int col, double *out, int *missing, cr_error *e) {
+    size_t n;
+    const char *s = cr_csv_field(c, col, &n), *why;
+    int empty;
+    if (missing) *missing = 0;
+    if (cr_parse_number(s, n, out, &empty, &why)) {
+        if (!empty) return CR_OK;
+        if (missing) {
+            *missing = 1;
+            return CR_OK;
+        }
+        return cr_err(e, CR_ERR_PARSE, "%s:%lld:%d: expected a number in column '%.100s', got an empty field",
+                      c->path, (long long)c->line, col + 1, c->names[col]);
+    }
     return cr_err(e, CR_ERR_PARSE, "%s:%lld:%d: %s in column '%.100s', got '%.60s'%s", c->path,
-                  (long long)c->line, col + 1, why, c->names[col], cr_csv_field(c, col, NULL),
-                  n > 60 ? "..." : "");
+                  (long long)c->line, col + 1, why, c->names[col], s, n > 60 ? "..." : "");
 }
 
 cr_status cr_csv_int64(const cr_csv *c, int col, int64_t *out, cr_error *e) {

@@ -44,6 +44,10 @@ const char *cr_csv_field(const cr_csv *c, int col, size_t *len);
  * NULL an empty field is an error). NaN, inf and junk are errors that name
  * file:line:column and the column's name. */
 cr_status   cr_csv_double(const cr_csv *c, int col, double *out, int *missing, cr_error *e);
+/* The same reading of a number from n bytes of text: blanks around it
+ * ignored, decimal notation only, finite. 1 with *out (and *empty = 1, *out
+ * = 0 for blank text), or 0 with what was expected in *why. */
+int         cr_parse_number(const char *s, size_t n, double *out, int *empty, const char **why);
 cr_status   cr_csv_int64(const cr_csv *c, int col, int64_t *out, cr_error *e);
 
 /* Streaming writer (through cr_atomic_file): quotes fields that need it. */

@@ -271,22 +271,6 @@ static cr_status intern_id(cr_vocab *v, const char *s, size_t len, int64_t *id, 
     return CR_OK;
 }
 
-/* One categorical value (or multi token) while reading: the final id, or
- * when fitting 1 + its index in the first-appearance dictionary (0 = empty). */
-static cr_status encode_id(cr_loader *ld, int i, const char *v, size_t len, int32_t *id,
-                           cr_error *e) {
-    const cr_feature *own = &ld->s->features[ld->owner[i]];
-    cr_vocab *raw = ld->raw[ld->owner[i]];
-    if (!raw || len == 0) {
-        *id = cr_feature_id(own, v, len);
-        return CR_OK;
-    }
-    int32_t k;
-    CR_TRY(cr_vocab_intern(raw, v, len, 1, &k, e));
-    *id = k + 1;
-    return CR_OK;
-}
-
 static cr_status row_split(cr_loader *ld, cr_dataset *ds, int64_t r, int64_t line,
                            const char *gval, size_t glen, cr_error *e) {
     const cr_data_cfg *cfg = ld->cfg;
@@ -326,6 +310,19 @@ static cr_status row_split(cr_loader *ld, cr_dataset *ds, int64_t r, int64_t lin
     return CR_OK;
 }
 
+/* A feature's field that the encoder refused: where, in the CSV's words. */
+static cr_status bad_field(cr_loader *ld, int i, int64_t line, int col, const cr_value *v,
+                           double x, cr_error *e) {
+    const cr_feature *f = &ld->s->features[i];
+    if (v->fail == CR_VALUE_LOG1P)
+        return cr_err(e, CR_ERR_PARSE, "%s:%lld:%d: features[%d] '%s' takes log1p, which needs "
+                      "values >= -1 in column '%s', got %g", ld->cfg->path, (long long)line,
+                      col + 1, i, f->name, f->column, x);
+    return cr_err(e, CR_ERR_PARSE, "%s:%lld:%d: %s in column '%.100s', got '%.60s'%s",
+                  ld->cfg->path, (long long)line, col + 1, v->why, f->column, v->s,
+                  v->len > 60 ? "..." : "");
+}
+
 static cr_status row_features(cr_loader *ld, cr_dataset *ds, int64_t r, int64_t line,
                               cr_error *e) {
     const cr_schema *s = ld->s;
@@ -333,51 +330,32 @@ static cr_status row_features(cr_loader *ld, cr_dataset *ds, int64_t r, int64_t 
         const cr_feature *f = &s->features[i];
         int col = ld->feat_col[i], k = ld->slot[i];
         size_t len;
-        const char *v = cr_csv_field(ld->csv, col, &len);
-        double x;
-        int missing;
-        if (ld->cfg->keep_raw) ds->raw[r * s->n_features + i] = NAN;
+        const char *text = cr_csv_field(ld->csv, col, &len);
+        cr_encoder c;
+        cr_encoder_init(&c, s, i, ld->raw[ld->owner[i]], 0);
+        cr_value v;
+        cr_value_text(&v, text, len);
+        cr_status st = CR_OK;
+        double x = NAN;
         switch (f->kind) {
-        case CR_FEAT_CATEGORICAL:
-            CR_TRY(encode_id(ld, i, v, len, &ds->cat[r * s->n_cat + k], e));
-            break;
+        case CR_FEAT_CATEGORICAL: st = cr_encode_id(&c, &v, &ds->cat[r * s->n_cat + k], e); break;
         case CR_FEAT_MULTI: {
-            int64_t *off = ds->bag_off[k];
-            int64_t at = off[r];
-            for (size_t a = 0; a < len;) {
-                size_t b = a;
-                while (b < len && v[b] != f->sep) b++;
-                if (b > a) { /* empty tokens ("a||b") are skipped */
-                    CR_TRY(cr_grow((void **)&ds->bag_ids[k], &ld->bag_cap[k], (size_t)at + 1,
-                                   sizeof *ds->bag_ids[k], e));
-                    CR_TRY(encode_id(ld, i, v + a, b - a, &ds->bag_ids[k][at], e));
-                    at++;
-                }
-                a = b + 1;
-            }
-            off[r + 1] = at;
+            int64_t at = ds->bag_off[k][r];
+            st = cr_encode_bag(&c, &v, &ds->bag_ids[k], &ld->bag_cap[k], &at, e);
+            ds->bag_off[k][r + 1] = at;
             break;
         }
-        case CR_FEAT_BUCKET:
-            CR_TRY(cr_csv_double(ld->csv, col, &x, &missing, e));
-            ds->cat[r * s->n_cat + k] = missing ? 0 : cr_feature_bucket(f, x);
-            if (ld->cfg->keep_raw && !missing) ds->raw[r * s->n_features + i] = x;
-            break;
-        case CR_FEAT_NUMERIC:
-            CR_TRY(cr_csv_double(ld->csv, col, &x, &missing, e));
-            if (ld->cfg->keep_raw && !missing) ds->raw[r * s->n_features + i] = x;
-            if (missing) x = f->default_value;
-            if (cr_feature_takes_log(f)) {
-                if (x < -1)
-                    return cr_err(e, CR_ERR_PARSE, "%s:%lld:%d: features[%d] '%s' takes log1p, "
-                                  "which needs values >= -1 in column '%s', got %g",
-                                  ld->cfg->path, (long long)line, col + 1, i, f->name,
-                                  f->column, x);
-                x = log1p(x);
-            }
-            ld->num[r * s->n_dense + k] = x;
-            break;
+        case CR_FEAT_BUCKET: st = cr_encode_bucket(&c, &v, &ds->cat[r * s->n_cat + k], e); break;
+        case CR_FEAT_NUMERIC: st = cr_encode_number(&c, &v, &ld->num[r * s->n_dense + k], e); break;
         }
+        if (st == CR_ERR_PARSE && v.fail) {
+            x = v.missing ? f->default_value : v.x;
+            return bad_field(ld, i, line, col, &v, x, e);
+        }
+        if (st) return st;
+        if (ld->cfg->keep_raw)
+            ds->raw[r * s->n_features + i] =
+                (f->kind == CR_FEAT_BUCKET || f->kind == CR_FEAT_NUMERIC) && !v.missing ? v.x : NAN;
     }
     return CR_OK;
 }
@@ -648,13 +626,11 @@ static cr_status finish_layout(cr_loader *ld, cr_dataset *ds, cr_error *e) {
         return cr_err(e, CR_ERR_NOMEM, "out of memory laying out %zu rows", n);
     for (int k = 0; k < nd; k++) {
         const cr_feature *f = &s->features[s->dense_feat[k]];
-        int z = f->transform == CR_TX_ZSCORE || f->transform == CR_TX_LOG1P_ZSCORE;
-        /* The same arithmetic as cr_feature_transform, so serving one row
-         * gives bit-identical inputs. */
-        double mean = z ? f->mean : 0, sd = z && f->std > 0 ? f->std : 1.0;
+        /* The last step of cr_feature_transform, so serving one row gives
+         * bit-identical inputs. */
         for (size_t r = 0; r < n; r++)
             ds->dense[r * (size_t)nd + (size_t)k] =
-                (float)((ld->num[r * (size_t)nd + (size_t)k] - mean) / sd);
+                cr_feature_zscore(f, ld->num[r * (size_t)nd + (size_t)k]);
     }
     for (size_t r = 0; r < n; r++) {
         for (int t = 0; t < nt; t++) {

@@ -1,8 +1,8 @@
 /*
  * schema.c - what the features and tasks are once parsed: the derived model
- * inputs (cat, multi and dense slots; embedding tables after sharing), the
- * per-value encoders, and the JSON form a checkpoint carries so new data is
- * encoded exactly as at training time. Never reads data or config files.
+ * inputs (cat, multi and dense slots; embedding tables after sharing) and
+ * the JSON form a checkpoint carries so new data is encoded exactly as at
+ * training time (the encoders themselves are encode.c). Never reads data or config files.
  */
 #include "config.h"
 
@@ -36,79 +36,6 @@ void cr_schema_free(cr_schema *s) {
     s->features = NULL;
     s->tasks = NULL;
     s->n_features = s->n_tasks = 0;
-}
-
-/* ---- encoders --------------------------------------------------------------------- */
-
-int cr_feature_owner(const cr_schema *s, int feature) {
-    CR_ASSERT(feature >= 0 && feature < s->n_features);
-    /* share always names an earlier feature (checked by cr_schema_finish),
-     * so this walk ends. */
-    for (int hops = 0; s->features[feature].share[0]; hops++) {
-        CR_ASSERT(hops <= s->n_features);
-        int j = 0;
-        while (j < feature && strcmp(s->features[j].name, s->features[feature].share)) j++;
-        CR_ASSERT(j < feature);
-        feature = j;
-    }
-    return feature;
-}
-
-int32_t cr_feature_id(const cr_feature *owner, const char *s, size_t len) {
-    if (len == 0) return 0;
-    if (owner->hash_buckets > 0)
-        return (int32_t)(1 + cr_hash64(s, len) % (uint64_t)owner->hash_buckets);
-    return owner->vocab ? cr_vocab_lookup(owner->vocab, s, len) : 0;
-}
-
-int32_t cr_feature_bucket(const cr_feature *f, double x) {
-    /* upper bound: the first boundary strictly greater than x */
-    int lo = 0, hi = f->n_boundaries;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (f->boundaries[mid] > x) hi = mid;
-        else lo = mid + 1;
-    }
-    return 1 + lo;
-}
-
-int cr_feature_takes_log(const cr_feature *f) {
-    return f->transform == CR_TX_LOG1P || f->transform == CR_TX_LOG1P_ZSCORE;
-}
-
-float cr_feature_transform(const cr_feature *f, double x) {
-    if (cr_feature_takes_log(f)) x = log1p(x);
-    if (f->transform == CR_TX_ZSCORE || f->transform == CR_TX_LOG1P_ZSCORE)
-        x = (x - f->mean) / (f->std > 0 ? f->std : 1.0);
-    return (float)x;
-}
-
-int cr_feature_value_ok(const cr_feature *f, double x, char *why, size_t cap) {
-    if (cr_feature_takes_log(f) && !(x >= -1)) {
-        snprintf(why, cap, "expected a number >= -1 (the transform takes log1p)");
-        return 0;
-    }
-    double v = cr_feature_takes_log(f) ? log1p(x) : x;
-    if (f->lo <= f->hi) {
-        double w = f->hi - f->lo, m = fmax(fabs(f->lo), fabs(f->hi));
-        w = fmax(w, fmax(m, 1.0)); /* a constant column keeps some room */
-        double lo = f->lo - CR_FEATURE_RANGE_WIDTHS * w, hi = f->hi + CR_FEATURE_RANGE_WIDTHS * w;
-        if (!(v >= lo && v <= hi)) {
-            double a = cr_feature_takes_log(f) ? expm1(lo) : lo;
-            double b = cr_feature_takes_log(f) ? expm1(hi) : hi;
-            snprintf(why, cap, "expected a number from %.6g to %.6g (the training values span %.6g to %.6g%s)",
-                     a < -1 && cr_feature_takes_log(f) ? -1.0 : a, b,
-                     cr_feature_takes_log(f) ? expm1(f->lo) : f->lo,
-                     cr_feature_takes_log(f) ? expm1(f->hi) : f->hi,
-                     cr_feature_takes_log(f) ? "; the range is judged after log1p" : "");
-            return 0;
-        }
-    }
-    if (!isfinite(cr_feature_transform(f, x))) {
-        snprintf(why, cap, "expected a number whose transformed value fits a float");
-        return 0;
-    }
-    return 1;
 }
 
 /* ---- derived fields ----------------------------------------------------------------- */

@@ -54,89 +54,59 @@ static cr_status bad_value(const label_ctx *c, int fi, int i, const char *v, con
                   c->o->data, (long long)c->line[i], mf->value, mf->feature, what, v);
 }
 
-static cr_status parse_num(const label_ctx *c, int fi, int i, const char *v, double *x,
-                           cr_error *e) {
-    char *end;
-    errno = 0;
-    *x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(*x))
-        return bad_value(c, fi, i, v, "expected a finite number", e);
-    return CR_OK;
-}
-
-/* The chunk's rows -> the teacher's batch, counting coverage as it goes.
- * The same encoders as training and serving (data/config.h), so a value
- * gets the id the teacher learnt for it. */
+/* The chunk's rows -> the teacher's batch through the feature encoder
+ * (data/config.h) that training and serving use, so a value gets the id
+ * the teacher learnt for it; coverage is counted as it goes. */
 static cr_status encode(label_ctx *c, int B, cr_error *e) {
     const cr_schema *s = &c->s;
     cr_batch *b = &c->b;
-    for (int q = 0; q < s->n_cat; q++) {
-        int fi = s->cat_feat[q];
+    for (int fi = 0; fi < c->NF; fi++) {
         const cr_feature *f = &s->features[fi];
-        const cr_feature *own = &s->features[cr_feature_owner(s, fi)];
         cr_label_feature *cov = &c->rep.features[fi];
-        for (int i = 0; i < B; i++) {
-            const char *v = c->vals[(size_t)i * c->NF + fi];
-            int32_t id = 0;
-            if (!*v) cov->empty++;
-            else if (f->kind == CR_FEAT_BUCKET) {
-                double x;
-                CR_TRY(parse_num(c, fi, i, v, &x, e));
-                id = cr_feature_bucket(f, x);
-                cov->values++;
-            } else {
-                id = cr_feature_id(own, v, strlen(v));
-                cov->values++;
-                cov->oov += cov->vocab && id == 0;
-            }
-            b->cat[(size_t)i * s->n_cat + q] = id;
-        }
-    }
-    for (int q = 0; q < s->n_multi; q++) {
-        int fi = s->multi_feat[q];
-        const cr_feature *f = &s->features[fi];
-        const cr_feature *own = &s->features[cr_feature_owner(s, fi)];
-        cr_label_feature *cov = &c->rep.features[fi];
-        int64_t *off = c->off + (size_t)q * (size_t)(c->chunk + 1);
-        size_t n = 0;
+        cr_encoder enc;
+        cr_encoder_init(&enc, s, fi, NULL, 1);
+        int slot = f->kind == CR_FEAT_MULTI ? 0 : -1, q = 0;
+        for (int k = 0; k < s->n_cat; k++) if (s->cat_feat[k] == fi) slot = k;
+        for (int k = 0; k < s->n_multi; k++) if (s->multi_feat[k] == fi) q = k;
+        for (int k = 0; k < s->n_dense; k++) if (s->dense_feat[k] == fi) slot = k;
+        int64_t *off = c->off + (size_t)q * (size_t)(c->chunk + 1), n = 0;
         off[0] = 0;
         for (int i = 0; i < B; i++) {
             const char *v = c->vals[(size_t)i * c->NF + fi];
-            cov->empty += !*v;
-            while (*v) {
-                const char *t = strchr(v, f->sep);
-                size_t len = t ? (size_t)(t - v) : strlen(v);
-                if (len) {
-                    if (n == c->bag_cap[q])
-                        CR_TRY(cr_grow((void **)&c->bag_ids[q], &c->bag_cap[q], n + 1,
-                                       sizeof(int32_t), e));
-                    int32_t id = cr_feature_id(own, v, len);
-                    c->bag_ids[q][n++] = id;
-                    cov->values++;
-                    cov->oov += cov->vocab && id == 0;
-                }
-                v += len + (t ? 1 : 0);
+            cr_value x;
+            cr_value_text(&x, v, strlen(v));
+            cov->empty += x.missing;
+            cr_status st = CR_OK;
+            int32_t id = 0;
+            double num = 0;
+            int64_t n0 = n;
+            switch (f->kind) {
+            case CR_FEAT_CATEGORICAL:
+                st = cr_encode_id(&enc, &x, &id, e);
+                cov->oov += !st && !x.missing && cov->vocab && id == 0;
+                b->cat[(size_t)i * s->n_cat + slot] = id;
+                break;
+            case CR_FEAT_BUCKET:
+                st = cr_encode_bucket(&enc, &x, &id, e);
+                b->cat[(size_t)i * s->n_cat + slot] = id;
+                break;
+            case CR_FEAT_MULTI:
+                st = cr_encode_bag(&enc, &x, &c->bag_ids[q], &c->bag_cap[q], &n, e);
+                for (int64_t j = n0; !st && cov->vocab && j < n; j++) cov->oov += c->bag_ids[q][j] == 0;
+                off[i + 1] = n;
+                break;
+            case CR_FEAT_NUMERIC:
+                st = cr_encode_number(&enc, &x, &num, e);
+                if (!st) b->dense[(size_t)i * s->n_dense + slot] = cr_feature_zscore(f, num);
+                break;
             }
-            off[i + 1] = (int64_t)n;
+            if (st == CR_ERR_PARSE && x.fail) return bad_value(c, fi, i, v, x.why, e);
+            if (st) return st;
+            cov->values += f->kind == CR_FEAT_MULTI ? n - n0 : !x.missing;
         }
-        b->bag_off[q] = off;
-        b->bag_ids[q] = c->bag_ids[q];
-    }
-    for (int d = 0; d < s->n_dense; d++) {
-        int fi = s->dense_feat[d];
-        const cr_feature *f = &s->features[fi];
-        cr_label_feature *cov = &c->rep.features[fi];
-        for (int i = 0; i < B; i++) {
-            const char *v = c->vals[(size_t)i * c->NF + fi];
-            double x = f->default_value;
-            if (!*v) cov->empty++;
-            else {
-                CR_TRY(parse_num(c, fi, i, v, &x, e));
-                cov->values++;
-            }
-            char why[200];
-            if (!cr_feature_value_ok(f, x, why, sizeof why)) return bad_value(c, fi, i, v, why, e);
-            b->dense[(size_t)i * s->n_dense + d] = cr_feature_transform(f, x);
+        if (f->kind == CR_FEAT_MULTI) {
+            b->bag_off[q] = off;
+            b->bag_ids[q] = c->bag_ids[q];
         }
     }
     b->B = B;

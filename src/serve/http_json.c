@@ -177,26 +177,34 @@ cJSON *cr_json_parse_strict(const char *body, size_t len, cr_http_result *r) {
 
 /* ---- text for values ---------------------------------------------------------------- */
 
-/* Bump allocator for the text of numbers and joined arrays; freed with the request. */
+/* Bump allocator for the text of numbers and the item arrays of lists; freed with the request. */
 typedef struct cr_arena {
     char  *blk[64];
     int    n;
     size_t used, cap;
 } cr_arena;
 
-static char *cr_arena_put(cr_arena *a, const char *s, size_t len) {
-    if (a->n == 0 || a->used + len + 1 > a->cap) {
+/* n bytes aligned for pointers (the item arrays of lists, and text). */
+static void *cr_arena_alloc(cr_arena *a, size_t n) {
+    size_t at = (a->used + sizeof(void *) - 1) / sizeof(void *) * sizeof(void *);
+    if (a->n == 0 || at + n > a->cap) {
         if (a->n == 64) return NULL;
-        size_t cap = len + 1 > ((size_t)64 << 10) << (a->n / 4) ? len + 1 : ((size_t)64 << 10) << (a->n / 4);
+        size_t cap = ((size_t)64 << 10) << (a->n / 4);
+        if (n > cap) cap = n;
         if (!(a->blk[a->n] = malloc(cap))) return NULL;
         a->n++;
-        a->used = 0;
         a->cap = cap;
+        at = 0;
     }
-    char *p = a->blk[a->n - 1] + a->used;
+    a->used = at + n;
+    return a->blk[a->n - 1] + at;
+}
+
+static char *cr_arena_put(cr_arena *a, const char *s, size_t len) {
+    char *p = cr_arena_alloc(a, len + 1);
+    if (!p) return NULL;
     memcpy(p, s, len);
     p[len] = 0;
-    a->used += len + 1;
     return p;
 }
 
@@ -204,13 +212,6 @@ static void cr_arena_free(cr_arena *a) {
     if (!a) return;
     for (int i = 0; i < a->n; i++) free(a->blk[i]);
     free(a);
-}
-
-/* A number as text the schema's encoders read back to the same value:
- * integers without a fraction (ids "12"), others with 17 digits. */
-static int cr_num_text(char *buf, size_t cap, double x) {
-    if (x == floor(x) && fabs(x) < 1e15) return snprintf(buf, cap, "%.0f", x);
-    return snprintf(buf, cap, "%.17g", x);
 }
 
 /* ---- a request under construction ------------------------------------------------------ */
@@ -225,13 +226,14 @@ int cr_req_begin(cr_req_build *b, const cr_model *m, int64_t N, cr_http_result *
     b->cand = calloc((size_t)N * (size_t)b->NI, sizeof *b->cand);
     b->num = calloc((size_t)(N + 1) * (size_t)b->NI, sizeof *b->num);
     b->is_num = calloc((size_t)(N + 1) * (size_t)b->NI, 1);
+    b->list = calloc((size_t)(N + 1) * (size_t)b->NI, sizeof *b->list);
     b->cols = calloc(2 * (size_t)b->NI, sizeof *b->cols);
     b->in_cand = calloc((size_t)b->NI, 1);
     b->arena = calloc(1, sizeof(cr_arena));
     b->scores = malloc((size_t)N * (size_t)cr_model_n_outputs(m) * sizeof(float));
     b->rank = malloc((size_t)N * sizeof(float));
     b->order = malloc((size_t)N * sizeof(int64_t));
-    if (!b->ctx || !b->cand || !b->num || !b->is_num || !b->cols || !b->in_cand || !b->arena || !b->scores || !b->rank || !b->order) {
+    if (!b->ctx || !b->cand || !b->num || !b->is_num || !b->list || !b->cols || !b->in_cand || !b->arena || !b->scores || !b->rank || !b->order) {
         cr_http_error(r, 500, CR_HE_SCORING, "out of memory for %lld candidates", (long long)N);
         return 1;
     }
@@ -243,6 +245,7 @@ void cr_req_end(cr_req_build *b) {
     free(b->cand);
     free(b->num);
     free(b->is_num);
+    free(b->list);
     free(b->cols);
     free(b->in_cand);
     cr_arena_free(b->arena);
@@ -259,71 +262,54 @@ int cr_req_inputs_of(const cr_model *m, const char *key, int *idx, int cap) {
     return n;
 }
 
-/* Marks a value that is a number (b->num holds it) in ctx/cand. */
-static const char cr_number_mark[] = "";
+/* Mark a value that is a number (b->num holds it) or a list (b->list) in
+ * ctx/cand. */
+static const char cr_number_mark[] = "", cr_list_mark[] = "";
 
-/* The text of a JSON value that is not a number; NULL with r filled if it
- * cannot be one. */
-static const char *cr_req_text(cr_req_build *b, int i, const cJSON *v, const char *where) {
-    char sep = cr_model_input_sep(b->m, i);
+/* A JSON list for a bag as the encoder's list: its strings as they are,
+ * its integers as their decimal digits (an id, as a single number is);
+ * anything else is refused naming the item. 1 with r filled on failure. */
+static int cr_req_list(cr_req_build *b, const cJSON *v, const char *where, cr_text_list *out) {
     cr_arena *a = b->arena;
-    if (cJSON_IsNull(v)) return "";
-    if (cJSON_IsString(v)) return v->valuestring;
-    if (cJSON_IsArray(v) && sep) {
-        /* a bag: ["Comedy", "Drama"] is "Comedy|Drama" */
-        size_t len = 0;
-        const cJSON *x;
-        int k = 0;
-        cJSON_ArrayForEach(x, v) {
-            if (cJSON_IsString(x)) {
-                if (strchr(x->valuestring, sep)) {
-                    cr_http_error(b->r, 400, CR_HE_BAD_VALUE,
-                                  "%s[%d]: a value of a list may not contain the separator '%c'",
-                                  where, k, sep);
-                    return NULL;
-                }
-                len += strlen(x->valuestring) + 1;
-            } else if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) {
-                len += 32;
-            } else {
-                cr_http_error(b->r, 400, CR_HE_WRONG_TYPE,
-                              "%s[%d]: expected a string or a finite number", where, k);
-                return NULL;
-            }
-            k++;
-        }
-        char *joined = malloc(len + 1), *at = joined;
-        if (!joined) {
-            cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
-            return NULL;
-        }
-        k = 0;
-        cJSON_ArrayForEach(x, v) {
-            if (k++) *at++ = sep;
-            if (cJSON_IsString(x)) {
-                size_t n = strlen(x->valuestring);
-                memcpy(at, x->valuestring, n);
-                at += n;
-            } else {
-                at += cr_num_text(at, 32, x->valuedouble);
-            }
-        }
-        *at = 0;
-        const char *t = cr_arena_put(a, joined, (size_t)(at - joined));
-        free(joined);
-        if (!t) cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
-        return t;
+    int64_t n = cJSON_GetArraySize(v), k = 0;
+    const char **items = cr_arena_alloc(a, (size_t)(n ? n : 1) * sizeof *items);
+    if (!items) {
+        cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
+        return 1;
     }
-    cr_http_error(b->r, 400, CR_HE_WRONG_TYPE, "%s: expected %s, got %s", where,
-                  sep ? "a string, a number or a list of them" : "a string or a number",
-                  cJSON_IsObject(v) ? "an object" : cJSON_IsArray(v) ? "a list" : "a boolean");
-    return NULL;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, v) {
+        if (cJSON_IsString(x)) {
+            items[k++] = x->valuestring;
+            continue;
+        }
+        double d = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+        if (!isfinite(d) || d != floor(d) || fabs(d) > 9.0e15) {
+            cr_http_error(b->r, 400, CR_HE_WRONG_TYPE,
+                          "%s[%lld]: expected a string or an integer (an item of a list), got %s",
+                          where, (long long)k,
+                          cJSON_IsObject(x) ? "an object" : cJSON_IsArray(x) ? "a list"
+                          : cJSON_IsNull(x) ? "null" : cJSON_IsBool(x) ? "a boolean"
+                          : "a number with a fraction");
+            return 1;
+        }
+        char buf[32];
+        int len = snprintf(buf, sizeof buf, "%.0f", d);
+        if (!(items[k++] = cr_arena_put(a, buf, (size_t)len))) {
+            cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
+            return 1;
+        }
+    }
+    *out = (cr_text_list){items, n};
+    return 0;
 }
 
 int cr_req_set(cr_req_build *b, int i, int64_t cand, const cJSON *v, const char *where) {
     size_t at = (size_t)(cand < 0 ? b->N : cand) * (size_t)b->NI + (size_t)i;
     const char **slot = cand < 0 ? &b->ctx[i] : &b->cand[(size_t)cand * (size_t)b->NI + (size_t)i];
+    char sep = cr_model_input_sep(b->m, i);
     if (cand >= 0) b->in_cand[i] = 1;
+    b->is_num[at] = 0;
     if (cJSON_IsNumber(v)) {
         if (!isfinite(v->valuedouble)) {
             cr_http_error(b->r, 400, CR_HE_BAD_VALUE, "%s: number out of range", where);
@@ -332,24 +318,44 @@ int cr_req_set(cr_req_build *b, int i, int64_t cand, const cJSON *v, const char 
         b->num[at] = v->valuedouble;
         b->is_num[at] = 1;
         *slot = cr_number_mark;
-        return 0;
+    } else if (cJSON_IsNull(v)) {
+        *slot = "";
+    } else if (cJSON_IsString(v)) {
+        *slot = v->valuestring;
+    } else if (cJSON_IsArray(v) && sep) { /* a bag: ["Comedy", "Drama"], item by item */
+        if (cr_req_list(b, v, where, &b->list[at])) return 1;
+        *slot = cr_list_mark;
+    } else {
+        cr_http_error(b->r, 400, CR_HE_WRONG_TYPE, "%s: expected %s, got %s", where,
+                      sep ? "a string, a number or a list of them" : "a string or a number",
+                      cJSON_IsObject(v) ? "an object" : cJSON_IsArray(v) ? "a list" : "a boolean");
+        return 1;
     }
-    const char *t = cr_req_text(b, i, v, where);
-    if (!t) return 1;
-    b->is_num[at] = 0;
-    *slot = t;
     return 0;
 }
 
+/* A number as text the encoder reads back to the same value: integers
+ * without a fraction (ids "12"), others with 17 digits. NULL on no memory. */
+static const char *cr_req_num_text(cr_req_build *b, double x) {
+    char buf[64];
+    int n = x == floor(x) && fabs(x) < 1e15 ? snprintf(buf, sizeof buf, "%.0f", x)
+                                            : snprintf(buf, sizeof buf, "%.17g", x);
+    return cr_arena_put(b->arena, buf, (size_t)n);
+}
+
 /* Candidate input i as a column: numbers when every given value is a
- * number (the others missing: NaN), else text, numbers written as text
- * the encoder reads back to the same value. 1 with r filled on failure. */
+ * number (the others missing: NaN); lists when any value is a list (a
+ * number or a text without the separator is then a list of one); else
+ * text, numbers written as text the encoder reads back to the same value.
+ * 1 with r filled on failure. */
 static int cr_req_column(cr_req_build *b, int i, cr_column *col) {
     const size_t NI = (size_t)b->NI;
-    int all_num = 1;
-    for (int64_t j = 0; j < b->N && all_num; j++) {
+    const char sep = cr_model_input_sep(b->m, i);
+    int all_num = 1, any_list = 0;
+    for (int64_t j = 0; j < b->N; j++) {
         size_t at = (size_t)j * NI + (size_t)i;
-        all_num = b->is_num[at] || !b->cand[at] || !b->cand[at][0];
+        any_list = any_list || b->cand[at] == cr_list_mark;
+        all_num = all_num && !any_list && (b->is_num[at] || !b->cand[at] || !b->cand[at][0]);
     }
     if (all_num) { /* in place: the numbers of input i, one row of NI apart */
         for (int64_t j = 0; j < b->N; j++) {
@@ -361,16 +367,31 @@ static int cr_req_column(cr_req_build *b, int i, cr_column *col) {
     }
     for (int64_t j = 0; j < b->N; j++) {
         size_t at = (size_t)j * NI + (size_t)i;
-        if (!b->cand[at]) b->cand[at] = "";
-        if (!b->is_num[at]) continue;
-        char buf[64];
-        int n = cr_num_text(buf, sizeof buf, b->num[at]);
-        if (!(b->cand[at] = cr_arena_put(b->arena, buf, (size_t)n))) {
+        const char *t = b->cand[at] ? b->cand[at] : "";
+        if (b->is_num[at] && !(t = cr_req_num_text(b, b->num[at]))) {
             cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
             return 1;
         }
+        b->cand[at] = t;
+        if (!any_list || t == cr_list_mark) continue;
+        if (strchr(t, sep)) {
+            cr_http_error(b->r, 400, CR_HE_BAD_VALUE,
+                          "input '%.60s' of candidate %lld: the text '%.60s' holds the separator "
+                          "'%c' while other candidates give lists; give every candidate's value "
+                          "as a list, or every one as text", cr_model_input_column(b->m, i),
+                          (long long)j, t, sep);
+            return 1;
+        }
+        const char **one = t[0] ? cr_arena_alloc(b->arena, sizeof *one) : NULL;
+        if (t[0] && !one) {
+            cr_http_error(b->r, 500, CR_HE_SCORING, "out of memory");
+            return 1;
+        }
+        if (one) one[0] = t;
+        b->list[at] = (cr_text_list){one, one ? 1 : 0};
     }
-    *col = (cr_column){CR_COL_TEXT, b->cand + i, (int64_t)NI};
+    *col = any_list ? (cr_column){CR_COL_TEXT_LIST, b->list + i, (int64_t)NI}
+                    : (cr_column){CR_COL_TEXT, b->cand + i, (int64_t)NI};
     return 0;
 }
 
@@ -385,6 +406,8 @@ int cr_req_score(cr_req_build *b) {
         if (!b->ctx[i] && !b->in_cand[i]) b->ctx[i] = missing_text;
         if (b->ctx[i] && b->is_num[row + (size_t)i])
             ctx[i] = (cr_column){CR_COL_F64, b->num + row + i, 1};
+        else if (b->ctx[i] == cr_list_mark)
+            ctx[i] = (cr_column){CR_COL_TEXT_LIST, b->list + row + i, 1};
         else if (b->ctx[i])
             ctx[i] = (cr_column){CR_COL_TEXT, b->ctx + i, 1};
         else {

@@ -57,22 +57,27 @@ cr_status cr_kserve_metadata(const cr_model *m, const char *name, cr_http_result
 /* ---- tensors -------------------------------------------------------------------------- */
 
 /* The elements of a tensor's data, flattened in row-major order (the
- * protocol allows nested or flat data); at most cap, counted in *n. */
-static int flatten(const cJSON *d, const cJSON **out, int64_t cap, int64_t *n, int depth) {
-    if (!cJSON_IsArray(d)) {
+ * protocol allows nested or flat data); at most cap, counted in *n. A list
+ * at depth list_depth (the shape's rank, for a bag) is one element: that
+ * candidate's bag, item by item. */
+static int flatten(const cJSON *d, const cJSON **out, int64_t cap, int64_t *n, int depth,
+                   int list_depth) {
+    if (!cJSON_IsArray(d) || depth == list_depth) {
         if (*n >= cap) return 1;
         out[(*n)++] = d;
         return 0;
     }
     if (depth > 2) return 1;
     const cJSON *x;
-    cJSON_ArrayForEach(x, d) if (flatten(x, out, cap, n, depth + 1)) return 1;
+    cJSON_ArrayForEach(x, d) if (flatten(x, out, cap, n, depth + 1, list_depth)) return 1;
     return 0;
 }
 
-/* Whether element x may be of datatype dt. */
+/* Whether element x may be of datatype dt (a list's items are checked
+ * when it is set). */
 static const char *element_ok(const cJSON *x, int dt) {
-    if (dt == DT_BYTES) return cJSON_IsString(x) ? NULL : "a string (BYTES)";
+    if (dt == DT_BYTES)
+        return cJSON_IsString(x) || cJSON_IsArray(x) ? NULL : "a string (BYTES), or a list for a bag";
     if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) return "a finite number";
     if ((dt == DT_INT32 || dt == DT_INT64) &&
         (x->valuedouble != floor(x->valuedouble) || fabs(x->valuedouble) > 9007199254740992.0))
@@ -90,7 +95,9 @@ typedef struct kin {
     const cJSON **el;     /* (n) */
 } kin;
 
-static int parse_input(const cJSON *t, int k, kin *in, int64_t max_el, cr_http_result *r) {
+/* bag: the input named is multi-valent, so an element may be a list. */
+static int parse_input(const cr_model *m, const cJSON *t, int k, kin *in, int64_t max_el,
+                       cr_http_result *r) {
     memset(in, 0, sizeof *in);
     in->t = t;
     if (!cJSON_IsObject(t)) {
@@ -152,7 +159,8 @@ static int parse_input(const cJSON *t, int k, kin *in, int64_t max_el, cr_http_r
         cr_http_error(r, 500, CR_HE_SCORING, "out of memory");
         return 1;
     }
-    if (flatten(data, in->el, numel, &in->n, 0) || in->n != numel) {
+    int idx[1], bag = cr_req_inputs_of(m, in->name, idx, 1) && cr_model_input_sep(m, idx[0]);
+    if (flatten(data, in->el, numel, &in->n, 0, bag ? nd : -1) || in->n != numel) {
         cr_http_error(r, 400, CR_HE_BAD_REQUEST,
                       "inputs[%d] '%.60s': data must hold exactly the %lld elements of its shape",
                       k, in->name, (long long)numel);
@@ -303,7 +311,7 @@ cr_status cr_kserve_infer(const cr_model *m, const char *name, const char *body,
     int64_t N = 1;
     int k = 0;
     cJSON_ArrayForEach(it, inputs) {
-        if (parse_input(it, k, &in[k], max_candidates, r)) goto done;
+        if (parse_input(m, it, k, &in[k], max_candidates, r)) goto done;
         for (int j = 0; j < k; j++)
             if (!strcmp(in[j].name, in[k].name)) {
                 cr_http_error(r, 400, CR_HE_BAD_REQUEST, "inputs[%d]: '%.60s' is given twice", k,
@@ -331,7 +339,8 @@ cr_status cr_kserve_infer(const cr_model *m, const char *name, const char *body,
                           in[k].name);
             goto done;
         }
-        /* numbers for numeric inputs; ids as strings or integers; bags as strings */
+        /* numbers for numeric inputs; ids as strings or integers; bags as
+         * strings or lists (of strings or integers) */
         int num = cr_model_input_is_number(m, idx[0]), bag = cr_model_input_sep(m, idx[0]) != 0;
         int dt = in[k].dt;
         if ((!num && (dt == DT_FP32 || dt == DT_FP64)) || (bag && dt != DT_BYTES)) {

@@ -108,9 +108,10 @@ typedef struct cr_req_build {
     const char    **cand;    /* (N, NI) NULL = not given */
     double         *num;     /* (N + 1, NI) the numbers: candidates, then the context row */
     uint8_t        *is_num;  /* (N + 1, NI) the value was a JSON number */
+    cr_text_list   *list;    /* (N + 1, NI) the value was a JSON list (for a bag) */
     uint8_t        *in_cand; /* (NI) given per candidate */
     cr_column      *cols;    /* (2 NI) the request as typed columns */
-    void           *arena;   /* joined lists; numbers of mixed columns as text */
+    void           *arena;   /* item arrays of lists; numbers of mixed columns as text */
     float          *scores;  /* (N, n_outputs) after cr_req_score */
     float          *rank;    /* (N) */
     int64_t        *order;   /* (N) */
@@ -125,7 +126,8 @@ void        cr_req_end(cr_req_build *b);
 int         cr_req_inputs_of(const cr_model *m, const char *key, int *idx, int cap);
 /* Set input i of candidate cand (-1: the context) from one JSON value
  * (string, number, null or a list for a bag). A number stays a number all
- * the way to the encoder when every value of its column is one. where
+ * the way to the encoder when every value of its column is one, and a list
+ * stays a list (a CR_COL_TEXT_LIST column), never joined into text. where
  * names the value in errors. */
 int         cr_req_set(cr_req_build *b, int i, int64_t cand, const cJSON *v, const char *where);
 
