@@ -440,8 +440,9 @@ static cr_status cr_imp_returns(cr_imp_b *x, cr_error *e) {
 /* ---- labels and columns ---------------------------------------------------------- */
 
 typedef struct cr_imp_resolve_ctx {
-    const cr_imp_log *g;
-    uint64_t          reads;
+    int         n_values;
+    const char (*values)[CR_IMP_NAME];
+    uint64_t    reads;
 } cr_imp_resolve_ctx;
 
 static int cr_imp_resolve(void *ctx, const char *name) {
@@ -449,10 +450,28 @@ static int cr_imp_resolve(void *ctx, const char *name) {
     int v = -1;
     for (int i = 0; i < CR_IMP_NVAR && v < 0; i++)
         if (!strcmp(cr_imp_varnames[i], name)) v = i;
-    for (int i = 0; i < c->g->n_values && v < 0; i++)
-        if (!strcmp(c->g->value[i], name)) v = CR_IMP_NVAR + i;
+    for (int i = 0; i < c->n_values && v < 0; i++)
+        if (!strcmp(c->values[i], name)) v = CR_IMP_NVAR + i;
     if (v >= 0) c->reads |= 1ull << v;
     return v;
+}
+
+cr_status cr_imp_label_parse(const cr_imp_label *l, int n_values,
+                             const char (*values)[CR_IMP_NAME], cr_expr **out, uint64_t *reads,
+                             cr_error *e) {
+    cr_imp_resolve_ctx c = {n_values, values, 0};
+    *reads = 0;
+    if (cr_expr_parse(out, l->expr, cr_imp_resolve, &c, e) == CR_OK) {
+        *reads = c.reads;
+        return CR_OK;
+    }
+    char vars[CR_IMP_NVAR * 20 + CR_IMP_MAX_VALUES * 66] = "";
+    size_t n = 0;
+    for (int i = 0; i < CR_IMP_NVAR; i++)
+        n += (size_t)snprintf(vars + n, sizeof vars - n, "%s%s", i ? ", " : "", cr_imp_varnames[i]);
+    for (int i = 0; i < n_values && n < sizeof vars; i++)
+        n += (size_t)snprintf(vars + n, sizeof vars - n, ", %s", values[i]);
+    return cr_err_prefix(e, "label '%s' (its variables: %s)", l->name, vars);
 }
 
 static cr_status cr_imp_labels(cr_imp_b *x, cr_error *e) {
@@ -460,20 +479,10 @@ static cr_status cr_imp_labels(cr_imp_b *x, cr_error *e) {
     x->lx = calloc((size_t)o->n_labels + 1, sizeof *x->lx);
     x->lreads = calloc((size_t)o->n_labels + 1, sizeof *x->lreads);
     if (!x->lx || !x->lreads) return cr_err(e, CR_ERR_NOMEM, "out of memory for the labels");
-    for (int l = 0; l < o->n_labels; l++) {
-        cr_imp_resolve_ctx c = {x->g, 0};
-        if (cr_expr_parse(&x->lx[l], o->labels[l].expr, cr_imp_resolve, &c, e) != CR_OK) {
-            char vars[CR_IMP_NVAR * 20 + CR_IMP_MAX_VALUES * 66] = "";
-            size_t n = 0;
-            for (int i = 0; i < CR_IMP_NVAR; i++)
-                n += (size_t)snprintf(vars + n, sizeof vars - n, "%s%s", i ? ", " : "",
-                                      cr_imp_varnames[i]);
-            for (int i = 0; i < x->g->n_values; i++)
-                n += (size_t)snprintf(vars + n, sizeof vars - n, ", %s", x->g->value[i]);
-            return cr_err_prefix(e, "label '%s' (its variables: %s)", o->labels[l].name, vars);
-        }
-        x->lreads[l] = c.reads;
-    }
+    for (int l = 0; l < o->n_labels; l++)
+        CR_TRY(cr_imp_label_parse(&o->labels[l], x->g->n_values,
+                                  (const char (*)[CR_IMP_NAME])x->g->value, &x->lx[l],
+                                  &x->lreads[l], e));
     return CR_OK;
 }
 

@@ -163,6 +163,13 @@ typedef struct cr_imp_opts {
     const char    *colname[CR_IMP_NCOL]; /* NULL = the default name */
 } cr_imp_opts;
 
+/* A label's expression over the variables above and the log's values
+ * (CR_IMP_NVAR + i is values[i]); *reads gets a bit per variable it reads.
+ * An error names the label and lists the variables. */
+cr_status cr_imp_label_parse(const cr_imp_label *l, int n_values,
+                             const char (*values)[CR_IMP_NAME], cr_expr **out, uint64_t *reads,
+                             cr_error *e);
+
 void      cr_imp_opts_default(cr_imp_opts *o);
 /* Every field in range, as a CR_ERR_ARG naming it. */
 cr_status cr_imp_opts_check(const cr_imp_opts *o, cr_error *e);
@@ -170,5 +177,60 @@ cr_status cr_imp_opts_check(const cr_imp_opts *o, cr_error *e);
  * same log and options give the same bytes. st may be NULL. */
 cr_status cr_imp_build(const cr_imp_log *g, const cr_imp_opts *o, cr_impressions_stats *st,
                        cr_error *e);
+
+/* ---- a log described in YAML (impressions_cfg.c, impressions_read.c) ------------------ */
+
+#define CR_IMP_MAX_FILES 4 /* item files: the catalogue, then files joined to it */
+
+typedef enum { CR_IMP_TIME_UNIX, CR_IMP_TIME_DATE } cr_imp_time_format;
+typedef enum { CR_IMP_YEAR_NUMBER, CR_IMP_YEAR_TITLE } cr_imp_year_format;
+
+typedef struct cr_imp_attr {
+    char out[CR_IMP_NAME];    /* the impressions' column */
+    char column[CR_IMP_NAME]; /* the file's column */
+} cr_imp_attr;
+
+/* An item or user file. where: "log.yaml:12:5: items[1]", for messages. */
+typedef struct cr_imp_file {
+    char        path[4096];
+    char        where[4200];
+    char        sep;                   /* 0 = by extension */
+    char        key[CR_IMP_NAME];
+    char        categories[CR_IMP_NAME]; /* "" = none (items) */
+    char        cat_sep;
+    char        no_categories[CR_IMP_NAME]; /* a value meaning "none" ("" = only empty) */
+    char        year[CR_IMP_NAME];     /* "" = none (items) */
+    int         year_format;           /* cr_imp_year_format */
+    int         optional;              /* an absent file is skipped (not the catalogue) */
+    int         n_attrs;
+    cr_imp_attr attrs[CR_IMP_MAX_ATTRS];
+} cr_imp_file;
+
+struct cr_impressions_cfg {
+    char         yaml[4096];
+    char         log_path[4096], log_where[4200];
+    char         log_sep;
+    char         user[CR_IMP_NAME], item[CR_IMP_NAME], time[CR_IMP_NAME], rating[CR_IMP_NAME];
+    int          time_format;          /* cr_imp_time_format */
+    int          n_values;
+    char         values[CR_IMP_MAX_VALUES][CR_IMP_NAME];
+    int          n_item_files;
+    cr_imp_file  items[CR_IMP_MAX_FILES];
+    int          has_users;
+    cr_imp_file  users;
+    cr_imp_opts  opts;                 /* out_path unset; strings point into this struct */
+    char         include[CR_IMP_NAME], exclude[CR_IMP_NAME];
+    char         rename[CR_IMP_NCOL][CR_IMP_NAME];
+};
+
+/* Seconds since 1970 (UTC) of "YYYY-MM-DD", optionally followed by 'T' or
+ * ' ' and "HH:MM" or "HH:MM:SS", optionally 'Z'. 0 if s is not such a date. */
+int       cr_imp_parse_date(const char *s, int64_t *out);
+/* The files c names into g; the caller frees g with cr_imp_log_free (on
+ * error nothing needs freeing). */
+cr_status cr_imp_read(const cr_impressions_cfg *c, cr_imp_log *g, cr_error *e);
+/* cr_imp_read, then cr_imp_build with c's options writing out_path. */
+cr_status cr_imp_run(const cr_impressions_cfg *c, const char *out_path,
+                     cr_impressions_stats *st, cr_error *e);
 
 #endif /* CR_DATA_IMPRESSIONS_H */
