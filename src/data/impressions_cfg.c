@@ -2,8 +2,9 @@
  * impressions_cfg.c - the YAML that describes an interaction log for
  * `crossrec impressions` (docs/impressions.md): its files and columns, the
  * protocol, the split, the domain, the labels and the output's column
- * names. Parsing and checking only; it opens no data file. Every error
- * names file:line:column and the key.
+ * names; and the builder's options, their checks and its label
+ * expressions, which every reader of a log shares. Parsing and checking
+ * only; it opens no data file. Every error names file:line:column and the key.
  */
 #include "config.h"
 #include "impressions.h"
@@ -11,6 +12,108 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- the builder's options, names and labels ---------------------------------------- */
+
+#define CR_IMP_MAX_NEGATIVES 1000
+#define CR_IMP_MAX_RETURN_DAYS 3650
+
+const char *const cr_imp_colnames[CR_IMP_NCOL] = {
+#define CR_IMP_NAME_OF(id, name) name,
+    CR_IMP_COLUMNS(CR_IMP_NAME_OF)
+#undef CR_IMP_NAME_OF
+};
+const char *const cr_imp_period_names[] = {"year", "month", "day", NULL};
+static const char *const cr_imp_varnames[CR_IMP_NVAR] = {
+#define CR_IMP_VNAME(id, name) name,
+    CR_IMP_VARS(CR_IMP_VNAME)
+#undef CR_IMP_VNAME
+};
+
+typedef struct cr_imp_resolve_ctx {
+    int         n_values;
+    const char (*values)[CR_IMP_NAME];
+    uint64_t    reads;
+} cr_imp_resolve_ctx;
+
+static int cr_imp_resolve(void *ctx, const char *name) {
+    cr_imp_resolve_ctx *c = ctx;
+    int v = -1;
+    for (int i = 0; i < CR_IMP_NVAR && v < 0; i++)
+        if (!strcmp(cr_imp_varnames[i], name)) v = i;
+    for (int i = 0; i < c->n_values && v < 0; i++)
+        if (!strcmp(c->values[i], name)) v = CR_IMP_NVAR + i;
+    if (v >= 0) c->reads |= 1ull << v;
+    return v;
+}
+
+cr_status cr_imp_label_parse(const cr_imp_label *l, int n_values,
+                             const char (*values)[CR_IMP_NAME], cr_expr **out, uint64_t *reads,
+                             cr_error *e) {
+    cr_imp_resolve_ctx c = {n_values, values, 0};
+    *reads = 0;
+    if (cr_expr_parse(out, l->expr, cr_imp_resolve, &c, e) == CR_OK) {
+        *reads = c.reads;
+        return CR_OK;
+    }
+    char vars[CR_IMP_NVAR * 20 + CR_IMP_MAX_VALUES * 66] = "";
+    size_t n = 0;
+    for (int i = 0; i < CR_IMP_NVAR; i++)
+        n += (size_t)snprintf(vars + n, sizeof vars - n, "%s%s", i ? ", " : "", cr_imp_varnames[i]);
+    for (int i = 0; i < n_values && n < sizeof vars; i++)
+        n += (size_t)snprintf(vars + n, sizeof vars - n, ", %s", values[i]);
+    return cr_err_prefix(e, "label '%s' (its variables: %s)", l->name, vars);
+}
+
+void cr_imp_opts_default(cr_imp_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->negatives = 4;
+    o->protocol = CR_ML_POPULARITY;
+    o->period = CR_IMP_PERIOD_YEAR;
+    o->seed = 1;
+    o->valid_frac = 0.1;
+    o->test_frac = 0.1;
+    o->history = CR_ML_HISTORY_DOMAIN;
+    o->keep_fraction = 1.0;
+    o->return_days = 30;
+}
+
+cr_status cr_imp_opts_check(const cr_imp_opts *o, cr_error *e) {
+    if (!o->out_path || !*o->out_path)
+        return cr_err(e, CR_ERR_ARG, "out_path: expected a file, got none");
+    if (o->negatives < 0 || o->negatives > CR_IMP_MAX_NEGATIVES)
+        return cr_err(e, CR_ERR_ARG, "negatives: expected 0 to %d, got %d", CR_IMP_MAX_NEGATIVES,
+                      o->negatives);
+    if (o->protocol != CR_ML_POPULARITY && o->protocol != CR_ML_UNIFORM && o->protocol != CR_ML_PERIOD)
+        return cr_err(e, CR_ERR_ARG, "protocol: expected popularity, uniform or period, got %d",
+                      (int)o->protocol);
+    if (o->period != CR_IMP_PERIOD_YEAR && o->period != CR_IMP_PERIOD_MONTH &&
+        o->period != CR_IMP_PERIOD_DAY)
+        return cr_err(e, CR_ERR_ARG, "period: expected year, month or day, got %d", (int)o->period);
+    if (o->history != CR_ML_HISTORY_DOMAIN && o->history != CR_ML_HISTORY_ALL)
+        return cr_err(e, CR_ERR_ARG, "history: expected all or domain, got %d", (int)o->history);
+    if (!(o->valid_frac >= 0 && o->valid_frac < 1))
+        return cr_err(e, CR_ERR_ARG, "valid_frac: expected a fraction in [0, 1), got %g",
+                      o->valid_frac);
+    if (!(o->test_frac >= 0 && o->test_frac < 1))
+        return cr_err(e, CR_ERR_ARG, "test_frac: expected a fraction in [0, 1), got %g",
+                      o->test_frac);
+    if (!(o->valid_frac + o->test_frac < 1))
+        return cr_err(e, CR_ERR_ARG, "valid_frac + test_frac: expected less than 1, got %g",
+                      o->valid_frac + o->test_frac);
+    if (o->return_days < 1 || o->return_days > CR_IMP_MAX_RETURN_DAYS)
+        return cr_err(e, CR_ERR_ARG, "return_days: expected 1 to %d, got %d",
+                      CR_IMP_MAX_RETURN_DAYS, o->return_days);
+    if (!(o->keep_fraction >= 0 && o->keep_fraction <= 1))
+        return cr_err(e, CR_ERR_ARG, "keep_fraction: expected a fraction in [0, 1], got %g",
+                      o->keep_fraction);
+    if (o->n_labels < 0 || o->n_labels > CR_IMP_MAX_LABELS)
+        return cr_err(e, CR_ERR_ARG, "labels: expected at most %d, got %d", CR_IMP_MAX_LABELS,
+                      o->n_labels);
+    return CR_OK;
+}
+
+/* ---- the YAML ----------------------------------------------------------------------- */
 
 static const char *const top_keys[] = {"log", "items", "users", "protocol", "split", "domain",
                                        "labels", "return_days", "columns", NULL};
@@ -163,7 +266,8 @@ static cr_status parse_protocol(cr_impressions_cfg *c, const cr_yaml_node *r, cr
     CR_TRY(cr_yaml_check_keys(m, protocol_keys, "protocol", e));
     int v;
     int64_t seed;
-    CR_TRY(cr_yaml_int32(m, "negatives", "protocol", 0, o->negatives, 0, 1000, &o->negatives, e));
+    CR_TRY(cr_yaml_int32(m, "negatives", "protocol", 0, o->negatives, 0, CR_IMP_MAX_NEGATIVES,
+                        &o->negatives, e));
     CR_TRY(cr_yaml_enum(m, "sampling", "protocol", 0, (int)o->protocol, sampling_names, &v, e));
     o->protocol = (cr_ml_protocol)v;
     CR_TRY(cr_yaml_enum(m, "period", "protocol", 0, (int)o->period, cr_imp_period_names, &v, e));
@@ -192,7 +296,8 @@ static cr_status parse_protocol(cr_impressions_cfg *c, const cr_yaml_node *r, cr
                            "never read), got none");
     o->include_cat = c->include[0] ? c->include : NULL;
     o->exclude_cat = c->exclude[0] ? c->exclude : NULL;
-    return cr_yaml_int32(r, "return_days", "", 0, o->return_days, 1, 3650, &o->return_days, e);
+    return cr_yaml_int32(r, "return_days", "", 0, o->return_days, 1, CR_IMP_MAX_RETURN_DAYS,
+                         &o->return_days, e);
 }
 
 static cr_status parse_labels(cr_impressions_cfg *c, const cr_yaml_node *seq, cr_error *e) {
