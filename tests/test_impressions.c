@@ -240,6 +240,10 @@ static void test_errors(void **state) {
     put(dir, "b6.yaml", "log: {path: log.csv, user: user, item: item, time: when}\n"
                         "protocol: {sampling: recent}\n");
     expect(dir, "b6.yaml", CR_ERR_CONFIG, "protocol.sampling", "popularity, uniform, period");
+    /* a value named like a built-in variable */
+    put(dir, "b11.yaml", "log: {path: log.csv, user: user, item: item, time: when,\n"
+                         "      values: [dwell, discovery]}\n");
+    expect(dir, "b11.yaml", CR_ERR_CONFIG, "log.values", "'discovery' is a built-in");
     /* strict without an excluded category */
     put(dir, "b7.yaml", "log: {path: log.csv, user: user, item: item, time: when}\n"
                         "domain: {strict: true}\n");

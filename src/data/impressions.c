@@ -683,7 +683,7 @@ static void cr_imp_b_free(cr_imp_b *x) {
     cr_free(x->order);
     cr_free(x->rated_off);
     cr_free(x->rated);
-    for (int p = 0; p < x->n_pools; p++) {
+    for (int p = 0; x->pool && x->cum && p < x->n_pools; p++) {
         cr_free(x->pool[p]);
         cr_free(x->cum[p]);
     }

@@ -207,6 +207,13 @@ static cr_status parse_log(cr_impressions_cfg *c, const cr_yaml_node *r, cr_erro
     CR_TRY(cr_yaml_str(m, "rating", "log", 0, "", c->rating, sizeof c->rating, e));
     CR_TRY(cr_yaml_strs(m, "values", "log", 0, &c->values[0][0], sizeof c->values[0],
                         CR_IMP_MAX_VALUES, &c->n_values, e));
+    for (int k = 0; k < c->n_values; k++) /* a value shadowing a variable could not be read */
+        for (int v = 0; v < CR_IMP_NVAR; v++)
+            if (!strcmp(c->values[k], cr_imp_varnames[v]))
+                return cr_yaml_err(e, CR_ERR_CONFIG, at(m, "values"), "log.values",
+                                   "'%s' is a built-in label variable, so a value of that "
+                                   "name could never be read (a rating column is log.rating)",
+                                   c->values[k]);
     return CR_OK;
 }
 
