@@ -62,7 +62,8 @@ static const cr_imp_label cr_ml_labels[] = {
 };
 enum { CR_ML_RATING, CR_ML_LIKE, CR_ML_ENGAGEMENT, CR_ML_DISCOVERY, CR_ML_RETURN, CR_ML_NLABELS };
 
-void cr_ml_imp_opts(const cr_ml_opts *o, cr_imp_opts *io) {
+/* The builder's options for o. */
+static void cr_ml_imp_opts(const cr_ml_opts *o, cr_imp_opts *io) {
     cr_imp_opts_default(io);
     io->out_path = o->out_path;
     io->negatives = o->negatives;

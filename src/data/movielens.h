@@ -16,12 +16,10 @@
 /* Read o->in_dir, write o->out_path. stats may be NULL. Deterministic for
  * a seed: the same inputs and options give the same bytes. The MovieLens
  * files become an interaction log (cr_ml_log_load) and cr_imp_build writes
- * it, with MovieLens' labels and column names (cr_ml_imp_opts). */
+ * it, with MovieLens' labels (rating, like, engagement, discovery,
+ * genre_return) and column names (movie_id, genres, hist_top_genres,
+ * genre_overlap). */
 cr_status cr_ml_build(const cr_ml_opts *o, cr_ml_stats *stats, cr_error *e);
-/* The builder's options that cr_ml_build uses for o: the protocol fields,
- * the labels rating, like, engagement, discovery, genre_return and the
- * columns movie_id, genres, hist_top_genres, genre_overlap. */
-void      cr_ml_imp_opts(const cr_ml_opts *o, cr_imp_opts *io);
 
 
 /* ---- the files: the one reader of MovieLens' ratings.csv, movies.csv and
