@@ -14,6 +14,7 @@ int cr_cli_eval(int argc, char **argv);
 int cr_cli_score(int argc, char **argv);
 int cr_cli_inspect(int argc, char **argv);
 int cr_cli_movielens(int argc, char **argv);
+int cr_cli_impressions(int argc, char **argv);
 int cr_cli_ilm(int argc, char **argv);
 int cr_cli_lm(int argc, char **argv);
 int cr_cli_serve(int argc, char **argv);

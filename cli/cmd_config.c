@@ -284,6 +284,79 @@ static const cfg_key keys[] = {
     {"synth.target", "specific", "number", "0.5", "weight of the domain's own taste component"},
     {"synth.target", "catalogue", "number", "0.5", "share of items already released on day 0"},
 
+    {"impressions", "log", "map", "", "the events' file and its columns (required)"},
+    {"impressions", "items", "list", "[]", "item files: the first is the catalogue, later ones join attributes by key; none = the log's items"},
+    {"impressions", "users", "map", "none", "a user file whose attributes every row carries"},
+    {"impressions", "protocol", "map", "", "negatives and their sampling"},
+    {"impressions", "split", "map", "", "time split by quantiles of the domain's events"},
+    {"impressions", "domain", "map", "", "which items' events become requests"},
+    {"impressions", "labels", "list", "[]", "label columns on the positive row, as expressions"},
+    {"impressions", "return_days", "integer", "30", "category_return's horizon in days, 1..3650"},
+    {"impressions", "columns", "map", "{}", "fixed output columns renamed: {item_id: movie_id, ...}"},
+
+    {"impressions.log", "path", "path", "", "the CSV/TSV of events, one per row (required)"},
+    {"impressions.log", "sep", "char", "by extension", "field separator: tab for .tsv, else comma"},
+    {"impressions.log", "user", "column", "", "user key (required)"},
+    {"impressions.log", "item", "column", "", "item key; must be in the catalogue if there is one (required)"},
+    {"impressions.log", "time", "column", "", "event time (required)"},
+    {"impressions.log", "time_format", "enum", "unix", "unix (integer seconds) or date (YYYY-MM-DD[THH:MM[:SS]][Z], UTC)"},
+    {"impressions.log", "rating", "column", "none", "a number per event; empty = none for that event"},
+    {"impressions.log", "values", "columns", "[]", "up to 16 numeric columns that label expressions may read"},
+
+    {"impressions.items[]", "path", "path", "", "the item file (required)"},
+    {"impressions.items[]", "sep", "char", "by extension", "field separator"},
+    {"impressions.items[]", "key", "column", "", "item key (required)"},
+    {"impressions.items[]", "categories", "column", "none", "multi-valued categories (at most 64 distinct): domain, histories, overlap, returns"},
+    {"impressions.items[]", "separator", "char", "\"|\"", "between categories"},
+    {"impressions.items[]", "no_categories", "string", "none", "a value meaning no category, e.g. \"(no genres listed)\""},
+    {"impressions.items[]", "year", "column", "none", "release year: item_age, new_release, no negative before release"},
+    {"impressions.items[]", "year_format", "enum", "number", "number, or title (a trailing \"(1995)\")"},
+    {"impressions.items[]", "attributes", "map", "{}", "output column: file column, written as read"},
+    {"impressions.items[]", "optional", "bool", "false", "an absent file is skipped (not the first)"},
+
+    {"impressions.users", "path", "path", "", "the user file (required)"},
+    {"impressions.users", "sep", "char", "by extension", "field separator"},
+    {"impressions.users", "key", "column", "", "user key (required); users absent from it get empty attributes"},
+    {"impressions.users", "attributes", "map", "{}", "output column: file column, written as read"},
+
+    {"impressions.protocol", "negatives", "integer", "4", "negatives per request, 0..1000"},
+    {"impressions.protocol", "sampling", "enum", "popularity", "popularity, uniform or period (docs/movielens.md)"},
+    {"impressions.protocol", "period", "enum", "year", "the period protocol's calendar period: year, month or day"},
+    {"impressions.protocol", "seed", "integer", "1", "negatives and keep_fraction"},
+    {"impressions.protocol", "keep_fraction", "number", "1", "share of training requests kept"},
+
+    {"impressions.split", "valid", "number", "0.1", "validation share, by time"},
+    {"impressions.split", "test", "number", "0.1", "test share, the latest events"},
+
+    {"impressions.domain", "include", "string", "none", "only items with this category"},
+    {"impressions.domain", "exclude", "string", "none", "only items without this category"},
+    {"impressions.domain", "strict", "bool", "false", "the excluded items vanish from the input (needs exclude)"},
+    {"impressions.domain", "history", "enum", "domain", "user history from the domain's events or all"},
+
+    {"impressions.labels[]", "name", "name", "", "the column (required)"},
+    {"impressions.labels[]", "expr", "expression", "", "over rating, discovery, category_return, new_release, hist_count, item_popularity and log.values; empty when a variable it reads is (required)"},
+
+    {"impressions.columns", "request_id", "name", "request_id", "its name in the output"},
+    {"impressions.columns", "user_id", "name", "user_id", "its name in the output"},
+    {"impressions.columns", "item_id", "name", "item_id", "its name in the output"},
+    {"impressions.columns", "timestamp", "name", "timestamp", "its name in the output"},
+    {"impressions.columns", "split", "name", "split", "its name in the output"},
+    {"impressions.columns", "hist_count", "name", "hist_count", "its name in the output"},
+    {"impressions.columns", "hist_mean_rating", "name", "hist_mean_rating", "its name in the output"},
+    {"impressions.columns", "hist_top_categories", "name", "hist_top_categories", "its name in the output"},
+    {"impressions.columns", "last_items", "name", "last_items", "its name in the output"},
+    {"impressions.columns", "days_since_first", "name", "days_since_first", "its name in the output"},
+    {"impressions.columns", "hour_of_day", "name", "hour_of_day", "its name in the output"},
+    {"impressions.columns", "day_of_week", "name", "day_of_week", "its name in the output"},
+    {"impressions.columns", "categories", "name", "categories", "its name in the output"},
+    {"impressions.columns", "year", "name", "year", "its name in the output"},
+    {"impressions.columns", "item_popularity", "name", "item_popularity", "its name in the output"},
+    {"impressions.columns", "item_mean_rating", "name", "item_mean_rating", "its name in the output"},
+    {"impressions.columns", "item_age", "name", "item_age", "its name in the output"},
+    {"impressions.columns", "category_overlap", "name", "category_overlap", "its name in the output"},
+    {"impressions.columns", "click", "name", "click", "its name in the output"},
+    {"impressions.columns", "new_release", "name", "new_release", "its name in the output"},
+
     {"ilm", "data", "path", "", "a MovieLens directory (ratings.csv, movies.csv; required)"},
     {"ilm", "lm", "path", "", "the frozen decoder checkpoint (required)"},
     {"ilm", "tokenizer", "path", "", "its tokenizer (required)"},
@@ -332,7 +405,7 @@ static void usage(FILE *f) {
             "usage: crossrec config (--defaults | --reference | --keys)\n"
             "\n"
             "Every key of every config file crossrec reads (job, study, teacher map, LM\n"
-            "recipe, synthetic log, ILM study), from one table.\n"
+            "recipe, synthetic log, interaction log, ILM study), from one table.\n"
             "  --defaults    a complete job config with every default, one comment per key\n"
             "  --reference   the Markdown reference (docs/config-reference.md)\n"
             "  --keys        one \"section key\" line per key\n"
@@ -347,6 +420,7 @@ static const struct { const char *prefix, *title; } files[] = {
     {"map", "Teacher map (`crossrec label --map`, docs/distillation.md)"},
     {"lm", "Language-model recipe (`crossrec lm train --config`, docs/lm.md)"},
     {"synth", "Synthetic two-domain log (`crossrec synth --config`, docs/experiment.md)"},
+    {"impressions", "Interaction log (`crossrec impressions --config`, docs/impressions.md)"},
     {"ilm", "ILM study (`crossrec ilm study --config`, docs/ilm.md)"},
 };
 enum { N_FILES = sizeof files / sizeof files[0] };

@@ -30,6 +30,7 @@ static const cr_cmd cmds[] = {
     {"lm", cr_cli_lm, "decoder language models: generate, train, eval"},
     {"ilm", cr_cli_ilm, "item-language model: mf, phase1, phase2, eval, study, chat"},
     {"movielens", cr_cli_movielens, "turn MovieLens ratings into ranking impressions"},
+    {"impressions", cr_cli_impressions, "turn any interaction log (described in YAML) into impressions"},
     {"cpu", cr_cli_cpu, "the CPU's features and the kernel set chosen"},
     {"config", cr_cli_config, "every config key with its default (--defaults, --reference)"},
 };
@@ -40,8 +41,8 @@ static void usage(FILE *f) {
                "                 avx512bf16, neon or auto (the same as CROSSREC_ISA=SET) [auto]\n"
                "\ncommands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
-    fprintf(f, "  %-10s %s\n", "version", "print the version");
+        fprintf(f, "  %-11s %s\n", cmds[i].name, cmds[i].help);
+    fprintf(f, "  %-11s %s\n", "version", "print the version");
     fprintf(f, "\nRun 'crossrec <command> --help' for a command's options and defaults.\n");
 }
 

@@ -55,7 +55,7 @@ probe() {
         "$task" "$top" "$model" "$train" "$eval" "$distill" "$serve"
 }
 
-# probe_file SECTION: the other files (study, map, lm, synth, ilm) with
+# probe_file SECTION: the other files (study, map, lm, synth, impressions, ilm) with
 # zz_probe in SECTION, on stdout; everything before it is valid, so the
 # parser reaches the probed mapping.
 probe_file() {
@@ -103,6 +103,18 @@ probe_file() {
         synth.target) echo "target: {$z}" ;;
         *) return 1 ;;
         esac ;;
+    impressions | impressions.*)
+        local log="{path: l.csv, user: u, item: i, time: t}"
+        case "$1" in
+        impressions) echo "$z" ;;
+        impressions.log) log="{path: l.csv, user: u, item: i, time: t, $z}" ;;
+        "impressions.items[]") echo "items: [{path: i.csv, key: k, $z}]" ;;
+        "impressions.labels[]") echo "labels: [{name: y, expr: rating, $z}]" ;;
+        impressions.users | impressions.protocol | impressions.split | impressions.domain | \
+            impressions.columns) echo "${1#impressions.}: {$z}" ;;
+        *) return 1 ;;
+        esac
+        echo "log: $log" ;;
     ilm | ilm.*)
         printf 'data: d\nlm: l.bin\ntokenizer: t\n'
         case "$1" in
@@ -126,7 +138,7 @@ printf 'data: {path: t.csv}\nfeatures: [{name: a, type: numeric}]\ntasks: [{name
 "$BIN" config --keys >"$TMP/keys" || not_ok "crossrec config --keys"
 for sec in $(awk '{print $1}' "$TMP/keys" | uniq); do
     case "$sec" in
-    study* | map* | lm* | synth* | ilm*) probe_file "$sec" >"$TMP/p.yaml" ;;
+    study* | map* | lm* | synth* | impressions* | ilm*) probe_file "$sec" >"$TMP/p.yaml" ;;
     *) probe "$sec" >"$TMP/p.yaml" ;;
     esac || {
         : >"$OUT"
@@ -140,6 +152,7 @@ for sec in $(awk '{print $1}' "$TMP/keys" | uniq); do
         --out o.csv) >"$TMP/out" 2>&1 ;;
     lm*) (cd "$TMP" && "$BIN" lm train --config p.yaml --out o) >"$TMP/out" 2>&1 ;;
     synth*) (cd "$TMP" && "$BIN" synth --config p.yaml --out o) >"$TMP/out" 2>&1 ;;
+    impressions*) (cd "$TMP" && "$BIN" impressions --config p.yaml --out o.csv) >"$TMP/out" 2>&1 ;;
     ilm*) (cd "$TMP" && "$BIN" ilm study --config p.yaml --out o) >"$TMP/out" 2>&1 ;;
     *) (cd "$TMP" && "$BIN" train --config p.yaml --out o --max-steps 1) >"$TMP/out" 2>&1 ;;
     esac

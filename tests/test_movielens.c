@@ -4,6 +4,7 @@
  * for negatives, domains, keep_fraction, determinism and error messages;
  * then a smoke run over data/movielens when it is there.
  */
+#include "util/csv_table.h"
 #include "util/testutil.h"
 
 #include "../src/data/movielens.h"
@@ -13,59 +14,11 @@
 
 #define TINY "tests/fixtures/ml_tiny"
 
-/* ---- the output, read back through the project's CSV reader ------------------- */
-
-typedef struct ml_table {
-    int     ncols;
-    char    names[40][32];
-    int64_t n;
-    char  **cells; /* (n, ncols) */
-} ml_table;
-
-static void ml_load(ml_table *t, const char *path) {
-    memset(t, 0, sizeof *t);
-    cr_csv *c;
-    cr_error e;
-    assert_int_equal(cr_csv_open(&c, path, ',', &e), CR_OK);
-    t->ncols = cr_csv_ncols(c);
-    assert_true(t->ncols <= 40);
-    for (int i = 0; i < t->ncols; i++)
-        snprintf(t->names[i], sizeof t->names[i], "%s", cr_csv_colname(c, i));
-    size_t cap = 0;
-    for (;;) {
-        int done;
-        assert_int_equal(cr_csv_next(c, &done, &e), CR_OK);
-        if (done) break;
-        size_t need = (size_t)(t->n + 1) * (size_t)t->ncols;
-        assert_int_equal(cr_grow((void **)&t->cells, &cap, need, sizeof(char *), &e), CR_OK);
-        for (int i = 0; i < t->ncols; i++)
-            t->cells[t->n * t->ncols + i] = strdup(cr_csv_field(c, i, NULL));
-        t->n++;
-    }
-    cr_csv_close(c);
-}
-
-static void ml_free(ml_table *t) {
-    for (int64_t i = 0; i < t->n * t->ncols; i++) free(t->cells[i]);
-    free(t->cells);
-}
-
-static const char *cell(const ml_table *t, int64_t row, const char *col) {
-    for (int i = 0; i < t->ncols; i++)
-        if (!strcmp(t->names[i], col)) return t->cells[row * t->ncols + i];
-    fail_msg("no column '%s'", col);
-    return NULL;
-}
-
-static int64_t cell_i(const ml_table *t, int64_t row, const char *col) {
-    return strtoll(cell(t, row, col), NULL, 10);
-}
-
 /* The positive row of (user, movie), or -1. */
-static int64_t positive(const ml_table *t, int64_t user, int64_t movie) {
+static int64_t positive(const cr_test_table *t, int64_t user, int64_t movie) {
     for (int64_t r = 0; r < t->n; r++)
-        if (cell_i(t, r, "user_id") == user && cell_i(t, r, "movie_id") == movie &&
-            !strcmp(cell(t, r, "click"), "1"))
+        if (cr_test_cell_i(t, r, "user_id") == user && cr_test_cell_i(t, r, "movie_id") == movie &&
+            !strcmp(cr_test_cell(t, r, "click"), "1"))
             return r;
     return -1;
 }
@@ -114,8 +67,8 @@ static void test_hand_features(void **state) {
     assert_float_equal(st.like_rate, 7.0 / 14, 1e-12);
     assert_float_equal(st.mean_engagement, 47.5 / 5 / 14, 1e-12);
 
-    ml_table t;
-    ml_load(&t, out);
+    cr_test_table t;
+    cr_test_table_load(&t, out);
     assert_int_equal(t.n, 56);
     assert_string_equal(t.names[0], "request_id");
 
@@ -123,115 +76,115 @@ static void test_hand_features(void **state) {
      * five hours after user 2 did: popularity 1, past mean 5. No history. */
     int64_t r = positive(&t, 1, 1);
     assert_true(r >= 0);
-    assert_string_equal(cell(&t, r, "request_id"), "1");
-    assert_string_equal(cell(&t, r, "split"), "train");
-    assert_string_equal(cell(&t, r, "hist_count"), "0");
-    assert_string_equal(cell(&t, r, "hist_mean_rating"), "");
-    assert_string_equal(cell(&t, r, "hist_top_genres"), "");
-    assert_string_equal(cell(&t, r, "last_items"), "");
-    assert_string_equal(cell(&t, r, "days_since_first"), "0");
-    assert_string_equal(cell(&t, r, "hour_of_day"), "10");
-    assert_string_equal(cell(&t, r, "day_of_week"), "1");
-    assert_string_equal(cell(&t, r, "item_popularity"), "1");
-    assert_string_equal(cell(&t, r, "item_mean_rating"), "5");
-    assert_string_equal(cell(&t, r, "year"), "1995");
-    assert_string_equal(cell(&t, r, "item_age"), "1");
-    assert_string_equal(cell(&t, r, "director"), "John Lasseter");
-    assert_string_equal(cell(&t, r, "mpaa"), "G");
-    assert_string_equal(cell(&t, r, "imdb_rating"), "8.2");
-    assert_string_equal(cell(&t, r, "running_time"), "");
-    assert_string_equal(cell(&t, r, "genre_overlap"), "0");
-    assert_string_equal(cell(&t, r, "discovery"), "1");
-    assert_string_equal(cell(&t, r, "like"), "1");
-    assert_string_equal(cell(&t, r, "engagement"), "0.8");
-    assert_string_equal(cell(&t, r, "new_release"), "1");
-    assert_string_equal(cell(&t, r, "genre_return"), "1"); /* Comedy (movie 2) 26 hours later */
+    assert_string_equal(cr_test_cell(&t, r, "request_id"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "split"), "train");
+    assert_string_equal(cr_test_cell(&t, r, "hist_count"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "hist_mean_rating"), "");
+    assert_string_equal(cr_test_cell(&t, r, "hist_top_genres"), "");
+    assert_string_equal(cr_test_cell(&t, r, "last_items"), "");
+    assert_string_equal(cr_test_cell(&t, r, "days_since_first"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "hour_of_day"), "10");
+    assert_string_equal(cr_test_cell(&t, r, "day_of_week"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "item_popularity"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "item_mean_rating"), "5");
+    assert_string_equal(cr_test_cell(&t, r, "year"), "1995");
+    assert_string_equal(cr_test_cell(&t, r, "item_age"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "director"), "John Lasseter");
+    assert_string_equal(cr_test_cell(&t, r, "mpaa"), "G");
+    assert_string_equal(cr_test_cell(&t, r, "imdb_rating"), "8.2");
+    assert_string_equal(cr_test_cell(&t, r, "running_time"), "");
+    assert_string_equal(cr_test_cell(&t, r, "genre_overlap"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "discovery"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "like"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "engagement"), "0.8");
+    assert_string_equal(cr_test_cell(&t, r, "new_release"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "genre_return"), "1"); /* Comedy (movie 2) 26 hours later */
 
     /* User 1's ratings of movies 2 and 3 share a timestamp; file order puts
      * movie 2 first, so movie 3 sees it as past and not the other way. */
     r = positive(&t, 1, 2);
-    assert_string_equal(cell(&t, r, "request_id"), "2");
-    assert_string_equal(cell(&t, r, "genres"), "Comedy|Drama|Romance");
-    assert_string_equal(cell(&t, r, "hist_count"), "1");
-    assert_string_equal(cell(&t, r, "hist_mean_rating"), "4");
-    assert_string_equal(cell(&t, r, "hist_top_genres"), "Adventure|Animation|Children");
-    assert_string_equal(cell(&t, r, "last_items"), "1");
-    assert_string_equal(cell(&t, r, "days_since_first"), "1.08333"); /* 26 hours */
-    assert_string_equal(cell(&t, r, "hour_of_day"), "12");
-    assert_string_equal(cell(&t, r, "day_of_week"), "2");
-    assert_string_equal(cell(&t, r, "item_popularity"), "0");
-    assert_string_equal(cell(&t, r, "item_mean_rating"), "");
-    assert_string_equal(cell(&t, r, "genre_overlap"), "0.333333"); /* Comedy of 3 */
-    assert_string_equal(cell(&t, r, "discovery"), "1");              /* Drama, Romance */
-    assert_string_equal(cell(&t, r, "rating"), "3");
-    assert_string_equal(cell(&t, r, "like"), "0");
-    assert_string_equal(cell(&t, r, "engagement"), "0.6");
+    assert_string_equal(cr_test_cell(&t, r, "request_id"), "2");
+    assert_string_equal(cr_test_cell(&t, r, "genres"), "Comedy|Drama|Romance");
+    assert_string_equal(cr_test_cell(&t, r, "hist_count"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "hist_mean_rating"), "4");
+    assert_string_equal(cr_test_cell(&t, r, "hist_top_genres"), "Adventure|Animation|Children");
+    assert_string_equal(cr_test_cell(&t, r, "last_items"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "days_since_first"), "1.08333"); /* 26 hours */
+    assert_string_equal(cr_test_cell(&t, r, "hour_of_day"), "12");
+    assert_string_equal(cr_test_cell(&t, r, "day_of_week"), "2");
+    assert_string_equal(cr_test_cell(&t, r, "item_popularity"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "item_mean_rating"), "");
+    assert_string_equal(cr_test_cell(&t, r, "genre_overlap"), "0.333333"); /* Comedy of 3 */
+    assert_string_equal(cr_test_cell(&t, r, "discovery"), "1");              /* Drama, Romance */
+    assert_string_equal(cr_test_cell(&t, r, "rating"), "3");
+    assert_string_equal(cr_test_cell(&t, r, "like"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "engagement"), "0.6");
 
     r = positive(&t, 1, 3);
-    assert_string_equal(cell(&t, r, "hist_count"), "2");
-    assert_string_equal(cell(&t, r, "hist_mean_rating"), "3.5");
-    assert_string_equal(cell(&t, r, "hist_top_genres"), "Comedy|Adventure|Animation");
-    assert_string_equal(cell(&t, r, "last_items"), "2|1");
-    assert_string_equal(cell(&t, r, "genre_overlap"), "0.666667");
-    assert_string_equal(cell(&t, r, "discovery"), "1"); /* Musical is new */
-    assert_string_equal(cell(&t, r, "year"), "1952");
-    assert_string_equal(cell(&t, r, "new_release"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "hist_count"), "2");
+    assert_string_equal(cr_test_cell(&t, r, "hist_mean_rating"), "3.5");
+    assert_string_equal(cr_test_cell(&t, r, "hist_top_genres"), "Comedy|Adventure|Animation");
+    assert_string_equal(cr_test_cell(&t, r, "last_items"), "2|1");
+    assert_string_equal(cr_test_cell(&t, r, "genre_overlap"), "0.666667");
+    assert_string_equal(cr_test_cell(&t, r, "discovery"), "1"); /* Musical is new */
+    assert_string_equal(cr_test_cell(&t, r, "year"), "1952");
+    assert_string_equal(cr_test_cell(&t, r, "new_release"), "0");
 
     /* 1997-02-04: four past ratings, nothing new in Fargo's genres, a 1996
      * film is still a new release. */
     r = positive(&t, 1, 8);
-    assert_string_equal(cell(&t, r, "hist_count"), "4");
-    assert_string_equal(cell(&t, r, "hist_mean_rating"), "3.5");
-    assert_string_equal(cell(&t, r, "hist_top_genres"), "Comedy|Romance|Action");
-    assert_string_equal(cell(&t, r, "last_items"), "5|3|2|1");
-    assert_string_equal(cell(&t, r, "days_since_first"), "399.583");
-    assert_string_equal(cell(&t, r, "discovery"), "0");
-    assert_string_equal(cell(&t, r, "genre_overlap"), "1");
-    assert_string_equal(cell(&t, r, "new_release"), "1");
-    assert_string_equal(cell(&t, r, "item_age"), "1");
-    assert_string_equal(cell(&t, r, "engagement"), "0.9");
+    assert_string_equal(cr_test_cell(&t, r, "hist_count"), "4");
+    assert_string_equal(cr_test_cell(&t, r, "hist_mean_rating"), "3.5");
+    assert_string_equal(cr_test_cell(&t, r, "hist_top_genres"), "Comedy|Romance|Action");
+    assert_string_equal(cr_test_cell(&t, r, "last_items"), "5|3|2|1");
+    assert_string_equal(cr_test_cell(&t, r, "days_since_first"), "399.583");
+    assert_string_equal(cr_test_cell(&t, r, "discovery"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "genre_overlap"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "new_release"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "item_age"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "engagement"), "0.9");
     /* Its negatives can only be 4, 6 and 10 (the rest are rated by user 1
      * or released after 1997); each was rated once, by user 2, in 1996. */
     for (int k = 1; k <= 3; k++) {
-        int64_t m = cell_i(&t, r + k, "movie_id");
+        int64_t m = cr_test_cell_i(&t, r + k, "movie_id");
         assert_true(m == 4 || m == 6 || m == 10);
-        assert_string_equal(cell(&t, r + k, "item_popularity"), "1");
-        assert_string_equal(cell(&t, r + k, "item_mean_rating"),
+        assert_string_equal(cr_test_cell(&t, r + k, "item_popularity"), "1");
+        assert_string_equal(cr_test_cell(&t, r + k, "item_mean_rating"),
                             m == 4 ? "3.5" : m == 6 ? "4" : "2.5");
     }
 
     /* A title without a year, and a movie without genres. */
     r = positive(&t, 2, 4);
-    assert_string_equal(cell(&t, r, "year"), "");
-    assert_string_equal(cell(&t, r, "item_age"), "");
-    assert_string_equal(cell(&t, r, "new_release"), "0");
-    assert_string_equal(cell(&t, r, "discovery"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "year"), "");
+    assert_string_equal(cr_test_cell(&t, r, "item_age"), "");
+    assert_string_equal(cr_test_cell(&t, r, "new_release"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "discovery"), "1");
     r = positive(&t, 2, 10);
-    assert_string_equal(cell(&t, r, "genres"), "");
-    assert_string_equal(cell(&t, r, "genre_overlap"), "");
-    assert_string_equal(cell(&t, r, "discovery"), "0");
-    assert_string_equal(cell(&t, r, "last_items"), "4|6|1");
+    assert_string_equal(cr_test_cell(&t, r, "genres"), "");
+    assert_string_equal(cr_test_cell(&t, r, "genre_overlap"), "");
+    assert_string_equal(cr_test_cell(&t, r, "discovery"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "last_items"), "4|6|1");
 
     /* 1999-04-15, a 1998 film: new release; a bad rating. */
     r = positive(&t, 2, 9);
-    assert_string_equal(cell(&t, r, "new_release"), "1");
-    assert_string_equal(cell(&t, r, "like"), "0");
-    assert_string_equal(cell(&t, r, "engagement"), "0.2");
-    assert_string_equal(cell(&t, r, "day_of_week"), "4");
+    assert_string_equal(cr_test_cell(&t, r, "new_release"), "1");
+    assert_string_equal(cr_test_cell(&t, r, "like"), "0");
+    assert_string_equal(cr_test_cell(&t, r, "engagement"), "0.2");
+    assert_string_equal(cr_test_cell(&t, r, "day_of_week"), "4");
 
     /* Toy Story for user 3 in 2000: two earlier ratings by others. */
     r = positive(&t, 3, 1);
-    assert_string_equal(cell(&t, r, "item_popularity"), "2");
-    assert_string_equal(cell(&t, r, "item_mean_rating"), "4.5");
-    assert_string_equal(cell(&t, r, "item_age"), "5");
-    assert_string_equal(cell(&t, r, "split"), "train");
-    assert_string_equal(cell(&t, positive(&t, 3, 3), "split"), "valid");
-    assert_string_equal(cell(&t, positive(&t, 3, 12), "split"), "test");
+    assert_string_equal(cr_test_cell(&t, r, "item_popularity"), "2");
+    assert_string_equal(cr_test_cell(&t, r, "item_mean_rating"), "4.5");
+    assert_string_equal(cr_test_cell(&t, r, "item_age"), "5");
+    assert_string_equal(cr_test_cell(&t, r, "split"), "train");
+    assert_string_equal(cr_test_cell(&t, positive(&t, 3, 3), "split"), "valid");
+    assert_string_equal(cr_test_cell(&t, positive(&t, 3, 12), "split"), "test");
     /* Heat: user 1's next Crime or Thriller (Fargo) is a year later; Grease
      * is the log's last rating, so whether a return follows is unknown. */
-    assert_string_equal(cell(&t, positive(&t, 1, 5), "genre_return"), "0");
-    assert_string_equal(cell(&t, positive(&t, 3, 12), "genre_return"), "");
-    ml_free(&t);
+    assert_string_equal(cr_test_cell(&t, positive(&t, 1, 5), "genre_return"), "0");
+    assert_string_equal(cr_test_cell(&t, positive(&t, 3, 12), "genre_return"), "");
+    cr_test_table_free(&t);
     cr_test_rmdir(dir);
 }
 
@@ -245,28 +198,28 @@ static int rated_by(int64_t user, int64_t movie) {
     return 0;
 }
 
-static void check_requests(const ml_table *t, int k) {
+static void check_requests(const cr_test_table *t, int k) {
     assert_int_equal(t->n % (k + 1), 0);
     for (int64_t r = 0; r < t->n; r += k + 1) {
-        int64_t rid = cell_i(t, r, "request_id"), user = cell_i(t, r, "user_id");
+        int64_t rid = cr_test_cell_i(t, r, "request_id"), user = cr_test_cell_i(t, r, "user_id");
         assert_int_equal(rid, r / (k + 1));
-        assert_string_equal(cell(t, r, "click"), "1");
-        assert_true(rated_by(user, cell_i(t, r, "movie_id")));
+        assert_string_equal(cr_test_cell(t, r, "click"), "1");
+        assert_true(rated_by(user, cr_test_cell_i(t, r, "movie_id")));
         for (int j = 1; j <= k; j++) {
-            int64_t m = cell_i(t, r + j, "movie_id");
-            assert_int_equal(cell_i(t, r + j, "request_id"), rid);
-            assert_int_equal(cell_i(t, r + j, "user_id"), user);
-            assert_string_equal(cell(t, r + j, "click"), "0");
-            assert_string_equal(cell(t, r + j, "timestamp"), cell(t, r, "timestamp"));
-            assert_string_equal(cell(t, r + j, "hist_count"), cell(t, r, "hist_count"));
-            assert_string_equal(cell(t, r + j, "rating"), "");
-            assert_string_equal(cell(t, r + j, "like"), "");
-            assert_string_equal(cell(t, r + j, "engagement"), "");
-            assert_string_equal(cell(t, r + j, "discovery"), "");
-            assert_string_equal(cell(t, r + j, "genre_return"), "");
+            int64_t m = cr_test_cell_i(t, r + j, "movie_id");
+            assert_int_equal(cr_test_cell_i(t, r + j, "request_id"), rid);
+            assert_int_equal(cr_test_cell_i(t, r + j, "user_id"), user);
+            assert_string_equal(cr_test_cell(t, r + j, "click"), "0");
+            assert_string_equal(cr_test_cell(t, r + j, "timestamp"), cr_test_cell(t, r, "timestamp"));
+            assert_string_equal(cr_test_cell(t, r + j, "hist_count"), cr_test_cell(t, r, "hist_count"));
+            assert_string_equal(cr_test_cell(t, r + j, "rating"), "");
+            assert_string_equal(cr_test_cell(t, r + j, "like"), "");
+            assert_string_equal(cr_test_cell(t, r + j, "engagement"), "");
+            assert_string_equal(cr_test_cell(t, r + j, "discovery"), "");
+            assert_string_equal(cr_test_cell(t, r + j, "genre_return"), "");
             if (rated_by(user, m)) fail_msg("request %lld: user %lld rated negative %lld",
                                             (long long)rid, (long long)user, (long long)m);
-            for (int i = 1; i < j; i++) assert_int_not_equal(cell_i(t, r + i, "movie_id"), m);
+            for (int i = 1; i < j; i++) assert_int_not_equal(cr_test_cell_i(t, r + i, "movie_id"), m);
             assert_true(m != 11 && m != 12); /* never rated in the training period */
         }
     }
@@ -284,11 +237,11 @@ static void test_negatives(void **state) {
             o.protocol = p ? CR_ML_UNIFORM : CR_ML_POPULARITY;
             cr_ml_stats st;
             build_ok(&o, &st);
-            ml_table t;
-            ml_load(&t, out);
+            cr_test_table t;
+            cr_test_table_load(&t, out);
             assert_int_equal(t.n, 14 * (k + 1));
             check_requests(&t, k);
-            ml_free(&t);
+            cr_test_table_free(&t);
         }
     }
     /* User 1 has only three movies left to be shown: asking for four is an
@@ -308,25 +261,25 @@ static void test_negatives(void **state) {
 static void expect_history(const cr_ml_opts *o, cr_ml_stats *st, int64_t user, int64_t movie,
                            const char *last_items, const char *count, const char *mean) {
     build_ok(o, st);
-    ml_table t;
-    ml_load(&t, o->out_path);
+    cr_test_table t;
+    cr_test_table_load(&t, o->out_path);
     int64_t r = positive(&t, user, movie);
     assert_true(r >= 0);
-    assert_string_equal(cell(&t, r, "last_items"), last_items);
-    assert_string_equal(cell(&t, r, "hist_count"), count);
-    assert_string_equal(cell(&t, r, "hist_mean_rating"), mean);
-    ml_free(&t);
+    assert_string_equal(cr_test_cell(&t, r, "last_items"), last_items);
+    assert_string_equal(cr_test_cell(&t, r, "hist_count"), count);
+    assert_string_equal(cr_test_cell(&t, r, "hist_mean_rating"), mean);
+    cr_test_table_free(&t);
 }
 
 /* No row of t is a Musical of ml_tiny (3, 6, 12); with histories, no
  * last_items or hist_top_genres mentions one either. */
-static void no_musical(const ml_table *t, int histories) {
+static void no_musical(const cr_test_table *t, int histories) {
     for (int64_t x = 0; x < t->n; x++) {
-        int64_t m = cell_i(t, x, "movie_id");
+        int64_t m = cr_test_cell_i(t, x, "movie_id");
         assert_true(m != 3 && m != 6 && m != 12);
         if (!histories) continue;
-        assert_null(strstr(cell(t, x, "hist_top_genres"), "Musical"));
-        for (const char *p = cell(t, x, "last_items"); *p;
+        assert_null(strstr(cr_test_cell(t, x, "hist_top_genres"), "Musical"));
+        for (const char *p = cr_test_cell(t, x, "last_items"); *p;
              p += strcspn(p, "|") + (p[strcspn(p, "|")] != 0)) {
             long id = strtol(p, NULL, 10);
             assert_true(id != 3 && id != 6 && id != 12);
@@ -348,19 +301,19 @@ static void test_domains(void **state) {
     assert_int_equal(st.domain_ratings, 4);
     assert_int_equal(st.requests, 4);
     assert_int_equal(st.pool, 2); /* 3 and 6; 12 is rated only in test */
-    ml_table t;
-    ml_load(&t, out);
+    cr_test_table t;
+    cr_test_table_load(&t, out);
     for (int64_t r = 0; r < t.n; r++) {
-        int64_t m = cell_i(&t, r, "movie_id");
+        int64_t m = cr_test_cell_i(&t, r, "movie_id");
         assert_true(m == 3 || m == 6 || m == 12);
     }
     /* Each user rated one of {3, 6}, so the other is the only negative. */
     int64_t r = positive(&t, 1, 3);
-    assert_int_equal(cell_i(&t, r + 1, "movie_id"), 6);
+    assert_int_equal(cr_test_cell_i(&t, r + 1, "movie_id"), 6);
     r = positive(&t, 3, 3);
-    assert_string_equal(cell(&t, r, "hist_count"), "0"); /* no Musical before */
-    assert_string_equal(cell(&t, r, "split"), "valid");
-    ml_free(&t);
+    assert_string_equal(cr_test_cell(&t, r, "hist_count"), "0"); /* no Musical before */
+    assert_string_equal(cr_test_cell(&t, r, "split"), "valid");
+    cr_test_table_free(&t);
 
     o.history = CR_ML_HISTORY_ALL; /* the same requests, with all past ratings */
     expect_history(&o, &st, 3, 3, "1|7", "2", "3");
@@ -373,11 +326,11 @@ static void test_domains(void **state) {
     o.exclude_genre = "Musical";
     build_ok(&o, &st);
     assert_int_equal(st.requests, 10);
-    ml_load(&t, out);
+    cr_test_table_load(&t, out);
     no_musical(&t, 1);
     /* History is in-domain by default: user 1's rating of movie 3 is gone. */
-    assert_string_equal(cell(&t, positive(&t, 1, 8), "last_items"), "5|2|1");
-    ml_free(&t);
+    assert_string_equal(cr_test_cell(&t, positive(&t, 1, 8), "last_items"), "5|2|1");
+    cr_test_table_free(&t);
 
     /* With every past rating the source's histories read Musicals... */
     o.history = CR_ML_HISTORY_ALL;
@@ -388,9 +341,9 @@ static void test_domains(void **state) {
     expect_history(&o, &st, 1, 8, "5|2|1", "3", "3");
     assert_int_equal(st.requests, 10);
     assert_int_equal(st.hidden_ratings, 4);
-    ml_load(&t, out);
+    cr_test_table_load(&t, out);
     no_musical(&t, 1);
-    ml_free(&t);
+    cr_test_table_free(&t);
     /* strict needs a genre to hide */
     o.exclude_genre = NULL;
     cr_error e;
@@ -422,27 +375,27 @@ static void test_keep_fraction(void **state) {
     assert_true(sm.dropped <= sh.dropped);
     assert_int_equal(sh.requests_split[CR_SPLIT_VALID], 1); /* never thinned */
     assert_int_equal(sh.requests_split[CR_SPLIT_TEST], 1);
-    ml_table tf, th, tm;
-    ml_load(&tf, full);
-    ml_load(&th, half);
-    ml_load(&tm, most);
+    cr_test_table tf, th, tm;
+    cr_test_table_load(&tf, full);
+    cr_test_table_load(&th, half);
+    cr_test_table_load(&tm, most);
     /* Every kept request is also kept at 0.8 and in the full build, with
      * the same negatives and the same (full-history) features. */
     for (int64_t r = 0; r < th.n; r += 3) {
-        int64_t u = cell_i(&th, r, "user_id"), m = cell_i(&th, r, "movie_id");
+        int64_t u = cr_test_cell_i(&th, r, "user_id"), m = cr_test_cell_i(&th, r, "movie_id");
         int64_t rf = positive(&tf, u, m), rm = positive(&tm, u, m);
         assert_true(rf >= 0 && rm >= 0);
         for (int j = 0; j < 3; j++) {
-            assert_string_equal(cell(&th, r + j, "movie_id"), cell(&tf, rf + j, "movie_id"));
-            assert_string_equal(cell(&th, r + j, "movie_id"), cell(&tm, rm + j, "movie_id"));
-            assert_string_equal(cell(&th, r + j, "hist_count"), cell(&tf, rf + j, "hist_count"));
-            assert_string_equal(cell(&th, r + j, "item_popularity"),
-                                cell(&tf, rf + j, "item_popularity"));
+            assert_string_equal(cr_test_cell(&th, r + j, "movie_id"), cr_test_cell(&tf, rf + j, "movie_id"));
+            assert_string_equal(cr_test_cell(&th, r + j, "movie_id"), cr_test_cell(&tm, rm + j, "movie_id"));
+            assert_string_equal(cr_test_cell(&th, r + j, "hist_count"), cr_test_cell(&tf, rf + j, "hist_count"));
+            assert_string_equal(cr_test_cell(&th, r + j, "item_popularity"),
+                                cr_test_cell(&tf, rf + j, "item_popularity"));
         }
     }
-    ml_free(&tf);
-    ml_free(&th);
-    ml_free(&tm);
+    cr_test_table_free(&tf);
+    cr_test_table_free(&th);
+    cr_test_table_free(&tm);
     o.keep_fraction = 0;
     build_ok(&o, &sh);
     assert_int_equal(sh.requests_split[CR_SPLIT_TRAIN], 0);
@@ -511,8 +464,8 @@ static void test_genre_return(void **state) {
     o.negatives = 0;
     cr_ml_stats st;
     build_ok(&o, &st);
-    ml_table t;
-    ml_load(&t, out);
+    cr_test_table t;
+    cr_test_table_load(&t, out);
     static const struct { int64_t user, movie; const char *want; } cases[] = {
         {1, 5, "1"},  /* Matrix shares Action and Thriller, exactly 30 days later */
         {1, 4, "0"},  /* no other Documentary */
@@ -530,22 +483,22 @@ static void test_genre_return(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t r = positive(&t, cases[i].user, cases[i].movie);
         assert_true(r >= 0);
-        const char *got = cell(&t, r, "genre_return");
+        const char *got = cr_test_cell(&t, r, "genre_return");
         if (strcmp(got, cases[i].want))
             fail_msg("user %lld, movie %lld: genre_return '%s', expected '%s'",
                      (long long)cases[i].user, (long long)cases[i].movie, got, cases[i].want);
     }
-    ml_free(&t);
+    cr_test_table_free(&t);
     assert_int_equal(st.return_undefined, 3);
     assert_float_equal(st.return_rate, 3.0 / 9, 1e-12);
 
     /* A shorter horizon: Matrix is no longer within it. */
     o.return_days = 29;
     build_ok(&o, NULL);
-    ml_load(&t, out);
-    assert_string_equal(cell(&t, positive(&t, 1, 5), "genre_return"), "0");
-    assert_string_equal(cell(&t, positive(&t, 3, 2), "genre_return"), "1");
-    ml_free(&t);
+    cr_test_table_load(&t, out);
+    assert_string_equal(cr_test_cell(&t, positive(&t, 1, 5), "genre_return"), "0");
+    assert_string_equal(cr_test_cell(&t, positive(&t, 3, 2), "genre_return"), "1");
+    cr_test_table_free(&t);
 
     /* Only the domain's ratings are returns: without Musicals, user 3's
      * Grease is gone and American President has no return; in the Musical
@@ -554,17 +507,17 @@ static void test_genre_return(void **state) {
     o.return_days = 30;
     o.exclude_genre = "Musical";
     build_ok(&o, NULL);
-    ml_load(&t, out);
-    assert_string_equal(cell(&t, positive(&t, 3, 2), "genre_return"), "0");
-    assert_string_equal(cell(&t, positive(&t, 2, 2), "genre_return"), "1");
-    ml_free(&t);
+    cr_test_table_load(&t, out);
+    assert_string_equal(cr_test_cell(&t, positive(&t, 3, 2), "genre_return"), "0");
+    assert_string_equal(cr_test_cell(&t, positive(&t, 2, 2), "genre_return"), "1");
+    cr_test_table_free(&t);
     o.exclude_genre = NULL;
     o.include_genre = "Musical";
     build_ok(&o, NULL);
-    ml_load(&t, out);
+    cr_test_table_load(&t, out);
     assert_int_equal(t.n, 3);
-    assert_string_equal(cell(&t, positive(&t, 3, 12), "genre_return"), "0");
-    ml_free(&t);
+    assert_string_equal(cr_test_cell(&t, positive(&t, 3, 12), "genre_return"), "0");
+    cr_test_table_free(&t);
 
     o.return_days = 0;
     cr_error e;
@@ -700,18 +653,18 @@ static void test_real_data(void **state) {
     for (int p = 0; p < 2; p++) {
         o.protocol = p ? CR_ML_PERIOD : CR_ML_POPULARITY;
         build_ok(&o, &st);
-        ml_table t;
-        ml_load(&t, out);
+        cr_test_table t;
+        cr_test_table_load(&t, out);
         int64_t neg = 0, neg_new = 0, pos = 0, pos_new = 0;
         for (int64_t r = 0; r < t.n; r++) {
-            if (strcmp(cell(&t, r, "split"), "test")) continue;
-            int is_new = cell_i(&t, r, "new_release") == 1;
-            if (cell_i(&t, r, "click")) { pos++; pos_new += is_new; }
+            if (strcmp(cr_test_cell(&t, r, "split"), "test")) continue;
+            int is_new = cr_test_cell_i(&t, r, "new_release") == 1;
+            if (cr_test_cell_i(&t, r, "click")) { pos++; pos_new += is_new; }
             else { neg++; neg_new += is_new; }
         }
         share[p] = (double)neg_new / (double)neg;
         pos_share = (double)pos_new / (double)pos;
-        ml_free(&t);
+        cr_test_table_free(&t);
     }
     assert_true(share[0] < 0.01);
     assert_true(share[1] > 0.5 * pos_share && share[1] < 1.5 * pos_share);

@@ -155,4 +155,55 @@ CR_API cr_status   cr_ml_history_parse(const char *s, cr_ml_history *out, cr_err
 CR_API cr_status   cr_movielens_prepare(cr_ctx *ctx, const cr_ml_opts *o, cr_ml_stats *st,
                                         cr_error *e);
 
+/* ---- impressions from any interaction log (docs/impressions.md) ----------------------
+ * The same protocol as cr_movielens_prepare for a log described in YAML: a
+ * CSV of (user, item, time, optional rating and numeric columns), an
+ * optional item file (the catalogue, its categories, release year and
+ * attributes) and user file; negatives, split, domain and labels (as
+ * expressions) from the file too. */
+typedef struct cr_impressions_cfg cr_impressions_cfg;
+
+#define CR_IMPRESSIONS_MAX_LABELS 16
+
+typedef struct cr_impressions_stats {
+    int64_t events;             /* rows of the log */
+    int64_t catalogue;          /* items known (the item file's rows, or the log's items) */
+    int64_t domain_events;      /* events of items in the domain */
+    int64_t requests, rows;     /* written */
+    int64_t requests_split[3];  /* train, valid, test */
+    int64_t rows_split[3];
+    int64_t dropped;            /* training requests removed by keep_fraction */
+    int64_t users;              /* distinct users with at least one request */
+    int64_t items;              /* distinct items among the positives */
+    int64_t pool;               /* candidate items for negatives (training period) */
+    int64_t t_valid, t_test;    /* first timestamp of valid and of test */
+    int64_t hidden_events;      /* events that strict removed from the input */
+    double  new_release_rate;   /* share of positives that are new releases */
+    int     n_labels;
+    char    label[CR_IMPRESSIONS_MAX_LABELS][64];
+    double  label_sum[CR_IMPRESSIONS_MAX_LABELS];     /* over positives where defined */
+    int64_t label_defined[CR_IMPRESSIONS_MAX_LABELS]; /* positives where it is not empty */
+    double  label_mean[CR_IMPRESSIONS_MAX_LABELS];
+} cr_impressions_stats;
+
+/* Read and check a log description (YAML; keys in docs/config-reference.md).
+ * Relative paths are relative to the YAML file. Unknown keys, bad values and
+ * label expressions naming unknown variables are CR_ERR_CONFIG naming
+ * file:line:column and the key; no data file is opened yet. *out is the
+ * caller's: free it with cr_impressions_cfg_free (NULL is fine). A loaded
+ * cfg is read-only, so threads may share it. */
+CR_API cr_status cr_impressions_cfg_load(cr_impressions_cfg **out, const char *path,
+                                         cr_error *e);
+CR_API void      cr_impressions_cfg_free(cr_impressions_cfg *c);
+/* Read the files the cfg names and write the impressions CSV to out_path
+ * (directories created, written to a temporary name and renamed: nothing
+ * is left on error). *st (may be NULL) receives what was read and written.
+ * A malformed input is CR_ERR_PARSE naming file:line and the column (an
+ * unparseable time, a non-number rating); a column the YAML names but the
+ * file lacks CR_ERR_NOT_FOUND; an item of the log missing from the item
+ * file CR_ERR_MISMATCH naming both. Deterministic: same files and cfg, same
+ * bytes. Thread-safe for distinct out_paths. */
+CR_API cr_status cr_impressions(cr_ctx *ctx, const cr_impressions_cfg *c, const char *out_path,
+                                cr_impressions_stats *st, cr_error *e);
+
 #endif /* CROSSREC_DATA_H */

@@ -50,8 +50,8 @@ static const cr_yaml_node *key_at(const cr_yaml_node *map, const char *key) {
     return map;
 }
 
-static cr_status name_field(const cr_yaml_node *m, const char *path, char *out, size_t cap,
-                            cr_error *e) {
+cr_status cr_config_name(const cr_yaml_node *m, const char *path, char *out, size_t cap,
+                         cr_error *e) {
     char kp[160];
     CR_TRY(cr_yaml_str(m, "name", path, 1, NULL, out, cap, e));
     cr_yaml_path_key(kp, sizeof kp, path, "name");
@@ -64,14 +64,14 @@ static cr_status name_field(const cr_yaml_node *m, const char *path, char *out, 
 
 /* ---- data: ---------------------------------------------------------------------- */
 
-static cr_status resolve_path(const cr_yaml_node *n, const char *config_path, const char *rel,
-                              char *out, size_t cap, cr_error *e) {
+cr_status cr_config_resolve_path(const cr_yaml_node *n, const char *config_path, const char *rel,
+                                 const char *field, char *out, size_t cap, cr_error *e) {
     const char *slash = config_path ? strrchr(config_path, '/') : NULL;
     int w;
     if (rel[0] == '/' || !slash) w = snprintf(out, cap, "%s", rel);
     else w = snprintf(out, cap, "%.*s/%s", (int)(slash - config_path), config_path, rel);
     if (w < 0 || (size_t)w >= cap)
-        return cr_yaml_err(e, CR_ERR_LIMIT, n, "data.path", "the resolved path is longer "
+        return cr_yaml_err(e, CR_ERR_LIMIT, n, field, "the resolved path is longer "
                            "than %zu characters", cap - 1);
     return CR_OK;
 }
@@ -128,7 +128,8 @@ static cr_status parse_data(const cr_yaml_node *root, const char *config_path, c
     CR_TRY(cr_yaml_str(m, "path", "data", 1, NULL, rel, sizeof rel, e));
     if (!rel[0]) return cr_yaml_err(e, CR_ERR_CONFIG, at(m, "path"), "data.path",
                                     "expected a file name, got an empty string");
-    CR_TRY(resolve_path(at(m, "path"), config_path, rel, d->path, sizeof d->path, e));
+    CR_TRY(cr_config_resolve_path(at(m, "path"), config_path, rel, "data.path", d->path,
+                                  sizeof d->path, e));
     CR_TRY(cr_yaml_str(m, "sep", "data", 0, "", sep, sizeof sep, e));
     if (strlen(sep) > 1 || (cr_yaml_get(m, "sep") && !sep[0]) || sep[0] == '"' ||
         sep[0] == '\n' || sep[0] == '\r')
@@ -185,7 +186,7 @@ static cr_status parse_feature(const cr_yaml_node *m, const char *path, cr_featu
     int kind;
     CR_TRY(cr_yaml_expect(m, CR_YAML_MAP, path, e));
     CR_TRY(cr_yaml_check_keys(m, feat_keys, path, e));
-    CR_TRY(name_field(m, path, f->name, sizeof f->name, e));
+    CR_TRY(cr_config_name(m, path, f->name, sizeof f->name, e));
     for (int j = 0; j < idx; j++)
         if (!strcmp(fs[j].name, f->name))
             return cr_yaml_err(e, CR_ERR_CONFIG, at(m, "name"), path,
@@ -348,7 +349,7 @@ static cr_status parse_task(const cr_yaml_node *m, const char *path, cr_task *ts
     double w;
     CR_TRY(cr_yaml_expect(m, CR_YAML_MAP, path, e));
     CR_TRY(cr_yaml_check_keys(m, task_keys, path, e));
-    CR_TRY(name_field(m, path, t->name, sizeof t->name, e));
+    CR_TRY(cr_config_name(m, path, t->name, sizeof t->name, e));
     for (int j = 0; j < idx; j++)
         if (!strcmp(ts[j].name, t->name))
             return cr_yaml_err(e, CR_ERR_CONFIG, at(m, "name"), path,

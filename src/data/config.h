@@ -20,6 +20,16 @@
 cr_status cr_data_config_parse(const cr_yaml_node *root, const char *config_path,
                                cr_data_cfg *data, cr_schema *schema, cr_error *e);
 
+/* rel resolved against the directory of config_path (NULL = the working
+ * directory) into out; too long is an error at node n naming field. */
+cr_status cr_config_resolve_path(const cr_yaml_node *n, const char *config_path, const char *rel,
+                                 const char *field, char *out, size_t cap, cr_error *e);
+
+/* The required key `name` of map m (field path `path`): letters, digits and
+ * '_', not starting with a digit, so expressions can name it. */
+cr_status cr_config_name(const cr_yaml_node *m, const char *path, char *out, size_t cap,
+                         cr_error *e);
+
 /* The names the config uses for enums, NULL-terminated, indexed by the enum. */
 extern const char *const cr_feat_kind_names[];  /* categorical, multi, numeric, bucketized */
 extern const char *const cr_transform_names[];  /* none, zscore, log1p, log1p_zscore */

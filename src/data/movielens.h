@@ -7,19 +7,30 @@
 #ifndef CR_DATA_MOVIELENS_H
 #define CR_DATA_MOVIELENS_H
 
-#include "data.h"
+#include "impressions.h"
 
 /* cr_ml_protocol, cr_ml_history, cr_ml_opts and cr_ml_stats are public
  * (crossrec.h), with cr_ml_opts_default and the protocol and history names
  * and parsers; cr_movielens_prepare is cr_ml_build in a context. */
 
 /* Read o->in_dir, write o->out_path. stats may be NULL. Deterministic for
- * a seed: the same inputs and options give the same bytes. */
+ * a seed: the same inputs and options give the same bytes. The MovieLens
+ * files become an interaction log (cr_ml_log_load) and cr_imp_build writes
+ * it, with MovieLens' labels (rating, like, engagement, discovery,
+ * genre_return) and column names (movie_id, genres, hist_top_genres,
+ * genre_overlap). */
 cr_status cr_ml_build(const cr_ml_opts *o, cr_ml_stats *stats, cr_error *e);
 
 
 /* ---- the files: the one reader of MovieLens' ratings.csv, movies.csv and
  * movies-extra.tsv, for the impressions builder and the item-language model */
+
+/* dir's movies.csv (the catalogue: genres, the title's year, the title as a
+ * hidden attribute), movies-extra.tsv (director, mpaa, major_genre,
+ * imdb_rating, running_time) and ratings.csv (the events, keys as decimal
+ * ids) into g, which the caller frees with cr_imp_log_free (on error
+ * nothing needs freeing). *n_extra: rows of movies-extra.tsv. */
+cr_status cr_ml_log_load(cr_imp_log *g, const char *dir, int64_t *n_extra, cr_error *e);
 
 /* ratings.csv (userId, movieId, rating in [0, 5], timestamp) in file order;
  * line is each rating's line in the file. */

@@ -1,81 +1,15 @@
 /*
  * movielens_read.c - the one reader of MovieLens' ratings.csv, movies.csv
- * and the optional movies-extra.tsv: through the CSV reader into dense
- * arrays, for the impressions builder (cr_ml_load) and, as ratings and a
- * catalogue, for the item-language model. It only reads and checks; it
- * never computes a feature or writes a row.
+ * and the optional movies-extra.tsv: through the CSV reader into the
+ * interaction log the impressions builder reads (cr_ml_log_load) and,
+ * as ratings and a catalogue, for the item-language model. It only reads
+ * and checks; it never computes a feature or writes a row.
  */
-#include "movielens_internal.h"
+#include "movielens.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- small containers -------------------------------------------------- */
-
-static cr_status cr_ml_arena_add(cr_ml_arena *a, const char *s, size_t n, size_t *off,
-                                 cr_error *e) {
-    if (n == 0 && a->len > 0) {
-        *off = 0;
-        return CR_OK;
-    }
-    CR_TRY(cr_grow((void **)&a->buf, &a->cap, a->len + n + 1, 1, e));
-    memcpy(a->buf + a->len, s, n);
-    a->buf[a->len + n] = '\0';
-    *off = a->len;
-    a->len += n + 1;
-    return CR_OK;
-}
-
-static int32_t cr_ml_map_get(const cr_ml_map *m, int64_t key) {
-    if (m->cap == 0) return -1;
-    size_t mask = m->cap - 1, i = (size_t)cr_ml_hash((uint64_t)key) & mask;
-    while (m->vals[i] >= 0) {
-        if (m->keys[i] == key) return m->vals[i];
-        i = (i + 1) & mask;
-    }
-    return -1;
-}
-
-static cr_status cr_ml_map_put(cr_ml_map *m, int64_t key, int32_t val, cr_error *e) {
-    if (2 * (m->n + 1) > m->cap) {
-        size_t ncap = m->cap ? 2 * m->cap : 1024;
-        int64_t *nk = cr_alloc(ncap * sizeof *nk);
-        int32_t *nv = cr_alloc(ncap * sizeof *nv);
-        if (!nk || !nv) {
-            cr_free(nk);
-            cr_free(nv);
-            return cr_err(e, CR_ERR_NOMEM, "out of memory growing an id map to %zu slots", ncap);
-        }
-        for (size_t i = 0; i < ncap; i++) nv[i] = -1;
-        for (size_t i = 0; i < m->cap; i++) {
-            if (m->vals[i] < 0) continue;
-            size_t j = (size_t)cr_ml_hash((uint64_t)m->keys[i]) & (ncap - 1);
-            while (nv[j] >= 0) j = (j + 1) & (ncap - 1);
-            nk[j] = m->keys[i];
-            nv[j] = m->vals[i];
-        }
-        cr_free(m->keys);
-        cr_free(m->vals);
-        m->keys = nk;
-        m->vals = nv;
-        m->cap = ncap;
-    }
-    size_t mask = m->cap - 1, i = (size_t)cr_ml_hash((uint64_t)key) & mask;
-    while (m->vals[i] >= 0) {
-        CR_ASSERT(m->keys[i] != key); /* callers look up first */
-        i = (i + 1) & mask;
-    }
-    m->keys[i] = key;
-    m->vals[i] = val;
-    m->n++;
-    return CR_OK;
-}
-
-static void cr_ml_map_free(cr_ml_map *m) {
-    cr_free(m->keys);
-    cr_free(m->vals);
-    memset(m, 0, sizeof *m);
-}
 /* ---- reading ------------------------------------------------------------- */
 
 static cr_status cr_ml_col(cr_csv *c, const char *name, int *out, cr_error *e) {
@@ -85,40 +19,22 @@ static cr_status cr_ml_col(cr_csv *c, const char *name, int *out, cr_error *e) {
                   cr_csv_path(c), name);
 }
 
-/* "Toy Story (1995)" -> 1995; 0 when the title does not end in "(dddd)". */
-static int32_t cr_ml_title_year(const char *t, size_t n) {
-    while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t' || t[n - 1] == '\r')) n--;
-    if (n < 6 || t[n - 1] != ')' || t[n - 6] != '(') return 0;
-    int32_t y = 0;
-    for (size_t i = n - 5; i < n - 1; i++) {
-        if (t[i] < '0' || t[i] > '9') return 0;
-        y = y * 10 + (t[i] - '0');
-    }
-    return y;
+/* A movieId as the log's key: its canonical decimal text. */
+static size_t cr_ml_key(char *buf, size_t cap, int64_t id) {
+    return (size_t)snprintf(buf, cap, "%lld", (long long)id);
 }
 
-static cr_status cr_ml_genre_id(cr_ml_ctx *x, const char *g, size_t n, cr_csv *c, int *id,
-                                cr_error *e) {
-    for (int i = 0; i < x->n_genres; i++)
-        if (strlen(x->genre[i]) == n && !memcmp(x->genre[i], g, n)) {
-            *id = i;
-            return CR_OK;
-        }
-    if (n >= sizeof x->genre[0])
-        return cr_err(e, CR_ERR_LIMIT, "%s:%lld: genre '%.*s...' is longer than %zu bytes",
-                      cr_csv_path(c), (long long)cr_csv_line(c), 20, g, sizeof x->genre[0] - 1);
-    if (x->n_genres == CR_ML_MAX_GENRES)
-        return cr_err(e, CR_ERR_LIMIT, "%s:%lld: more than %d distinct genres", cr_csv_path(c),
-                      (long long)cr_csv_line(c), CR_ML_MAX_GENRES);
-    memcpy(x->genre[x->n_genres], g, n);
-    x->genre[x->n_genres][n] = '\0';
-    *id = x->n_genres++;
-    return CR_OK;
-}
+/* The item attributes of a MovieLens log, in this order: the title (read
+ * by the item-language model, never written), then the columns of
+ * movies-extra.tsv as the impressions name them. */
+enum { CR_ML_TITLE, CR_ML_DIRECTOR, CR_ML_MPAA, CR_ML_MAJOR, CR_ML_IMDB, CR_ML_RUNTIME, CR_ML_NATTR };
+static const char *const cr_ml_attr_out[CR_ML_NATTR] = {"title", "director", "mpaa",
+                                                        "major_genre", "imdb_rating",
+                                                        "running_time"};
 
-static cr_status cr_ml_read_movies(cr_ml_ctx *x, cr_error *e) {
+static cr_status cr_ml_read_movies(cr_imp_log *g, const char *path, cr_error *e) {
     cr_csv *c = NULL;
-    cr_status s = cr_csv_open(&c, x->path_movies, ',', e);
+    cr_status s = cr_csv_open(&c, path, ',', e);
     if (s != CR_OK) return s;
     int c_id, c_title, c_genres;
     if ((s = cr_ml_col(c, "movieId", &c_id, e)) != CR_OK ||
@@ -131,45 +47,26 @@ static cr_status cr_ml_read_movies(cr_ml_ctx *x, cr_error *e) {
         if (done) break;
         int64_t id;
         if ((s = cr_csv_int64(c, c_id, &id, e)) != CR_OK) goto fail;
-        if (cr_ml_map_get(&x->movie_map, id) >= 0) {
-            s = cr_err(e, CR_ERR_PARSE, "%s:%lld: movieId %lld appears twice", x->path_movies,
+        char key[24], where[4200];
+        int32_t mi;
+        if ((s = cr_imp_item_add(g, key, cr_ml_key(key, sizeof key, id), &mi, e)) != CR_OK) goto fail;
+        if (mi < 0) {
+            s = cr_err(e, CR_ERR_PARSE, "%s:%lld: movieId %lld appears twice", path,
                        (long long)cr_csv_line(c), (long long)id);
             goto fail;
         }
-        if ((s = cr_grow((void **)&x->movies, &x->cap_movies, x->n_movies + 1,
-                         sizeof *x->movies, e)) != CR_OK)
-            goto fail;
-        cr_ml_movie *m = &x->movies[x->n_movies];
-        memset(m, 0, sizeof *m);
-        m->id = id;
         size_t tl, gl;
         const char *title = cr_csv_field(c, c_title, &tl);
-        const char *g = cr_csv_field(c, c_genres, &gl);
-        m->year = cr_ml_title_year(title, tl);
+        const char *genres = cr_csv_field(c, c_genres, &gl);
+        g->items[mi].year = cr_imp_title_year(title, tl);
+        snprintf(where, sizeof where, "%s:%lld", path, (long long)cr_csv_line(c));
         /* MovieLens writes "(no genres listed)" for an empty set. */
-        if (!strcmp(g, "(no genres listed)")) gl = 0;
-        for (size_t a = 0; a < gl;) {
-            size_t b = a;
-            while (b < gl && g[b] != '|') b++;
-            if (b > a) {
-                int gid = 0;
-                if ((s = cr_ml_genre_id(x, g + a, b - a, c, &gid, e)) != CR_OK) goto fail;
-                m->genres |= 1ull << gid;
-            }
-            a = b + 1;
-        }
-        if ((s = cr_ml_arena_add(&x->text, g, gl, &m->genres_text, e)) != CR_OK ||
-            (s = cr_ml_arena_add(&x->text, title, tl, &m->title, e)) != CR_OK)
+        if ((s = cr_imp_item_cats(g, mi, genres, gl, '|', "(no genres listed)", where, e)) != CR_OK ||
+            (s = cr_imp_text(g, title, tl, &g->items[mi].attr[CR_ML_TITLE], e)) != CR_OK)
             goto fail;
-        if ((s = cr_ml_map_put(&x->movie_map, id, (int32_t)x->n_movies, e)) != CR_OK) goto fail;
-        x->n_movies++;
-        if (x->n_movies >= INT32_MAX) {
-            s = cr_err(e, CR_ERR_LIMIT, "%s: more than %d movies", x->path_movies, INT32_MAX - 1);
-            goto fail;
-        }
     }
-    if (x->n_movies == 0) {
-        s = cr_err(e, CR_ERR_PARSE, "%s: expected at least one movie, got none", x->path_movies);
+    if (g->n_items == 0) {
+        s = cr_err(e, CR_ERR_PARSE, "%s: expected at least one movie, got none", path);
         goto fail;
     }
     cr_csv_close(c);
@@ -181,46 +78,41 @@ fail:
 
 /* movies-extra.tsv: optional metadata joined by movieId; each column but
  * movieId is optional too. Numbers are checked, then written as they were. */
-static cr_status cr_ml_read_extra(cr_ml_ctx *x, int64_t *n_rows, cr_error *e) {
+static cr_status cr_ml_read_extra(cr_imp_log *g, const char *path, const char *movies,
+                                  int64_t *n_rows, cr_error *e) {
     *n_rows = 0;
-    if (!cr_file_exists(x->path_extra)) return CR_OK;
+    if (!cr_file_exists(path)) return CR_OK;
     cr_csv *c = NULL;
-    cr_status s = cr_csv_open(&c, x->path_extra, '\t', e);
+    cr_status s = cr_csv_open(&c, path, '\t', e);
     if (s != CR_OK) return s;
-    int c_id, col[5];
-    static const char *const names[5] = {"director", "mpaa_rating", "major_genre",
-                                         "imdb_rating", "running_time_min"};
+    int c_id, col[CR_ML_NATTR];
+    static const char *const names[CR_ML_NATTR] = {"", "director", "mpaa_rating", "major_genre",
+                                                   "imdb_rating", "running_time_min"};
     if ((s = cr_ml_col(c, "movieId", &c_id, e)) != CR_OK) goto fail;
-    for (int k = 0; k < 5; k++) col[k] = cr_csv_find(c, names[k]); /* each optional: "" */
+    for (int k = CR_ML_DIRECTOR; k < CR_ML_NATTR; k++) col[k] = cr_csv_find(c, names[k]);
     for (;;) {
         int done;
         if ((s = cr_csv_next(c, &done, e)) != CR_OK) goto fail;
         if (done) break;
         int64_t id;
         if ((s = cr_csv_int64(c, c_id, &id, e)) != CR_OK) goto fail;
-        int32_t mi = cr_ml_map_get(&x->movie_map, id);
+        char key[24];
+        int32_t mi = cr_imp_item_find(g, key, cr_ml_key(key, sizeof key, id));
         if (mi < 0) {
-            s = cr_err(e, CR_ERR_MISMATCH, "%s:%lld: movieId %lld is not in %s", x->path_extra,
-                       (long long)cr_csv_line(c), (long long)id, x->path_movies);
+            s = cr_err(e, CR_ERR_MISMATCH, "%s:%lld: movieId %lld is not in %s", path,
+                       (long long)cr_csv_line(c), (long long)id, movies);
             goto fail;
         }
-        for (int k = 3; k < 5; k++) { /* imdb_rating, running_time_min must be numbers */
+        for (int k = CR_ML_IMDB; k <= CR_ML_RUNTIME; k++) { /* must be numbers */
             double v;
             int missing;
             if (col[k] >= 0 && (s = cr_csv_double(c, col[k], &v, &missing, e)) != CR_OK) goto fail;
         }
-        size_t off[5];
-        for (int k = 0; k < 5; k++) {
+        for (int k = CR_ML_DIRECTOR; k < CR_ML_NATTR; k++) {
             size_t len = 0;
             const char *f = col[k] >= 0 ? cr_csv_field(c, col[k], &len) : "";
-            if ((s = cr_ml_arena_add(&x->text, f, len, &off[k], e)) != CR_OK) goto fail;
+            if ((s = cr_imp_text(g, f, len, &g->items[mi].attr[k], e)) != CR_OK) goto fail;
         }
-        cr_ml_movie *m = &x->movies[mi];
-        m->director = off[0];
-        m->mpaa = off[1];
-        m->major = off[2];
-        m->imdb = off[3];
-        m->runtime = off[4];
         (*n_rows)++;
     }
     cr_csv_close(c);
@@ -298,107 +190,71 @@ fail:
     return s;
 }
 
-/* The ratings into the builder's dense users and movies. */
-static cr_status cr_ml_read_ratings(cr_ml_ctx *x, cr_error *e) {
+/* The ratings as the log's events: users by first appearance. */
+static cr_status cr_ml_read_ratings(cr_imp_log *g, const char *path, const char *movies,
+                                    cr_error *e) {
     cr_ml_ratings r;
-    CR_TRY(cr_ml_ratings_read(&r, x->path_ratings, e));
+    CR_TRY(cr_ml_ratings_read(&r, path, e));
     cr_status s = CR_OK;
-    size_t n = (size_t)r.n;
-    x->r_user = malloc(n * sizeof *x->r_user);
-    x->r_movie = malloc(n * sizeof *x->r_movie);
-    x->cap_ratings = n;
-    if (!x->r_user || !x->r_movie) {
-        s = cr_err(e, CR_ERR_NOMEM, "%s: out of memory for %zu ratings", x->path_ratings, n);
-        goto done;
+    for (int64_t i = 0; i < r.n && !s; i++) {
+        char key[24];
+        int32_t mi = cr_imp_item_find(g, key, cr_ml_key(key, sizeof key, r.movie[i])), ui;
+        if (mi < 0)
+            s = cr_err(e, CR_ERR_MISMATCH, "%s:%lld: movieId %lld is not in %s", path,
+                       (long long)r.line[i], (long long)r.movie[i], movies);
+        else if ((s = cr_imp_user_get(g, key, cr_ml_key(key, sizeof key, r.user[i]), &ui, e)) == CR_OK)
+            s = cr_imp_event_add(g, ui, mi, r.ts[i], r.rating[i], r.line[i], NULL, e);
     }
-    for (size_t i = 0; i < n; i++) {
-        int32_t mi = cr_ml_map_get(&x->movie_map, r.movie[i]);
-        if (mi < 0) {
-            s = cr_err(e, CR_ERR_MISMATCH, "%s:%lld: movieId %lld is not in %s", x->path_ratings,
-                       (long long)r.line[i], (long long)r.movie[i], x->path_movies);
-            goto done;
-        }
-        int32_t ui = cr_ml_map_get(&x->user_map, r.user[i]);
-        if (ui < 0) {
-            if ((s = cr_grow((void **)&x->users, &x->cap_users, x->n_users + 1,
-                             sizeof *x->users, e)) != CR_OK)
-                goto done;
-            ui = (int32_t)x->n_users++;
-            memset(&x->users[ui], 0, sizeof x->users[ui]);
-            x->users[ui].id = r.user[i];
-            if ((s = cr_ml_map_put(&x->user_map, r.user[i], ui, e)) != CR_OK) goto done;
-        }
-        x->r_user[i] = ui;
-        x->r_movie[i] = mi;
-    }
-    /* the rest is the reader's, as it read it */
-    x->r_rating = r.rating, r.rating = NULL;
-    x->r_ts = r.ts, r.ts = NULL;
-    x->r_line = r.line, r.line = NULL;
-    x->n_ratings = n;
-done:
     cr_ml_ratings_free(&r);
     return s;
 }
 
-void cr_ml_ctx_free(cr_ml_ctx *x) {
-    free(x->text.buf);
-    cr_ml_map_free(&x->movie_map);
-    cr_ml_map_free(&x->user_map);
-    free(x->movies);
-    free(x->users);
-    free(x->r_user);
-    free(x->r_movie);
-    free(x->r_rating);
-    free(x->r_ts);
-    free(x->r_line);
-    cr_free(x->gcount);
-    cr_free(x->r_return);
-    cr_free(x->order);
-    cr_free(x->rated_off);
-    cr_free(x->rated);
-    for (int s = 0; s < x->n_pools; s++) {
-        cr_free(x->pool[s]);
-        cr_free(x->cum[s]);
-    }
-    free(x->pool);
-    free(x->cum);
-    free(x->n_pool);
-    cr_free(x->fb_movie);
-    cr_free(x->fb_cum);
+static cr_status cr_ml_path(char *out, size_t cap, const char *dir, const char *file,
+                            cr_error *e) {
+    if ((size_t)snprintf(out, cap, "%s/%s", dir, file) < cap) return CR_OK;
+    return cr_err(e, CR_ERR_ARG, "in_dir: expected a path shorter than %zu bytes, got %zu",
+                  cap - 20, strlen(dir));
 }
-static cr_status cr_ml_paths(cr_ml_ctx *x, cr_error *e) {
-    const char *d = x->o->in_dir;
-    if ((size_t)snprintf(x->path_ratings, sizeof x->path_ratings, "%s/ratings.csv", d) >=
-            sizeof x->path_ratings ||
-        (size_t)snprintf(x->path_movies, sizeof x->path_movies, "%s/movies.csv", d) >=
-            sizeof x->path_movies ||
-        (size_t)snprintf(x->path_extra, sizeof x->path_extra, "%s/movies-extra.tsv", d) >=
-            sizeof x->path_extra)
-        return cr_err(e, CR_ERR_ARG, "in_dir: expected a path shorter than %zu bytes, got %zu",
-                      sizeof x->path_ratings - 20, strlen(d));
-    return CR_OK;
+
+/* movies.csv and the optional movies-extra.tsv into g's catalogue. */
+static cr_status cr_ml_read_catalog(cr_imp_log *g, const char *dir, int64_t *n_extra,
+                                    cr_error *e) {
+    char extra[4096];
+    CR_TRY(cr_imp_log_init(g, e));
+    g->noun_event = "rating";
+    g->noun_item = "movie";
+    g->noun_cat = "genre";
+    g->n_item_attrs = CR_ML_NATTR;
+    for (int k = 0; k < CR_ML_NATTR; k++)
+        snprintf(g->item_attr[k], sizeof g->item_attr[k], "%s", cr_ml_attr_out[k]);
+    g->item_attr_hidden[CR_ML_TITLE] = 1;
+    CR_TRY(cr_ml_path(g->items_path, sizeof g->items_path, dir, "movies.csv", e));
+    CR_TRY(cr_ml_path(extra, sizeof extra, dir, "movies-extra.tsv", e));
+    CR_TRY(cr_ml_read_movies(g, g->items_path, e));
+    return cr_ml_read_extra(g, extra, g->items_path, n_extra, e);
 }
+
+cr_status cr_ml_log_load(cr_imp_log *g, const char *dir, int64_t *n_extra, cr_error *e) {
+    cr_status s = cr_ml_read_catalog(g, dir, n_extra, e);
+    if (!s) s = cr_ml_path(g->path, sizeof g->path, dir, "ratings.csv", e);
+    if (!s) s = cr_ml_read_ratings(g, g->path, g->items_path, e);
+    if (!s) s = cr_imp_log_finish(g, e);
+    if (s) cr_imp_log_free(g);
+    return s;
+}
+
 /* ---- the catalogue on its own (the item-language model's view) ---------------------- */
 
 struct cr_ml_catalog {
-    cr_ml_opts o;
-    cr_ml_ctx  x;
+    cr_imp_log g;
 };
 
 cr_status cr_ml_catalog_open(cr_ml_catalog **out, const char *dir, cr_error *e) {
     *out = NULL;
     cr_ml_catalog *c = calloc(1, sizeof *c);
     if (!c) return cr_err(e, CR_ERR_NOMEM, "out of memory reading %s", dir);
-    cr_ml_opts_default(&c->o);
-    c->o.in_dir = dir;
-    c->x.o = &c->o;
-    size_t empty;
     int64_t n_extra;
-    cr_status s = cr_ml_paths(&c->x, e);
-    if (!s) s = cr_ml_arena_add(&c->x.text, "", 0, &empty, e);
-    if (!s) s = cr_ml_read_movies(&c->x, e);
-    if (!s) s = cr_ml_read_extra(&c->x, &n_extra, e);
+    cr_status s = cr_ml_read_catalog(&c->g, dir, &n_extra, e);
     if (s) {
         cr_ml_catalog_free(c);
         return s;
@@ -409,37 +265,22 @@ cr_status cr_ml_catalog_open(cr_ml_catalog **out, const char *dir, cr_error *e) 
 
 void cr_ml_catalog_free(cr_ml_catalog *c) {
     if (!c) return;
-    cr_ml_ctx_free(&c->x);
+    cr_imp_log_free(&c->g);
     free(c);
 }
 
-int32_t cr_ml_catalog_size(const cr_ml_catalog *c) { return (int32_t)c->x.n_movies; }
+int32_t cr_ml_catalog_size(const cr_ml_catalog *c) { return (int32_t)c->g.n_items; }
 
 int32_t cr_ml_catalog_find(const cr_ml_catalog *c, int64_t movie_id) {
-    return cr_ml_map_get(&c->x.movie_map, movie_id);
+    char key[24];
+    return cr_imp_item_find(&c->g, key, cr_ml_key(key, sizeof key, movie_id));
 }
 
 void cr_ml_catalog_item(const cr_ml_catalog *c, int32_t i, cr_ml_item *out) {
-    const cr_ml_movie *m = &c->x.movies[i];
-    const char *t = c->x.text.buf;
-    *out = (cr_ml_item){m->id, t + m->title, m->year, t + m->genres_text, t + m->director,
-                        t + m->mpaa, t + m->major, t + m->imdb, t + m->runtime};
-}
-
-cr_status cr_ml_load(cr_ml_ctx *x, cr_ml_stats *st, cr_error *e) {
-    size_t empty;
-    CR_TRY(cr_ml_paths(x, e));
-    CR_TRY(cr_ml_arena_add(&x->text, "", 0, &empty, e));
-    CR_ASSERT(empty == 0); /* offset 0 is "" for every text field left unset */
-    CR_TRY(cr_ml_read_movies(x, e));
-    CR_TRY(cr_ml_read_extra(x, &st->extra_movies, e));
-    CR_TRY(cr_ml_read_ratings(x, e));
-    st->movies = (int64_t)x->n_movies;
-    st->ratings = (int64_t)x->n_ratings;
-    for (int g = 0; g < x->n_genres; g++) { /* alphabetical rank of each genre */
-        x->genre_rank[g] = 0;
-        for (int h = 0; h < x->n_genres; h++)
-            x->genre_rank[g] += strcmp(x->genre[h], x->genre[g]) < 0;
-    }
-    return CR_OK;
+    const cr_imp_log *g = &c->g;
+    const cr_imp_item *m = &g->items[i];
+    *out = (cr_ml_item){strtoll(cr_imp_str(g, m->key), NULL, 10), cr_imp_str(g, m->attr[CR_ML_TITLE]),
+                        m->year, cr_imp_str(g, m->cats_text), cr_imp_str(g, m->attr[CR_ML_DIRECTOR]),
+                        cr_imp_str(g, m->attr[CR_ML_MPAA]), cr_imp_str(g, m->attr[CR_ML_MAJOR]),
+                        cr_imp_str(g, m->attr[CR_ML_IMDB]), cr_imp_str(g, m->attr[CR_ML_RUNTIME])};
 }

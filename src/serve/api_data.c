@@ -1,13 +1,14 @@
 /*
  * api_data.c - the public data-preparation entry points (crossrec.h): a
  * checkpoint's table of contents, synthetic two-domain logs, MovieLens
- * impressions and the ONNX graph's inputs encoded from a CSV. Thin brackets
+ * impressions, impressions from any described log and the ONNX graph's inputs encoded from a CSV. Thin brackets
  * over src/core, src/data and src/rank that check every argument before any
  * work starts; nothing here prints except through the context's log.
  */
 #include "crossrec.h"
 
 #include "../core/core.h"
+#include "../data/impressions.h"
 #include "../data/movielens.h"
 #include "../data/synth.h"
 #include "../rank/export_onnx.h"
@@ -78,6 +79,18 @@ cr_status cr_movielens_prepare(cr_ctx *ctx, const cr_ml_opts *o, cr_ml_stats *st
     cr_call k;
     CR_TRY(cr_call_begin(&k, ctx, "cr_movielens_prepare", e));
     cr_status s = cr_ml_build(o, st, e);
+    cr_call_end(&k);
+    return s;
+}
+
+cr_status cr_impressions(cr_ctx *ctx, const cr_impressions_cfg *c, const char *out_path,
+                         cr_impressions_stats *st, cr_error *e) {
+    if (st) memset(st, 0, sizeof *st);
+    if (!c || !out_path || !*out_path)
+        return cr_err(e, CR_ERR_ARG, "cr_impressions: c and out_path are required");
+    cr_call k;
+    CR_TRY(cr_call_begin(&k, ctx, "cr_impressions", e));
+    cr_status s = cr_imp_run(c, out_path, st, e);
     cr_call_end(&k);
     return s;
 }
