@@ -5,7 +5,8 @@
  * results.json holds every variant and task with intervals, paired tests
  * and bootstrap intervals, the teacher's zero-shot row, and report.html an
  * <svg> chart. A second run reuses every finished run and gives the same
- * numbers. Also the study file's errors.
+ * numbers. The convergence rule and the control's search on validation
+ * (tune), and the study file's errors.
  */
 #include "util/testutil.h"
 
@@ -352,6 +353,169 @@ static void test_study(void **st) {
     cr_test_rmdir(dir);
 }
 
+/* The score the tune stage ranks a setting by: the mean over its tasks of
+ * the "valid" values it recorded. */
+static double setting_score(const cJSON *so) {
+    const cJSON *v;
+    double sum = 0;
+    int n = 0;
+    cJSON_ArrayForEach(v, at(so, "valid")) sum += v->valuedouble, n++;
+    return n ? sum / n : NAN;
+}
+
+static cJSON *run_study(const char *cfg, const char *out, char **log) {
+    size_t loglen = 0;
+    FILE *lf = open_memstream(log, &loglen);
+    cr_experiment_opts o = {.config = cfg, .out_dir = out, .progress = lf, .reuse = 1, .threads = 1};
+    char *res = NULL;
+    cr_error e = {0};
+    cr_status s = cr_experiment_run(&o, &res, &e);
+    fclose(lf);
+    if (s) fprintf(stderr, "%s\n%s\n", e.msg, *log);
+    assert_int_equal(s, CR_OK);
+    cJSON *r = cJSON_Parse(res);
+    assert_non_null(r);
+    free(res);
+    return r;
+}
+
+/* The variant run's config as run (config.yaml) holds `want`. */
+static void run_config_has(const char *out, const char *run, const char *want) {
+    char p[600], *txt = NULL;
+    size_t n;
+    cr_error e = {0};
+    snprintf(p, sizeof p, "%s/runs/%s/config.yaml", out, run);
+    assert_int_equal(cr_read_file(p, &txt, &n, &e), CR_OK);
+    if (!strstr(txt, want)) fprintf(stderr, "%s lacks '%s':\n%s", p, want, txt);
+    assert_non_null(strstr(txt, want));
+    cr_free(txt);
+}
+
+/* convergence, tune and control_check: the control is searched over lr x
+ * width on validation only, the whole search and its pick are recorded,
+ * every run of the student trains with the pick under the study's
+ * stopping rule, and a regression task's check names its no-model fit. */
+static void test_study_tune(void **st) {
+    char dir[256], cfg[320], out[320], p[600];
+    cr_test_tmpdir(dir, sizeof dir);
+    write_case(dir);
+    put_file(dir, "tune.yaml",
+             "teacher: {config: teacher.yaml}\nmap: map.yaml\ntarget: target.csv\n"
+             "students:\n  - name: home\n    config: home.yaml\n"
+             "    distill: [{task: click, column: teacher_click}]\n"
+             "    techniques: [none, aux_head]\n"
+             "seeds: [1, 2]\nfractions: [1.0, 0.5]\nmin_positives: 5\n"
+             "bootstrap: {resamples: 20}\n"
+             "convergence: {mode: metric, patience: 1, max_epochs: 4}\n"
+             "tune: {lr: [0.0001, 0.03], width: [1, 3], seeds: [1, 2]}\n"
+             "control_check: {engagement: item_quality}\n");
+    snprintf(cfg, sizeof cfg, "%s/tune.yaml", dir);
+    snprintf(out, sizeof out, "%s/out_tune", dir);
+    char *log = NULL;
+    cJSON *r = run_study(cfg, out, &log);
+    assert_non_null(strstr(log, "tune home: picked"));
+    free(log);
+    assert_string_equal(cJSON_GetStringValue(at(r, "convergence.mode")), "metric");
+    assert_true(num_at(r, "convergence.patience") == 1 && num_at(r, "convergence.max_epochs") == 4);
+    assert_true(num_at(r, "stage_seconds.tune") > 0);
+    const cJSON *stu = cJSON_GetArrayItem(at(r, "students"), 0), *tj = at(stu, "tune");
+    assert_non_null(tj);
+    assert_true(num_at(tj, "fraction") == 1);
+    const cJSON *sets = at(tj, "settings"), *so;
+    assert_int_equal(cJSON_GetArraySize(sets), 4);
+    /* the pick is the best recorded validation score; each setting's record
+     * is its runs' validation metrics, and no tune run scored a test row */
+    double best = -INFINITY, blr = NAN, bw = NAN;
+    cJSON_ArrayForEach(so, sets) {
+        double sc = setting_score(so);
+        assert_true(fabs(sc - num_at(so, "score")) < 1e-9);
+        assert_int_equal(cJSON_GetArraySize(at(so, "valid")), 3); /* click, engagement, discovery */
+        if (sc > best) best = sc, blr = num_at(so, "lr"), bw = num_at(so, "width");
+        const cJSON *d;
+        double click = 0;
+        cJSON_ArrayForEach(d, at(so, "runs")) {
+            snprintf(p, sizeof p, "%s/%s/metrics.json", out, d->valuestring);
+            char *txt = NULL;
+            size_t n;
+            cr_error e = {0};
+            assert_int_equal(cr_read_file(p, &txt, &n, &e), CR_OK);
+            cJSON *m = cJSON_Parse(txt);
+            cr_free(txt);
+            assert_null(at(m, "test"));
+            assert_non_null(at(m, "valid"));
+            assert_string_equal(cJSON_GetStringValue(at(m, "train.early_stopping")), "metric");
+            click += num_at(m, "valid.tasks.click.model.auc") / 2;
+            cJSON_Delete(m);
+        }
+        assert_int_equal(cJSON_GetArraySize(at(so, "runs")), 2);
+        assert_true(fabs(click - num_at(so, "valid.click")) < 1e-9);
+    }
+    assert_true(num_at(tj, "pick.lr") == blr && num_at(tj, "pick.width") == bw);
+    /* every variant trains with the pick, under the study's rule */
+    char want[64];
+    snprintf(want, sizeof want, "lr: %g", blr);
+    run_config_has(out, "home/aux_head/f0.5/seed2", want);
+    run_config_has(out, "home/none/f1/seed1", "mode: metric, patience: 1");
+    snprintf(want, sizeof want, "bottom_layers: [%d]", (int)lround(8 * bw));
+    run_config_has(out, "home/aux_head/f1/seed1", want);
+    /* engagement's check names its no-model fit */
+    const cJSON *cc = at(cJSON_GetArrayItem(at(cJSON_GetArrayItem(at(stu, "fractions"), 0),
+                                               "variants"), 0), "tasks.engagement.control_check");
+    assert_string_equal(cJSON_GetStringValue(at(cc, "no_model.feature")), "item_quality");
+    assert_true(isfinite(num_at(cc, "no_model.value")));
+    assert_true(cJSON_IsTrue(at(cc, "passes")) ==
+                (num_at(cc, "control") > 0 && num_at(cc, "control") > num_at(cc, "no_model.value")));
+    char *res = cJSON_Print(r), *tab = NULL;
+    cr_error e = {0};
+    assert_int_equal(cr_experiment_table(res, &tab, &e), CR_OK);
+    assert_non_null(strstr(tab, "<- picked"));
+    assert_non_null(strstr(tab, "no-model linear fit on item_quality"));
+    assert_non_null(strstr(tab, "early_stopping metric, patience 1"));
+    cr_free(tab);
+    free(res);
+    snprintf(p, sizeof p, "%s/report.html", out);
+    size_t n;
+    char *html = NULL;
+    assert_int_equal(cr_read_file(p, &html, &n, &e), CR_OK);
+    assert_non_null(strstr(html, "chosen on validation"));
+    cr_free(html);
+
+    /* Picked by validation: make the worst setting's runs the best on
+     * validation (their recorded valid metrics all 0.99), and the rerun picks it,
+     * reusing every tune run. Their test sections stay absent. */
+    const cJSON *worst = NULL;
+    double lo = INFINITY;
+    cJSON_ArrayForEach(so, sets)
+        if (num_at(so, "score") < lo) lo = num_at(so, "score"), worst = so;
+    double wlr = num_at(worst, "lr"), ww = num_at(worst, "width");
+    const cJSON *d;
+    cJSON_ArrayForEach(d, at(worst, "runs")) {
+        snprintf(p, sizeof p, "%s/%s/metrics.json", out, d->valuestring);
+        char *txt = NULL;
+        assert_int_equal(cr_read_file(p, &txt, &n, &e), CR_OK);
+        cJSON *m = cJSON_Parse(txt);
+        cr_free(txt);
+        cJSON_SetNumberValue(cJSON_GetObjectItem(at(m, "valid.tasks.click.model"), "auc"), 0.99);
+        cJSON_SetNumberValue(cJSON_GetObjectItem(at(m, "valid.tasks.discovery.model"), "auc"), 0.99);
+        cJSON_SetNumberValue(cJSON_GetObjectItem(at(m, "valid.tasks.engagement.model"), "r2"), 0.99);
+        txt = cJSON_Print(m);
+        assert_int_equal(cr_write_file_atomic(p, txt, strlen(txt), &e), CR_OK);
+        free(txt);
+        cJSON_Delete(m);
+    }
+    cJSON_Delete(r);
+    log = NULL;
+    r = run_study(cfg, out, &log);
+    assert_null(strstr(log, "tune home: trained"));
+    free(log);
+    tj = at(cJSON_GetArrayItem(at(r, "students"), 0), "tune");
+    assert_true(num_at(tj, "pick.lr") == wlr && num_at(tj, "pick.width") == ww);
+    snprintf(want, sizeof want, "lr: %g", wlr);
+    run_config_has(out, "home/aux_head/f1/seed1", want);
+    cJSON_Delete(r);
+    cr_test_rmdir(dir);
+}
+
 static void test_study_errors(void **st) {
     char dir[256], cfg[320], out[320];
     cr_test_tmpdir(dir, sizeof dir);
@@ -380,12 +544,24 @@ static void test_study_errors(void **st) {
              "students: [{name: a, config: a.yaml}]\nseeds: [1]\nfractionz: [1]\n");
     assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "study.yaml:6"));
+    put_file(dir, "study.yaml",
+             "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
+             "students: [{name: a, config: a.yaml}]\nepochs: 3\n"
+             "convergence: {mode: metric, max_epochs: 9}\n");
+    assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "not both"));
+    put_file(dir, "study.yaml",
+             "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
+             "students: [{name: a, config: a.yaml}]\ntune: {lr: [0.01], depth: [2]}\n");
+    assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "unknown key 'depth'"));
     cr_test_rmdir(dir);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_study),
+        cmocka_unit_test(test_study_tune),
         cmocka_unit_test(test_study_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
