@@ -70,6 +70,8 @@ probe_file() {
         "study.students[].distill[]") student="{name: s, config: s.yaml, distill: [{task: c, column: x, $z}]}" ;;
         "study.students[].new_heads[]") student="{name: s, config: s.yaml, new_heads: [{name: h, tower: c, $z}]}" ;;
         study.bootstrap) boot="bootstrap: {$z}" ;;
+        study.convergence) boot="convergence: {$z}" ;;
+        study.tune) boot="tune: {$z}" ;;
         *) return 1 ;;
         esac
         printf 'teacher: %s\nmap: m.yaml\ntarget: x.csv\nstudents: [%s]\n%s\n%s\n' "$teacher" \
