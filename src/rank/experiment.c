@@ -1,9 +1,10 @@
 /*
  * experiment.c - runs a distillation study end to end: teacher, labels,
- * every student variant per seed and data fraction, and the comparisons
- * (experiment_stats.c) into results.json and report.html. Every variant of
- * a student reads the same labelled rows with the same split and the same
- * epochs; only the distillation heads differ, so differences are the
+ * the control's search (experiment_tune.c), every student variant per
+ * seed and data fraction, and the comparisons (experiment_stats.c) into
+ * results.json and report.html. Every variant of a student reads the same
+ * labelled rows with the same split, the same tuned settings and the same
+ * stopping rule; only the distillation heads differ, so differences are the
  * technique's. Finished runs are reused when their inputs are unchanged.
  */
 #include "experiment_int.h"
@@ -227,7 +228,7 @@ cr_status study_load(study *st, const char *path, cr_error *e) {
     int64_t bs;
     if ((s = cr_yaml_int(b, "seed", "bootstrap", 0, 7, 0, INT64_MAX, &bs, e))) goto done;
     st->boot_seed = (uint64_t)bs;
-    s = study_parse_controls(r, path, st, e);
+    s = study_parse_controls(r, st, e);
 done:
     cr_yaml_free(doc);
     return s;

@@ -73,9 +73,7 @@ static cr_status parse_check(const cr_yaml_node *r, study *st, cr_error *e) {
     return CR_OK;
 }
 
-cr_status study_parse_controls(const cr_yaml_node *root, const char *path, study *st,
-                               cr_error *e) {
-    (void)path;
+cr_status study_parse_controls(const cr_yaml_node *root, study *st, cr_error *e) {
     CR_TRY(parse_convergence(root, st, e));
     CR_TRY(parse_tune(root, st, e));
     return parse_check(root, st, e);
@@ -92,8 +90,8 @@ static int full_fraction(const study *st) {
 }
 
 /* The run's mean validation primary metric (AUC, R^2) over the served
- * tasks, each task's value into the object vt; NaN when none is defined.
- * Only the "valid" section of metrics.json is read. */
+ * tasks, each task's value into task_val; NaN when none is defined. Only
+ * the "valid" section of metrics.json is read. */
 static double valid_score(const cJSON *mj, const cr_rank_config *cfg, double *task_val) {
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(mj, "valid"), "tasks");
