@@ -480,6 +480,16 @@ static void test_study_tune(void **st) {
     assert_non_null(strstr(html, "chosen on validation"));
     cr_free(html);
 
+    /* a control_check task no student has is an error before any run */
+    put_file(dir, "tune_bad.yaml",
+             "teacher: {config: teacher.yaml}\nmap: map.yaml\ntarget: target.csv\n"
+             "students: [{name: home, config: home.yaml}]\n"
+             "control_check: {engagment: item_quality}\n");
+    snprintf(p, sizeof p, "%s/tune_bad.yaml", dir);
+    cr_experiment_opts ob = {.config = p, .out_dir = out, .reuse = 1, .threads = 1};
+    assert_int_equal(cr_experiment_run(&ob, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "no student has a task 'engagment'"));
+
     /* Picked by validation: make the worst setting's runs the best on
      * validation (their recorded valid metrics all 0.99), and the rerun picks it,
      * reusing every tune run. Their test sections stay absent. */

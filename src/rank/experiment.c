@@ -590,6 +590,7 @@ cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_erro
     memset(res, 0, sizeof res);
     cr_status s;
     double ts = t0;
+    if ((s = study_check_controls(&c.st, e))) goto done;
     if ((s = get_teacher(&c, e))) goto done;
     c.stage[0] = cr_now() - ts;
     ts = cr_now();

@@ -137,6 +137,8 @@ cr_status study_tune(study_ctx *c, int si, cr_error *e);
 void      study_apply_setting(const study_ctx *c, int si, cr_rank_config *cfg);
 /* the convergence, tune and control_check sections of the study file */
 cr_status study_parse_controls(const cr_yaml_node *root, study *st, cr_error *e);
+/* Every control_check task is a task of some student (before any run). */
+cr_status study_check_controls(const study *st, cr_error *e);
 /* experiment_stats.c */
 cr_status study_reference(study_ctx *c, int si, student_res *r, cr_error *e);
 cr_status study_score_run(study_ctx *c, int si, int f, int v, int sd, const cr_rank_config *cfg,

@@ -79,6 +79,23 @@ cr_status study_parse_controls(const cr_yaml_node *root, study *st, cr_error *e)
     return parse_check(root, st, e);
 }
 
+cr_status study_check_controls(const study *st, cr_error *e) {
+    for (int i = 0; i < st->n_cc; i++) {
+        int found = 0;
+        for (int si = 0; si < st->n_students && !found; si++) {
+            cr_rank_config cfg;
+            CR_TRY(cr_rank_config_load(&cfg, st->students[si].config, e));
+            for (int k = 0; k < cfg.schema.n_tasks; k++)
+                found |= !strcmp(cfg.schema.tasks[k].name, st->cc_task[i]);
+            cr_rank_config_free(&cfg);
+        }
+        if (!found)
+            return cr_err(e, CR_ERR_CONFIG, "%s: control_check.%s: no student has a task '%s'",
+                          st->path, st->cc_task[i], st->cc_task[i]);
+    }
+    return CR_OK;
+}
+
 /* ---- the search ---------------------------------------------------------------------- */
 
 /* The fraction the search trains on: 1 if the study has it, else the largest. */
