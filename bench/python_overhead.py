@@ -7,7 +7,11 @@ batch scoring against the command, in one run (a bench, not a test).
    through Model.score_request from a DataFrame, and through
    cr_model_score_request by bench/serve_latency (its api_fp32 path), one
    thread each. Prints p50s and the package's overhead as a ratio.
-2. Batch: rows/s of `crossrec score` over the whole impressions file (one
+2. Threads: two Python threads scoring 1000 rows each with one model at
+   once, against the same two calls in a row (one OpenMP thread per call):
+   the GIL is released while the library computes, so the pair should take
+   well under the sum (ideally 0.5x on two free cores).
+3. Batch: rows/s of `crossrec score` over the whole impressions file (one
    process, one thread) against crossrec.dask.score on a LocalCluster of 1
    and 2 single-threaded workers.
 
@@ -94,9 +98,29 @@ def main():
         cp = float(cvals[f"api_fp32_n{n}_p50_ms"])
         print(f"| {n} | {cp:.4f} | {py:.4f} | {py / cp:.2f}x |")
 
+    # ---- 2. two Python threads at once ---------------------------------------------
+    import threading
+    frame = rows.iloc[:1000]
+    m.score(frame)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        m.score(frame)
+        m.score(frame)
+        seq = time.perf_counter() - t0
+        ts = [threading.Thread(target=m.score, args=(frame,)) for _ in range(2)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        best = min(best, (time.perf_counter() - t0) / seq)
+    print(f"\ntwo threads scoring at once / the same two calls in a row: {best:.2f} "
+          f"(best of 5)")
+
     if a.skip_dask:
         return
-    # ---- 2. batch scoring: the command against Dask --------------------------------
+    # ---- 3. batch scoring: the command against Dask --------------------------------
     import dask.dataframe as dd
     import distributed
     import crossrec.dask

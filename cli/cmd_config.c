@@ -101,7 +101,7 @@ static const cfg_key keys[] = {
     {"train", "max_bag_ids", "integer", "0", "ids one multi feature may put in one batch (a memory cap; training refuses data that needs more); 0 = sized from the data"},
     {"train", "precision", "enum", "fp32", "fp32 or bf16 (mixed-precision products)"},
 
-    {"train.early_stopping", "mode", "enum", "sum_loss", "sum_loss (keep the best validation sum-loss), per_task (freeze a task that stops improving; keep the last step) or none (keep the last step)"},
+    {"train.early_stopping", "mode", "enum", "sum_loss", "sum_loss (keep the best validation sum-loss), metric (keep the best mean validation AUC / R2 of the served tasks), per_task (freeze a task that stops improving; keep the last step) or none (keep the last step)"},
     {"train.early_stopping", "patience", "integer", "2", "evaluations without improvement"},
     {"train.early_stopping", "eval_every", "integer", "0", "steps between evaluations; 0 = once per epoch"},
 
@@ -175,6 +175,18 @@ static const cfg_key keys[] = {
     {"study.sweep.maps[]", "x_values", "numbers", "", "1..8 values of x"},
     {"study.sweep.maps[]", "y", "enum", "", "another knob, as x"},
     {"study.sweep.maps[]", "y_values", "numbers", "", "1..8 values of y"},
+
+    {"study", "convergence", "map", "none", "one stopping rule for the control and every variant; none = each config's early_stopping"},
+    {"study", "tune", "map", "none", "search the control's lr and width on validation; the pick trains every variant"},
+    {"study", "control_check", "map", "{}", "regression task -> numeric feature: the control must also beat a linear fit on it"},
+
+    {"study.convergence", "mode", "enum", "metric", "train.early_stopping.mode of every student run (metric: the mean validation AUC / R2)"},
+    {"study.convergence", "patience", "integer", "3", "evaluations without improvement"},
+    {"study.convergence", "max_epochs", "integer", "30", "every student run's epochs (not with study epochs)"},
+
+    {"study.tune", "lr", "numbers", "[the config's]", "learning rates to try"},
+    {"study.tune", "width", "numbers", "[1]", "scales of every hidden layer (bottom, experts, towers) to try"},
+    {"study.tune", "seeds", "integers", "[first seed]", "seeds per setting; the score is their mean"},
 
     {"study.teacher", "config", "path", "", "a ranker YAML to train into DIR/teacher (one of config, model)"},
     {"study.teacher", "model", "path", "", "a trained checkpoint (one of config, model)"},

@@ -72,6 +72,8 @@ probe_file() {
         study.bootstrap) boot="bootstrap: {$z}" ;;
         study.sweep) boot="sweep: {$z}" ;;
         "study.sweep.maps[]") boot="sweep: {synth: s.yaml, maps: [{$z}]}" ;;
+        study.convergence) boot="convergence: {$z}" ;;
+        study.tune) boot="tune: {$z}" ;;
         *) return 1 ;;
         esac
         printf 'teacher: %s\nmap: m.yaml\ntarget: x.csv\nstudents: [%s]\n%s\n%s\n' "$teacher" \

@@ -5,11 +5,12 @@
  * results.json holds every variant and task with intervals, paired tests
  * and bootstrap intervals, the teacher's zero-shot row, and report.html an
  * <svg> chart. A second run reuses every finished run and gives the same
- * numbers. Also the study file's errors.
+ * numbers. The convergence rule and the control's search on validation
+ * (tune), and the study file's errors.
  */
+#include "util/study_case.h"
 #include "util/testutil.h"
 
-#include "../src/data/synth.h"
 #include "../src/rank/experiment.h"
 
 #include <cJSON.h>
@@ -18,71 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void put_file(const char *dir, const char *name, const char *text) {
-    char p[512];
-    cr_error e = {0};
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    assert_int_equal(cr_write_file_atomic(p, text, strlen(text), &e), CR_OK);
-}
-
-static const char *features =
-    "  - {name: user, type: categorical, column: user_id, dim: 4}\n"
-    "  - {name: item, type: categorical, column: item_id, dim: 4}\n"
-    "  - {name: genre, type: categorical, column: genre, dim: 2}\n"
-    "  - {name: item_quality, type: numeric, transform: zscore}\n";
 
 static void write_case(const char *dir) {
-    cr_synth_cfg c;
-    cr_synth_defaults(&c);
-    c.users = 40;
-    c.genres = 5;
-    c.source.requests = 300;
-    c.source.items = 60;
-    c.target.requests = 80;
-    c.target.items = 30;
-    cr_error e = {0};
-    assert_int_equal(cr_synth_write(&c, dir, NULL, NULL, &e), CR_OK);
-    char buf[8192];
-    const char *data = "data:\n  path: %s\n  split: {by: column, column: split}\n"
-                       "  group: request_id\n  user: user_id\n  slices: [new_release]\n";
-    const char *train = "train: {batch_size: 64, epochs: 1, seed: 1, threads: 1}\n";
-    char t[1024];
-    snprintf(t, sizeof t, data, "source.csv");
-    snprintf(buf, sizeof buf,
-             "%sfeatures:\n%s  - {name: user_sig1, type: numeric, default: 0}\n"
-             "tasks:\n  - {name: click, type: binary, label: click}\n"
-             "  - {name: watch_time, type: regression, label: watch_time, mask: click}\n"
-             "model: {type: mmoe, experts: 2, expert_layers: [8], tower_layers: [4]}\n%s",
-             t, features, train);
-    put_file(dir, "teacher.yaml", buf);
-    snprintf(t, sizeof t, data, "target.csv");
-    snprintf(buf, sizeof buf,
-             "%sfeatures:\n%s"
-             "tasks:\n  - {name: click, type: binary, label: click}\n"
-             "  - {name: engagement, type: regression, label: engagement, mask: click}\n"
-             "  - {name: discovery, type: binary, label: discovery, mask: click}\n"
-             "model: {type: shared_bottom, bottom_layers: [8], tower_layers: [4]}\n"
-             "eval: {popularity_feature: item_quality}\n%s",
-             t, features, train);
-    put_file(dir, "home.yaml", buf);
-    snprintf(buf, sizeof buf,
-             "%sfeatures:\n%s"
-             "tasks:\n  - {name: complete, type: binary, label: complete, mask: click}\n"
-             "model: {type: shared_bottom, bottom_layers: [8], tower_layers: [4]}\n%s",
-             t, features, train);
-    put_file(dir, "radio.yaml", buf);
-    put_file(dir, "map.yaml",
-             "features:\n"
-             "  - {feature: user, column: user_id}\n"
-             "  - {feature: item, column: item_id}\n"
-             "  - {feature: genre, column: genre}\n"
-             "  - {feature: item_quality, column: item_quality}\n"
-             "  - {feature: user_sig1, default: true}\n"
-             "teacher_tasks:\n"
-             "  - {name: teacher_click, head: click}\n"
-             "  - {name: teacher_click_logit, head: click, form: logit}\n"
-             "  - {name: teacher_watch_time, head: watch_time}\n");
-    put_file(dir, "study.yaml",
+    cr_test_study_data(dir, 1);
+    cr_test_study_configs(dir);
+    cr_test_put_file(dir, "study.yaml",
              "teacher: {config: teacher.yaml}\n"
              "map: map.yaml\n"
              "target: target.csv\n"
@@ -310,7 +251,7 @@ static void test_study(void **st) {
     /* A study without slice: has none (it does not fall back to a column
      * such as new_release), and at the default min_positives (30) this
      * tiny target's tasks are all "too few". */
-    put_file(dir, "study1.yaml",
+    cr_test_put_file(dir, "study1.yaml",
              "teacher: {config: teacher.yaml}\nmap: map.yaml\ntarget: target.csv\n"
              "students:\n  - name: radio\n    config: radio.yaml\n    new_heads:\n"
              "      - {name: wt_distill, column: teacher_watch_time, kind: regression, tower: complete}\n"
@@ -343,12 +284,185 @@ static void test_study(void **st) {
     cJSON_Delete(r);
     free(res);
     /* a slice the student's data does not have is an error, not silence */
-    put_file(dir, "study2.yaml",
+    cr_test_put_file(dir, "study2.yaml",
              "teacher: {config: teacher.yaml}\nmap: map.yaml\ntarget: target.csv\n"
              "students: [{name: radio, config: radio.yaml}]\nslice: no_such\n");
     snprintf(cfg, sizeof cfg, "%s/study2.yaml", dir);
     assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "slice 'no_such' is not among data.slices"));
+    cr_test_rmdir(dir);
+}
+
+/* The score the tune stage ranks a setting by: the mean over its tasks of
+ * the "valid" values it recorded. */
+static double setting_score(const cJSON *so) {
+    const cJSON *v;
+    double sum = 0;
+    int n = 0;
+    cJSON_ArrayForEach(v, at(so, "valid")) sum += v->valuedouble, n++;
+    return n ? sum / n : NAN;
+}
+
+static cJSON *run_study(const char *cfg, const char *out, char **log) {
+    size_t loglen = 0;
+    FILE *lf = open_memstream(log, &loglen);
+    cr_experiment_opts o = {.config = cfg, .out_dir = out, .progress = lf, .reuse = 1, .threads = 1};
+    char *res = NULL;
+    cr_error e = {0};
+    cr_status s = cr_experiment_run(&o, &res, &e);
+    fclose(lf);
+    if (s) fprintf(stderr, "%s\n%s\n", e.msg, *log);
+    assert_int_equal(s, CR_OK);
+    cJSON *r = cJSON_Parse(res);
+    assert_non_null(r);
+    free(res);
+    return r;
+}
+
+/* The variant run's config as run (config.yaml) holds `want`. */
+static void run_config_has(const char *out, const char *run, const char *want) {
+    char p[600], *txt = NULL;
+    size_t n;
+    cr_error e = {0};
+    snprintf(p, sizeof p, "%s/runs/%s/config.yaml", out, run);
+    assert_int_equal(cr_read_file(p, &txt, &n, &e), CR_OK);
+    if (!strstr(txt, want)) fprintf(stderr, "%s lacks '%s':\n%s", p, want, txt);
+    assert_non_null(strstr(txt, want));
+    cr_free(txt);
+}
+
+/* convergence, tune and control_check: the control is searched over lr x
+ * width on validation only, the whole search and its pick are recorded,
+ * every run of the student trains with the pick under the study's
+ * stopping rule, and a regression task's check names its no-model fit. */
+static void test_study_tune(void **st) {
+    char dir[256], cfg[320], out[320], p[600];
+    cr_test_tmpdir(dir, sizeof dir);
+    write_case(dir);
+    cr_test_put_file(dir, "tune.yaml",
+             "teacher: {config: teacher.yaml}\nmap: map.yaml\ntarget: target.csv\n"
+             "students:\n  - name: home\n    config: home.yaml\n"
+             "    distill: [{task: click, column: teacher_click}]\n"
+             "    techniques: [none, aux_head]\n"
+             "seeds: [1, 2]\nfractions: [1.0, 0.5]\nmin_positives: 5\n"
+             "bootstrap: {resamples: 20}\n"
+             "convergence: {mode: metric, patience: 1, max_epochs: 4}\n"
+             "tune: {lr: [0.0001, 0.03], width: [1, 3], seeds: [1, 2]}\n"
+             "control_check: {engagement: item_quality}\n");
+    snprintf(cfg, sizeof cfg, "%s/tune.yaml", dir);
+    snprintf(out, sizeof out, "%s/out_tune", dir);
+    char *log = NULL;
+    cJSON *r = run_study(cfg, out, &log);
+    assert_non_null(strstr(log, "tune home: picked"));
+    free(log);
+    assert_string_equal(cJSON_GetStringValue(at(r, "convergence.mode")), "metric");
+    assert_true(num_at(r, "convergence.patience") == 1 && num_at(r, "convergence.max_epochs") == 4);
+    assert_true(num_at(r, "stage_seconds.tune") > 0);
+    const cJSON *stu = cJSON_GetArrayItem(at(r, "students"), 0), *tj = at(stu, "tune");
+    assert_non_null(tj);
+    assert_true(num_at(tj, "fraction") == 1);
+    const cJSON *sets = at(tj, "settings"), *so;
+    assert_int_equal(cJSON_GetArraySize(sets), 4);
+    /* the pick is the best recorded validation score; each setting's record
+     * is its runs' validation metrics, and no tune run scored a test row */
+    double best = -INFINITY, blr = NAN, bw = NAN;
+    cJSON_ArrayForEach(so, sets) {
+        double sc = setting_score(so);
+        assert_true(fabs(sc - num_at(so, "score")) < 1e-9);
+        assert_int_equal(cJSON_GetArraySize(at(so, "valid")), 3); /* click, engagement, discovery */
+        if (sc > best) best = sc, blr = num_at(so, "lr"), bw = num_at(so, "width");
+        const cJSON *d;
+        double click = 0;
+        cJSON_ArrayForEach(d, at(so, "runs")) {
+            snprintf(p, sizeof p, "%s/%s/metrics.json", out, d->valuestring);
+            char *txt = NULL;
+            size_t n;
+            cr_error e = {0};
+            assert_int_equal(cr_read_file(p, &txt, &n, &e), CR_OK);
+            cJSON *m = cJSON_Parse(txt);
+            cr_free(txt);
+            assert_null(at(m, "test"));
+            assert_non_null(at(m, "valid"));
+            assert_string_equal(cJSON_GetStringValue(at(m, "train.early_stopping")), "metric");
+            click += num_at(m, "valid.tasks.click.model.auc") / 2;
+            cJSON_Delete(m);
+        }
+        assert_int_equal(cJSON_GetArraySize(at(so, "runs")), 2);
+        assert_true(fabs(click - num_at(so, "valid.click")) < 1e-9);
+    }
+    assert_true(num_at(tj, "pick.lr") == blr && num_at(tj, "pick.width") == bw);
+    /* every variant trains with the pick, under the study's rule */
+    char want[64];
+    snprintf(want, sizeof want, "lr: %g", blr);
+    run_config_has(out, "home/aux_head/f0.5/seed2", want);
+    run_config_has(out, "home/none/f1/seed1", "mode: metric, patience: 1");
+    snprintf(want, sizeof want, "bottom_layers: [%d]", (int)lround(8 * bw));
+    run_config_has(out, "home/aux_head/f1/seed1", want);
+    /* engagement's check names its no-model fit */
+    const cJSON *cc = at(cJSON_GetArrayItem(at(cJSON_GetArrayItem(at(stu, "fractions"), 0),
+                                               "variants"), 0), "tasks.engagement.control_check");
+    assert_string_equal(cJSON_GetStringValue(at(cc, "no_model.feature")), "item_quality");
+    assert_true(isfinite(num_at(cc, "no_model.value")));
+    assert_true(cJSON_IsTrue(at(cc, "passes")) ==
+                (num_at(cc, "control") > 0 && num_at(cc, "control") > num_at(cc, "no_model.value")));
+    char *res = cJSON_Print(r), *tab = NULL;
+    cr_error e = {0};
+    assert_int_equal(cr_experiment_table(res, &tab, &e), CR_OK);
+    assert_non_null(strstr(tab, "<- picked"));
+    assert_non_null(strstr(tab, "no-model linear fit on item_quality"));
+    assert_non_null(strstr(tab, "early_stopping metric, patience 1"));
+    cr_free(tab);
+    free(res);
+    snprintf(p, sizeof p, "%s/report.html", out);
+    size_t n;
+    char *html = NULL;
+    assert_int_equal(cr_read_file(p, &html, &n, &e), CR_OK);
+    assert_non_null(strstr(html, "chosen on validation"));
+    cr_free(html);
+
+    /* a control_check task no student has is an error before any run */
+    cr_test_put_file(dir, "tune_bad.yaml",
+             "teacher: {config: teacher.yaml}\nmap: map.yaml\ntarget: target.csv\n"
+             "students: [{name: home, config: home.yaml}]\n"
+             "control_check: {engagment: item_quality}\n");
+    snprintf(p, sizeof p, "%s/tune_bad.yaml", dir);
+    cr_experiment_opts ob = {.config = p, .out_dir = out, .reuse = 1, .threads = 1};
+    assert_int_equal(cr_experiment_run(&ob, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "no student has a task 'engagment'"));
+
+    /* Picked by validation: make the worst setting's runs the best on
+     * validation (their recorded valid metrics all 0.99), and the rerun picks it,
+     * reusing every tune run. Their test sections stay absent. */
+    const cJSON *worst = NULL;
+    double lo = INFINITY;
+    cJSON_ArrayForEach(so, sets)
+        if (num_at(so, "score") < lo) lo = num_at(so, "score"), worst = so;
+    double wlr = num_at(worst, "lr"), ww = num_at(worst, "width");
+    const cJSON *d;
+    cJSON_ArrayForEach(d, at(worst, "runs")) {
+        snprintf(p, sizeof p, "%s/%s/metrics.json", out, d->valuestring);
+        char *txt = NULL;
+        assert_int_equal(cr_read_file(p, &txt, &n, &e), CR_OK);
+        cJSON *m = cJSON_Parse(txt);
+        cr_free(txt);
+        cJSON_SetNumberValue(cJSON_GetObjectItem(at(m, "valid.tasks.click.model"), "auc"), 0.99);
+        cJSON_SetNumberValue(cJSON_GetObjectItem(at(m, "valid.tasks.discovery.model"), "auc"), 0.99);
+        cJSON_SetNumberValue(cJSON_GetObjectItem(at(m, "valid.tasks.engagement.model"), "r2"), 0.99);
+        txt = cJSON_Print(m);
+        assert_int_equal(cr_write_file_atomic(p, txt, strlen(txt), &e), CR_OK);
+        free(txt);
+        cJSON_Delete(m);
+    }
+    cJSON_Delete(r);
+    log = NULL;
+    r = run_study(cfg, out, &log);
+    assert_null(strstr(log, "tune home: trained"));
+    free(log);
+    tj = at(cJSON_GetArrayItem(at(r, "students"), 0), "tune");
+    assert_true(num_at(tj, "pick.lr") == wlr && num_at(tj, "pick.width") == ww);
+    snprintf(want, sizeof want, "lr: %g", wlr);
+    run_config_has(out, "home/aux_head/f1/seed1", want);
+    cJSON_Delete(r);
     cr_test_rmdir(dir);
 }
 
@@ -359,33 +473,45 @@ static void test_study_errors(void **st) {
     snprintf(out, sizeof out, "%s/out", dir);
     cr_experiment_opts o = {.config = cfg, .out_dir = out, .reuse = 1, .threads = 1};
     cr_error e = {0};
-    put_file(dir, "study.yaml",
+    cr_test_put_file(dir, "study.yaml",
              "teacher: {config: t.yaml, model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
              "students: [{name: a, config: a.yaml}]\n");
     assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "exactly one of"));
-    put_file(dir, "study.yaml",
+    cr_test_put_file(dir, "study.yaml",
              "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
              "students: [{name: a, config: a.yaml, techniques: [aux_head],\n"
              "            distill: [{task: click, column: c}]}]\n");
     assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "include none"));
-    put_file(dir, "study.yaml",
+    cr_test_put_file(dir, "study.yaml",
              "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
              "students: [{name: a, config: a.yaml, techniques: [none, new_head]}]\n");
     assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "new_heads"));
-    put_file(dir, "study.yaml",
+    cr_test_put_file(dir, "study.yaml",
              "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
              "students: [{name: a, config: a.yaml}]\nseeds: [1]\nfractionz: [1]\n");
     assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
     assert_non_null(strstr(e.msg, "study.yaml:6"));
+    cr_test_put_file(dir, "study.yaml",
+             "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
+             "students: [{name: a, config: a.yaml}]\nepochs: 3\n"
+             "convergence: {mode: metric, max_epochs: 9}\n");
+    assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "not both"));
+    cr_test_put_file(dir, "study.yaml",
+             "teacher: {model: m.safetensors}\nmap: m.yaml\ntarget: t.csv\n"
+             "students: [{name: a, config: a.yaml}]\ntune: {lr: [0.01], depth: [2]}\n");
+    assert_int_equal(cr_experiment_run(&o, NULL, &e), CR_ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "unknown key 'depth'"));
     cr_test_rmdir(dir);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_study),
+        cmocka_unit_test(test_study_tune),
         cmocka_unit_test(test_study_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

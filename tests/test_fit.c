@@ -3,7 +3,8 @@
  * a temporary directory (tests/util/fit_fixture.h): the files it writes and
  * what metrics.json holds, that the validation loss falls, that runs repeat
  * bit for bit, that per-task early stopping freezes an overfitting task,
- * that mode none keeps the final step's weights, and that the saved model
+ * that mode none keeps the final step's weights, that mode metric stops on
+ * and keeps the best mean validation AUC / R^2, and that the saved model
  * scores like the trained one.
  */
 #include "util/fit_fixture.h"
@@ -311,6 +312,57 @@ static void test_none_keeps_last(void **state) {
     free(log);
 }
 
+/* early_stopping mode metric: each evaluation's score is the mean of the
+ * served tasks' validation AUC / R2 (the log's "| mean"); the run stops
+ * `patience` evaluations after the best one, and the saved model is the
+ * best evaluation's: metrics.json's validation metrics, computed on the
+ * kept weights, average to the best mean, not the last. */
+static void test_metric_keeps_best(void **state) {
+    const fixture *f = *state;
+    char cfg[512], out[512], p[600];
+    cfg_opts o = defaults();
+    o.es = "metric";
+    o.patience = 2;
+    o.epochs = 40;
+    o.coin = 1;
+    o.lr = "0.03";
+    write_cfg(f->dir, "metric.yaml", &o, cfg, sizeof cfg);
+    snprintf(out, sizeof out, "%s/out_metric", f->dir);
+    char *log = NULL;
+    fit_ok(cfg, out, 0, &log);
+    double best = -INFINITY, last = NAN;
+    int evals = 0, best_at = -1;
+    for (const char *q = strstr(log, "| mean "); q; q = strstr(q + 1, "| mean ")) {
+        last = strtod(q + 7, NULL);
+        if (last > best) best = last, best_at = evals;
+        evals++;
+    }
+    snprintf(p, sizeof p, "%s/metrics.json", out);
+    cJSON *j = read_json(p);
+    assert_string_equal(jget(j, "train.early_stopping")->valuestring, "metric");
+    if (!cJSON_IsTrue(jget(j, "train.stopped_early")) || !(best > last + 1e-4))
+        fprintf(stderr, "no early stop to tell apart (best %.5f at %d, last %.5f); log:\n%s",
+                best, best_at, last, log);
+    assert_true(cJSON_IsTrue(jget(j, "train.stopped_early")));
+    assert_true(best > last + 1e-4);
+    /* patience evaluations without a better mean, then the stop */
+    assert_int_equal(evals, best_at + 1 + o.patience);
+    assert_true(jnum(j, "train.steps") == evals * STEPS_PER_EPOCH);
+    assert_true(jnum(j, "train.best_step") == (best_at + 1) * STEPS_PER_EPOCH);
+    assert_true(fabs(jnum(j, "train.best_valid_metric") - best) < 1e-5);
+    /* the kept weights score the best mean on validation */
+    const char *bin[] = {"valid.tasks.click.model.auc", "valid.tasks.like.model.auc",
+                         "valid.tasks.coin.model.auc", "valid.tasks.dwell.model.r2"};
+    double sum = 0;
+    for (int i = 0; i < 4; i++) sum += jnum(j, bin[i]);
+    if (fabs(sum / 4 - best) > 1e-5)
+        fprintf(stderr, "saved model: valid mean %.6f; best eval %.6f, last %.6f\n%s", sum / 4,
+                best, last, log);
+    assert_true(fabs(sum / 4 - best) < 1e-5);
+    cJSON_Delete(j);
+    free(log);
+}
+
 /* ---- the saved model ------------------------------------------------------------------ */
 
 /* Train once; loading model.safetensors gives a model that scores the test
@@ -579,6 +631,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_negative_regression_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_task_freeze, setup, teardown),
         cmocka_unit_test_setup_teardown(test_none_keeps_last, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metric_keeps_best, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_and_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_bags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oov_row, setup, teardown),

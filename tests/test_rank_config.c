@@ -220,6 +220,10 @@ static void test_ple_and_shared_bottom(void **state) {
     assert_int_equal(c.train.early_stopping, CR_ES_NONE);
     assert_int_equal(c.train.patience, 2); /* the block's other keys keep their defaults */
     cr_rank_config_free(&c);
+    load_ok(f, "train: {early_stopping: {mode: metric, patience: 4}}\n", &c);
+    assert_int_equal(c.train.early_stopping, CR_ES_METRIC);
+    assert_int_equal(c.train.patience, 4);
+    cr_rank_config_free(&c);
 
     /* towers and bottoms of zero layers are allowed (heads read the input) */
     load_ok(f, "model: {type: shared_bottom, bottom_layers: [], tower_layers: []}\n", &c);

@@ -8,6 +8,7 @@
  * second run reuses everything and gives the same numbers. Also the sweep
  * section's errors.
  */
+#include "util/study_case.h"
 #include "util/testutil.h"
 
 #include "../src/rank/experiment.h"
@@ -19,57 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void put_file(const char *dir, const char *name, const char *text) {
-    char p[512];
-    cr_error e = {0};
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    assert_int_equal(cr_write_file_atomic(p, text, strlen(text), &e), CR_OK);
-}
-
-static const char *features =
-    "  - {name: user, type: categorical, column: user_id, dim: 4}\n"
-    "  - {name: item, type: categorical, column: item_id, dim: 4}\n"
-    "  - {name: genre, type: categorical, column: genre, dim: 2}\n"
-    "  - {name: item_quality, type: numeric, transform: zscore}\n";
-
 static void write_case(const char *dir, const char *sweep) {
-    put_file(dir, "synth.yaml",
-             "users: 40\ngenres: 5\n"
-             "source: {name: source, requests: 300, items: 60}\n"
-             "target: {name: target, requests: 80, items: 30, specific: 0.5}\n");
+    cr_test_study_data(dir, 0); /* each cell writes its own */
+    cr_test_study_configs(dir);
     char buf[4096];
-    const char *data = "data:\n  path: %s\n  split: {by: column, column: split}\n"
-                       "  group: request_id\n  user: user_id\n";
-    const char *train = "train: {batch_size: 64, epochs: 1, seed: 1, threads: 1}\n";
-    char t[512];
-    snprintf(t, sizeof t, data, "source.csv");
-    snprintf(buf, sizeof buf,
-             "%sfeatures:\n%s  - {name: user_sig1, type: numeric, default: 0}\n"
-             "tasks:\n  - {name: click, type: binary, label: click}\n"
-             "  - {name: watch_time, type: regression, label: watch_time, mask: click}\n"
-             "model: {type: mmoe, experts: 2, expert_layers: [8], tower_layers: [4]}\n%s",
-             t, features, train);
-    put_file(dir, "teacher.yaml", buf);
-    snprintf(t, sizeof t, data, "target.csv");
-    snprintf(buf, sizeof buf,
-             "%sfeatures:\n%s"
-             "tasks:\n  - {name: click, type: binary, label: click}\n"
-             "  - {name: engagement, type: regression, label: engagement, mask: click}\n"
-             "model: {type: shared_bottom, bottom_layers: [8], tower_layers: [4]}\n"
-             "eval: {popularity_feature: item_quality}\n%s",
-             t, features, train);
-    put_file(dir, "home.yaml", buf);
-    put_file(dir, "map.yaml",
-             "features:\n"
-             "  - {feature: user, column: user_id}\n"
-             "  - {feature: item, column: item_id}\n"
-             "  - {feature: genre, column: genre}\n"
-             "  - {feature: item_quality, column: item_quality}\n"
-             "  - {feature: user_sig1, default: true}\n"
-             "teacher_tasks:\n"
-             "  - {name: teacher_click, head: click}\n"
-             "  - {name: teacher_click_logit, head: click, form: logit}\n"
-             "  - {name: teacher_watch_time, head: watch_time}\n");
     snprintf(buf, sizeof buf,
              "teacher: {config: teacher.yaml}\n"
              "map: map.yaml\n"
@@ -85,7 +39,7 @@ static void write_case(const char *dir, const char *sweep) {
              "bootstrap: {resamples: 30, seed: 3}\n"
              "%s",
              sweep);
-    put_file(dir, "study.yaml", buf);
+    cr_test_put_file(dir, "study.yaml", buf);
 }
 
 static const char *good_sweep =

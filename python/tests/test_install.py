@@ -1,48 +1,40 @@
-"""Two threads score at once (a ratio, not a timing); the package installs
+"""Two threads score at once and get what they get alone; the package installs
 with pip and no network, and finds the library it was built with."""
 import os
 import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from conftest import BUILD, ROOT
 
 
-def test_two_threads_score_faster_than_one(ml):
-    """With one OpenMP thread per call, two Python threads scoring at once
-    take well under the time of the same two calls in a row: the GIL is
-    released while the library computes."""
+def test_two_threads_score_at_once(ml):
+    """Two Python threads scoring with one model at once (the GIL released
+    while the library computes, each call on its own workspace) get exactly
+    what the same calls get one after the other. How much faster the pair
+    runs is a benchmark, not a test: bench/python_overhead.py --threads."""
     code = textwrap.dedent(f"""
-        import sys, threading, time
+        import sys, threading
         sys.path.insert(0, {os.path.join(ROOT, 'python')!r})
-        import pandas as pd, crossrec
+        import numpy as np, pandas as pd, crossrec
         m = crossrec.Model.load({str(ml / 'cli_run' / 'model.safetensors')!r})
         f = pd.read_csv({str(ml / 'imp.csv')!r})
-        f = pd.concat([f] * 3, ignore_index=True)
-        m.score(f)
-        best = 9.9
-        for _ in range(3):
-            t0 = time.perf_counter(); m.score(f); m.score(f); seq = time.perf_counter() - t0
-            ts = [threading.Thread(target=m.score, args=(f,)) for _ in range(2)]
-            t0 = time.perf_counter()
-            for t in ts: t.start()
-            for t in ts: t.join()
-            par = time.perf_counter() - t0
-            best = min(best, par / seq)
-        print(best)
+        parts = [f.iloc[i::2].reset_index(drop=True) for i in range(2)]
+        want = [m.score(p) for p in parts]
+        got = [None, None]
+        def run(i):
+            for _ in range(3):
+                got[i] = m.score(parts[i])
+        ts = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+        print(all(np.array_equal(np.asarray(g), np.asarray(w)) for g, w in zip(got, want)))
     """)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    ratio = float(r.stdout.split()[-1])
-    if os.cpu_count() < 2:
-        pytest.skip("one CPU: threads cannot overlap")
-    if os.getloadavg()[0] > 1.5:  # other work holds the cores: a ratio means nothing then
-        pytest.skip(f"the machine is busy (load {os.getloadavg()[0]:.1f}); ratio {ratio:.2f}")
-    assert ratio < 0.8, f"two threads at once took {ratio:.2f}x the time of two calls in a row"
+    assert r.stdout.split()[-1] == "True"
 
 
 def test_pip_install_finds_its_library(tmp_path):

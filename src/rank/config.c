@@ -13,7 +13,7 @@
 
 const char *const cr_arch_names[] = {"shared_bottom", "mmoe", "ple", NULL};
 const char *const cr_loss_weighting_names[] = {"fixed", "uncertainty", NULL};
-const char *const cr_es_names[] = {"sum_loss", "per_task", "none", NULL};
+const char *const cr_es_names[] = {"sum_loss", "per_task", "none", "metric", NULL};
 
 static cr_status layers(const cr_yaml_node *m, const char *key, int *n, int *out, int def_n,
                         const int *def, cr_error *e) {

@@ -46,7 +46,7 @@ cr_status cr_model_cfg_from_json(cr_model_cfg *m, const char *json, cr_error *e)
 
 extern const char *const cr_arch_names[];         /* shared_bottom, mmoe, ple */
 extern const char *const cr_loss_weighting_names[]; /* fixed, uncertainty */
-extern const char *const cr_es_names[];             /* sum_loss, per_task, none */
+extern const char *const cr_es_names[];             /* sum_loss, per_task, none, metric */
 
 /* Write the config as `crossrec train` saves it beside the model
  * (OUT/config.yaml): the file at c->path re-emitted with data.path made

@@ -1,9 +1,10 @@
 /*
  * experiment.c - runs a distillation study end to end: teacher, labels,
- * every student variant per seed and data fraction, and the comparisons
- * (experiment_stats.c) into results.json and report.html. Every variant of
- * a student reads the same labelled rows with the same split and the same
- * epochs; only the distillation heads differ, so differences are the
+ * the control's search (experiment_tune.c), every student variant per
+ * seed and data fraction, and the comparisons (experiment_stats.c) into
+ * results.json and report.html. Every variant of a student reads the same
+ * labelled rows with the same split, the same tuned settings and the same
+ * stopping rule; only the distillation heads differ, so differences are the
  * technique's. Finished runs are reused when their inputs are unchanged.
  */
 #include "experiment_int.h"
@@ -153,7 +154,8 @@ cr_status study_load(study *st, const char *path, cr_error *e) {
     static const char *const keys[] = {"teacher", "map",     "target",    "students",
                                        "seeds",   "fractions", "epochs",  "max_steps",
                                        "threads", "bootstrap", "slice",   "keep_seed",
-                                       "min_positives", "sweep", NULL};
+                                       "min_positives", "convergence", "tune",
+                                       "control_check", "sweep", NULL};
     static const char *const tkeys[] = {"config", "model", NULL};
     static const char *const bkeys[] = {"resamples", "level", "seed", NULL};
     memset(st, 0, sizeof *st);
@@ -226,6 +228,7 @@ cr_status study_load(study *st, const char *path, cr_error *e) {
     int64_t bs;
     if ((s = cr_yaml_int(b, "seed", "bootstrap", 0, 7, 0, INT64_MAX, &bs, e))) goto done;
     st->boot_seed = (uint64_t)bs;
+    s = study_parse_controls(r, st, e);
 done:
     cr_yaml_free(doc);
     return s;
@@ -242,7 +245,7 @@ static uint64_t file_key(const char *path) {
     return cr_hash64(buf, (size_t)n);
 }
 
-static uint64_t text_key(const char *path) {
+uint64_t study_text_key(const char *path) {
     char *t = NULL;
     size_t n = 0;
     cr_error e = {0};
@@ -252,7 +255,7 @@ static uint64_t text_key(const char *path) {
     return h;
 }
 
-static int stamp_ok(const study_ctx *c, const char *dir, uint64_t key, const char *needed) {
+int study_stamp_ok(const study_ctx *c, const char *dir, uint64_t key, const char *needed) {
     char p[1400], want[32];
     if (!c->o->reuse && !c->reuse_all) return 0;
     snprintf(p, sizeof p, "%s/%s", dir, needed);
@@ -268,7 +271,7 @@ static int stamp_ok(const study_ctx *c, const char *dir, uint64_t key, const cha
     return ok;
 }
 
-static cr_status stamp_write(const char *dir, uint64_t key, cr_error *e) {
+cr_status study_stamp_write(const char *dir, uint64_t key, cr_error *e) {
     char p[1500], txt[32];
     if (snprintf(p, sizeof p, "%s/study_stamp.txt", dir) >= (int)sizeof p)
         return cr_err(e, CR_ERR_LIMIT, "%s: path too long", dir);
@@ -289,9 +292,15 @@ static int job_threads(const study_ctx *c, int own) {
     return n;
 }
 
-/* epochs and max_steps are the students' budget; threads apply to every job */
+/* epochs and max_steps are the students' budget, convergence their
+ * stopping rule; threads apply to every job */
 static void apply_overrides(const study_ctx *c, cr_rank_config *cfg, int student) {
     if (student && c->st.epochs > 0) cfg->train.epochs = c->st.epochs;
+    if (student && c->st.conv_mode >= 0) {
+        cfg->train.early_stopping = (cr_es_mode)c->st.conv_mode;
+        cfg->train.patience = c->st.conv_patience;
+        cfg->train.epochs = c->st.conv_max_epochs;
+    }
     if (student && c->st.max_steps > 0) cfg->train.max_steps = c->st.max_steps;
     cfg->train.threads = job_threads(c, cfg->train.threads);
 }
@@ -307,8 +316,8 @@ static cr_status get_teacher(study_ctx *c, cr_error *e) {
     snprintf(dir, sizeof dir, "%s/teacher", c->o->out_dir);
     snprintf(c->teacher_path, sizeof c->teacher_path, "%s/model.safetensors", dir);
     c->teacher_trained = 1;
-    uint64_t key = text_key(c->st.teacher_config) ^ file_key(c->st.teacher_config) * 3;
-    if (stamp_ok(c, dir, key, "metrics.json")) {
+    uint64_t key = study_text_key(c->st.teacher_config) ^ file_key(c->st.teacher_config) * 3;
+    if (study_stamp_ok(c, dir, key, "metrics.json")) {
         study_log(c, "teacher: reusing %s\n", c->teacher_path);
         return CR_OK;
     }
@@ -326,7 +335,7 @@ static cr_status get_teacher(study_ctx *c, cr_error *e) {
         return s;
     }
     study_log(c, "teacher: trained in %.1f s\n", cr_now() - t0);
-    return stamp_write(dir, key, e);
+    return study_stamp_write(dir, key, e);
 }
 
 /* The one call into labelling: the teacher scores every target row through
@@ -337,10 +346,10 @@ static cr_status label_target(study_ctx *c, cr_error *e) {
     CR_TRY(cr_mkdirs(dir, e));
     snprintf(c->labelled, sizeof c->labelled, "%s/labelled.csv", dir);
     snprintf(cov, sizeof cov, "%s/coverage.json", dir);
-    uint64_t key = file_key(c->teacher_path) ^ text_key(c->st.map) * 5 ^ file_key(c->st.target) * 7;
+    uint64_t key = file_key(c->teacher_path) ^ study_text_key(c->st.map) * 5 ^ file_key(c->st.target) * 7;
     for (int i = 0; i < c->o->n_map_default; i++)
         key ^= cr_hash64(c->o->map_default[i], strlen(c->o->map_default[i])) * (11 + 2 * (uint64_t)i);
-    if (!stamp_ok(c, dir, key, "labelled.csv")) {
+    if (!study_stamp_ok(c, dir, key, "labelled.csv")) {
         study_log(c, "labelling %s with the teacher\n", c->st.target);
         cr_label_opts lo = {.teacher = c->teacher_path, .map = c->st.map, .data = c->st.target,
                             .out = c->labelled, .coverage = cov, .dist = c->o->dist,
@@ -348,7 +357,7 @@ static cr_status label_target(study_ctx *c, cr_error *e) {
                             .n_force_default = c->o->n_map_default};
         job_threads(c, 0); /* labelling has no config of its own */
         CR_TRY(cr_distill_label(&lo, NULL, e));
-        CR_TRY(stamp_write(dir, key, e));
+        CR_TRY(study_stamp_write(dir, key, e));
     } else {
         study_log(c, "labels: reusing %s\n", c->labelled);
     }
@@ -442,7 +451,7 @@ static cr_status write_fractions(study_ctx *c, cr_error *e) {
         if ((s = cr_csv_writer_commit(w, e))) goto done;
         c->train_rows[f] = kept;
         /* by content: the file is rewritten on every run, with the same bytes */
-        c->frac_key[f] = text_key(c->frac_path[f]);
+        c->frac_key[f] = study_text_key(c->frac_path[f]);
         study_log(c, "fraction %g: %lld of %lld training rows -> %s\n", c->st.fractions[f],
                   (long long)kept, (long long)ds.n_split[0], c->frac_path[f]);
     }
@@ -503,6 +512,7 @@ cr_status study_variant_config(const study_ctx *c, int si, int f, int tech, uint
     cfg->data.split = CR_SPLIT_COLUMN;
     snprintf(cfg->data.split_column, sizeof cfg->data.split_column, "study_split");
     apply_overrides(c, cfg, 1);
+    study_apply_setting(c, si, cfg);
     cfg->train.seed = seed;
     build_distill(st, tech, &cfg->distill);
     cr_status s = cr_distill_apply(&cfg->distill, &cfg->schema, &cfg->data, &cfg->model, e);
@@ -529,12 +539,12 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
     if (r)
         snprintf(r->dir[RUN_IDX(r, f, v, sd)], sizeof r->dir[0], "runs/%s/%s/f%g/seed%llu",
                  st->name, cr_study_tech_names[tech], c->st.fractions[f], (unsigned long long)seed);
-    char desc[512];
-    int dn = snprintf(desc, sizeof desc, "%s|%d|%g|%llu|%d|%lld|%d", st->config, tech,
+    char desc[600];
+    int dn = snprintf(desc, sizeof desc, "%s|%d|%g|%llu|%d|%lld|%d|%g|%g", st->config, tech,
                       c->st.fractions[f], (unsigned long long)seed, c->st.epochs,
-                      (long long)c->st.max_steps, cfg.model.n_heads);
-    uint64_t key = cr_hash64(desc, (size_t)dn) ^ text_key(st->config) * 3 ^
-                   c->frac_key[f] * 5 ^ text_key(c->st.path) * 7;
+                      (long long)c->st.max_steps, cfg.model.n_heads, c->lr[si], c->width[si]);
+    uint64_t key = cr_hash64(desc, (size_t)dn) ^ study_text_key(st->config) * 3 ^
+                   c->frac_key[f] * 5 ^ study_text_key(c->st.path) * 7;
     cr_status s = CR_OK;
     c->run_no++;
     cr_progress_info pi = {"experiment", c->run_no - 1, c->n_runs, "runs", cr_now() - c->t_start, NAN};
@@ -543,7 +553,7 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
                    "runs are kept and reused by the next call", c->run_no, c->n_runs);
         goto done;
     }
-    if (stamp_ok(c, dir, key, "metrics.json")) {
+    if (study_stamp_ok(c, dir, key, "metrics.json")) {
         study_log(c, "[%d/%d] %s %s fraction %g seed %llu: reusing %s\n", c->run_no, c->n_runs,
                   st->name, cr_study_tech_names[tech], c->st.fractions[f],
                   (unsigned long long)seed, dir);
@@ -572,7 +582,7 @@ static cr_status run_one(study_ctx *c, int si, int f, int v, int sd, student_res
                   took, eta);
         cJSON_Delete(mj);
         free(metrics);
-        if ((s = stamp_write(dir, key, e))) goto done;
+        if ((s = study_stamp_write(dir, key, e))) goto done;
     }
     if (r) s = study_score_run(c, si, f, v, sd, &cfg, dir, r, e);
 done:
@@ -602,12 +612,28 @@ cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_erro
     memset(res, 0, sizeof res);
     cr_status s;
     double ts = t0;
+    if ((s = study_check_controls(&c.st, e))) goto done;
     if ((s = get_teacher(&c, e))) goto done;
     c.stage[0] = cr_now() - ts;
     ts = cr_now();
     if ((s = label_target(&c, e))) goto done;
     if ((s = write_fractions(&c, e))) goto done;
     c.stage[1] = cr_now() - ts;
+    ts = cr_now();
+    /* the control's setting first: every run of a student uses the pick.
+     * Under a job rank 0 searches and the others then reuse its runs. */
+    {
+        int P = cr_dist_size(o->dist), me = cr_dist_rank(o->dist);
+        if (P > 1 && me != 0) {
+            if ((s = cr_dist_barrier(o->dist, e))) goto done;
+            c.reuse_all = 1;
+        }
+        for (int si = 0; si < c.st.n_students; si++)
+            if ((s = study_tune(&c, si, e))) goto done;
+        c.reuse_all = 0;
+        if (P > 1 && me == 0 && (s = cr_dist_barrier(o->dist, e))) goto done;
+    }
+    c.stage[4] = cr_now() - ts;
     ts = cr_now();
     for (int si = 0; si < c.st.n_students; si++)
         c.n_runs += c.st.n_fracs * c.st.students[si].n_tech * c.st.n_seeds;
@@ -652,7 +678,10 @@ cr_status cr_experiment_run(const cr_experiment_opts *o, char **results, cr_erro
     if (!s && results) *results = txt;
     else free(txt);
 done:
-    for (int si = 0; si < CR_STUDY_MAX_STUDENTS; si++) student_res_free(&res[si]);
+    for (int si = 0; si < CR_STUDY_MAX_STUDENTS; si++) {
+        student_res_free(&res[si]);
+        cJSON_Delete(c.tune_json[si]);
+    }
     cJSON_Delete(c.coverage);
     return s;
 }

@@ -15,6 +15,7 @@
 #define CR_STUDY_MAX_TECH     5
 #define CR_STUDY_MAX_SEEDS    32
 #define CR_STUDY_MAX_FRACS    8
+#define CR_STUDY_MAX_TUNE     8   /* values of one tuned setting */
 
 enum { CR_STUDY_NONE = 0, CR_STUDY_AUX, CR_STUDY_SOFT, CR_STUDY_TEMPERED, CR_STUDY_NEW };
 extern const char *const cr_study_tech_names[]; /* none, aux_head, soft_label, aux_head_tempered, new_head */
@@ -56,6 +57,18 @@ typedef struct study {
     int      resamples;
     double   level;
     uint64_t boot_seed;
+    /* convergence: one stopping rule for the control and every variant */
+    int      conv_mode;       /* a cr_es_mode, or -1: each config's own early_stopping */
+    int      conv_patience, conv_max_epochs;
+    /* tune: the control's lr and width, chosen on validation */
+    int      tune;            /* 1 when the study has a tune section */
+    int      n_tune_lr, n_tune_width, n_tune_seeds;
+    double   tune_lr[CR_STUDY_MAX_TUNE], tune_width[CR_STUDY_MAX_TUNE];
+    uint64_t tune_seeds[CR_STUDY_MAX_SEEDS];
+    /* control_check: a regression task's no-model predictor, a linear fit
+     * on one numeric feature of the student */
+    int      n_cc;
+    char     cc_task[CR_MAX_TASKS][64], cc_feature[CR_MAX_TASKS][64];
 } study;
 
 typedef struct study_ctx {
@@ -74,8 +87,13 @@ typedef struct study_ctx {
     int  trained;        /* runs trained (not reused) so far, for the eta */
     double train_secs;   /* their seconds */
     double t_start;      /* when the study started (progress) */
-    /* seconds of each stage for results.json: teacher, labelling, runs, comparison */
-    double stage[4];
+    /* seconds of each stage for results.json: teacher, labelling, runs,
+     * comparison, tune (the control's search) */
+    double stage[5];
+    /* each student's lr and width scale for every run (0: the config's), set
+     * by the tune stage; tune_json[si] its record for results.json (cJSON) */
+    double lr[CR_STUDY_MAX_STUDENTS], width[CR_STUDY_MAX_STUDENTS];
+    void  *tune_json[CR_STUDY_MAX_STUDENTS];
 } study_ctx;
 
 /* One student's test data and every run's predictions and metrics. */
@@ -92,6 +110,8 @@ typedef struct student_res {
     cr_task_metrics tm[CR_MAX_TASKS][2]; /* teacher zero-shot: overall, slice */
     int64_t  count[CR_MAX_TASKS][2]; /* positives (binary) or rows (regression) on test, slice */
     double   pop_auc[CR_MAX_TASKS]; /* the popularity baseline's test AUC (binary; NaN = none) */
+    double   nomodel_r2[CR_MAX_TASKS]; /* the control_check feature's linear fit, test R2 (NaN = none) */
+    char     nomodel[CR_MAX_TASKS][64];  /* that feature's name, "" = none */
     float   *pred;               /* (F, V, S, K, n) served predictions */
     double  *val;                /* (F, V, S, K, 2, N_METRIC) */
     double  *agree;              /* (F, V, S, K) Pearson with the teacher column */
@@ -105,6 +125,20 @@ void      study_log(const study_ctx *c, const char *fmt, ...) __attribute__((for
 cr_status study_load(study *st, const char *path, cr_error *e);
 cr_status study_variant_config(const study_ctx *c, int si, int f, int tech, uint64_t seed,
                                cr_rank_config *cfg, cr_error *e);
+/* reuse: a run is kept when its directory holds `needed` and a stamp of key */
+uint64_t  study_text_key(const char *path);
+int       study_stamp_ok(const study_ctx *c, const char *dir, uint64_t key, const char *needed);
+cr_status study_stamp_write(const char *dir, uint64_t key, cr_error *e);
+/* experiment_tune.c: the tune stage for student si (a no-op without a tune
+ * section): the control trained per setting on the full fraction, picked
+ * on validation; sets c->lr[si], c->width[si] and c->tune_json[si]. */
+cr_status study_tune(study_ctx *c, int si, cr_error *e);
+/* The student's lr and width scale (c->lr[si], c->width[si]) on its config. */
+void      study_apply_setting(const study_ctx *c, int si, cr_rank_config *cfg);
+/* the convergence, tune and control_check sections of the study file */
+cr_status study_parse_controls(const cr_yaml_node *root, study *st, cr_error *e);
+/* Every control_check task is a task of some student (before any run). */
+cr_status study_check_controls(const study *st, cr_error *e);
 /* experiment_stats.c */
 cr_status study_reference(study_ctx *c, int si, student_res *r, cr_error *e);
 cr_status study_score_run(study_ctx *c, int si, int f, int v, int sd, const cr_rank_config *cfg,

@@ -166,11 +166,42 @@ static void control_line(const cJSON *fr, const char *tn, char *out, size_t cap)
         if (cJSON_IsTrue(get(v, "control"))) cc = get(get(get(v, "tasks"), tn), "control_check");
     if (!cc) return;
     int pass = cJSON_IsTrue(get(cc, "passes")), pop = !strcmp(str(cc, "baseline"), "popularity");
-    snprintf(out, cap, "control check: %s %.4f %s %s %.4f: %s", pop ? "AUC" : "R2",
-             num(cc, "control"), pass ? ">" : "<=", pop ? "popularity" : "the constant predictor",
-             num(cc, "baseline_value"),
+    double ctl = num(cc, "control"), base = num(cc, "baseline_value");
+    const cJSON *nm = get(cc, "no_model");
+    char extra[200] = "";
+    if (nm)
+        snprintf(extra, sizeof extra, "; %s the no-model linear fit on %s %.4f",
+                 ctl > num(nm, "value") ? ">" : "<=", str(nm, "feature"), num(nm, "value"));
+    snprintf(out, cap, "control check: %s %.4f %s %s %.4f%s: %s", pop ? "AUC" : "R2", ctl,
+             ctl > base ? ">" : "<=", pop ? "popularity" : "the constant predictor", base, extra,
              pass ? "passes" : "FAILS (a model-free predictor does as well; a gain over this "
                                "control says little)");
+}
+
+/* The study's convergence rule, as one sentence. */
+static void convergence_line(const cJSON *root, char *out, size_t cap) {
+    const cJSON *cv = get(root, "convergence");
+    if (!cJSON_IsNumber(get(cv, "patience")))
+        snprintf(out, cap, "convergence: each student config's own train.early_stopping");
+    else
+        snprintf(out, cap, "convergence (control and every variant): early_stopping %s, "
+                 "patience %.0f, at most %.0f epochs; each run keeps its best-validation weights",
+                 str(cv, "mode"), num(cv, "patience"), num(cv, "max_epochs"));
+}
+
+/* The control's search (results.json students[].tune) as text lines. */
+static void tune_text(FILE *f, const cJSON *stu) {
+    const cJSON *tj = get(stu, "tune"), *so, *pk = get(tj, "pick");
+    if (!tj) return;
+    fprintf(f, "\n%s | tune: the control at fraction %g, picked on validation (%s)\n",
+            str(stu, "name"), num(tj, "fraction"), str(tj, "criterion"));
+    cJSON_ArrayForEach(so, get(tj, "settings")) {
+        int picked = num(so, "lr") == num(pk, "lr") && num(so, "width") == num(pk, "width");
+        fprintf(f, "  lr %-8g width %-5g valid", num(so, "lr"), num(so, "width"));
+        const cJSON *v;
+        cJSON_ArrayForEach(v, get(so, "valid")) fprintf(f, " %s %.4f", v->string, v->valuedouble);
+        fprintf(f, " | score %.4f%s\n", num(so, "score"), picked ? "  <- picked" : "");
+    }
 }
 
 static const char *slice_name(const cJSON *root) {
@@ -191,8 +222,12 @@ cr_status cr_experiment_print_table(FILE *f, const char *results_json, cr_error 
     const char *sl = slice_name(root);
     double minpos = num(root, "min_positives");
     const cJSON *stu;
+    char conv[300];
+    convergence_line(root, conv, sizeof conv);
+    fprintf(f, "%s\n", conv);
     cJSON_ArrayForEach(stu, get(root, "students")) {
         const cJSON *fr;
+        tune_text(f, stu);
         cJSON_ArrayForEach(fr, get(stu, "fractions")) {
             const cJSON *task;
             cJSON_ArrayForEach(task, get(stu, "tasks")) {
@@ -414,6 +449,33 @@ static void chart_diffs(sbuf *b, const row *rows, int n, int slice, const char *
     chart(b, bars, m, -h, h, "%+.4f", title, axis);
 }
 
+/* The control's search: one row per setting, its validation metrics and
+ * score, the pick marked. */
+static void tune_html(sbuf *b, const cJSON *stu) {
+    const cJSON *tj = get(stu, "tune"), *so, *v, *pk = get(tj, "pick");
+    if (!tj) return;
+    put(b, "<h3>The control's learning rate and width, chosen on validation</h3>\n"
+        "<p class=\"note\">Fraction %g; ", num(tj, "fraction"));
+    esc(b, str(tj, "criterion"));
+    put(b, ". The pick trains the control and every variant; no test row is read.</p>\n"
+        "<table><tr><th>lr</th><th>width</th>");
+    const cJSON *first = cJSON_GetArrayItem(get(tj, "settings"), 0);
+    cJSON_ArrayForEach(v, get(first, "valid")) {
+        put(b, "<th>valid ");
+        esc(b, v->string);
+        put(b, "</th>");
+    }
+    put(b, "<th>score</th><th></th></tr>\n");
+    cJSON_ArrayForEach(so, get(tj, "settings")) {
+        int picked = num(so, "lr") == num(pk, "lr") && num(so, "width") == num(pk, "width");
+        put(b, "<tr class=\"%s\"><td>%g</td><td>%g</td>", picked ? "control" : "", num(so, "lr"),
+            num(so, "width"));
+        cJSON_ArrayForEach(v, get(so, "valid")) put(b, "<td>%.4f</td>", v->valuedouble);
+        put(b, "<td>%.4f</td><td>%s</td></tr>\n", num(so, "score"), picked ? "picked" : "");
+    }
+    put(b, "</table>\n");
+}
+
 static const char *css =
     "body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}"
     "h1{font-size:1.5em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ccc}"
@@ -470,11 +532,17 @@ cr_status cr_experiment_report_html(const char *results_json, const char *path, 
         "teacher (&Delta; and its verdict), while the teacher alone does not beat a "
         "well-trained control (the teacher row against the control row). Its numbers are on "
         "production data and are not comparable in size with these.</p>\n");
+    char conv[300];
+    convergence_line(root, conv, sizeof conv);
+    put(&b, "<p class=\"note\">");
+    esc(&b, conv);
+    put(&b, ".</p>\n");
     const cJSON *stu;
     cJSON_ArrayForEach(stu, get(root, "students")) {
         put(&b, "<h2>Student ");
         esc(&b, str(stu, "name"));
         put(&b, "</h2>\n");
+        tune_html(&b, stu);
         const cJSON *fr;
         cJSON_ArrayForEach(fr, get(stu, "fractions")) {
             const cJSON *task;

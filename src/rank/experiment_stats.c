@@ -52,6 +52,55 @@ static cr_status eval_pair(const student_res *r, int k, const float *p, cr_task_
     return CR_OK;
 }
 
+/* The control_check's no-model predictor of a regression task: y = a + b x
+ * on one numeric feature x (as the student reads it: transformed, empty
+ * cells at their default), a and b by least squares on the training rows
+ * under the task's mask; its R2 on the test rows. */
+static cr_status nomodel_fits(const study_ctx *c, const cr_rank_config *cfg, const cr_dataset *ds,
+                              const uint32_t *test_rows, student_res *r, cr_error *e) {
+    const cr_schema *sc = &cfg->schema;
+    for (int k = 0; k < r->K; k++) {
+        r->nomodel_r2[k] = NAN;
+        r->nomodel[k][0] = 0;
+        int i = 0;
+        while (i < c->st.n_cc && strcmp(c->st.cc_task[i], r->task[k])) i++;
+        if (i == c->st.n_cc) continue;
+        if (r->bin[k])
+            return cr_err(e, CR_ERR_CONFIG, "%s: control_check.%s: a binary task's check is the "
+                          "popularity baseline (eval.popularity_feature); name a feature for "
+                          "regression tasks only", c->st.path, r->task[k]);
+        int slot = -1;
+        for (int d = 0; d < ds->n_dense; d++)
+            if (!strcmp(sc->features[sc->dense_feat[d]].name, c->st.cc_feature[i])) slot = d;
+        if (slot < 0)
+            return cr_err(e, CR_ERR_CONFIG, "%s: control_check.%s: '%s' is not a numeric feature "
+                          "of %s", c->st.path, r->task[k], c->st.cc_feature[i], cfg->path);
+        double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+        for (int64_t row = 0; row < ds->n; row++) {
+            float mk = ds->mask[(size_t)k * (size_t)ds->n + (size_t)row];
+            if (ds->split[row] != CR_SPLIT_TRAIN || !(mk > 0)) continue;
+            double x = ds->dense[(size_t)row * (size_t)ds->n_dense + (size_t)slot];
+            double y = ds->label[(size_t)k * (size_t)ds->n + (size_t)row];
+            n++, sx += x, sy += y, sxx += x * x, sxy += x * y;
+        }
+        double var = sxx - sx * sx / (n > 0 ? n : 1);
+        double b = n > 1 && var > 0 ? (sxy - sx * sy / n) / var : 0, a = n > 0 ? (sy - b * sx) / n : 0;
+        float *p = malloc((size_t)r->n * sizeof(float));
+        if (!p) return cr_err(e, CR_ERR_NOMEM, "out of memory");
+        for (int64_t j = 0; j < r->n; j++)
+            p[j] = (float)(a + b * ds->dense[(size_t)test_rows[j] * (size_t)ds->n_dense + (size_t)slot]);
+        cr_eval_input in = {p, r->label + (size_t)k * (size_t)r->n, r->mask + (size_t)k * (size_t)r->n,
+                            NULL, NULL, NULL, r->n, 0, 0};
+        cr_task_metrics tm;
+        cr_status s = cr_eval_task(&in, &tm, e);
+        free(p);
+        if (s) return s;
+        r->nomodel_r2[k] = tm.r2;
+        snprintf(r->nomodel[k], sizeof r->nomodel[k], "%s", c->st.cc_feature[i]);
+    }
+    return CR_OK;
+}
+
 cr_status study_reference(study_ctx *c, int si, student_res *r, cr_error *e) {
     const study_student *st = &c->st.students[si];
     cr_rank_config cfg;
@@ -139,6 +188,7 @@ cr_status study_reference(study_ctx *c, int si, student_res *r, cr_error *e) {
                 r->tpred[(size_t)k * n + i] = ds.extra[(size_t)tcol[k] * (size_t)ds.n + row];
         }
     }
+    if ((s = nomodel_fits(c, &cfg, &ds, rows, r, e))) goto fail;
     /* what an AUC or R2 rests on: the positives (binary) or rows (regression)
      * each task has on the test rows and on the slice */
     for (int k = 0; k < K; k++)
@@ -317,7 +367,8 @@ static int add_count(const study_ctx *c, const student_res *r, int k, int q, cJS
 
 /* A control that a model-free predictor beats cannot show what distillation
  * adds: its mean over seeds against the popularity baseline (binary tasks,
- * AUC) or the constant predictor (regression, R2 0). */
+ * AUC) or the constant predictor (regression, R2 0) and, when the study
+ * names one, the no-model linear fit on one feature (regression). */
 static void control_check(const student_res *r, int f, int k, cJSON *t) {
     double sum = 0, base = r->bin[k] ? r->pop_auc[k] : 0.0;
     int m = r->bin[k] ? M_AUC : M_R2, n = 0;
@@ -327,11 +378,20 @@ static void control_check(const student_res *r, int f, int k, cJSON *t) {
     }
     if (!n || !isfinite(base)) return; /* no metric, or no popularity feature */
     cJSON *o = cJSON_AddObjectToObject(t, "control_check");
+    int pass = sum / n > base;
     cJSON_AddStringToObject(o, "metric", metric_names[m]);
     cJSON_AddStringToObject(o, "baseline", r->bin[k] ? "popularity" : "constant");
     cJSON_AddNumberToObject(o, "baseline_value", base);
     cJSON_AddNumberToObject(o, "control", sum / n);
-    cJSON_AddBoolToObject(o, "passes", sum / n > base);
+    if (!r->bin[k] && r->nomodel[k][0]) {
+        cJSON *nm = cJSON_AddObjectToObject(o, "no_model");
+        cJSON_AddStringToObject(nm, "feature", r->nomodel[k]);
+        cJSON_AddStringToObject(nm, "fit", "least squares on the training rows");
+        cJSON_AddNumberToObject(nm, "value", r->nomodel_r2[k]);
+        cJSON_AddBoolToObject(nm, "passes", sum / n > r->nomodel_r2[k]);
+        pass &= sum / n > r->nomodel_r2[k];
+    }
+    cJSON_AddBoolToObject(o, "passes", pass);
 }
 
 static cr_status task_json(study_ctx *c, const student_res *r, int f, int v, int k, cJSON *t,
@@ -444,6 +504,14 @@ cr_status study_results_json(study_ctx *c, student_res *res, double t0, char **o
     else cJSON_AddNullToObject(root, "slice");
     cJSON_AddNumberToObject(root, "min_positives", st->min_positives);
     cJSON_AddNumberToObject(root, "level", st->level);
+    cJSON *cv = cJSON_AddObjectToObject(root, "convergence");
+    if (st->conv_mode >= 0) {
+        cJSON_AddStringToObject(cv, "mode", cr_es_names[st->conv_mode]);
+        cJSON_AddNumberToObject(cv, "patience", st->conv_patience);
+        cJSON_AddNumberToObject(cv, "max_epochs", st->conv_max_epochs);
+    } else {
+        cJSON_AddStringToObject(cv, "mode", "each config's own");
+    }
     cJSON *bo = cJSON_AddObjectToObject(root, "bootstrap");
     cJSON_AddNumberToObject(bo, "resamples", st->resamples);
     cJSON_AddNumberToObject(bo, "seed", (double)st->boot_seed);
@@ -480,6 +548,10 @@ cr_status study_results_json(study_ctx *c, student_res *res, double t0, char **o
         cJSON_AddStringToObject(so, "name", ss->name);
         cJSON_AddStringToObject(so, "config", ss->config);
         cJSON_AddNumberToObject(so, "test_rows", (double)r->n);
+        if (c->tune_json[si]) { /* the control's search, now owned by root */
+            cJSON_AddItemToObject(so, "tune", c->tune_json[si]);
+            c->tune_json[si] = NULL;
+        }
         cJSON *ta = cJSON_AddArrayToObject(so, "tasks");
         for (int k = 0; k < r->K; k++) {
             cJSON *t = cJSON_CreateObject();
@@ -538,8 +610,9 @@ cr_status study_results_json(study_ctx *c, student_res *res, double t0, char **o
     if (pm.printed) cr_meter_update(&pm, n_done, (double)n_done, NULL, NULL, 1);
     cr_meter_done(&pm);
     c->stage[3] = cr_now() - tc;
-    static const char *const stage_names[4] = {"teacher", "labelling", "runs", "comparison"};
-    for (int i = 0; i < 4; i++) cJSON_AddNumberToObject(stages, stage_names[i], c->stage[i]);
+    static const char *const stage_names[5] = {"teacher", "labelling", "runs", "comparison",
+                                               "tune"};
+    for (int i = 0; i < 5; i++) cJSON_AddNumberToObject(stages, stage_names[i], c->stage[i]);
     cJSON_SetNumberValue(secs, cr_now() - t0);
     if (!s) {
         *out = cJSON_Print(root);

@@ -14,6 +14,7 @@
 #include "../core/ptable_io.h"
 #include "../train/dp.h"
 #include "loss.h"
+#include "metrics.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -114,8 +115,49 @@ static void set_blends(cr_ranker *m, float *saved, int restore) {
     }
 }
 
-/* Validation losses per task (served heads), scored higher-is-better. */
-static cr_status evaluate_valid(fit_ctx *c, double *task_loss, double *overall, cr_error *e) {
+/* Metric mode: each served task's primary validation metric (AUC for a
+ * binary task, R^2 for a regression task, under the task's mask) into
+ * metric[k], and their mean into *overall. Distillation heads are not
+ * served and never count. */
+static cr_status valid_metrics(fit_ctx *c, const float *pred, double *metric, double *overall,
+                               cr_error *e) {
+    const cr_schema *sc = &c->cfg->schema;
+    int64_t n = c->n_valid;
+    float *lab = malloc((size_t)n * sizeof(float)), *msk = malloc((size_t)n * sizeof(float));
+    cr_status s = CR_OK;
+    double sum = 0;
+    int used = 0;
+    if (!lab || !msk) {
+        s = cr_err(e, CR_ERR_NOMEM, "out of memory for validation metrics");
+        goto done;
+    }
+    for (int k = 0; k < sc->n_tasks; k++) {
+        int h = cr_rank_task_head(c->m, k), bin = sc->tasks[k].kind == CR_TASK_BINARY;
+        metric[k] = NAN;
+        if (h < 0) continue;
+        for (int64_t i = 0; i < n; i++) {
+            lab[i] = c->ds.label[(size_t)k * (size_t)c->ds.n + c->valid_rows[i]];
+            msk[i] = c->ds.mask[(size_t)k * (size_t)c->ds.n + c->valid_rows[i]];
+        }
+        cr_eval_input in = {pred + (size_t)h * (size_t)n, lab, msk, NULL, NULL, NULL, n, bin, 0};
+        cr_task_metrics tm;
+        if ((s = cr_eval_task(&in, &tm, e))) goto done;
+        metric[k] = bin ? tm.auc : tm.r2;
+        if (isfinite(metric[k])) sum += metric[k], used++;
+    }
+    /* no task with a defined metric: never an improvement */
+    *overall = used ? sum / used : -INFINITY;
+done:
+    free(lab);
+    free(msk);
+    return s;
+}
+
+/* Validation losses per task (served heads), scored higher-is-better; in
+ * metric mode also each task's primary metric (metric, NULL otherwise),
+ * whose mean is then *overall. */
+static cr_status evaluate_valid(fit_ctx *c, double *task_loss, double *metric, double *overall,
+                                cr_error *e) {
     cr_ranker *m = c->m;
     int K = c->cfg->schema.n_tasks, NH = m->cfg.n_heads;
     float *pred = malloc((size_t)NH * (size_t)c->n_valid * sizeof(float));
@@ -126,24 +168,25 @@ static cr_status evaluate_valid(fit_ctx *c, double *task_loss, double *overall, 
     cr_status s = cr_rank_predict_rows_dist(c->o->dist, m, &c->ds, c->valid_rows, c->n_valid, 1024,
                                             pred, hl, e);
     set_blends(m, blends, 1);
-    free(pred);
-    if (s) return s;
     *overall = 0;
     for (int k = 0; k < K; k++) {
         int h = cr_rank_task_head(m, k);
         task_loss[k] = h >= 0 ? hl[h] : NAN;
         if (h >= 0 && isfinite(hl[h])) *overall -= c->head_weight[h] * hl[h];
     }
-    return CR_OK;
+    if (!s && metric) s = valid_metrics(c, pred, metric, overall, e);
+    free(pred);
+    return s;
 }
 
 static cr_status do_eval(fit_ctx *c, int *stop, cr_error *e) {
     int K = c->cfg->schema.n_tasks;
-    double tl[CR_MAX_TASKS], score[CR_MAX_TASKS], overall = 0;
+    double tl[CR_MAX_TASKS], score[CR_MAX_TASKS], metric[CR_MAX_TASKS], overall = 0;
+    int by_metric = c->cfg->train.early_stopping == CR_ES_METRIC;
     /* unseen ids read an untrained row 0 unless it is made neutral (oov.c) */
     CR_TRY(cr_rank_oov_fill(c->m, &c->cfg->schema, &c->ds, c->train_rows, c->n_train, e));
-    CR_TRY(evaluate_valid(c, tl, &overall, e));
-    for (int k = 0; k < K; k++) score[k] = -tl[k];
+    CR_TRY(evaluate_valid(c, tl, by_metric ? metric : NULL, &overall, e));
+    for (int k = 0; k < K; k++) score[k] = by_metric ? metric[k] : -tl[k];
     uint32_t frozen = 0;
     int improved = cr_es_update(&c->st.es, c->st.step, overall, score, &frozen, stop);
     c->evals++;
@@ -151,7 +194,13 @@ static cr_status do_eval(fit_ctx *c, int *stop, cr_error *e) {
         if (c->o->log && isatty(fileno(c->o->log))) fputc('\n', c->o->log);
         logf_(c, "eval step %lld: valid loss", (long long)c->st.step);
         for (int k = 0; k < K; k++) logf_(c, " %s %.5f", c->cfg->schema.tasks[k].name, tl[k]);
-        logf_(c, " | sum %.5f%s\n", -overall, improved ? " (best)" : "");
+        if (by_metric) {
+            logf_(c, " | valid");
+            for (int k = 0; k < K; k++) logf_(c, " %s %.4f", c->cfg->schema.tasks[k].name, metric[k]);
+            logf_(c, " | mean %.5f%s\n", overall, improved ? " (best)" : "");
+        } else {
+            logf_(c, " | sum %.5f%s\n", -overall, improved ? " (best)" : "");
+        }
     }
     for (int k = 0; k < K; k++)
         if (frozen & (1u << k)) {
@@ -279,8 +328,9 @@ static cr_status write_metrics(fit_ctx *c, int stopped_early, char **metrics, cr
     cJSON_AddNumberToObject(tr, "examples_per_second", c->seconds > 0 ? (double)c->st.examples / c->seconds : 0);
     cJSON_AddNumberToObject(tr, "best_step", (double)c->st.es.best_step);
     cJSON_AddBoolToObject(tr, "stopped_early", stopped_early);
-    cJSON_AddStringToObject(tr, "early_stopping", cfg->train.early_stopping == CR_ES_SUM_LOSS ? "sum_loss"
-                                                  : cfg->train.early_stopping == CR_ES_PER_TASK ? "per_task" : "none");
+    cJSON_AddStringToObject(tr, "early_stopping", cr_es_names[cfg->train.early_stopping]);
+    if (cfg->train.early_stopping == CR_ES_METRIC)
+        cJSON_AddNumberToObject(tr, "best_valid_metric", c->st.es.best);
     cJSON_AddNumberToObject(tr, "threads", cr_get_threads());
     cJSON_AddStringToObject(tr, "precision", precision_name(cfg->train.precision));
     cJSON_AddNumberToObject(tr, "parameters", (double)(c->m->params.total));
@@ -304,7 +354,7 @@ static cr_status write_metrics(fit_ctx *c, int stopped_early, char **metrics, cr
     const int splits[2] = {CR_SPLIT_VALID, CR_SPLIT_TEST};
     const char *names[2] = {"valid", "test"};
     for (int i = 0; i < 2; i++) {
-        if (c->ds.n_split[splits[i]] == 0) continue;
+        if (c->ds.n_split[splits[i]] == 0 || (splits[i] == CR_SPLIT_TEST && c->o->no_test)) continue;
         cJSON *o = cJSON_AddObjectToObject(root, names[i]);
         float blends[CR_MODEL_MAX_HEADS];
         set_blends(c->m, blends, 0);
@@ -609,10 +659,11 @@ cr_status cr_rank_fit(cr_rank_config *cfg, const cr_fit_opts *opts, char **metri
     }
     cr_progress_done(&pg);
     c.seconds = cr_now() - tstart;
-    /* sum_loss keeps the best model by the overall criterion; per_task
+    /* sum_loss and metric keep the best model by the overall criterion; per_task
      * keeps the final one, whose frozen towers stopped at their own best;
      * none selects nothing: the final step's weights are the model. */
-    if (t->early_stopping == CR_ES_SUM_LOSS && c.st.es.best_step >= 0) {
+    if ((t->early_stopping == CR_ES_SUM_LOSS || t->early_stopping == CR_ES_METRIC) &&
+        c.st.es.best_step >= 0) {
         memcpy(c.m->params.data, c.best_params, c.m->params.total * sizeof(float));
         memcpy(c.m->tables.data, c.best_tables, c.m->tables.total * sizeof(float));
     }

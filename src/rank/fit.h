@@ -18,6 +18,7 @@ typedef struct cr_fit_opts {
     cr_ctx     *ctx;      /* progress and cancel; NULL = none */
     const cr_dist *dist;  /* data-parallel over this job's ranks (docs/distributed.md); NULL = alone */
     int        *finished; /* if not NULL, set to 1 when resume found a finished run */
+    int         no_test;  /* 1: metrics.json scores no test rows (a run chosen on validation) */
 } cr_fit_opts;
 
 /* Train per cfg (whose schema gets fitted on the training split) and write

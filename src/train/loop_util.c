@@ -48,7 +48,7 @@ int cr_es_update(cr_early_stop *s, int64_t step, double overall, const double *t
     } else {
         s->bad++;
     }
-    if (s->mode == CR_ES_SUM_LOSS) {
+    if (s->mode == CR_ES_SUM_LOSS || s->mode == CR_ES_METRIC) {
         *stop = s->bad >= s->patience;
         return improved;
     }

@@ -15,7 +15,8 @@
 typedef enum {
     CR_ES_SUM_LOSS = 0, /* stop when the sum of weighted validation losses stops improving */
     CR_ES_PER_TASK = 1, /* freeze each task's tower and head when its own metric stops improving */
-    CR_ES_NONE = 2
+    CR_ES_NONE = 2,
+    CR_ES_METRIC = 3    /* stop when the mean of the served tasks' validation AUC / R^2 stops improving */
 } cr_es_mode;
 
 typedef struct cr_train_cfg {
@@ -37,7 +38,8 @@ typedef struct cr_train_cfg {
 void cr_train_cfg_default(cr_train_cfg *c);
 
 /* ---- early stopping ------------------------------------------------------------
- * Validation scores are "higher is better" (callers pass -loss for losses).
+ * Validation scores are "higher is better" (callers pass -loss for losses,
+ * or the mean primary metric in metric mode, which stops like sum-loss mode).
  * In per-task mode each task has its own best score and patience counter;
  * a task whose counter runs out is frozen (its loss dropped, its tower and
  * heads no longer updated) and training stops when every task is frozen. */
