@@ -169,7 +169,13 @@ static const cfg_key keys[] = {
     {"study.sweep", "student", "name", "the first", "the student whose gains the maps show"},
     {"study.sweep", "task", "task", "click", "the task whose primary metric (AUC, R2) the maps show"},
     {"study.sweep", "defaultable", "list", "[]", "map features the defaulted knob reads as the teacher's default, in order"},
+    {"study.sweep", "base", "map", "the synth file's", "knobs (as in maps) every cell starts from instead of the synth file's"},
     {"study.sweep", "maps", "list", "", "1..4 grids of two knobs (required)"},
+
+    {"study.sweep.base", "target_requests", "number", "the synth file's", "the target's requests"},
+    {"study.sweep.base", "source_requests", "number", "the synth file's", "the source's requests"},
+    {"study.sweep.base", "specific", "number", "the synth file's", "the target's own taste weight"},
+    {"study.sweep.base", "defaulted", "number", "0", "share of defaultable read as the default"},
 
     {"study.sweep.maps[]", "x", "enum", "", "target_requests, source_requests, specific (the target's own taste: domain shift) or defaulted (share of defaultable)"},
     {"study.sweep.maps[]", "x_values", "numbers", "", "1..8 values of x"},

@@ -72,6 +72,7 @@ probe_file() {
         study.bootstrap) boot="bootstrap: {$z}" ;;
         study.sweep) boot="sweep: {$z}" ;;
         "study.sweep.maps[]") boot="sweep: {synth: s.yaml, maps: [{$z}]}" ;;
+        study.sweep.base) boot="sweep: {synth: s.yaml, base: {$z}, maps: []}" ;;
         study.convergence) boot="convergence: {$z}" ;;
         study.tune) boot="tune: {$z}" ;;
         *) return 1 ;;

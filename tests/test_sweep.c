@@ -46,6 +46,7 @@ static const char *good_sweep =
     "sweep:\n"
     "  synth: synth.yaml\n"
     "  defaultable: [genre, item_quality]\n"
+    "  base: {target_requests: 80}\n"
     "  maps:\n"
     "    - {x: target_requests, x_values: [80, 40], y: specific, y_values: [0.5]}\n"
     "    - {x: defaulted, x_values: [0, 1], y: source_requests, y_values: [300]}\n";
@@ -182,6 +183,9 @@ static void test_sweep_errors(void **st) {
                       "y_values: [2]}]}\n", CR_ERR_CONFIG, "sweep.defaultable");
     expect_error(dir, "sweep: {synth: synth.yaml, maps: [{x: defaulted, x_values: [2], y: specific, "
                       "y_values: [2]}], defaultable: [genre]}\n", CR_ERR_CONFIG, "x_values");
+    expect_error(dir, "sweep: {synth: synth.yaml, base: {traffic: 2}, maps: [{x: specific, "
+                      "x_values: [1], y: source_requests, y_values: [300]}]}\n", CR_ERR_CONFIG,
+                 "sweep.base");
     expect_error(dir, "sweep: {synth: synth.yaml, task: nope, maps: [{x: specific, x_values: [1], "
                       "y: source_requests, y_values: [300]}]}\n", CR_ERR_CONFIG, "'nope'");
     expect_error(dir, "sweep: {synth: synth.yaml, defaultable: [hour], maps: [{x: defaulted, "

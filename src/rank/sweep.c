@@ -40,6 +40,8 @@ typedef struct sw_map {
 
 typedef struct sw_cfg {
     char   synth[1024];
+    int    has_base[K_COUNT]; /* base: knobs set instead of the synth file's */
+    double base[K_COUNT];
     char   student[64], task[64];
     int    n_def;
     char   defaultable[SW_MAX_DEF][64];
@@ -89,7 +91,8 @@ static cr_status resolve_rel(char *out, size_t cap, const char *base_file, const
 
 /* *has = 0 when the study file has no sweep section. */
 static cr_status sweep_load(sw_cfg *c, const char *path, int *has, cr_error *e) {
-    static const char *const keys[] = {"synth", "student", "task", "defaultable", "maps", NULL};
+    static const char *const keys[] = {"synth", "student", "task", "defaultable", "base", "maps",
+                                       NULL};
     memset(c, 0, sizeof *c);
     *has = 0;
     cr_yaml_doc *doc;
@@ -109,6 +112,19 @@ static cr_status sweep_load(sw_cfg *c, const char *path, int *has, cr_error *e) 
     if ((st = cr_yaml_strs(s, "defaultable", "sweep", 0, &c->defaultable[0][0], 64, SW_MAX_DEF,
                            &c->n_def, e)))
         goto done;
+    const cr_yaml_node *bn = cr_yaml_get(s, "base");
+    if (bn) {
+        if ((st = cr_yaml_expect(bn, CR_YAML_MAP, "sweep.base", e))) goto done;
+        if ((st = cr_yaml_check_keys(bn, knob_names, "sweep.base", e))) goto done;
+        for (int k = 0; k < K_COUNT; k++) {
+            if (!cr_yaml_get(bn, knob_names[k])) continue;
+            double lo = k == K_DEFAULTED || k == K_SPECIFIC ? 0 : 10;
+            double hi = k == K_DEFAULTED ? 1 : k == K_SPECIFIC ? 10 : 1e9;
+            if ((st = cr_yaml_double(bn, knob_names[k], "sweep.base", 1, 0, lo, hi, &c->base[k], e)))
+                goto done;
+            c->has_base[k] = 1;
+        }
+    }
     const cr_yaml_node *ml = cr_yaml_get(s, "maps");
     if ((st = cr_yaml_expect(ml, CR_YAML_SEQ, "sweep.maps", e))) goto done;
     if (ml->n < 1 || ml->n > SW_MAX_MAPS) {
@@ -324,8 +340,13 @@ cr_status cr_sweep_run(const cr_experiment_opts *o, char **results, cr_error *e)
     CR_TRY(cr_synth_cfg_load(&base, c.synth, e));
     CR_TRY(cr_mkdirs(o->out_dir, e));
     double t0 = cr_now();
-    const double bk[K_COUNT] = {(double)base.target.requests, (double)base.source.requests,
-                                base.target.specific, 0.0};
+    double bk[K_COUNT] = {(double)base.target.requests, (double)base.source.requests,
+                          base.target.specific, 0.0};
+    for (int k = 0; k < K_COUNT; k++)
+        if (c.has_base[k]) bk[k] = c.base[k];
+    if (c.has_base[K_DEFAULTED] && c.n_def == 0)
+        return cr_err(e, CR_ERR_CONFIG, "%s: sweep.base.defaulted needs sweep.defaultable",
+                      o->config);
     static sw_cell cells[SW_MAX_CELLS];
     int n = 0, idx[SW_MAX_MAPS][SW_MAX_VALUES][SW_MAX_VALUES];
     for (int m = 0; m < c.n_maps; m++)
