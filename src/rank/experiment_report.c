@@ -778,12 +778,15 @@ static void sweep_html(sbuf *b, const cJSON *root) {
         cJSON_ArrayForEach(m, get(root, "maps")) {
             const cJSON *xv = get(m, "x_values"), *yv = get(m, "y_values");
             int nx = cJSON_GetArraySize(xv), ny = cJSON_GetArraySize(yv);
-            int W = ML + nx * CW + 10, H = MT + ny * CH + MB;
+            char title[256];
+            snprintf(title, sizeof title, "%s (rows) by %s", sweep_knob_text(str(m, "y")),
+                     sweep_knob_text(str(m, "x")));
+            /* wide enough for the title (about 7 px a character at 12 px) */
+            int W = ML + nx * CW + 10, H = MT + ny * CH + MB, TW = (int)(7.2 * strlen(title));
+            if (TW > W) W = TW;
             put(b, "<svg width=\"%d\" height=\"%d\" role=\"img\"><text class=\"ct\" x=\"0\" "
                 "y=\"14\">", W, H);
-            esc(b, sweep_knob_text(str(m, "y")));
-            put(b, " (rows) by ");
-            esc(b, sweep_knob_text(str(m, "x")));
+            esc(b, title);
             put(b, "</text>\n");
             cJSON_ArrayForEach(c, get(m, "cells")) {
                 int i = (int)num(c, "i"), j = (int)num(c, "j");
