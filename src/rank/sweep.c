@@ -80,15 +80,6 @@ static cr_status parse_map(const cr_yaml_node *n, const char *path, sw_map *m, c
     return CR_OK;
 }
 
-static cr_status resolve_rel(char *out, size_t cap, const char *base_file, const char *p,
-                             cr_error *e) {
-    const char *slash = strrchr(base_file, '/');
-    int dl = slash && p[0] != '/' ? (int)(slash - base_file) : 0;
-    int n = dl ? snprintf(out, cap, "%.*s/%s", dl, base_file, p) : snprintf(out, cap, "%s", p);
-    if (n < 0 || (size_t)n >= cap) return cr_err(e, CR_ERR_LIMIT, "%s: path '%s' too long", base_file, p);
-    return CR_OK;
-}
-
 /* *has = 0 when the study file has no sweep section. */
 static cr_status sweep_load(sw_cfg *c, const char *path, int *has, cr_error *e) {
     static const char *const keys[] = {"synth", "student", "task", "defaultable", "base", "maps",
@@ -105,7 +96,9 @@ static cr_status sweep_load(sw_cfg *c, const char *path, int *has, cr_error *e) 
     if ((st = cr_yaml_expect(s, CR_YAML_MAP, "sweep", e))) goto done;
     if ((st = cr_yaml_check_keys(s, keys, "sweep", e))) goto done;
     if ((st = cr_yaml_str(s, "synth", "sweep", 1, NULL, rel, sizeof rel, e))) goto done;
-    if ((st = resolve_rel(c->synth, sizeof c->synth, path, rel, e))) goto done;
+    if ((st = cr_config_resolve_path(cr_yaml_get(s, "synth"), path, rel, "sweep.synth", c->synth,
+                                     sizeof c->synth, e)))
+        goto done;
     if ((st = cr_yaml_str(s, "student", "sweep", 0, "", c->student, sizeof c->student, e)))
         goto done;
     if ((st = cr_yaml_str(s, "task", "sweep", 0, "click", c->task, sizeof c->task, e))) goto done;
